@@ -1,0 +1,23 @@
+//! wscap: a discrete-event capacity simulator for real-time WebSocket
+//! backends.
+//!
+//! The library is layered: [`time`], [`engine`] and [`rng`] are the kernel
+//! and know nothing of WebSockets; [`model`] holds the parts of the system
+//! (balancer, backoff, hashing); [`sim`] wires them into one replication
+//! through events; [`experiment`] runs replications in parallel; [`scenario`]
+//! reads scenario files and [`report`] writes results. Only `scenario` and
+//! `report` touch the filesystem.
+
+pub mod check;
+pub mod dist;
+pub mod engine;
+pub mod experiment;
+pub mod metrics;
+pub mod model;
+pub mod report;
+pub mod rng;
+pub mod scenario;
+pub mod sim;
+pub mod stats;
+pub mod time;
+pub mod units;

@@ -1,0 +1,7 @@
+//! The models of the system's parts. Each owns its own state and knows
+//! nothing of the others: the simulation (`crate::sim`) connects them
+//! through events.
+
+pub mod backoff;
+pub mod balancer;
+pub mod hashing;

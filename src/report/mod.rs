@@ -1,0 +1,1 @@
+//! Output writing (placeholder being written).

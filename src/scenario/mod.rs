@@ -1,0 +1,569 @@
+//! Scenario files: reading, validating and locating errors.
+//!
+//! This is one of the only modules that touch the filesystem (the scenario
+//! file itself and empirical-distribution CSVs beside it). Everything it
+//! hands on is checked: a [`Scenario`] that loads is one the engine can run.
+//! Errors name the file, line, column and field, with the valid choices.
+
+mod types;
+
+pub use types::*;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::dist::{Dist, unit_scale};
+
+/// One problem in a scenario file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// 1-based line and column, when the field could be located.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The field, as a dotted path (`balancer.health_check.inter`).
+    pub field: String,
+    pub message: String,
+}
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read the scenario: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render(file, problems))]
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+impl ScenarioError {
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            ScenarioError::Read { .. } => &[],
+            ScenarioError::Invalid { problems, .. } => problems,
+        }
+    }
+}
+
+fn render(file: &Path, problems: &[Problem]) -> String {
+    let mut s = String::new();
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            s.push('\n');
+        }
+        s.push_str(&file.display().to_string());
+        if let Some(l) = p.line {
+            s.push_str(&format!(":{l}"));
+            if let Some(c) = p.column {
+                s.push_str(&format!(":{c}"));
+            }
+        }
+        if p.field.is_empty() {
+            s.push_str(&format!(": {}", p.message));
+        } else {
+            s.push_str(&format!(": field `{}`: {}", p.field, p.message));
+        }
+    }
+    s
+}
+
+/// Reads and validates a scenario file. Relative paths inside it (empirical
+/// CSVs) are resolved against the file's folder.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "scenario".into());
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&src, path, &stem, base)
+}
+
+/// Parses and validates scenario text. `file` is only used in messages;
+/// `default_name` names the scenario if the file does not.
+pub fn parse(
+    src: &str,
+    file: &Path,
+    default_name: &str,
+    base_dir: &Path,
+) -> Result<Scenario, ScenarioError> {
+    let invalid = |problems| ScenarioError::Invalid {
+        file: file.to_path_buf(),
+        problems,
+    };
+    let mut sc: Scenario = toml::from_str(src).map_err(|e| invalid(vec![de_problem(src, &e)]))?;
+    if sc.name.is_empty() {
+        sc.name = default_name.to_string();
+    }
+    let mut problems = validate(&sc);
+    if problems.is_empty() {
+        problems.extend(load_empirical(&mut sc, base_dir));
+    }
+    if problems.is_empty() {
+        return Ok(sc);
+    }
+    let doc = toml_edit::Document::parse(src).ok();
+    for p in &mut problems {
+        if let Some(doc) = &doc
+            && let Some(off) = locate(doc, &p.field)
+        {
+            let (l, c) = line_col(src, off);
+            p.line = Some(l);
+            p.column = Some(c);
+        }
+    }
+    Err(invalid(problems))
+}
+
+/// Turns a TOML/serde error into a located problem, guessing the field from
+/// the text around the span.
+fn de_problem(src: &str, e: &toml::de::Error) -> Problem {
+    let (line, column, field) = match e.span() {
+        Some(span) => {
+            let (l, c) = line_col(src, span.start);
+            (Some(l), Some(c), field_at(src, span.start))
+        }
+        None => (None, None, String::new()),
+    };
+    Problem {
+        line,
+        column,
+        field,
+        message: e.message().trim().to_string(),
+    }
+}
+
+fn line_col(src: &str, offset: usize) -> (usize, usize) {
+    let before = &src[..offset.min(src.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, col)
+}
+
+/// Best-effort dotted path of the key at `offset`: the nearest table header
+/// above it plus the key(s) on its line.
+fn field_at(src: &str, offset: usize) -> String {
+    let offset = offset.min(src.len());
+    let line_start = src[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line_end = src[offset..].find('\n').map(|i| offset + i).unwrap_or(src.len());
+    let line = &src[line_start..line_end];
+    let table = src[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        .unwrap_or_default();
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('[') {
+        return trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string();
+    }
+    // Keys on this line up to the offset: `a = { b = 1, c = "x" }` at "x" gives a.c
+    let upto = &line[..(offset - line_start).min(line.len())];
+    let mut keys: Vec<String> = Vec::new();
+    let mut depth_keys: Vec<usize> = Vec::new();
+    let mut last_key = String::new();
+    let mut token = String::new();
+    for ch in upto.chars() {
+        match ch {
+            '=' => {
+                last_key = token.trim().trim_matches('"').to_string();
+                token.clear();
+            }
+            '{' => {
+                depth_keys.push(keys.len());
+                keys.push(last_key.clone());
+                token.clear();
+            }
+            '}' => {
+                if let Some(n) = depth_keys.pop() {
+                    keys.truncate(n);
+                }
+                token.clear();
+            }
+            ',' => token.clear(),
+            _ => token.push(ch),
+        }
+    }
+    // The key whose value the offset sits in; or, if the offset is on a key, that key.
+    let at_key: String = line[(offset - line_start).min(line.len())..]
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+        .collect();
+    let rest = &line[(offset - line_start).min(line.len())..];
+    let on_key = !at_key.is_empty() && rest[at_key.len()..].trim_start().starts_with('=');
+    let mut parts: Vec<String> = Vec::new();
+    if !table.is_empty() {
+        parts.push(table);
+    }
+    parts.extend(keys.into_iter().filter(|k| !k.is_empty()));
+    if on_key {
+        parts.push(at_key);
+    } else if !last_key.is_empty() {
+        parts.push(last_key);
+    }
+    parts.join(".")
+}
+
+/// Byte offset of a dotted field path (`population[1].arrival.rate`) in the
+/// document, as deep as it can be followed.
+fn locate(doc: &toml_edit::Document<&str>, field: &str) -> Option<usize> {
+    use toml_edit::{Item, Value};
+    enum Node<'a> {
+        Table(&'a toml_edit::Table),
+        Inline(&'a toml_edit::InlineTable),
+        Tables(&'a toml_edit::ArrayOfTables),
+        Other,
+    }
+    fn of_item(i: &Item) -> Node<'_> {
+        match i {
+            Item::Table(t) => Node::Table(t),
+            Item::ArrayOfTables(a) => Node::Tables(a),
+            Item::Value(Value::InlineTable(t)) => Node::Inline(t),
+            _ => Node::Other,
+        }
+    }
+    let mut node = Node::Table(doc.as_table());
+    let mut best: Option<usize> = None;
+    for seg in field.split('.') {
+        let (key, index) = match seg.split_once('[') {
+            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (seg, None),
+        };
+        node = match node {
+            Node::Table(t) => {
+                if let Some(s) = t.key(key).and_then(|k| k.span()) {
+                    best = Some(s.start);
+                }
+                match t.get(key) {
+                    Some(i) => of_item(i),
+                    None => break,
+                }
+            }
+            Node::Inline(t) => {
+                if let Some(s) = t.key(key).and_then(|k| k.span()) {
+                    best = Some(s.start);
+                }
+                match t.get(key) {
+                    Some(Value::InlineTable(t)) => Node::Inline(t),
+                    Some(_) => Node::Other,
+                    None => break,
+                }
+            }
+            Node::Tables(_) | Node::Other => break,
+        };
+        if let Some(i) = index {
+            node = match node {
+                Node::Tables(a) => match a.get(i) {
+                    Some(t) => {
+                        if let Some(s) = t.span() {
+                            best = Some(s.start);
+                        }
+                        Node::Table(t)
+                    }
+                    None => break,
+                },
+                _ => break,
+            };
+        }
+    }
+    best
+}
+
+fn load_empirical(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (field, dist) in dists_mut(sc) {
+        if let Dist::Empirical {
+            file,
+            column,
+            unit,
+            values_s,
+        } = dist
+        {
+            let path = base.join(&*file);
+            match read_column(&path, column) {
+                Ok(mut v) => {
+                    let k = unit_scale(unit).unwrap_or(1e-3);
+                    v.iter_mut().for_each(|x| *x *= k);
+                    v.sort_by(f64::total_cmp);
+                    *values_s = Arc::new(v);
+                }
+                Err(message) => problems.push(Problem {
+                    line: None,
+                    column: None,
+                    field: format!("{field}.file"),
+                    message,
+                }),
+            }
+        }
+    }
+    problems
+}
+
+fn read_column(path: &Path, column: &str) -> Result<Vec<f64>, String> {
+    let mut r = csv::Reader::from_path(path)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let headers = r
+        .headers()
+        .map_err(|e| format!("cannot read the header of `{}`: {e}", path.display()))?
+        .clone();
+    let Some(idx) = headers.iter().position(|h| h.trim() == column) else {
+        let names: Vec<&str> = headers.iter().collect();
+        return Err(format!(
+            "`{}` has no column `{column}`; its columns are: {}",
+            path.display(),
+            names.join(", ")
+        ));
+    };
+    let mut out = Vec::new();
+    for (row, rec) in r.records().enumerate() {
+        let rec = rec.map_err(|e| format!("`{}`: {e}", path.display()))?;
+        let cell = rec.get(idx).unwrap_or("").trim();
+        let v: f64 = cell.parse().map_err(|_| {
+            format!(
+                "`{}` row {}: `{cell}` in column `{column}` is not a number",
+                path.display(),
+                row + 2
+            )
+        })?;
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(format!(
+                "`{}` row {}: values must be zero or positive, got {v}",
+                path.display(),
+                row + 2
+            ));
+        }
+        out.push(v);
+    }
+    if out.is_empty() {
+        return Err(format!("`{}` has no rows", path.display()));
+    }
+    Ok(out)
+}
+
+/// Every distribution in the scenario, with its field path.
+fn dists_mut(sc: &mut Scenario) -> Vec<(String, &mut Dist)> {
+    let mut v: Vec<(String, &mut Dist)> = vec![("servers.connect_cost".into(), &mut sc.servers.connect_cost)];
+    for (i, p) in sc.populations.iter_mut().enumerate() {
+        v.push((format!("population[{i}].session"), &mut p.session));
+        v.push((format!("population[{i}].rtt"), &mut p.rtt));
+    }
+    v
+}
+
+fn dists(sc: &Scenario) -> Vec<(String, &Dist)> {
+    let mut v: Vec<(String, &Dist)> = vec![("servers.connect_cost".into(), &sc.servers.connect_cost)];
+    for (i, p) in sc.populations.iter().enumerate() {
+        v.push((format!("population[{i}].session"), &p.session));
+        v.push((format!("population[{i}].rtt"), &p.rtt));
+    }
+    v
+}
+
+struct Checker {
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn fail(&mut self, field: impl Into<String>, message: impl fmt::Display) {
+        self.problems.push(Problem {
+            line: None,
+            column: None,
+            field: field.into(),
+            message: message.to_string(),
+        });
+    }
+    fn positive(&mut self, field: &str, v: u64, what: &str) {
+        if v == 0 {
+            self.fail(field, format!("{what} must be at least 1, got 0"));
+        }
+    }
+}
+
+/// Semantic checks: every nonsense value is caught before a run starts.
+pub fn validate(sc: &Scenario) -> Vec<Problem> {
+    let mut c = Checker { problems: vec![] };
+    if sc.duration.0 == 0 {
+        c.fail("duration", "the run must last longer than 0s");
+    }
+    if sc.warmup >= sc.duration && sc.duration.0 > 0 {
+        c.fail(
+            "warmup",
+            format!("warmup {} must be shorter than duration {}", sc.warmup, sc.duration),
+        );
+    }
+    c.positive("replications", sc.replications as u64, "replications");
+    if sc.replications > 10_000 {
+        c.fail("replications", "at most 10000 replications");
+    }
+    if sc.sample_interval.0 == 0 {
+        c.fail("sample_interval", "must be longer than 0s");
+    } else if sc.duration.0 / sc.sample_interval.0 > 1_000_000 {
+        c.fail(
+            "sample_interval",
+            "more than 1 000 000 samples per run: use a longer interval",
+        );
+    }
+    c.positive("max_events", sc.max_events, "max_events");
+    if !sc.name.chars().all(|ch| ch.is_alphanumeric() || "-_.".contains(ch)) || sc.name.starts_with('.') {
+        c.fail("name", format!("`{}`: use letters, digits, '-', '_' and '.' only (it names the output folder)", sc.name));
+    }
+
+    let s = &sc.servers;
+    c.positive("servers.count", s.count as u64, "the server count");
+    if s.count > 100_000 {
+        c.fail("servers.count", "at most 100000 servers");
+    }
+    c.positive("servers.max_connections", s.max_connections as u64, "max_connections");
+    c.positive("servers.cores", s.cores as u64, "cores");
+    for (field, d) in dists(sc) {
+        if let Err((param, msg)) = d.validate() {
+            c.fail(format!("{field}.{param}"), msg);
+        }
+    }
+
+    let b = &sc.balancer;
+    if let Some(w) = &b.weights {
+        if w.len() != s.count as usize {
+            c.fail(
+                "balancer.weights",
+                format!("{} weights given for {} servers: give one per server", w.len(), s.count),
+            );
+        }
+        if let Some(bad) = w.iter().find(|&&x| x > 256) {
+            c.fail("balancer.weights", format!("weight {bad} is above HAProxy's maximum of 256"));
+        }
+        if w.iter().all(|&x| x == 0) {
+            c.fail("balancer.weights", "all weights are 0: no server would get traffic");
+        }
+    }
+    if let Some(m) = b.maxconn {
+        c.positive("balancer.maxconn", m as u64, "maxconn");
+    }
+    if let Strategy::RandomD(d) = b.strategy
+        && d > s.count
+    {
+        c.fail(
+            "balancer.strategy",
+            format!("random({d}) draws more servers than the {} there are", s.count),
+        );
+    }
+    let hc = &b.health_check;
+    if hc.enabled {
+        if hc.inter.0 == 0 {
+            c.fail("balancer.health_check.inter", "must be longer than 0s");
+        }
+        for (name, v) in [("fastinter", hc.fastinter), ("downinter", hc.downinter), ("timeout", hc.timeout)] {
+            if v == Some(crate::time::SimDuration::ZERO) {
+                c.fail(format!("balancer.health_check.{name}"), "must be longer than 0s");
+            }
+        }
+        c.positive("balancer.health_check.fall", hc.fall as u64, "fall");
+        c.positive("balancer.health_check.rise", hc.rise as u64, "rise");
+    }
+    if b.retries > 100 {
+        c.fail("balancer.retries", "at most 100 retries");
+    }
+
+    if sc.populations.is_empty() {
+        c.fail("population", "no [[population]]: nobody would connect");
+    }
+    for (i, p) in sc.populations.iter().enumerate() {
+        let f = |k: &str| format!("population[{i}].{k}");
+        if p.name.trim().is_empty() {
+            c.fail(f("name"), "must not be empty");
+        }
+        if sc.populations[..i].iter().any(|q| q.name == p.name) {
+            c.fail(f("name"), format!("`{}` is used by two populations", p.name));
+        }
+        if p.role == Role::Web {
+            c.fail(f("role"), "role `web` (the HTTP tier) is not simulated yet; use player or spectator");
+        }
+        match &p.arrival {
+            Arrival::Poisson { rate, start, stop, max_clients } => {
+                if rate.per_s <= 0.0 {
+                    c.fail(f("arrival.rate"), "must be above 0/s");
+                }
+                if let Some(stop) = stop
+                    && stop <= start
+                {
+                    c.fail(f("arrival.stop"), format!("stop {stop} is not after start {start}"));
+                }
+                if *max_clients == Some(0) {
+                    c.fail(f("arrival.max_clients"), "must be at least 1");
+                }
+                let expected = rate.per_s * sc.duration.as_secs_f64();
+                if expected > 50_000_000.0 && max_clients.is_none() {
+                    c.fail(f("arrival.rate"), format!("about {expected:.0} arrivals per replication: above the 50 000 000 client bound (set max_clients or lower the rate)"));
+                }
+            }
+            Arrival::Ramp { target, .. } => {
+                c.positive(&f("arrival.target"), *target, "target");
+                if *target > 50_000_000 {
+                    c.fail(f("arrival.target"), "at most 50 000 000 clients per population");
+                }
+            }
+            Arrival::Step { count, .. } => {
+                c.positive(&f("arrival.count"), *count, "count");
+                if *count > 50_000_000 {
+                    c.fail(f("arrival.count"), "at most 50 000 000 clients per population");
+                }
+            }
+        }
+        if p.source_ips == Some(0) {
+            c.fail(f("source_ips"), "must be at least 1");
+        }
+        c.positive(&f("room_size"), p.room_size as u64, "room_size");
+        if let Watch::Zipf { rooms, exponent } = &p.watch {
+            c.positive(&f("watch.rooms"), *rooms as u64, "rooms");
+            if !(exponent.is_finite() && *exponent >= 0.0) {
+                c.fail(f("watch.exponent"), "must be zero or positive");
+            }
+        }
+        match &p.reconnect {
+            Reconnect::None => {}
+            Reconnect::Fixed { max_attempts, .. } => c.positive(&f("reconnect.max_attempts"), *max_attempts as u64, "max_attempts"),
+            Reconnect::Exponential { base, cap, max_attempts, .. } => {
+                c.positive(&f("reconnect.max_attempts"), *max_attempts as u64, "max_attempts");
+                if base.0 == 0 {
+                    c.fail(f("reconnect.base"), "must be longer than 0s");
+                }
+                if cap < base {
+                    c.fail(f("reconnect.cap"), format!("cap {cap} is below base {base}"));
+                }
+            }
+        }
+    }
+
+    for (i, fault) in sc.faults.iter().enumerate() {
+        let f = |k: &str| format!("fault[{i}].{k}");
+        match fault {
+            Fault::Crash { server, at, .. } => {
+                if *server >= s.count {
+                    c.fail(
+                        f("server"),
+                        format!(
+                            "server {server} does not exist: servers are numbered 0..={}",
+                            s.count.saturating_sub(1)
+                        ),
+                    );
+                }
+                if *at >= sc.duration {
+                    c.fail(f("at"), format!("{at} is not before the end of the run ({})", sc.duration));
+                }
+            }
+        }
+    }
+    c.problems
+}
+
+#[cfg(test)]
+mod tests;

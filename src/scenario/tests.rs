@@ -1,0 +1,86 @@
+use super::*;
+use std::path::Path;
+
+const GOOD: &str = r#"
+duration = "1m"
+[servers]
+count = 2
+max_connections = 10
+[balancer]
+strategy = "leastconn"
+[[population]]
+name = "p"
+role = "player"
+arrival = { process = "poisson", rate = "1/s" }
+session = "10s"
+"#;
+
+fn parse_str(src: &str) -> Result<Scenario, ScenarioError> {
+    parse(src, Path::new("t.toml"), "t", Path::new("."))
+}
+
+fn one_problem(src: &str) -> Problem {
+    let e = parse_str(src).expect_err("should fail");
+    e.problems()[0].clone()
+}
+
+#[test]
+fn good_scenario_loads_with_defaults() {
+    let sc = parse_str(GOOD).unwrap();
+    assert_eq!(sc.name, "t");
+    assert_eq!(sc.balancer.health_check.inter, crate::time::SimDuration::from_secs(2));
+    assert_eq!(sc.balancer.retries, 3);
+}
+
+#[test]
+fn unknown_key_names_line_and_choices() {
+    let src = GOOD.replace("count = 2", "count = 2\nmax_conections = 5");
+    let p = one_problem(&src);
+    assert_eq!(p.line, Some(6));
+    assert!(p.message.contains("unknown field `max_conections`"), "{}", p.message);
+    assert!(p.message.contains("max_connections"), "{}", p.message);
+}
+
+#[test]
+fn bad_strategy_lists_choices() {
+    let src = GOOD.replace("\"leastconn\"", "\"leestconn\"");
+    let p = one_problem(&src);
+    assert_eq!(p.line, Some(7));
+    assert_eq!(p.field, "balancer.strategy");
+    assert!(p.message.contains("roundrobin") && p.message.contains("random(d)"), "{}", p.message);
+}
+
+#[test]
+fn bad_duration_in_inline_table() {
+    let src = GOOD.replace("session = \"10s\"", "session = { dist = \"exponential\", mean = \"10\" }");
+    let p = one_problem(&src);
+    assert_eq!(p.line, Some(13));
+    assert_eq!(p.field, "population.session.mean");
+    assert!(p.message.contains("no unit"), "{}", p.message);
+}
+
+#[test]
+fn semantic_errors_are_located() {
+    let src = format!("{GOOD}\n[[fault]]\nkind = \"crash\"\nserver = 7\nat = \"10s\"\n");
+    let p = one_problem(&src);
+    assert_eq!(p.field, "fault[0].server");
+    assert_eq!(p.line, Some(17));
+    assert!(p.message.contains("0..=1"), "{}", p.message);
+    let p = one_problem(&GOOD.replace("max_connections = 10", "max_connections = 0"));
+    assert_eq!((p.field.as_str(), p.line), ("servers.max_connections", Some(5)));
+}
+
+#[test]
+fn negative_rate_is_rejected() {
+    let p = one_problem(&GOOD.replace("\"1/s\"", "\"-1/s\""));
+    assert!(p.message.contains("positive"), "{}", p.message);
+    assert_eq!(p.line, Some(12));
+}
+
+#[test]
+fn error_display_names_file_line_field() {
+    let e = parse_str(&GOOD.replace("\"leastconn\"", "\"nope\"")).unwrap_err();
+    let s = e.to_string();
+    assert!(s.starts_with("t.toml:7:"), "{s}");
+    assert!(s.contains("field `balancer.strategy`"), "{s}");
+}

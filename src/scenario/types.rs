@@ -1,0 +1,448 @@
+//! The scenario's types: what a scenario file may say, with defaults.
+//!
+//! Every table denies unknown keys. Defaults follow HAProxy (`inter 2s`,
+//! `fall 3`, `rise 2`, `retries 3`, `timeout connect 5s`) unless stated.
+
+use serde::{Deserialize, Serialize};
+
+use crate::dist::Dist;
+use crate::time::SimDuration;
+use crate::units::Rate;
+
+/// A whole scenario file.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Names the output folder; defaults to the file name without extension.
+    #[serde(default)]
+    pub name: String,
+    /// Free text shown in the report.
+    #[serde(default)]
+    pub description: String,
+    /// Master seed: with the replication index it seeds every random stream.
+    #[serde(default = "d_seed")]
+    pub seed: u64,
+    /// Simulated length of one replication.
+    pub duration: SimDuration,
+    /// Metrics before this time are not counted (the system fills up).
+    #[serde(default)]
+    pub warmup: SimDuration,
+    /// Independent replications (confidence intervals need at least 2).
+    #[serde(default = "d_replications")]
+    pub replications: u32,
+    /// Interval of `timeseries.csv` rows and chart points.
+    #[serde(default = "d_sample_interval")]
+    pub sample_interval: SimDuration,
+    /// Hard bound on events per replication; a run that hits it is flagged
+    /// as truncated.
+    #[serde(default = "d_max_events")]
+    pub max_events: u64,
+    pub servers: Servers,
+    pub balancer: Balancer,
+    #[serde(rename = "population")]
+    pub populations: Vec<Population>,
+    #[serde(rename = "fault", default)]
+    pub faults: Vec<Fault>,
+}
+
+fn d_seed() -> u64 {
+    1
+}
+fn d_replications() -> u32 {
+    5
+}
+fn d_sample_interval() -> SimDuration {
+    SimDuration::from_secs(1)
+}
+fn d_max_events() -> u64 {
+    2_000_000_000
+}
+
+/// The socket servers (all alike).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Servers {
+    pub count: u32,
+    /// The process's own connection cap (10 000 in the seed deployment).
+    pub max_connections: u32,
+    /// Cores that accept and upgrade connections.
+    #[serde(default = "d_cores")]
+    pub cores: u32,
+    /// Core time per accepted connection (TCP accept + WebSocket upgrade + auth).
+    #[serde(default = "d_connect_cost")]
+    pub connect_cost: Dist,
+    /// One-way latency between the balancer and a server (same data centre).
+    #[serde(default = "d_backend_latency")]
+    pub backend_latency: SimDuration,
+}
+
+fn d_cores() -> u32 {
+    1
+}
+fn d_connect_cost() -> Dist {
+    Dist::constant(SimDuration::from_micros(500))
+}
+fn d_backend_latency() -> SimDuration {
+    SimDuration::from_micros(250)
+}
+
+/// Balancing strategies (HAProxy `balance` algorithms).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    RoundRobin,
+    StaticRr,
+    LeastConn,
+    First,
+    Source,
+    /// Hash of the room id (HAProxy `uri` on a per-room URL).
+    Room,
+    Random,
+    /// Power of d choices: the least loaded of d random servers.
+    RandomD(u32),
+}
+
+pub const STRATEGY_CHOICES: &str =
+    "roundrobin, static-rr, leastconn, first, source, room, uri, random, random(d)";
+
+impl Strategy {
+    pub fn parse(s: &str) -> Result<Strategy, String> {
+        let t = s.trim();
+        Ok(match t {
+            "roundrobin" => Strategy::RoundRobin,
+            "static-rr" => Strategy::StaticRr,
+            "leastconn" => Strategy::LeastConn,
+            "first" => Strategy::First,
+            "source" => Strategy::Source,
+            "room" | "uri" => Strategy::Room,
+            "random" => Strategy::Random,
+            _ => {
+                if let Some(d) = t.strip_prefix("random(").and_then(|r| r.strip_suffix(')')) {
+                    match d.trim().parse::<u32>() {
+                        Ok(d) if d >= 1 => Strategy::RandomD(d),
+                        _ => return Err(format!("`{t}`: d in random(d) must be a whole number >= 1")),
+                    }
+                } else {
+                    return Err(format!(
+                        "unknown strategy `{t}`, expected one of {STRATEGY_CHOICES}"
+                    ));
+                }
+            }
+        })
+    }
+
+    /// Strategies that map a key to a server (and so queue on that server).
+    pub fn is_hash(self) -> bool {
+        matches!(self, Strategy::Source | Strategy::Room)
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Strategy::RoundRobin => write!(f, "roundrobin"),
+            Strategy::StaticRr => write!(f, "static-rr"),
+            Strategy::LeastConn => write!(f, "leastconn"),
+            Strategy::First => write!(f, "first"),
+            Strategy::Source => write!(f, "source"),
+            Strategy::Room => write!(f, "room"),
+            Strategy::Random => write!(f, "random"),
+            Strategy::RandomD(d) => write!(f, "random({d})"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Strategy::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Strategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// How a hash strategy maps keys to servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashType {
+    /// `hash % total weight` over the usable servers: remaps most keys when
+    /// the set changes (HAProxy's default).
+    #[default]
+    MapBased,
+    /// A hash ring: only the lost server's keys move.
+    Consistent,
+}
+
+/// The balancer (one HAProxy node in this version).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Balancer {
+    pub strategy: Strategy,
+    #[serde(default)]
+    pub hash_type: HashType,
+    /// Server weights (1..=256), one per server; default all 1.
+    #[serde(default)]
+    pub weights: Option<Vec<u32>>,
+    /// Per-server connection limit at the balancer; default the server's
+    /// `max_connections`.
+    #[serde(default)]
+    pub maxconn: Option<u32>,
+    /// Bound on each server's queue (and on the backend queue, per server).
+    /// Absent: unbounded but for `timeout_queue` (HAProxy's default).
+    /// `0`: no queue, a full server refuses at once. (HAProxy's own
+    /// `maxqueue 0` means unlimited; wscap spells that by leaving it out.)
+    #[serde(default)]
+    pub maxqueue: Option<u32>,
+    /// How long a request may wait in a queue before a 503.
+    #[serde(default = "d_timeout_connect")]
+    pub timeout_queue: SimDuration,
+    /// How long a connection attempt to a silent (lost) host may take.
+    #[serde(default = "d_timeout_connect")]
+    pub timeout_connect: SimDuration,
+    /// Retries of a failed connection to a server, each after a 1 s
+    /// turn-around (HAProxy: min(timeout connect, 1s)).
+    #[serde(default = "d_retries")]
+    pub retries: u32,
+    /// `option redispatch`: the last retry goes to another server.
+    #[serde(default)]
+    pub redispatch: bool,
+    /// A returning server's weight ramps from 0 to full over this time
+    /// (0 = off).
+    #[serde(default)]
+    pub slowstart: SimDuration,
+    #[serde(default)]
+    pub health_check: HealthCheck,
+}
+
+fn d_timeout_connect() -> SimDuration {
+    SimDuration::from_secs(5)
+}
+fn d_retries() -> u32 {
+    3
+}
+
+/// HAProxy `check` parameters.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    #[serde(default = "d_true")]
+    pub enabled: bool,
+    #[serde(default = "d_inter")]
+    pub inter: SimDuration,
+    #[serde(default = "d_fall")]
+    pub fall: u32,
+    #[serde(default = "d_rise")]
+    pub rise: u32,
+    /// Check timeout; default `inter` (HAProxy: `timeout check` or inter).
+    #[serde(default)]
+    pub timeout: Option<SimDuration>,
+    /// Interval while a server is changing state; default `inter`.
+    #[serde(default)]
+    pub fastinter: Option<SimDuration>,
+    /// Interval while a server is DOWN; default `inter`.
+    #[serde(default)]
+    pub downinter: Option<SimDuration>,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            enabled: true,
+            inter: d_inter(),
+            fall: d_fall(),
+            rise: d_rise(),
+            timeout: None,
+            fastinter: None,
+            downinter: None,
+        }
+    }
+}
+
+impl HealthCheck {
+    pub fn timeout(&self) -> SimDuration {
+        self.timeout.unwrap_or(self.inter)
+    }
+    pub fn fastinter(&self) -> SimDuration {
+        self.fastinter.unwrap_or(self.inter)
+    }
+    pub fn downinter(&self) -> SimDuration {
+        self.downinter.unwrap_or(self.inter)
+    }
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_inter() -> SimDuration {
+    SimDuration::from_secs(2)
+}
+fn d_fall() -> u32 {
+    3
+}
+fn d_rise() -> u32 {
+    2
+}
+
+/// What a population's clients do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Player,
+    Spectator,
+    Web,
+}
+
+/// One group of clients with a common behaviour.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Population {
+    pub name: String,
+    pub role: Role,
+    pub arrival: Arrival,
+    /// How long a client stays connected (from its first accepted
+    /// connection; reconnections continue the same session).
+    pub session: Dist,
+    /// Client–balancer round-trip time, drawn once per client.
+    #[serde(default = "d_rtt")]
+    pub rtt: Dist,
+    /// Number of distinct source addresses (NAT): clients share them
+    /// uniformly. Default: every client has its own.
+    #[serde(default)]
+    pub source_ips: Option<u32>,
+    /// Players per room (2 for chess); players are matched in arrival order.
+    #[serde(default = "d_room_size")]
+    pub room_size: u32,
+    /// Spectators: which room they watch.
+    #[serde(default)]
+    pub watch: Watch,
+    /// A client whose host vanished notices after this long (socket.io v4:
+    /// pingInterval 25 s + pingTimeout 20 s).
+    #[serde(default = "d_heartbeat")]
+    pub heartbeat_timeout: SimDuration,
+    #[serde(default)]
+    pub reconnect: Reconnect,
+}
+
+fn d_rtt() -> Dist {
+    Dist::constant(SimDuration::from_millis(40))
+}
+fn d_room_size() -> u32 {
+    2
+}
+fn d_heartbeat() -> SimDuration {
+    SimDuration::from_secs(45)
+}
+
+/// How spectators pick a room.
+#[derive(Clone, Debug, Deserialize, Serialize, Default, PartialEq)]
+#[serde(tag = "pick", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Watch {
+    /// Everyone watches room 0.
+    #[default]
+    Featured,
+    /// Room `k` (1-based rank) with probability ∝ 1/k^exponent.
+    Zipf { rooms: u32, exponent: f64 },
+}
+
+/// Arrival processes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "process", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Arrival {
+    /// Poisson arrivals at `rate` from `start` until `stop` (default: the
+    /// end of the run), at most `max_clients`.
+    Poisson {
+        rate: Rate,
+        #[serde(default)]
+        start: SimDuration,
+        #[serde(default)]
+        stop: Option<SimDuration>,
+        #[serde(default)]
+        max_clients: Option<u64>,
+    },
+    /// `target` clients arriving evenly (jittered) over `over`, from `start`:
+    /// the connected count ramps linearly.
+    Ramp {
+        target: u64,
+        over: SimDuration,
+        #[serde(default)]
+        start: SimDuration,
+    },
+    /// A flash crowd: `count` clients at `at`, spread uniformly over `over`.
+    Step {
+        count: u64,
+        at: SimDuration,
+        #[serde(default)]
+        over: SimDuration,
+    },
+}
+
+pub const ARRIVAL_CHOICES: &str = "poisson, ramp, step";
+
+/// Jitter of exponential backoff (AWS "Exponential Backoff and Jitter").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Jitter {
+    #[default]
+    None,
+    Full,
+    Equal,
+    Decorrelated,
+}
+
+/// What a client does after a refusal or a dropped connection.
+#[derive(Clone, Debug, Deserialize, Serialize, Default)]
+#[serde(tag = "policy", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Reconnect {
+    /// Give up at once.
+    #[default]
+    None,
+    Fixed {
+        delay: SimDuration,
+        #[serde(default = "d_attempts")]
+        max_attempts: u32,
+    },
+    Exponential {
+        base: SimDuration,
+        cap: SimDuration,
+        #[serde(default)]
+        jitter: Jitter,
+        #[serde(default = "d_attempts")]
+        max_attempts: u32,
+    },
+}
+
+fn d_attempts() -> u32 {
+    10
+}
+
+/// How a crashed server dies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CrashMode {
+    /// The process dies, the kernel answers with RST: clients and checks
+    /// notice at once.
+    #[default]
+    Process,
+    /// The host vanishes: clients notice after their heartbeat timeout,
+    /// connections and checks time out.
+    Host,
+}
+
+/// A timed fault.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Fault {
+    /// A socket server crashes at `at` and, if `restart_after` is given,
+    /// comes back (empty) that much later.
+    Crash {
+        server: u32,
+        at: SimDuration,
+        #[serde(default)]
+        mode: CrashMode,
+        #[serde(default)]
+        restart_after: Option<SimDuration>,
+    },
+}

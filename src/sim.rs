@@ -1,0 +1,740 @@
+//! The simulation of one replication: clients, the balancer and the socket
+//! servers, connected by events.
+//!
+//! Each part keeps its own state (clients in an arena, servers in an arena,
+//! the balancer model); they never call each other directly, they schedule
+//! [`Event`]s. Stale timers are discarded by a generation check: every client
+//! carries a generation that changes with each state change, and every event
+//! about a client carries the generation it was scheduled under.
+//!
+//! No I/O, no wall clock, no global RNG: a replication is a pure function of
+//! the scenario and `(seed, replication index)`.
+
+use std::collections::VecDeque;
+
+use rand::RngExt;
+use rand_distr::{Distribution, Exp, Zipf};
+
+use crate::engine::{self, LoopStats, Model, Scheduler};
+use crate::metrics::{Recorder, RefuseKind, ServerSample};
+use crate::model::backoff;
+use crate::model::balancer::{Balancer, Choice, Refusal, Transition, Waiter};
+use crate::rng::{self, SimRng, streams};
+use crate::scenario::{Arrival, CrashMode, Fault, Role, Scenario, Watch};
+use crate::time::{SimDuration, SimTime};
+
+/// What a client is doing. Every arrived client is in exactly one state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ClientState {
+    /// On its way to the balancer, to a server, or in a server's accept queue.
+    Connecting = 0,
+    /// Waiting in a balancer queue.
+    Queued = 1,
+    Connected = 2,
+    /// Its server died; the client has not noticed yet.
+    Orphaned = 3,
+    /// Waiting for its reconnect delay.
+    Retrying = 4,
+    /// Session over (normal departure).
+    Left = 5,
+    /// Refused or dropped, and its policy gave up.
+    GaveUp = 6,
+}
+
+pub const N_STATES: usize = 7;
+pub const STATE_NAMES: [&str; N_STATES] = [
+    "connecting", "queued", "connected", "orphaned", "retrying", "left", "gave-up",
+];
+
+const NONE: u32 = u32::MAX;
+const BACKEND: u32 = u32::MAX - 1;
+
+/// One client.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub generation: u32,
+    pub state: ClientState,
+    pub pop: u16,
+    /// Holds one of the balancer's slots on `server`.
+    pub holds_slot: bool,
+    /// Consecutive failed attempts (resets on success).
+    pub failures: u32,
+    /// Failed connections to a server within this attempt (HAProxy retries).
+    pub backend_tries: u32,
+    pub server: u32,
+    /// Index in its server's connection list while connected.
+    pub slot: u32,
+    /// Which queue it waits in (a server id or `BACKEND`).
+    pub queue: u32,
+    pub rtt: SimDuration,
+    pub session: SimDuration,
+    pub source: u64,
+    pub room: u64,
+    pub attempt_start: SimTime,
+    /// When the session ends; `SimTime::MAX` until first connected.
+    pub depart_at: SimTime,
+    pub prev_backoff: SimDuration,
+    pub ever_attempted: bool,
+}
+
+/// One socket server process.
+#[derive(Debug)]
+pub struct Server {
+    pub up: bool,
+    pub crash_mode: CrashMode,
+    /// Changes at each crash: events of an earlier life are stale.
+    pub epoch: u32,
+    pub conns: Vec<u32>,
+    /// Accept/upgrade jobs waiting for a core.
+    pub jobs: VecDeque<(u32, u32)>,
+    pub in_service: Vec<(u32, u32)>,
+    pub check_started: SimTime,
+}
+
+/// The closed set of events. Small and `Copy`: the heap moves them often.
+#[derive(Clone, Copy, Debug)]
+pub enum Event {
+    Arrival { pop: u16 },
+    /// A client starts a new connection attempt.
+    Attempt { client: u32, generation: u32 },
+    /// The attempt reaches the balancer.
+    AtBalancer { client: u32, generation: u32 },
+    /// The balancer's connection reaches a server.
+    AtServer { client: u32, generation: u32, server: u32 },
+    /// The balancer learns that connecting to the server failed.
+    BackendFailed { client: u32, generation: u32, server: u32 },
+    /// HAProxy's retry turn-around is over.
+    RetryBackend { client: u32, generation: u32, server: u32 },
+    /// A core finished accepting a connection.
+    CoreDone { server: u32, epoch: u32, client: u32, generation: u32 },
+    QueueTimeout { client: u32, generation: u32 },
+    SessionEnd { client: u32, generation: u32 },
+    /// A client notices its connection is dead.
+    DropNoticed { client: u32, generation: u32 },
+    Check { server: u32 },
+    CheckResult { server: u32, ok: bool },
+    Fault { index: u16 },
+    Restart { server: u32 },
+    WeightTick { server: u32 },
+    Sample,
+}
+
+struct PopState {
+    generated: u64,
+    /// Players matched so far (room = matched / room_size).
+    matched: u64,
+    zipf: Option<Zipf<f64>>,
+}
+
+/// One replication's world.
+pub struct World<'a> {
+    pub sc: &'a Scenario,
+    rng_arrivals: SimRng,
+    rng_clients: SimRng,
+    rng_balancer: SimRng,
+    rng_servers: SimRng,
+    rng_health: SimRng,
+    pub clients: Vec<Client>,
+    pops: Vec<PopState>,
+    pub servers: Vec<Server>,
+    pub balancer: Balancer,
+    pub rec: Recorder,
+    pub state_counts: [u64; N_STATES],
+    end: SimTime,
+}
+
+/// Most clients a replication may create (a bound on the arena).
+pub const MAX_CLIENTS: usize = 100_000_000;
+
+impl<'a> World<'a> {
+    pub fn new(sc: &'a Scenario, replication: u32) -> Self {
+        let r = replication as u64;
+        let n = sc.servers.count as usize;
+        World {
+            sc,
+            rng_arrivals: rng::stream(sc.seed, r, streams::ARRIVALS),
+            rng_clients: rng::stream(sc.seed, r, streams::CLIENTS),
+            rng_balancer: rng::stream(sc.seed, r, streams::BALANCER),
+            rng_servers: rng::stream(sc.seed, r, streams::SERVERS),
+            rng_health: rng::stream(sc.seed, r, streams::HEALTH),
+            clients: Vec::new(),
+            pops: sc
+                .populations
+                .iter()
+                .map(|p| PopState {
+                    generated: 0,
+                    matched: 0,
+                    zipf: match p.watch {
+                        Watch::Zipf { rooms, exponent } => Zipf::new(rooms as f64, exponent).ok(),
+                        Watch::Featured => None,
+                    },
+                })
+                .collect(),
+            servers: (0..n)
+                .map(|_| Server {
+                    up: true,
+                    crash_mode: CrashMode::Process,
+                    epoch: 0,
+                    conns: Vec::new(),
+                    jobs: VecDeque::new(),
+                    in_service: Vec::new(),
+                    check_started: SimTime::ZERO,
+                })
+                .collect(),
+            balancer: Balancer::new(&sc.balancer, &sc.servers),
+            rec: Recorder::new(n, SimTime::ZERO + sc.warmup),
+            state_counts: [0; N_STATES],
+            end: SimTime::ZERO + sc.duration,
+        }
+    }
+
+    /// Schedules the first events: arrivals, health checks, faults, samples.
+    pub fn prime(&mut self, s: &mut Scheduler<Event>) {
+        for i in 0..self.sc.populations.len() {
+            if let Some(t) = self.next_arrival_time(i, SimTime::ZERO) {
+                s.at(t, Event::Arrival { pop: i as u16 });
+            }
+        }
+        let hc = &self.sc.balancer.health_check;
+        if hc.enabled {
+            for srv in 0..self.servers.len() {
+                // Spread the first checks over one interval (spread-checks).
+                let off = self.rng_health.random_range(0..hc.inter.0.max(1));
+                s.at(SimTime(off), Event::Check { server: srv as u32 });
+            }
+        }
+        for (i, f) in self.sc.faults.iter().enumerate() {
+            match f {
+                Fault::Crash { at, .. } => s.at(SimTime::ZERO + *at, Event::Fault { index: i as u16 }),
+            }
+        }
+        s.at(SimTime::ZERO + self.sc.sample_interval, Event::Sample);
+    }
+
+    /// Runs to the end of the scenario.
+    pub fn run(&mut self) -> Result<LoopStats, engine::EngineError> {
+        let mut sched = Scheduler::new();
+        self.prime(&mut sched);
+        engine::run(self, &mut sched, self.end, self.sc.max_events)
+    }
+
+    fn next_arrival_time(&mut self, pop: usize, now: SimTime) -> Option<SimTime> {
+        let ps = &self.pops[pop];
+        let k = ps.generated;
+        let t = match &self.sc.populations[pop].arrival {
+            Arrival::Poisson { rate, start, stop, max_clients } => {
+                if max_clients.is_some_and(|m| k >= m) {
+                    return None;
+                }
+                let from = now.max(SimTime::ZERO + *start);
+                let gap = Exp::new(rate.per_s).ok()?.sample(&mut self.rng_arrivals);
+                let t = from + SimDuration::from_secs_f64(gap);
+                if stop.is_some_and(|st| t > SimTime::ZERO + st) {
+                    return None;
+                }
+                t
+            }
+            Arrival::Ramp { target, over, start } => {
+                if k >= *target {
+                    return None;
+                }
+                let u: f64 = self.rng_arrivals.random();
+                SimTime::ZERO + *start + SimDuration::from_secs_f64(over.as_secs_f64() * (k as f64 + u) / *target as f64)
+            }
+            Arrival::Step { count, at, over } => {
+                if k >= *count {
+                    return None;
+                }
+                let u: f64 = self.rng_arrivals.random();
+                SimTime::ZERO + *at + SimDuration::from_secs_f64(over.as_secs_f64() * (k as f64 + u) / *count as f64)
+            }
+        };
+        (t <= self.end).then_some(t)
+    }
+
+    #[inline]
+    fn set_state(&mut self, c: u32, st: ClientState) {
+        let cl = &mut self.clients[c as usize];
+        self.state_counts[cl.state as usize] -= 1;
+        self.state_counts[st as usize] += 1;
+        cl.state = st;
+        cl.generation = cl.generation.wrapping_add(1);
+    }
+
+    #[inline]
+    fn live(&self, c: u32, generation: u32) -> bool {
+        self.clients[c as usize].generation == generation
+    }
+
+    fn arrive(&mut self, pop: usize, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let p = &self.sc.populations[pop];
+        if self.clients.len() >= MAX_CLIENTS {
+            return;
+        }
+        let id = self.clients.len() as u32;
+        let rtt = p.rtt.sample(&mut self.rng_clients);
+        let session = p.session.sample(&mut self.rng_clients);
+        let source = match p.source_ips {
+            Some(n) => ((pop as u64) << 32) | self.rng_clients.random_range(0..n) as u64,
+            None => (1u64 << 48) | id as u64,
+        };
+        let ps = &mut self.pops[pop];
+        let room = match p.role {
+            Role::Player | Role::Web => {
+                let r = ps.matched / p.room_size as u64;
+                ps.matched += 1;
+                ((pop as u64) << 32) | r
+            }
+            // Spectators watch rooms of the first player population.
+            Role::Spectator => {
+                let host = self.sc.populations.iter().position(|q| q.role == Role::Player).unwrap_or(0) as u64;
+                let rank = match &ps.zipf {
+                    Some(z) => z.sample(&mut self.rng_clients) as u64 - 1,
+                    None => 0,
+                };
+                (host << 32) | rank
+            }
+        };
+        ps.generated += 1;
+        self.clients.push(Client {
+            generation: 0,
+            state: ClientState::Connecting,
+            pop: pop as u16,
+            holds_slot: false,
+            failures: 0,
+            backend_tries: 0,
+            server: NONE,
+            slot: NONE,
+            queue: NONE,
+            rtt,
+            session,
+            source,
+            room,
+            attempt_start: now,
+            depart_at: SimTime::MAX,
+            prev_backoff: SimDuration::ZERO,
+            ever_attempted: false,
+        });
+        self.state_counts[ClientState::Connecting as usize] += 1;
+        self.rec.count(now, |c| c.clients_arrived += 1);
+        self.start_attempt(id, s);
+        if let Some(t) = self.next_arrival_time(pop, now) {
+            s.at(t, Event::Arrival { pop: pop as u16 });
+        }
+    }
+
+    fn start_attempt(&mut self, c: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let again = self.clients[c as usize].ever_attempted;
+        self.set_state(c, ClientState::Connecting);
+        let cl = &mut self.clients[c as usize];
+        cl.ever_attempted = true;
+        cl.attempt_start = now;
+        cl.backend_tries = 0;
+        let (generation, half) = (cl.generation, SimDuration(cl.rtt.0 / 2));
+        self.rec.count(now, |k| {
+            k.connection_attempts += 1;
+            if again {
+                k.reconnects += 1;
+            }
+        });
+        s.after(half, Event::AtBalancer { client: c, generation });
+    }
+
+    /// The balancer decides where a request goes.
+    fn route(&mut self, c: u32, exclude: Option<u32>, s: &mut Scheduler<Event>) {
+        let (source, room) = {
+            let cl = &self.clients[c as usize];
+            (cl.source, cl.room)
+        };
+        match self.balancer.choose(source, room, exclude, &mut self.rng_balancer) {
+            Choice::Server(srv) => self.forward(c, srv, s),
+            Choice::QueueServer(srv) => self.enqueue(c, Some(srv), s),
+            Choice::QueueBackend => self.enqueue(c, None, s),
+            Choice::Refuse(r) => self.refuse(c, r, s),
+        }
+    }
+
+    fn forward(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) {
+        self.balancer.on_forward(srv);
+        self.set_state(c, ClientState::Connecting);
+        let cl = &mut self.clients[c as usize];
+        cl.server = srv;
+        cl.holds_slot = true;
+        cl.queue = NONE;
+        let generation = cl.generation;
+        s.after(self.sc.servers.backend_latency, Event::AtServer { client: c, generation, server: srv });
+    }
+
+    fn release_slot(&mut self, c: u32) -> Option<u32> {
+        let cl = &mut self.clients[c as usize];
+        if cl.holds_slot {
+            cl.holds_slot = false;
+            let srv = cl.server;
+            self.balancer.on_close(srv);
+            Some(srv)
+        } else {
+            None
+        }
+    }
+
+    fn enqueue(&mut self, c: u32, srv: Option<u32>, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        self.set_state(c, ClientState::Queued);
+        let cl = &mut self.clients[c as usize];
+        cl.queue = srv.unwrap_or(BACKEND);
+        let generation = cl.generation;
+        self.balancer.enqueue(srv, Waiter { client: c, generation, since: now });
+        s.after(self.sc.balancer.timeout_queue, Event::QueueTimeout { client: c, generation });
+    }
+
+    fn refuse(&mut self, c: u32, r: Refusal, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let kind = match r {
+            Refusal::NoServer => RefuseKind::NoServer,
+            Refusal::QueueFull => RefuseKind::QueueFull,
+            Refusal::QueueTimeout => RefuseKind::QueueTimeout,
+            Refusal::ServerFailed => RefuseKind::ServerFailed,
+        };
+        self.rec.refused(now, kind);
+        // The 503 travels back to the client, which then applies its policy.
+        let half = SimDuration(self.clients[c as usize].rtt.0 / 2);
+        self.retry_or_give_up(c, half, s);
+    }
+
+    /// After a refusal or a noticed drop: wait and try again, or give up.
+    fn retry_or_give_up(&mut self, c: u32, delay0: SimDuration, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let pop = self.clients[c as usize].pop as usize;
+        let (failures, prev, depart) = {
+            let cl = &self.clients[c as usize];
+            (cl.failures, cl.prev_backoff, cl.depart_at)
+        };
+        if now + delay0 >= depart {
+            self.set_state(c, ClientState::Left);
+            return;
+        }
+        match backoff::next_delay(&self.sc.populations[pop].reconnect, failures, prev, &mut self.rng_clients) {
+            Some(d) => {
+                self.set_state(c, ClientState::Retrying);
+                let cl = &mut self.clients[c as usize];
+                cl.failures += 1;
+                cl.prev_backoff = d;
+                let generation = cl.generation;
+                s.after(delay0 + d, Event::Attempt { client: c, generation });
+            }
+            None => {
+                self.set_state(c, ClientState::GaveUp);
+                self.rec.count(now, |k| k.gave_up += 1);
+            }
+        }
+    }
+
+    fn start_jobs(&mut self, srv: u32, s: &mut Scheduler<Event>) {
+        let cores = self.sc.servers.cores as usize;
+        let sv = &mut self.servers[srv as usize];
+        while sv.in_service.len() < cores {
+            let Some((c, generation)) = sv.jobs.pop_front() else { break };
+            sv.in_service.push((c, generation));
+            let cost = self.sc.servers.connect_cost.sample(&mut self.rng_servers);
+            s.after(cost, Event::CoreDone { server: srv, epoch: sv.epoch, client: c, generation });
+        }
+    }
+
+    /// When a connection to a dead server fails, as the balancer sees it.
+    fn failure_delay(&self, srv: u32) -> SimDuration {
+        match self.servers[srv as usize].crash_mode {
+            CrashMode::Process => self.sc.servers.backend_latency,
+            CrashMode::Host => self.sc.balancer.timeout_connect,
+        }
+    }
+
+    fn accept(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        self.set_state(c, ClientState::Connected);
+        let sv = &mut self.servers[srv as usize];
+        let slot = sv.conns.len() as u32;
+        sv.conns.push(c);
+        let n = sv.conns.len() as u32;
+        self.rec.server_conns(srv as usize, now, n);
+        let cl = &mut self.clients[c as usize];
+        cl.slot = slot;
+        cl.failures = 0;
+        cl.prev_backoff = SimDuration::ZERO;
+        let heard = now + self.sc.servers.backend_latency + SimDuration(cl.rtt.0 / 2);
+        let latency = heard.since(cl.attempt_start).0;
+        if cl.depart_at == SimTime::MAX {
+            cl.depart_at = now + cl.session;
+        }
+        let (generation, depart) = (cl.generation, cl.depart_at);
+        self.rec.accepted(now, latency);
+        s.at(depart, Event::SessionEnd { client: c, generation });
+    }
+
+    /// Removes a connected client from its server's list.
+    fn detach(&mut self, c: u32, now: SimTime) {
+        let (srv, slot) = {
+            let cl = &self.clients[c as usize];
+            (cl.server as usize, cl.slot as usize)
+        };
+        let sv = &mut self.servers[srv];
+        sv.conns.swap_remove(slot);
+        if let Some(&moved) = sv.conns.get(slot) {
+            self.clients[moved as usize].slot = slot as u32;
+        }
+        let n = sv.conns.len() as u32;
+        self.clients[c as usize].slot = NONE;
+        self.rec.server_conns(srv, now, n);
+    }
+
+    /// Hands freed slots on `srv` to waiting requests.
+    fn drain_queue(&mut self, srv: u32, s: &mut Scheduler<Event>) {
+        loop {
+            let clients = &self.clients;
+            let is_live = |w: &Waiter| {
+                let cl = &clients[w.client as usize];
+                cl.generation == w.generation && cl.state == ClientState::Queued
+            };
+            let Some((w, _)) = self.balancer.next_waiter(srv, is_live) else { break };
+            self.forward(w.client, srv, s);
+        }
+    }
+
+    fn crash(&mut self, srv: u32, mode: CrashMode, restart_after: Option<SimDuration>, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let sv = &mut self.servers[srv as usize];
+        if !sv.up {
+            return;
+        }
+        sv.up = false;
+        sv.crash_mode = mode;
+        sv.epoch = sv.epoch.wrapping_add(1);
+        let pending: Vec<(u32, u32)> = sv.jobs.drain(..).chain(sv.in_service.drain(..)).collect();
+        let conns = std::mem::take(&mut sv.conns);
+        let delay = self.failure_delay(srv);
+        for (c, generation) in pending {
+            if self.live(c, generation) {
+                s.after(delay, Event::BackendFailed { client: c, generation, server: srv });
+            }
+        }
+        let n = conns.len() as u64;
+        for c in conns {
+            self.set_state(c, ClientState::Orphaned);
+            let cl = &mut self.clients[c as usize];
+            cl.slot = NONE;
+            let notice = match mode {
+                CrashMode::Process => SimDuration(cl.rtt.0 / 2),
+                CrashMode::Host => self.sc.populations[cl.pop as usize].heartbeat_timeout,
+            };
+            let generation = cl.generation;
+            s.after(notice, Event::DropNoticed { client: c, generation });
+        }
+        self.rec.server_conns(srv as usize, now, 0);
+        self.rec.count(now, |k| k.dropped += n);
+        let how = match mode {
+            CrashMode::Process => "process",
+            CrashMode::Host => "host",
+        };
+        self.rec.event(now, format!("server-{srv}"), "crash", format!("{how} crash, {n} connections dropped"));
+        if let Some(d) = restart_after {
+            s.after(d, Event::Restart { server: srv });
+        }
+    }
+
+    fn check_result(&mut self, srv: u32, ok: bool, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let hc = &self.sc.balancer.health_check;
+        match self.balancer.record_check(srv, ok, hc, now) {
+            Some(Transition::MarkedDown) => {
+                self.rec.event(now, format!("server-{srv}"), "marked-down", "health checks failed".into());
+                let clients = &self.clients;
+                let waiters = self.balancer.drain_server_queue(srv, |w: &Waiter| {
+                    let cl = &clients[w.client as usize];
+                    cl.generation == w.generation && cl.state == ClientState::Queued
+                });
+                for w in waiters {
+                    self.route(w.client, Some(srv), s);
+                }
+            }
+            Some(Transition::MarkedUp) => {
+                self.rec.event(now, format!("server-{srv}"), "marked-up", "health checks passed".into());
+                let ss = self.sc.balancer.slowstart;
+                if ss.0 > 0 {
+                    self.balancer.slowstart(srv, now, ss);
+                    s.after(slowstart_tick(ss), Event::WeightTick { server: srv });
+                }
+                self.drain_queue(srv, s);
+            }
+            None => {}
+        }
+        let interval = self.balancer.check_interval(srv, hc);
+        let next = (self.servers[srv as usize].check_started + interval).max(now);
+        s.at(next, Event::Check { server: srv });
+    }
+
+    fn sample(&mut self, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let servers: Vec<ServerSample> = (0..self.servers.len())
+            .map(|i| ServerSample {
+                connections: self.servers[i].conns.len() as u32,
+                queued: self.balancer.queued(i as u32),
+                process_up: self.servers[i].up,
+                lb_up: self.balancer.is_up(i as u32),
+            })
+            .collect();
+        let queued = self.state_counts[ClientState::Queued as usize];
+        self.rec.sample(now, queued, servers);
+        let next = now + self.sc.sample_interval;
+        if next <= self.end {
+            s.at(next, Event::Sample);
+        }
+    }
+}
+
+fn slowstart_tick(ss: SimDuration) -> SimDuration {
+    SimDuration((ss.0 / 20).max(SimDuration::from_millis(10).0))
+}
+
+impl Model for World<'_> {
+    type Event = Event;
+
+    fn handle(&mut self, ev: Event, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        match ev {
+            Event::Arrival { pop } => self.arrive(pop as usize, s),
+            Event::Attempt { client, generation } => {
+                if self.live(client, generation) {
+                    if now >= self.clients[client as usize].depart_at {
+                        self.set_state(client, ClientState::Left);
+                    } else {
+                        self.start_attempt(client, s);
+                    }
+                }
+            }
+            Event::AtBalancer { client, generation } => {
+                if self.live(client, generation) {
+                    self.route(client, None, s);
+                }
+            }
+            Event::AtServer { client, generation, server } => {
+                if !self.live(client, generation) {
+                    return;
+                }
+                let sv = &mut self.servers[server as usize];
+                let load = sv.conns.len() + sv.jobs.len() + sv.in_service.len();
+                if !sv.up {
+                    // RST comes straight back; a lost host lets the balancer's
+                    // connect time out (counted from when it sent, one trip ago).
+                    let d = match sv.crash_mode {
+                        CrashMode::Process => self.sc.servers.backend_latency,
+                        CrashMode::Host => self.sc.balancer.timeout_connect - self.sc.servers.backend_latency,
+                    };
+                    s.after(d, Event::BackendFailed { client, generation, server });
+                } else if load >= self.sc.servers.max_connections as usize {
+                    // The process itself refuses beyond its cap.
+                    s.after(self.sc.servers.backend_latency, Event::BackendFailed { client, generation, server });
+                } else {
+                    sv.jobs.push_back((client, generation));
+                    self.start_jobs(server, s);
+                }
+            }
+            Event::BackendFailed { client, generation, server } => {
+                if !self.live(client, generation) {
+                    return;
+                }
+                if let Some(srv) = self.release_slot(client) {
+                    self.drain_queue(srv, s);
+                }
+                let cl = &mut self.clients[client as usize];
+                cl.backend_tries += 1;
+                if cl.backend_tries <= self.sc.balancer.retries {
+                    let turn = self.sc.balancer.timeout_connect.min(SimDuration::from_secs(1));
+                    s.after(turn, Event::RetryBackend { client, generation, server });
+                } else {
+                    self.refuse(client, Refusal::ServerFailed, s);
+                }
+            }
+            Event::RetryBackend { client, generation, server } => {
+                if !self.live(client, generation) {
+                    return;
+                }
+                let b = &self.sc.balancer;
+                if b.redispatch && self.clients[client as usize].backend_tries == b.retries {
+                    self.route(client, Some(server), s);
+                } else {
+                    self.forward(client, server, s);
+                }
+            }
+            Event::CoreDone { server, epoch, client, generation } => {
+                let sv = &mut self.servers[server as usize];
+                if sv.epoch != epoch {
+                    return;
+                }
+                if let Some(i) = sv.in_service.iter().position(|&j| j == (client, generation)) {
+                    sv.in_service.swap_remove(i);
+                }
+                self.start_jobs(server, s);
+                if self.live(client, generation) {
+                    self.accept(client, server, s);
+                }
+            }
+            Event::QueueTimeout { client, generation } => {
+                if self.live(client, generation) && self.clients[client as usize].state == ClientState::Queued {
+                    let q = self.clients[client as usize].queue;
+                    self.balancer.cancel_waiter((q != BACKEND).then_some(q));
+                    self.refuse(client, Refusal::QueueTimeout, s);
+                }
+            }
+            Event::SessionEnd { client, generation } => {
+                if self.live(client, generation) {
+                    self.detach(client, now);
+                    self.set_state(client, ClientState::Left);
+                    if let Some(srv) = self.release_slot(client) {
+                        self.drain_queue(srv, s);
+                    }
+                }
+            }
+            Event::DropNoticed { client, generation } => {
+                if self.live(client, generation) {
+                    if let Some(srv) = self.release_slot(client) {
+                        self.drain_queue(srv, s);
+                    }
+                    self.retry_or_give_up(client, SimDuration::ZERO, s);
+                }
+            }
+            Event::Check { server } => {
+                let sv = &mut self.servers[server as usize];
+                sv.check_started = now;
+                let rtt = SimDuration(2 * self.sc.servers.backend_latency.0);
+                let (ok, d) = if sv.up {
+                    (true, rtt)
+                } else {
+                    match sv.crash_mode {
+                        CrashMode::Process => (false, rtt),
+                        CrashMode::Host => (false, self.sc.balancer.health_check.timeout()),
+                    }
+                };
+                s.after(d, Event::CheckResult { server, ok });
+            }
+            Event::CheckResult { server, ok } => self.check_result(server, ok, s),
+            Event::Fault { index } => match self.sc.faults[index as usize] {
+                Fault::Crash { server, mode, restart_after, .. } => self.crash(server, mode, restart_after, s),
+            },
+            Event::Restart { server } => {
+                let sv = &mut self.servers[server as usize];
+                sv.up = true;
+                self.rec.event(now, format!("server-{server}"), "restarted", "process accepting again".into());
+            }
+            Event::WeightTick { server } => {
+                let ss = self.sc.balancer.slowstart;
+                if self.balancer.slowstart(server, now, ss) {
+                    s.after(slowstart_tick(ss), Event::WeightTick { server });
+                }
+                self.drain_queue(server, s);
+            }
+            Event::Sample => self.sample(s),
+        }
+    }
+}
