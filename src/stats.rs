@@ -143,9 +143,12 @@ mod tests {
 
     #[test]
     fn power_of_two_limit() {
-        // λ = 0.5, d = 2: 0.5 + 0.5^3 + 0.5^7 + 0.5^15 + ...
+        // λ = 0.5, d = 2: exponents 2^i − 2 = 0, 2, 6, 14, 30, ...
         let v = power_of_d_sojourn(0.5, 2);
-        assert!((v - (0.5 + 0.125 + 0.0078125 + 0.000030517578125)).abs() < 1e-9);
+        let want: f64 = [0, 2, 6, 14, 30].iter().map(|&e| 0.5f64.powi(e)).sum();
+        assert!((v - want).abs() < 1e-9, "{v} vs {want}");
+        // d = 1 would be M/M/1: 1/(1−λ); the d = 2 sum is far smaller.
+        assert!(v < 1.0 / (1.0 - 0.5));
     }
 
     #[test]

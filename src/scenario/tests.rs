@@ -36,7 +36,7 @@ fn good_scenario_loads_with_defaults() {
 fn unknown_key_names_line_and_choices() {
     let src = GOOD.replace("count = 2", "count = 2\nmax_conections = 5");
     let p = one_problem(&src);
-    assert_eq!(p.line, Some(6));
+    assert_eq!(p.line, Some(5));
     assert!(p.message.contains("unknown field `max_conections`"), "{}", p.message);
     assert!(p.message.contains("max_connections"), "{}", p.message);
 }
@@ -54,7 +54,7 @@ fn bad_strategy_lists_choices() {
 fn bad_duration_in_inline_table() {
     let src = GOOD.replace("session = \"10s\"", "session = { dist = \"exponential\", mean = \"10\" }");
     let p = one_problem(&src);
-    assert_eq!(p.line, Some(13));
+    assert_eq!(p.line, Some(12));
     assert_eq!(p.field, "population.session.mean");
     assert!(p.message.contains("no unit"), "{}", p.message);
 }
@@ -64,7 +64,7 @@ fn semantic_errors_are_located() {
     let src = format!("{GOOD}\n[[fault]]\nkind = \"crash\"\nserver = 7\nat = \"10s\"\n");
     let p = one_problem(&src);
     assert_eq!(p.field, "fault[0].server");
-    assert_eq!(p.line, Some(17));
+    assert_eq!(p.line, Some(16));
     assert!(p.message.contains("0..=1"), "{}", p.message);
     let p = one_problem(&GOOD.replace("max_connections = 10", "max_connections = 0"));
     assert_eq!((p.field.as_str(), p.line), ("servers.max_connections", Some(5)));
@@ -74,7 +74,7 @@ fn semantic_errors_are_located() {
 fn negative_rate_is_rejected() {
     let p = one_problem(&GOOD.replace("\"1/s\"", "\"-1/s\""));
     assert!(p.message.contains("positive"), "{}", p.message);
-    assert_eq!(p.line, Some(12));
+    assert_eq!(p.line, Some(11));
 }
 
 #[test]
