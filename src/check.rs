@@ -21,11 +21,17 @@ pub fn check(w: &World) -> Vec<String> {
         }
     }
     if counts != w.state_counts {
-        bad.push(format!("state counts drifted: counted {counts:?}, tracked {:?}", w.state_counts));
+        bad.push(format!(
+            "state counts drifted: counted {counts:?}, tracked {:?}",
+            w.state_counts
+        ));
     }
     let total: u64 = counts.iter().sum();
     if total != w.clients.len() as u64 {
-        bad.push(format!("{} clients arrived but {total} are in a state", w.clients.len()));
+        bad.push(format!(
+            "{} clients arrived but {total} are in a state",
+            w.clients.len()
+        ));
     }
     let connected = counts[ClientState::Connected as usize];
     let listed: u64 = w.servers.iter().map(|s| s.conns.len() as u64).sum();
@@ -36,7 +42,10 @@ pub fn check(w: &World) -> Vec<String> {
         for (slot, &c) in s.conns.iter().enumerate() {
             let cl = &w.clients[c as usize];
             if cl.state != ClientState::Connected || cl.server as usize != i || cl.slot as usize != slot {
-                bad.push(format!("server {i} lists client {c} which is {} on server {}", STATE_NAMES[cl.state as usize], cl.server));
+                bad.push(format!(
+                    "server {i} lists client {c} which is {} on server {}",
+                    STATE_NAMES[cl.state as usize], cl.server
+                ));
                 break;
             }
         }
@@ -45,13 +54,19 @@ pub fn check(w: &World) -> Vec<String> {
         }
         let b = w.balancer.conns(i as u32);
         if b != slots[i] {
-            bad.push(format!("balancer counts {b} sessions on server {i} but {} clients hold a slot there", slots[i]));
+            bad.push(format!(
+                "balancer counts {b} sessions on server {i} but {} clients hold a slot there",
+                slots[i]
+            ));
         }
     }
     let queued = counts[ClientState::Queued as usize];
-    let in_queues: u64 = (0..n_srv as u32).map(|s| w.balancer.queued(s) as u64).sum::<u64>() + w.balancer.backend_queued() as u64;
+    let in_queues: u64 =
+        (0..n_srv as u32).map(|s| w.balancer.queued(s) as u64).sum::<u64>() + w.balancer.backend_queued() as u64;
     if queued != in_queues {
-        bad.push(format!("{queued} clients queued but the balancer's queues hold {in_queues}"));
+        bad.push(format!(
+            "{queued} clients queued but the balancer's queues hold {in_queues}"
+        ));
     }
     bad
 }

@@ -91,9 +91,7 @@ impl Dist {
                 .unwrap_or(0.0),
             Dist::Lognormal { median, sigma } => {
                 let mu = median.as_secs_f64().max(1e-12).ln();
-                LogNormal::new(mu, *sigma)
-                    .map(|l| l.sample(rng))
-                    .unwrap_or(0.0)
+                LogNormal::new(mu, *sigma).map(|l| l.sample(rng)).unwrap_or(0.0)
             }
             Dist::Pareto { scale, shape } => Pareto::new(scale.as_secs_f64().max(1e-12), *shape)
                 .map(|p| p.sample(rng))
@@ -132,18 +130,14 @@ impl Dist {
                     shape * scale.as_secs_f64() / (shape - 1.0)
                 }
             }
-            Dist::Empirical { values_s, .. } => {
-                values_s.iter().sum::<f64>() / values_s.len().max(1) as f64
-            }
+            Dist::Empirical { values_s, .. } => values_s.iter().sum::<f64>() / values_s.len().max(1) as f64,
         }
     }
 
     /// Checks parameters; returns the name of the bad parameter and why.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         match self {
-            Dist::Uniform { min, max } if max < min => {
-                Err(("max", format!("uniform max {max} is below min {min}")))
-            }
+            Dist::Uniform { min, max } if max < min => Err(("max", format!("uniform max {max} is below min {min}"))),
             Dist::Lognormal { sigma, .. } if !(sigma.is_finite() && *sigma >= 0.0) => {
                 Err(("sigma", format!("lognormal sigma must be >= 0, got {sigma}")))
             }
@@ -153,13 +147,10 @@ impl Dist {
             Dist::Pareto { shape, .. } if !(shape.is_finite() && *shape > 0.0) => {
                 Err(("shape", format!("pareto shape must be > 0, got {shape}")))
             }
-            Dist::Pareto { scale, .. } if scale.0 == 0 => {
-                Err(("scale", "pareto scale must be positive".into()))
+            Dist::Pareto { scale, .. } if scale.0 == 0 => Err(("scale", "pareto scale must be positive".into())),
+            Dist::Empirical { unit, .. } if unit_scale(unit).is_none() => {
+                Err(("unit", format!("unknown unit `{unit}`, expected one of ns, us, ms, s")))
             }
-            Dist::Empirical { unit, .. } if unit_scale(unit).is_none() => Err((
-                "unit",
-                format!("unknown unit `{unit}`, expected one of ns, us, ms, s"),
-            )),
             _ => Ok(()),
         }
     }
@@ -240,9 +231,7 @@ impl<'de> Deserialize<'de> for Dist {
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Dist, E> {
-                crate::units::parse_duration(v)
-                    .map(Dist::constant)
-                    .map_err(E::custom)
+                crate::units::parse_duration(v).map(Dist::constant).map_err(E::custom)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Dist, A::Error> {
                 DistTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(Dist::from)

@@ -153,10 +153,7 @@ pub fn run<M: Model>(
         }
         let (t, ev) = sched.pop().expect("peeked");
         if t < sched.now {
-            return Err(EngineError::ClockBackwards {
-                from: sched.now,
-                to: t,
-            });
+            return Err(EngineError::ClockBackwards { from: sched.now, to: t });
         }
         sched.now = t;
         model.handle(ev, sched);
@@ -196,10 +193,7 @@ mod tests {
         s.at(SimTime(3), 0);
         let mut m = Recorder(vec![]);
         let st = run(&mut m, &mut s, SimTime(100), 1000).unwrap();
-        assert_eq!(
-            m.0,
-            vec![(3, 0), (8, 99), (10, 1), (10, 2), (10, 3), (10, 4), (10, 5)]
-        );
+        assert_eq!(m.0, vec![(3, 0), (8, 99), (10, 1), (10, 2), (10, 3), (10, 4), (10, 5)]);
         assert_eq!(st.stop, StopReason::Drained);
     }
 

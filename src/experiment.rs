@@ -82,17 +82,33 @@ pub enum SimError {
 /// Runs one replication and checks its invariants.
 pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimError> {
     let mut w = World::new(sc, index);
-    let stats: LoopStats = w.run().map_err(|source| SimError::Engine { replication: index, source })?;
+    let stats: LoopStats = w.run().map_err(|source| SimError::Engine {
+        replication: index,
+        source,
+    })?;
     let violations = check::check(&w);
     if !violations.is_empty() {
-        return Err(SimError::Invariant { replication: index, violations });
+        return Err(SimError::Invariant {
+            replication: index,
+            violations,
+        });
     }
     let end = SimTime::ZERO + sc.duration;
     let loads = w.rec.mean_conns_per_server(end);
     let c = w.rec.counters;
     let h = &w.rec.connect;
-    let pct = |q: f64| if h.is_empty() { f64::NAN } else { h.value_at_quantile(q) as f64 / 1000.0 };
-    let ratio = if c.connection_attempts == 0 { 0.0 } else { c.connections_refused as f64 / c.connection_attempts as f64 };
+    let pct = |q: f64| {
+        if h.is_empty() {
+            f64::NAN
+        } else {
+            h.value_at_quantile(q) as f64 / 1000.0
+        }
+    };
+    let ratio = if c.connection_attempts == 0 {
+        0.0
+    } else {
+        c.connections_refused as f64 / c.connection_attempts as f64
+    };
     let m = |name: &'static str, value: f64| Metric { name, value };
     let metrics = vec![
         m("clients_arrived", c.clients_arrived as f64),
@@ -107,7 +123,14 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         m("connect_ms_p90", pct(0.9)),
         m("connect_ms_p99", pct(0.99)),
         m("connect_ms_p999", pct(0.999)),
-        m("connect_ms_max", if h.is_empty() { f64::NAN } else { h.max() as f64 / 1000.0 }),
+        m(
+            "connect_ms_max",
+            if h.is_empty() {
+                f64::NAN
+            } else {
+                h.max() as f64 / 1000.0
+            },
+        ),
         m("max_conn_per_server", w.rec.peak_conns() as f64),
         m("imbalance_max_over_mean", imbalance(&loads)),
         m("jain_index", jain(&loads)),
@@ -116,7 +139,10 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         m("refused_queue_timeout", c.refused_queue_timeout as f64),
         m("refused_server_failed", c.refused_server_failed as f64),
         m("events", stats.events as f64),
-        m("truncated", if stats.stop == StopReason::EventLimit { 1.0 } else { 0.0 }),
+        m(
+            "truncated",
+            if stats.stop == StopReason::EventLimit { 1.0 } else { 0.0 },
+        ),
     ];
     Ok(Replication {
         index,
@@ -138,8 +164,16 @@ pub fn aggregate(reps: &[Replication]) -> Vec<Aggregate> {
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let xs: Vec<f64> = reps.iter().map(|r| r.metrics[i].value).filter(|v| !v.is_nan()).collect();
-            Aggregate { name: m.name, mean: stats::mean(&xs), ci95: stats::ci_half_width(&xs, 0.95) }
+            let xs: Vec<f64> = reps
+                .iter()
+                .map(|r| r.metrics[i].value)
+                .filter(|v| !v.is_nan())
+                .collect();
+            Aggregate {
+                name: m.name,
+                mean: stats::mean(&xs),
+                ci95: stats::ci_half_width(&xs, 0.95),
+            }
         })
         .collect()
 }
@@ -150,7 +184,10 @@ pub fn run(sc: &Scenario, threads: usize, progress: &(dyn Fn() + Sync)) -> Resul
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
-        .map_err(|e| SimError::Threads { threads, message: e.to_string() })?;
+        .map_err(|e| SimError::Threads {
+            threads,
+            message: e.to_string(),
+        })?;
     let replications: Vec<Replication> = pool.install(|| {
         (0..sc.replications)
             .into_par_iter()
@@ -162,5 +199,8 @@ pub fn run(sc: &Scenario, threads: usize, progress: &(dyn Fn() + Sync)) -> Resul
             .collect::<Result<Vec<_>, _>>()
     })?;
     let aggregate = aggregate(&replications);
-    Ok(Outcome { replications, aggregate })
+    Ok(Outcome {
+        replications,
+        aggregate,
+    })
 }

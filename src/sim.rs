@@ -44,7 +44,13 @@ pub enum ClientState {
 
 pub const N_STATES: usize = 7;
 pub const STATE_NAMES: [&str; N_STATES] = [
-    "connecting", "queued", "connected", "orphaned", "retrying", "left", "gave-up",
+    "connecting",
+    "queued",
+    "connected",
+    "orphaned",
+    "retrying",
+    "left",
+    "gave-up",
 ];
 
 const NONE: u32 = u32::MAX;
@@ -95,28 +101,73 @@ pub struct Server {
 /// The closed set of events. Small and `Copy`: the heap moves them often.
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
-    Arrival { pop: u16 },
+    Arrival {
+        pop: u16,
+    },
     /// A client starts a new connection attempt.
-    Attempt { client: u32, generation: u32 },
+    Attempt {
+        client: u32,
+        generation: u32,
+    },
     /// The attempt reaches the balancer.
-    AtBalancer { client: u32, generation: u32 },
+    AtBalancer {
+        client: u32,
+        generation: u32,
+    },
     /// The balancer's connection reaches a server.
-    AtServer { client: u32, generation: u32, server: u32 },
+    AtServer {
+        client: u32,
+        generation: u32,
+        server: u32,
+    },
     /// The balancer learns that connecting to the server failed.
-    BackendFailed { client: u32, generation: u32, server: u32 },
+    BackendFailed {
+        client: u32,
+        generation: u32,
+        server: u32,
+    },
     /// HAProxy's retry turn-around is over.
-    RetryBackend { client: u32, generation: u32, server: u32 },
+    RetryBackend {
+        client: u32,
+        generation: u32,
+        server: u32,
+    },
     /// A core finished accepting a connection.
-    CoreDone { server: u32, epoch: u32, client: u32, generation: u32 },
-    QueueTimeout { client: u32, generation: u32 },
-    SessionEnd { client: u32, generation: u32 },
+    CoreDone {
+        server: u32,
+        epoch: u32,
+        client: u32,
+        generation: u32,
+    },
+    QueueTimeout {
+        client: u32,
+        generation: u32,
+    },
+    SessionEnd {
+        client: u32,
+        generation: u32,
+    },
     /// A client notices its connection is dead.
-    DropNoticed { client: u32, generation: u32 },
-    Check { server: u32 },
-    CheckResult { server: u32, ok: bool },
-    Fault { index: u16 },
-    Restart { server: u32 },
-    WeightTick { server: u32 },
+    DropNoticed {
+        client: u32,
+        generation: u32,
+    },
+    Check {
+        server: u32,
+    },
+    CheckResult {
+        server: u32,
+        ok: bool,
+    },
+    Fault {
+        index: u16,
+    },
+    Restart {
+        server: u32,
+    },
+    WeightTick {
+        server: u32,
+    },
     Sample,
 }
 
@@ -223,7 +274,12 @@ impl<'a> World<'a> {
         let ps = &self.pops[pop];
         let k = ps.generated;
         let t = match &self.sc.populations[pop].arrival {
-            Arrival::Poisson { rate, start, stop, max_clients } => {
+            Arrival::Poisson {
+                rate,
+                start,
+                stop,
+                max_clients,
+            } => {
                 if max_clients.is_some_and(|m| k >= m) {
                     return None;
                 }
@@ -240,7 +296,9 @@ impl<'a> World<'a> {
                     return None;
                 }
                 let u: f64 = self.rng_arrivals.random();
-                SimTime::ZERO + *start + SimDuration::from_secs_f64(over.as_secs_f64() * (k as f64 + u) / *target as f64)
+                SimTime::ZERO
+                    + *start
+                    + SimDuration::from_secs_f64(over.as_secs_f64() * (k as f64 + u) / *target as f64)
             }
             Arrival::Step { count, at, over } => {
                 if k >= *count {
@@ -289,7 +347,12 @@ impl<'a> World<'a> {
             }
             // Spectators watch rooms of the first player population.
             Role::Spectator => {
-                let host = self.sc.populations.iter().position(|q| q.role == Role::Player).unwrap_or(0) as u64;
+                let host = self
+                    .sc
+                    .populations
+                    .iter()
+                    .position(|q| q.role == Role::Player)
+                    .unwrap_or(0) as u64;
                 let rank = match &ps.zipf {
                     Some(z) => z.sample(&mut self.rng_clients) as u64 - 1,
                     None => 0,
@@ -349,7 +412,12 @@ impl<'a> World<'a> {
             let cl = &self.clients[c as usize];
             (cl.source, cl.room)
         };
-        match self.balancer.choose(source, room, exclude, &mut self.rng_balancer) {
+        let choice = self.balancer.choose(source, room, exclude, &mut self.rng_balancer);
+        self.apply_choice(c, choice, s);
+    }
+
+    fn apply_choice(&mut self, c: u32, choice: Choice, s: &mut Scheduler<Event>) {
+        match choice {
             Choice::Server(srv) => self.forward(c, srv, s),
             Choice::QueueServer(srv) => self.enqueue(c, Some(srv), s),
             Choice::QueueBackend => self.enqueue(c, None, s),
@@ -365,7 +433,14 @@ impl<'a> World<'a> {
         cl.holds_slot = true;
         cl.queue = NONE;
         let generation = cl.generation;
-        s.after(self.sc.servers.backend_latency, Event::AtServer { client: c, generation, server: srv });
+        s.after(
+            self.sc.servers.backend_latency,
+            Event::AtServer {
+                client: c,
+                generation,
+                server: srv,
+            },
+        );
     }
 
     fn release_slot(&mut self, c: u32) -> Option<u32> {
@@ -386,8 +461,18 @@ impl<'a> World<'a> {
         let cl = &mut self.clients[c as usize];
         cl.queue = srv.unwrap_or(BACKEND);
         let generation = cl.generation;
-        self.balancer.enqueue(srv, Waiter { client: c, generation, since: now });
-        s.after(self.sc.balancer.timeout_queue, Event::QueueTimeout { client: c, generation });
+        self.balancer.enqueue(
+            srv,
+            Waiter {
+                client: c,
+                generation,
+                since: now,
+            },
+        );
+        s.after(
+            self.sc.balancer.timeout_queue,
+            Event::QueueTimeout { client: c, generation },
+        );
     }
 
     fn refuse(&mut self, c: u32, r: Refusal, s: &mut Scheduler<Event>) {
@@ -416,7 +501,12 @@ impl<'a> World<'a> {
             self.set_state(c, ClientState::Left);
             return;
         }
-        match backoff::next_delay(&self.sc.populations[pop].reconnect, failures, prev, &mut self.rng_clients) {
+        match backoff::next_delay(
+            &self.sc.populations[pop].reconnect,
+            failures,
+            prev,
+            &mut self.rng_clients,
+        ) {
             Some(d) => {
                 self.set_state(c, ClientState::Retrying);
                 let cl = &mut self.clients[c as usize];
@@ -436,10 +526,20 @@ impl<'a> World<'a> {
         let cores = self.sc.servers.cores as usize;
         let sv = &mut self.servers[srv as usize];
         while sv.in_service.len() < cores {
-            let Some((c, generation)) = sv.jobs.pop_front() else { break };
+            let Some((c, generation)) = sv.jobs.pop_front() else {
+                break;
+            };
             sv.in_service.push((c, generation));
             let cost = self.sc.servers.connect_cost.sample(&mut self.rng_servers);
-            s.after(cost, Event::CoreDone { server: srv, epoch: sv.epoch, client: c, generation });
+            s.after(
+                cost,
+                Event::CoreDone {
+                    server: srv,
+                    epoch: sv.epoch,
+                    client: c,
+                    generation,
+                },
+            );
         }
     }
 
@@ -497,7 +597,9 @@ impl<'a> World<'a> {
                 let cl = &clients[w.client as usize];
                 cl.generation == w.generation && cl.state == ClientState::Queued
             };
-            let Some((w, _)) = self.balancer.next_waiter(srv, is_live) else { break };
+            let Some((w, _)) = self.balancer.next_waiter(srv, is_live) else {
+                break;
+            };
             self.forward(w.client, srv, s);
         }
     }
@@ -516,7 +618,14 @@ impl<'a> World<'a> {
         let delay = self.failure_delay(srv);
         for (c, generation) in pending {
             if self.live(c, generation) {
-                s.after(delay, Event::BackendFailed { client: c, generation, server: srv });
+                s.after(
+                    delay,
+                    Event::BackendFailed {
+                        client: c,
+                        generation,
+                        server: srv,
+                    },
+                );
             }
         }
         let n = conns.len() as u64;
@@ -537,7 +646,12 @@ impl<'a> World<'a> {
             CrashMode::Process => "process",
             CrashMode::Host => "host",
         };
-        self.rec.event(now, format!("server-{srv}"), "crash", format!("{how} crash, {n} connections dropped"));
+        self.rec.event(
+            now,
+            format!("server-{srv}"),
+            "crash",
+            format!("{how} crash, {n} connections dropped"),
+        );
         if let Some(d) = restart_after {
             s.after(d, Event::Restart { server: srv });
         }
@@ -548,7 +662,12 @@ impl<'a> World<'a> {
         let hc = &self.sc.balancer.health_check;
         match self.balancer.record_check(srv, ok, hc, now) {
             Some(Transition::MarkedDown) => {
-                self.rec.event(now, format!("server-{srv}"), "marked-down", "health checks failed".into());
+                self.rec.event(
+                    now,
+                    format!("server-{srv}"),
+                    "marked-down",
+                    "health checks failed".into(),
+                );
                 let clients = &self.clients;
                 let waiters = self.balancer.drain_server_queue(srv, |w: &Waiter| {
                     let cl = &clients[w.client as usize];
@@ -559,7 +678,8 @@ impl<'a> World<'a> {
                 }
             }
             Some(Transition::MarkedUp) => {
-                self.rec.event(now, format!("server-{srv}"), "marked-up", "health checks passed".into());
+                self.rec
+                    .event(now, format!("server-{srv}"), "marked-up", "health checks passed".into());
                 let ss = self.sc.balancer.slowstart;
                 if ss.0 > 0 {
                     self.balancer.slowstart(srv, now, ss);
@@ -618,7 +738,11 @@ impl Model for World<'_> {
                     self.route(client, None, s);
                 }
             }
-            Event::AtServer { client, generation, server } => {
+            Event::AtServer {
+                client,
+                generation,
+                server,
+            } => {
                 if !self.live(client, generation) {
                     return;
                 }
@@ -631,16 +755,34 @@ impl Model for World<'_> {
                         CrashMode::Process => self.sc.servers.backend_latency,
                         CrashMode::Host => self.sc.balancer.timeout_connect - self.sc.servers.backend_latency,
                     };
-                    s.after(d, Event::BackendFailed { client, generation, server });
+                    s.after(
+                        d,
+                        Event::BackendFailed {
+                            client,
+                            generation,
+                            server,
+                        },
+                    );
                 } else if load >= self.sc.servers.max_connections as usize {
                     // The process itself refuses beyond its cap.
-                    s.after(self.sc.servers.backend_latency, Event::BackendFailed { client, generation, server });
+                    s.after(
+                        self.sc.servers.backend_latency,
+                        Event::BackendFailed {
+                            client,
+                            generation,
+                            server,
+                        },
+                    );
                 } else {
                     sv.jobs.push_back((client, generation));
                     self.start_jobs(server, s);
                 }
             }
-            Event::BackendFailed { client, generation, server } => {
+            Event::BackendFailed {
+                client,
+                generation,
+                server,
+            } => {
                 if !self.live(client, generation) {
                     return;
                 }
@@ -651,12 +793,23 @@ impl Model for World<'_> {
                 cl.backend_tries += 1;
                 if cl.backend_tries <= self.sc.balancer.retries {
                     let turn = self.sc.balancer.timeout_connect.min(SimDuration::from_secs(1));
-                    s.after(turn, Event::RetryBackend { client, generation, server });
+                    s.after(
+                        turn,
+                        Event::RetryBackend {
+                            client,
+                            generation,
+                            server,
+                        },
+                    );
                 } else {
                     self.refuse(client, Refusal::ServerFailed, s);
                 }
             }
-            Event::RetryBackend { client, generation, server } => {
+            Event::RetryBackend {
+                client,
+                generation,
+                server,
+            } => {
                 if !self.live(client, generation) {
                     return;
                 }
@@ -664,10 +817,18 @@ impl Model for World<'_> {
                 if b.redispatch && self.clients[client as usize].backend_tries == b.retries {
                     self.route(client, Some(server), s);
                 } else {
-                    self.forward(client, server, s);
+                    // The slot was released on failure and may have gone to a
+                    // waiter: the retry must queue like any request beyond maxconn.
+                    let choice = self.balancer.admit_to(server);
+                    self.apply_choice(client, choice, s);
                 }
             }
-            Event::CoreDone { server, epoch, client, generation } => {
+            Event::CoreDone {
+                server,
+                epoch,
+                client,
+                generation,
+            } => {
                 let sv = &mut self.servers[server as usize];
                 if sv.epoch != epoch {
                     return;
@@ -720,12 +881,22 @@ impl Model for World<'_> {
             }
             Event::CheckResult { server, ok } => self.check_result(server, ok, s),
             Event::Fault { index } => match self.sc.faults[index as usize] {
-                Fault::Crash { server, mode, restart_after, .. } => self.crash(server, mode, restart_after, s),
+                Fault::Crash {
+                    server,
+                    mode,
+                    restart_after,
+                    ..
+                } => self.crash(server, mode, restart_after, s),
             },
             Event::Restart { server } => {
                 let sv = &mut self.servers[server as usize];
                 sv.up = true;
-                self.rec.event(now, format!("server-{server}"), "restarted", "process accepting again".into());
+                self.rec.event(
+                    now,
+                    format!("server-{server}"),
+                    "restarted",
+                    "process accepting again".into(),
+                );
             }
             Event::WeightTick { server } => {
                 let ss = self.sc.balancer.slowstart;

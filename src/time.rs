@@ -120,7 +120,7 @@ impl fmt::Display for SimDuration {
             return write!(f, "0s");
         }
         for (k, u) in units {
-            if ns % k == 0 {
+            if ns.is_multiple_of(k) {
                 return write!(f, "{}{}", ns / k, u);
             }
         }

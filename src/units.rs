@@ -110,9 +110,7 @@ impl Visitor<'_> for DurationVisitor {
         self.visit_i64(v as i64)
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<SimDuration, E> {
-        Err(E::custom(format!(
-            "duration {v} has no unit: write e.g. \"{v}s\""
-        )))
+        Err(E::custom(format!("duration {v} has no unit: write e.g. \"{v}s\"")))
     }
 }
 

@@ -16,12 +16,21 @@ pub fn next_delay(policy: &Reconnect, attempt: u32, prev: SimDuration, rng: &mut
     match policy {
         Reconnect::None => None,
         Reconnect::Fixed { delay, max_attempts } => (attempt < *max_attempts).then_some(*delay),
-        Reconnect::Exponential { base, cap, jitter, max_attempts } => {
+        Reconnect::Exponential {
+            base,
+            cap,
+            jitter,
+            max_attempts,
+        } => {
             if attempt >= *max_attempts {
                 return None;
             }
             let (b, c) = (base.0, cap.0);
-            let v = b.checked_shl(attempt.min(63)).filter(|&x| x >> attempt.min(63) == b).unwrap_or(u64::MAX).min(c);
+            let v = b
+                .checked_shl(attempt.min(63))
+                .filter(|&x| x >> attempt.min(63) == b)
+                .unwrap_or(u64::MAX)
+                .min(c);
             let d = match jitter {
                 Jitter::None => v,
                 Jitter::Full => rng.random_range(0..=v),
@@ -55,7 +64,9 @@ mod tests {
     fn exponential_doubles_then_caps() {
         let mut r = SimRng::seed_from_u64(0);
         let p = exp(Jitter::None);
-        let d: Vec<u64> = (0..9).map(|n| next_delay(&p, n, SimDuration::ZERO, &mut r).unwrap().0 / 1_000_000).collect();
+        let d: Vec<u64> = (0..9)
+            .map(|n| next_delay(&p, n, SimDuration::ZERO, &mut r).unwrap().0 / 1_000_000)
+            .collect();
         assert_eq!(d, vec![100, 200, 400, 800, 1600, 3200, 6400, 10000, 10000]);
         assert_eq!(next_delay(&p, 20, SimDuration::ZERO, &mut r), None);
         assert!(next_delay(&p, 19, SimDuration::ZERO, &mut r).is_some());

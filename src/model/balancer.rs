@@ -115,6 +115,10 @@ struct Health {
     rises: u32,
 }
 
+/// HAProxy keeps effective weights scaled by 16 (`BE_WEIGHT_SCALE`) so that
+/// slowstart can ramp even a weight-1 server in steps.
+pub const WEIGHT_SCALE: u32 = 16;
+
 /// Salt for `source` keys and for `room` keys.
 pub const KEY_SOURCE: u64 = 1;
 pub const KEY_ROOM: u64 = 2;
@@ -125,7 +129,7 @@ pub struct Balancer {
     maxconn: u32,
     maxqueue: Option<u32>,
     weights: Vec<u32>,
-    /// Effective weight: 0 while DOWN, ramps up during slowstart.
+    /// Effective weight (× `WEIGHT_SCALE`): 0 while DOWN, ramps up during slowstart.
     eweight: Vec<u32>,
     lb_up: Vec<bool>,
     conns: Vec<u32>,
@@ -150,7 +154,7 @@ impl Balancer {
             hash_type: cfg.hash_type,
             maxconn: cfg.maxconn.unwrap_or(servers.max_connections),
             maxqueue: cfg.maxqueue,
-            eweight: weights.clone(),
+            eweight: weights.iter().map(|w| w * WEIGHT_SCALE).collect(),
             weights,
             lb_up: vec![true; n],
             conns: vec![0; n],
@@ -224,7 +228,8 @@ impl Balancer {
     fn rebuild(&mut self) {
         let usable: Vec<bool> = (0..self.conns.len()).map(|s| self.usable(s)).collect();
         if self.hash_type == HashType::MapBased {
-            self.map = MapTable::build(&usable, &self.eweight);
+            // Map-based hashing is static in HAProxy: configured weights.
+            self.map = MapTable::build(&usable, &self.weights);
         }
         for s in 0..self.conns.len() {
             self.lc_update(s);
@@ -236,7 +241,11 @@ impl Balancer {
     pub fn choose(&mut self, source: u64, room: u64, exclude: Option<u32>, rng: &mut SimRng) -> Choice {
         match self.strategy {
             Strategy::Source | Strategy::Room => {
-                let kind = if self.strategy == Strategy::Source { KEY_SOURCE } else { KEY_ROOM };
+                let kind = if self.strategy == Strategy::Source {
+                    KEY_SOURCE
+                } else {
+                    KEY_ROOM
+                };
                 let key = if kind == KEY_SOURCE { source } else { room };
                 let h = super::hashing::key_hash(kind, key);
                 let target = match self.hash_type {
@@ -253,13 +262,7 @@ impl Balancer {
                         None => return Choice::Refuse(Refusal::NoServer),
                     }
                 }
-                if self.conns[t as usize] < self.maxconn {
-                    Choice::Server(t)
-                } else if self.maxqueue.is_none_or(|m| self.queues[t as usize].live() < m) {
-                    Choice::QueueServer(t)
-                } else {
-                    Choice::Refuse(Refusal::QueueFull)
-                }
+                self.admit_to(t)
             }
             _ => match self.pick_available(exclude, rng) {
                 Some(s) => Choice::Server(s),
@@ -280,6 +283,19 @@ impl Balancer {
         }
     }
 
+    /// A request bound to server `s` (a hash key, or a retry on the same
+    /// server, which HAProxy re-assigns): the server if it has a free slot,
+    /// else its queue, else a 503.
+    pub fn admit_to(&self, s: u32) -> Choice {
+        if self.conns[s as usize] < self.maxconn {
+            Choice::Server(s)
+        } else if self.maxqueue.is_none_or(|m| self.queues[s as usize].live() < m) {
+            Choice::QueueServer(s)
+        } else {
+            Choice::Refuse(Refusal::QueueFull)
+        }
+    }
+
     fn ok(&self, s: usize, exclude: Option<u32>) -> bool {
         self.available(s) && Some(s as u32) != exclude
     }
@@ -290,7 +306,11 @@ impl Balancer {
         match self.strategy {
             Strategy::First => (0..n).find(|&s| self.ok(s, exclude)).map(|s| s as u32),
             Strategy::RoundRobin | Strategy::StaticRr => {
-                let w: &[u32] = if self.strategy == Strategy::StaticRr { &self.weights } else { &self.eweight };
+                let w: &[u32] = if self.strategy == Strategy::StaticRr {
+                    &self.weights
+                } else {
+                    &self.eweight
+                };
                 let equal = w.iter().all(|&x| x == w[0]);
                 if equal {
                     for k in 0..n {
@@ -310,7 +330,11 @@ impl Balancer {
                         if !self.ok(s, exclude) {
                             continue;
                         }
-                        let ws = if self.strategy == Strategy::StaticRr { self.weights[s] } else { self.eweight[s] } as i64;
+                        let ws = if self.strategy == Strategy::StaticRr {
+                            self.weights[s]
+                        } else {
+                            self.eweight[s]
+                        } as i64;
                         self.swrr[s] += ws;
                         total += ws;
                         if best.is_none_or(|b| self.swrr[s] > self.swrr[b]) {
@@ -340,7 +364,9 @@ impl Balancer {
                 // the supermarket model); the least loaded wins, first on ties.
                 let mut best: Option<u32> = None;
                 for _ in 0..d {
-                    let Some(s) = self.random_available(exclude, rng) else { break };
+                    let Some(s) = self.random_available(exclude, rng) else {
+                        break;
+                    };
                     if best.is_none_or(|b| self.lc_key(s as usize) < self.lc_key(b as usize)) {
                         best = Some(s);
                     }
@@ -363,7 +389,10 @@ impl Balancer {
                 }
             }
         }
-        let total: u64 = (0..n).filter(|&s| self.ok(s, exclude)).map(|s| self.eweight[s] as u64).sum();
+        let total: u64 = (0..n)
+            .filter(|&s| self.ok(s, exclude))
+            .map(|s| self.eweight[s] as u64)
+            .sum();
         if total == 0 {
             return None;
         }
@@ -425,7 +454,11 @@ impl Balancer {
             (None, Some(_)) => false,
             (Some(a), Some(b)) => a.since <= b.since,
         };
-        let w = if take_own { self.queues[si].pop(&is_live) } else { self.backend.pop(&is_live) };
+        let w = if take_own {
+            self.queues[si].pop(&is_live)
+        } else {
+            self.backend.pop(&is_live)
+        };
         self.queues[si].compact(&is_live);
         self.backend.compact(&is_live);
         w.map(|w| (w, take_own.then_some(s)))
@@ -475,7 +508,7 @@ impl Balancer {
         self.lb_up[si] = up;
         self.health[si] = Health::default();
         self.up_since[si] = now;
-        self.eweight[si] = if up { self.weights[si] } else { 0 };
+        self.eweight[si] = if up { self.weights[si] * WEIGHT_SCALE } else { 0 };
         self.rebuild();
     }
 
@@ -487,7 +520,7 @@ impl Balancer {
             return false;
         }
         let elapsed = now.since(self.up_since[si]);
-        let w = self.weights[si] as u64;
+        let w = (self.weights[si] * WEIGHT_SCALE) as u64;
         let ew = if elapsed >= slowstart {
             w
         } else {

@@ -69,9 +69,7 @@ impl Ring {
         }
         let start = self.points.partition_point(|&(h, _)| h < hash);
         let n = self.points.len();
-        (0..n)
-            .map(|k| self.points[(start + k) % n].1)
-            .find(|&s| usable(s))
+        (0..n).map(|k| self.points[(start + k) % n].1).find(|&s| usable(s))
     }
 }
 

@@ -30,15 +30,9 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("{file}: cannot read the scenario: {source}")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
+    Read { file: PathBuf, source: std::io::Error },
     #[error("{}", render(file, problems))]
-    Invalid {
-        file: PathBuf,
-        problems: Vec<Problem>,
-    },
+    Invalid { file: PathBuf, problems: Vec<Problem> },
 }
 
 impl ScenarioError {
@@ -89,12 +83,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 
 /// Parses and validates scenario text. `file` is only used in messages;
 /// `default_name` names the scenario if the file does not.
-pub fn parse(
-    src: &str,
-    file: &Path,
-    default_name: &str,
-    base_dir: &Path,
-) -> Result<Scenario, ScenarioError> {
+pub fn parse(src: &str, file: &Path, default_name: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
     let invalid = |problems| ScenarioError::Invalid {
         file: file.to_path_buf(),
         problems,
@@ -128,8 +117,9 @@ pub fn parse(
 fn de_problem(src: &str, e: &toml::de::Error) -> Problem {
     let (line, column, field) = match e.span() {
         Some(span) => {
-            let (l, c) = line_col(src, span.start);
-            (Some(l), Some(c), field_at(src, span.start))
+            let at = refine(src, span, e.message());
+            let (l, c) = line_col(src, at);
+            (Some(l), Some(c), field_at(src, at))
         }
         None => (None, None, String::new()),
     };
@@ -139,6 +129,25 @@ fn de_problem(src: &str, e: &toml::de::Error) -> Problem {
         field,
         message: e.message().trim().to_string(),
     }
+}
+
+/// Tagged tables (`kind = ...`, `dist = ...`) are buffered by serde and their
+/// errors carry the span of the whole table, which may cover several
+/// `[[fault]]` entries. The message usually quotes the culprit in backticks
+/// (an unknown key, a bad value): point at its first occurrence in the span.
+fn refine(src: &str, span: std::ops::Range<usize>, message: &str) -> usize {
+    // The span may also be just the header of the first entry: then look on
+    // from there to the end of the file.
+    let Some(t) = message.split('`').nth(1).filter(|t| !t.is_empty()) else {
+        return span.start;
+    };
+    let start = span.start.min(src.len());
+    let end = span.end.min(src.len());
+    let within = (start < end).then(|| src[start..end].find(t)).flatten();
+    within
+        .or_else(|| src[start..].find(t))
+        .map(|i| start + i)
+        .unwrap_or(start)
 }
 
 fn line_col(src: &str, offset: usize) -> (usize, usize) {
@@ -309,8 +318,7 @@ fn load_empirical(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
 }
 
 fn read_column(path: &Path, column: &str) -> Result<Vec<f64>, String> {
-    let mut r = csv::Reader::from_path(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let mut r = csv::Reader::from_path(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let headers = r
         .headers()
         .map_err(|e| format!("cannot read the header of `{}`: {e}", path.display()))?
@@ -414,7 +422,13 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
     }
     c.positive("max_events", sc.max_events, "max_events");
     if !sc.name.chars().all(|ch| ch.is_alphanumeric() || "-_.".contains(ch)) || sc.name.starts_with('.') {
-        c.fail("name", format!("`{}`: use letters, digits, '-', '_' and '.' only (it names the output folder)", sc.name));
+        c.fail(
+            "name",
+            format!(
+                "`{}`: use letters, digits, '-', '_' and '.' only (it names the output folder)",
+                sc.name
+            ),
+        );
     }
 
     let s = &sc.servers;
@@ -439,7 +453,10 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
             );
         }
         if let Some(bad) = w.iter().find(|&&x| x > 256) {
-            c.fail("balancer.weights", format!("weight {bad} is above HAProxy's maximum of 256"));
+            c.fail(
+                "balancer.weights",
+                format!("weight {bad} is above HAProxy's maximum of 256"),
+            );
         }
         if w.iter().all(|&x| x == 0) {
             c.fail("balancer.weights", "all weights are 0: no server would get traffic");
@@ -461,7 +478,11 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
         if hc.inter.0 == 0 {
             c.fail("balancer.health_check.inter", "must be longer than 0s");
         }
-        for (name, v) in [("fastinter", hc.fastinter), ("downinter", hc.downinter), ("timeout", hc.timeout)] {
+        for (name, v) in [
+            ("fastinter", hc.fastinter),
+            ("downinter", hc.downinter),
+            ("timeout", hc.timeout),
+        ] {
             if v == Some(crate::time::SimDuration::ZERO) {
                 c.fail(format!("balancer.health_check.{name}"), "must be longer than 0s");
             }
@@ -485,10 +506,18 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
             c.fail(f("name"), format!("`{}` is used by two populations", p.name));
         }
         if p.role == Role::Web {
-            c.fail(f("role"), "role `web` (the HTTP tier) is not simulated yet; use player or spectator");
+            c.fail(
+                f("role"),
+                "role `web` (the HTTP tier) is not simulated yet; use player or spectator",
+            );
         }
         match &p.arrival {
-            Arrival::Poisson { rate, start, stop, max_clients } => {
+            Arrival::Poisson {
+                rate,
+                start,
+                stop,
+                max_clients,
+            } => {
                 if rate.per_s <= 0.0 {
                     c.fail(f("arrival.rate"), "must be above 0/s");
                 }
@@ -530,8 +559,15 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
         }
         match &p.reconnect {
             Reconnect::None => {}
-            Reconnect::Fixed { max_attempts, .. } => c.positive(&f("reconnect.max_attempts"), *max_attempts as u64, "max_attempts"),
-            Reconnect::Exponential { base, cap, max_attempts, .. } => {
+            Reconnect::Fixed { max_attempts, .. } => {
+                c.positive(&f("reconnect.max_attempts"), *max_attempts as u64, "max_attempts")
+            }
+            Reconnect::Exponential {
+                base,
+                cap,
+                max_attempts,
+                ..
+            } => {
                 c.positive(&f("reconnect.max_attempts"), *max_attempts as u64, "max_attempts");
                 if base.0 == 0 {
                     c.fail(f("reconnect.base"), "must be longer than 0s");
@@ -557,7 +593,10 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                     );
                 }
                 if *at >= sc.duration {
-                    c.fail(f("at"), format!("{at} is not before the end of the run ({})", sc.duration));
+                    c.fail(
+                        f("at"),
+                        format!("{at} is not before the end of the run ({})", sc.duration),
+                    );
                 }
             }
         }

@@ -47,12 +47,19 @@ fn bad_strategy_lists_choices() {
     let p = one_problem(&src);
     assert_eq!(p.line, Some(7));
     assert_eq!(p.field, "balancer.strategy");
-    assert!(p.message.contains("roundrobin") && p.message.contains("random(d)"), "{}", p.message);
+    assert!(
+        p.message.contains("roundrobin") && p.message.contains("random(d)"),
+        "{}",
+        p.message
+    );
 }
 
 #[test]
 fn bad_duration_in_inline_table() {
-    let src = GOOD.replace("session = \"10s\"", "session = { dist = \"exponential\", mean = \"10\" }");
+    let src = GOOD.replace(
+        "session = \"10s\"",
+        "session = { dist = \"exponential\", mean = \"10\" }",
+    );
     let p = one_problem(&src);
     assert_eq!(p.line, Some(12));
     assert!(p.field.starts_with("population.session"), "{}", p.field);
@@ -83,4 +90,20 @@ fn error_display_names_file_line_field() {
     let s = e.to_string();
     assert!(s.starts_with("t.toml:7:"), "{s}");
     assert!(s.contains("field `balancer.strategy`"), "{s}");
+}
+
+#[test]
+fn errors_in_a_later_fault_point_at_that_fault() {
+    let src = format!(
+        "{GOOD}\n[[fault]]\nkind = \"crash\"\nserver = 0\nat = \"5s\"\n\n[[fault]]\nkind = \"crash\"\nserver = 1\nat = \"2m5x\"\n"
+    );
+    let p = one_problem(&src);
+    assert_eq!(p.line, Some(22), "{p:?}");
+    assert!(p.message.contains("2m5x"), "{}", p.message);
+    let src = format!(
+        "{GOOD}\n[[fault]]\nkind = \"crash\"\nserver = 0\nat = \"5s\"\n\n[[fault]]\nkind = \"crash\"\nsrv = 1\nat = \"5s\"\n"
+    );
+    let p = one_problem(&src);
+    assert_eq!(p.line, Some(21), "{p:?}");
+    assert!(p.message.contains("unknown field `srv`"), "{}", p.message);
 }

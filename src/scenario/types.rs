@@ -101,8 +101,7 @@ pub enum Strategy {
     RandomD(u32),
 }
 
-pub const STRATEGY_CHOICES: &str =
-    "roundrobin, static-rr, leastconn, first, source, room, uri, random, random(d)";
+pub const STRATEGY_CHOICES: &str = "roundrobin, static-rr, leastconn, first, source, room, uri, random, random(d)";
 
 impl Strategy {
     pub fn parse(s: &str) -> Result<Strategy, String> {
@@ -122,9 +121,7 @@ impl Strategy {
                         _ => return Err(format!("`{t}`: d in random(d) must be a whole number >= 1")),
                     }
                 } else {
-                    return Err(format!(
-                        "unknown strategy `{t}`, expected one of {STRATEGY_CHOICES}"
-                    ));
+                    return Err(format!("unknown strategy `{t}`, expected one of {STRATEGY_CHOICES}"));
                 }
             }
         })

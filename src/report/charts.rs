@@ -1,0 +1,980 @@
+//! Time charts of one replication, as PNG and SVG.
+//!
+//! [`write_charts`] draws three charts of a replication's per-interval
+//! samples: connections per server, connect latency (p50/p99) and refusals
+//! and reconnects per second. Every chart carries the fault markers of the
+//! timeline (crash, restarted, marked-down, marked-up) as dashed vertical
+//! lines with labels, and shades each crash-to-restart outage.
+//!
+//! Text is drawn with the DejaVu Sans font embedded from `assets/`, so no
+//! system font library is needed, and the output is deterministic: the same
+//! replication gives byte-identical files.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::experiment::Replication;
+use crate::metrics::{Sample, TimelineEvent};
+
+/// Chart size in pixels (PNG and SVG alike).
+const WIDTH: u32 = 1200;
+const HEIGHT: u32 = 600;
+/// Width of the legend panel on the right.
+const LEGEND_W: u32 = 215;
+/// Above this many servers the connections chart shows a min–max band and
+/// the mean instead of one line per server.
+const MAX_SERVER_LINES: usize = 12;
+/// Rows of marker labels at the top of the plot; labels that do not fit are
+/// left out (the marker line is still drawn).
+const MAX_LABEL_ROWS: usize = 6;
+const LABEL_ROW_H: i32 = 17;
+
+const FONT: &str = "sans-serif";
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
+static FONT_ONCE: Once = Once::new();
+static FONT_OK: AtomicBool = AtomicBool::new(false);
+
+/// Why a chart could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("cannot create chart directory {dir}: {source}")]
+    Dir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot load the embedded chart font (assets/DejaVuSans.ttf)")]
+    Font,
+    #[error("cannot draw {file}: {message}")]
+    Draw { file: PathBuf, message: String },
+}
+
+/// Registers the embedded font with plotters, once per process.
+fn register_font() -> Result<(), ChartError> {
+    FONT_ONCE.call_once(|| {
+        let ok = plotters::style::register_font(FONT, FontStyle::Normal, FONT_BYTES).is_ok();
+        FONT_OK.store(ok, Ordering::SeqCst);
+    });
+    if FONT_OK.load(Ordering::SeqCst) {
+        Ok(())
+    } else {
+        Err(ChartError::Font)
+    }
+}
+
+/// Writes `connections`, `connect_latency` and `refusals` charts of `rep`
+/// into `dir` (created if missing), each as PNG and SVG, and returns the
+/// files written (PNG and SVG are separate entries).
+///
+/// `sample_interval_s` is the sampling interval in seconds, used to turn
+/// per-interval counts into rates; if it is not a positive number the
+/// spacing of the samples is used instead.
+pub fn write_charts(dir: &Path, rep: &Replication, sample_interval_s: f64) -> Result<Vec<PathBuf>, ChartError> {
+    register_font()?;
+    std::fs::create_dir_all(dir).map_err(|source| ChartError::Dir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let marks = Marks::new(&rep.timeline);
+    let x_range = x_range(rep, &marks);
+    let charts = [
+        connections_chart(rep, &marks),
+        latency_chart(rep),
+        refusals_chart(rep, interval_s(&rep.samples, sample_interval_s)),
+    ];
+    let mut written = Vec::with_capacity(2 * charts.len());
+    for chart in &charts {
+        let png = dir.join(format!("{}.png", chart.stem));
+        let root = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
+        render(root, chart, &marks, x_range.clone()).map_err(|message| ChartError::Draw {
+            file: png.clone(),
+            message,
+        })?;
+        written.push(png);
+
+        let svg = dir.join(format!("{}.svg", chart.stem));
+        let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
+        render(root, chart, &marks, x_range.clone()).map_err(|message| ChartError::Draw {
+            file: svg.clone(),
+            message,
+        })?;
+        written.push(svg);
+    }
+    Ok(written)
+}
+
+// ---------------------------------------------------------------------------
+// Chart data, independent of the backend
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Scale {
+    Linear,
+    Log,
+}
+
+/// A line; `None` points break it.
+struct Line {
+    label: String,
+    color: RGBColor,
+    width: u32,
+    points: Vec<(f64, Option<f64>)>,
+}
+
+/// A filled band: `(time, lower, upper)` points.
+struct Band {
+    label: String,
+    color: RGBAColor,
+    points: Vec<(f64, f64, f64)>,
+}
+
+#[derive(Clone, Copy)]
+enum LegendKey {
+    Line(RGBColor, u32),
+    Fill(RGBAColor),
+    Dashed(RGBColor),
+    None,
+}
+
+struct ChartSpec {
+    stem: &'static str,
+    title: String,
+    y_desc: &'static str,
+    scale: Scale,
+    bands: Vec<Band>,
+    lines: Vec<Line>,
+    /// Legend entries beyond the series (e.g. "… 3 more").
+    extra_legend: Vec<(LegendKey, String)>,
+    /// Shown in the middle of an empty chart.
+    note: Option<String>,
+}
+
+impl ChartSpec {
+    /// Finite values drawn on the y axis.
+    fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        let bands = self.bands.iter().flat_map(|b| b.points.iter().flat_map(|p| [p.1, p.2]));
+        let lines = self.lines.iter().flat_map(|l| l.points.iter().filter_map(|p| p.1));
+        bands.chain(lines).filter(|v| v.is_finite())
+    }
+}
+
+const SERIES_COLORS: [RGBColor; 12] = [
+    RGBColor(31, 119, 180),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(0, 0, 128),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(128, 0, 64),
+    RGBColor(0, 128, 128),
+];
+
+fn secs(s: &Sample) -> f64 {
+    s.time.as_secs_f64()
+}
+
+/// The sampling interval in seconds: `given` if usable, else the spacing of
+/// the first samples, else 1.
+fn interval_s(samples: &[Sample], given: f64) -> f64 {
+    if given.is_finite() && given > 0.0 {
+        return given;
+    }
+    let spacing = match samples {
+        [a, b, ..] => secs(b) - secs(a),
+        [a] => secs(a),
+        [] => 0.0,
+    };
+    if spacing.is_finite() && spacing > 0.0 {
+        spacing
+    } else {
+        1.0
+    }
+}
+
+/// The time axis: from 0 to the end of the run, the last sample or the last
+/// marker, whichever is latest.
+fn x_range(rep: &Replication, marks: &Marks) -> Range<f64> {
+    let last_sample = rep.samples.iter().map(secs).fold(0.0, f64::max);
+    let last_mark = marks.events.iter().map(|m| m.t).fold(0.0, f64::max);
+    let end = rep.end.as_secs_f64().max(last_sample).max(last_mark);
+    let end = if end.is_finite() && end > 0.0 { end } else { 1.0 };
+    0.0..end
+}
+
+fn empty_note(rep: &Replication) -> Option<String> {
+    rep.samples.is_empty().then(|| "no samples".to_string())
+}
+
+fn connections_chart(rep: &Replication, marks: &Marks) -> ChartSpec {
+    let n = rep.samples.iter().map(|s| s.servers.len()).max().unwrap_or(0);
+    let conns = |s: &Sample, i: usize| s.servers.get(i).map(|v| v.connections as f64);
+    let server_line = |i: usize, color: RGBColor, width: u32| Line {
+        label: format!("server-{i}"),
+        color,
+        width,
+        points: rep.samples.iter().map(|s| (secs(s), conns(s, i))).collect(),
+    };
+    let mut spec = ChartSpec {
+        stem: "connections",
+        title: format!("Connections per server (replication {})", rep.index),
+        y_desc: "connections",
+        scale: Scale::Linear,
+        bands: vec![],
+        lines: vec![],
+        extra_legend: vec![],
+        note: empty_note(rep),
+    };
+    if n <= MAX_SERVER_LINES {
+        spec.lines = (0..n).map(|i| server_line(i, SERIES_COLORS[i], 2)).collect();
+        return spec;
+    }
+    // Many servers: the spread as a band, the mean, and the servers that
+    // appear in the fault markers.
+    let mut band = Vec::with_capacity(rep.samples.len());
+    let mut mean = Vec::with_capacity(rep.samples.len());
+    for s in &rep.samples {
+        let t = secs(s);
+        if s.servers.is_empty() {
+            mean.push((t, None));
+            continue;
+        }
+        let c = s.servers.iter().map(|v| v.connections as f64);
+        let lo = c.clone().fold(f64::INFINITY, f64::min);
+        let hi = c.clone().fold(f64::NEG_INFINITY, f64::max);
+        band.push((t, lo, hi));
+        mean.push((t, Some(c.sum::<f64>() / s.servers.len() as f64)));
+    }
+    spec.bands.push(Band {
+        label: format!("min–max of {n} servers"),
+        color: RGBColor(31, 119, 180).mix(0.22),
+        points: band,
+    });
+    spec.lines.push(Line {
+        label: "mean per server".into(),
+        color: RGBColor(20, 70, 130),
+        width: 2,
+        points: mean,
+    });
+    let faulty = marks.servers(n);
+    let shown = faulty.len().min(MAX_SERVER_LINES - 1);
+    for (k, &i) in faulty.iter().take(shown).enumerate() {
+        spec.lines
+            .push(server_line(i, SERIES_COLORS[1 + k % (SERIES_COLORS.len() - 1)], 2));
+    }
+    if faulty.len() > shown {
+        let more = faulty.len() - shown;
+        spec.extra_legend
+            .push((LegendKey::None, format!("… {more} more faulty servers")));
+    }
+    spec
+}
+
+fn latency_chart(rep: &Replication) -> ChartSpec {
+    let valid = |v: Option<f64>| v.filter(|x| x.is_finite() && *x > 0.0);
+    let line = |label: &str, color, f: fn(&Sample) -> Option<f64>| Line {
+        label: label.into(),
+        color,
+        width: 2,
+        points: rep.samples.iter().map(|s| (secs(s), valid(f(s)))).collect(),
+    };
+    let mut spec = ChartSpec {
+        stem: "connect_latency",
+        title: format!("Connect latency per interval (replication {})", rep.index),
+        y_desc: "latency (ms)",
+        scale: Scale::Linear,
+        bands: vec![],
+        lines: vec![
+            line("p50", RGBColor(31, 119, 180), |s| s.connect_ms_p50),
+            line("p99", RGBColor(148, 103, 189), |s| s.connect_ms_p99),
+        ],
+        extra_legend: vec![],
+        note: empty_note(rep),
+    };
+    let (lo, hi) = spec
+        .values()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > 0.0 && hi / lo > 100.0 {
+        spec.scale = Scale::Log;
+        spec.y_desc = "latency (ms, log scale)";
+    }
+    if spec.note.is_none() && !lo.is_finite() {
+        spec.note = Some("no connections accepted".into());
+    }
+    spec
+}
+
+fn refusals_chart(rep: &Replication, interval_s: f64) -> ChartSpec {
+    let line = |label: &str, color, f: fn(&Sample) -> u64| Line {
+        label: label.into(),
+        color,
+        width: 2,
+        points: rep
+            .samples
+            .iter()
+            .map(|s| (secs(s), Some(f(s) as f64 / interval_s)))
+            .collect(),
+    };
+    ChartSpec {
+        stem: "refusals",
+        title: format!("Refused connections and reconnects (replication {})", rep.index),
+        y_desc: "per second",
+        scale: Scale::Linear,
+        bands: vec![],
+        lines: vec![
+            // Refusals last, on top: they are usually the rarer series.
+            line("reconnects", RGBColor(31, 119, 180), |s| s.reconnects),
+            line("refused (503)", RGBColor(140, 86, 75), |s| s.refused),
+        ],
+        extra_legend: vec![],
+        note: empty_note(rep),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fault markers
+
+struct Mark {
+    t: f64,
+    color: RGBColor,
+    label: String,
+}
+
+/// The marker events of a timeline and the crash-to-restart outages.
+struct Marks {
+    events: Vec<Mark>,
+    /// Disjoint (start, end) in time order; `end` is `None` if a crashed
+    /// component never restarted.
+    outages: Vec<(f64, Option<f64>)>,
+    kinds: Vec<(&'static str, RGBColor)>,
+    components: Vec<String>,
+}
+
+fn marker_color(event: &str) -> RGBColor {
+    match event {
+        "crash" => RGBColor(215, 25, 28),
+        "marked-down" => RGBColor(245, 130, 20),
+        "restarted" => RGBColor(30, 90, 220),
+        _ => RGBColor(20, 150, 50),
+    }
+}
+
+const OUTAGE_COLOR: RGBAColor = RGBAColor(215, 25, 28, 0.10);
+
+impl Marks {
+    fn new(timeline: &[TimelineEvent]) -> Self {
+        let mut evs: Vec<&TimelineEvent> = timeline
+            .iter()
+            .filter(|e| e.is_marker() && e.time.as_secs_f64().is_finite())
+            .collect();
+        evs.sort_by_key(|e| e.time);
+        // Events of one kind at the same instant share a line and a label.
+        let mut events: Vec<Mark> = vec![];
+        for group in evs.chunk_by(|a, b| a.time == b.time && a.event == b.event) {
+            let e = group[0];
+            let label = match group.len() {
+                1 => format!("{} {}", e.component, e.event),
+                n => format!("{} {} (+{} more)", e.component, e.event, n - 1),
+            };
+            events.push(Mark {
+                t: e.time.as_secs_f64(),
+                color: marker_color(e.event),
+                label,
+            });
+        }
+        let mut outages = vec![];
+        for (i, e) in evs.iter().enumerate() {
+            if e.event != "crash" {
+                continue;
+            }
+            let end = evs[i + 1..]
+                .iter()
+                .find(|r| r.component == e.component && r.event == "restarted")
+                .map(|r| r.time.as_secs_f64());
+            outages.push((e.time.as_secs_f64(), end));
+        }
+        // Overlapping outages are shaded once (the colour is translucent).
+        outages.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut merged: Vec<(f64, Option<f64>)> = vec![];
+        for (a, b) in outages {
+            match merged.last_mut() {
+                Some((_, end)) if end.is_none_or(|e| a <= e) => {
+                    *end = match (*end, b) {
+                        (Some(e), Some(b)) => Some(e.max(b)),
+                        _ => None,
+                    };
+                }
+                _ => merged.push((a, b)),
+            }
+        }
+        let outages = merged;
+        let mut kinds = vec![];
+        for kind in ["crash", "marked-down", "restarted", "marked-up"] {
+            if evs.iter().any(|e| e.event == kind) {
+                kinds.push((kind, marker_color(kind)));
+            }
+        }
+        let mut components: Vec<String> = vec![];
+        for e in &evs {
+            if !components.contains(&e.component) {
+                components.push(e.component.clone());
+            }
+        }
+        Marks {
+            events,
+            outages,
+            kinds,
+            components,
+        }
+    }
+
+    /// Indices of the servers (below `n`) named in the markers, in order of
+    /// first appearance.
+    fn servers(&self, n: usize) -> Vec<usize> {
+        self.components
+            .iter()
+            .filter_map(|c| c.strip_prefix("server-")?.parse::<usize>().ok())
+            .filter(|&i| i < n)
+            .collect()
+    }
+}
+
+/// A marker label: its text starts at backend pixel `x`, is `w` wide and
+/// sits in label row `row` (0 at the top of the plot).
+struct Placed {
+    mark: usize,
+    x: i32,
+    w: i32,
+    row: usize,
+}
+
+/// Places the labels in rows at the top of the plot, left to right, each in
+/// the first row where it does not overlap another label.
+fn place_labels(xs: &[(i32, i32)], plot_x: Range<i32>) -> (Vec<Placed>, usize) {
+    const GAP: i32 = 6;
+    let mut rows: Vec<Vec<Range<i32>>> = vec![];
+    let mut placed = vec![];
+    let mut omitted = 0;
+    for (mark, &(x, w)) in xs.iter().enumerate() {
+        // Text starts right of the line, or ends left of it near the edge.
+        let left = if x + 4 + w <= plot_x.end - 2 {
+            x + 4
+        } else {
+            (x - 4 - w).max(plot_x.start + 2)
+        };
+        let span = left - GAP / 2..left + w + GAP / 2;
+        let free = |row: &Vec<Range<i32>>| row.iter().all(|r| r.end <= span.start || span.end <= r.start);
+        let row = match rows.iter().position(free) {
+            Some(r) => r,
+            None if rows.len() < MAX_LABEL_ROWS => {
+                rows.push(vec![]);
+                rows.len() - 1
+            }
+            None => {
+                omitted += 1;
+                continue;
+            }
+        };
+        rows[row].push(span);
+        placed.push(Placed { mark, x: left, w, row });
+    }
+    (placed, omitted)
+}
+
+// ---------------------------------------------------------------------------
+// Drawing, generic over the backend
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+fn font(size: f64) -> TextStyle<'static> {
+    (FONT, size).into_font().color(&BLACK)
+}
+
+/// Formats an axis value with three significant digits (all the integer
+/// digits of large values), without trailing zeros.
+fn fmt_num(v: &f64) -> String {
+    let v = *v;
+    if v == 0.0 || !v.is_finite() {
+        return "0".into();
+    }
+    let mag = v.abs().log10().floor() as i32;
+    let decimals = (2 - mag).clamp(0, 6) as usize;
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    if s == "-0" { "0".into() } else { s }
+}
+
+const PLOT_MARGIN: u32 = 12;
+const X_LABEL_AREA: u32 = 50;
+const Y_LABEL_AREA: u32 = 80;
+
+fn builder<'a, 'b, DB: DrawingBackend>(area: &'a DrawingArea<DB, Shift>) -> ChartBuilder<'a, 'b, DB> {
+    let mut b = ChartBuilder::on(area);
+    b.margin(PLOT_MARGIN)
+        .margin_right(2 * PLOT_MARGIN)
+        .x_label_area_size(X_LABEL_AREA)
+        .y_label_area_size(Y_LABEL_AREA);
+    b
+}
+
+fn render<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    spec: &ChartSpec,
+    marks: &Marks,
+    x_range: Range<f64>,
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(err)?;
+    let (main, legend) = root.split_horizontally(WIDTH - LEGEND_W);
+    let body = main.margin(10, 0, 0, 0).titled(&spec.title, font(22.0)).map_err(err)?;
+
+    // Lay out the marker labels on a probe chart: the x mapping does not
+    // depend on the y range.
+    let (plot_x, plot_y, xs) = {
+        let probe = builder(&body)
+            .build_cartesian_2d(x_range.clone(), 0.0..1.0)
+            .map_err(err)?;
+        let (px, py) = probe.plotting_area().get_pixel_range();
+        let mut xs = Vec::with_capacity(marks.events.len());
+        for m in &marks.events {
+            let (w, _) = root.estimate_text_size(&m.label, &font(13.0)).map_err(err)?;
+            xs.push((probe.backend_coord(&(m.t, 0.0)).0, w as i32));
+        }
+        (px, py, xs)
+    };
+    let (placed, omitted) = place_labels(&xs, plot_x);
+    let rows = placed.iter().map(|p| p.row + 1).max().unwrap_or(0) as i32;
+    let headroom = if rows == 0 {
+        0.0
+    } else {
+        f64::from(rows * LABEL_ROW_H + 8) / f64::from((plot_y.end - plot_y.start).max(1))
+    };
+    let headroom = headroom.min(0.5);
+
+    let (lo, hi) = spec
+        .values()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let plot = Plot {
+        spec,
+        marks,
+        placed: &placed,
+        root: &root,
+    };
+    match spec.scale {
+        Scale::Log if lo > 0.0 && hi.is_finite() => {
+            let (l0, l1) = ((lo / 1.5).ln(), (hi * 1.3).ln());
+            let l1 = l0 + (l1 - l0) / (1.0 - headroom);
+            let y = (l0.exp()..l1.exp()).log_scale();
+            let mut chart = builder(&body).build_cartesian_2d(x_range, y).map_err(err)?;
+            plot.draw(&mut chart)?;
+        }
+        _ => {
+            let lo = if lo.is_finite() { lo.min(0.0) } else { 0.0 };
+            let hi = if hi.is_finite() && hi > lo {
+                lo + (hi - lo) * 1.05
+            } else {
+                lo + 1.0
+            };
+            let hi = lo + (hi - lo) / (1.0 - headroom);
+            let mut chart = builder(&body).build_cartesian_2d(x_range, lo..hi).map_err(err)?;
+            plot.draw(&mut chart)?;
+        }
+    }
+    draw_legend(&legend, spec, marks, omitted, plot_y.start)?;
+    root.present().map_err(err)
+}
+
+struct Plot<'a, DB: DrawingBackend> {
+    spec: &'a ChartSpec,
+    marks: &'a Marks,
+    placed: &'a [Placed],
+    root: &'a DrawingArea<DB, Shift>,
+}
+
+impl<DB: DrawingBackend> Plot<'_, DB> {
+    fn draw<Y>(&self, chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>) -> Result<(), String>
+    where
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    {
+        let (spec, marks) = (self.spec, self.marks);
+        let xr = chart.x_range();
+        let yr = chart.y_range();
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc(spec.y_desc)
+            .x_labels(12)
+            .y_labels(10)
+            .x_label_formatter(&fmt_num)
+            .y_label_formatter(&fmt_num)
+            .label_style(font(14.0))
+            .axis_desc_style(font(15.0))
+            .bold_line_style(RGBColor(215, 215, 215))
+            .light_line_style(RGBColor(240, 240, 240))
+            .draw()
+            .map_err(err)?;
+
+        // Outages under everything else.
+        chart
+            .draw_series(marks.outages.iter().map(|&(a, b)| {
+                let b = b.unwrap_or(xr.end).min(xr.end);
+                Rectangle::new([(a, yr.start), (b, yr.end)], OUTAGE_COLOR.filled())
+            }))
+            .map_err(err)?;
+
+        for band in &spec.bands {
+            let mut pts: Vec<(f64, f64)> = band.points.iter().map(|p| (p.0, p.2)).collect();
+            pts.extend(band.points.iter().rev().map(|p| (p.0, p.1)));
+            if pts.len() >= 3 {
+                chart
+                    .draw_series(std::iter::once(Polygon::new(pts, band.color.filled())))
+                    .map_err(err)?;
+            }
+        }
+
+        for line in &spec.lines {
+            let style = line.color.stroke_width(line.width);
+            for run in line.points.split(|p| p.1.is_none()) {
+                let pts: Vec<(f64, f64)> = run.iter().filter_map(|p| Some((p.0, p.1?))).collect();
+                if pts.len() == 1 {
+                    let c = Circle::new(pts[0], 2 + line.width, line.color.filled());
+                    chart.draw_series(std::iter::once(c)).map_err(err)?;
+                } else if !pts.is_empty() {
+                    chart.draw_series(LineSeries::new(pts, style)).map_err(err)?;
+                }
+            }
+        }
+
+        for m in &marks.events {
+            let style = m.color.stroke_width(2);
+            let pts = [(m.t, yr.start), (m.t, yr.end)];
+            chart
+                .draw_series(DashedLineSeries::new(pts, 7, 4, style))
+                .map_err(err)?;
+        }
+
+        // Labels in backend pixels, on a light background that hides the
+        // other marker lines but not the outage shading.
+        let (_, plot_y) = chart.plotting_area().get_pixel_range();
+        let outages: Vec<(i32, i32)> = marks
+            .outages
+            .iter()
+            .map(|&(a, b)| {
+                let b = b.unwrap_or(xr.end).min(xr.end);
+                (
+                    chart.backend_coord(&(a, yr.start)).0,
+                    chart.backend_coord(&(b, yr.start)).0,
+                )
+            })
+            .collect();
+        for p in self.placed {
+            let m = &marks.events[p.mark];
+            let y = plot_y.start + 4 + p.row as i32 * LABEL_ROW_H;
+            let (x0, x1, y0, y1) = (p.x - 2, p.x + p.w + 2, y - 1, y + LABEL_ROW_H - 3);
+            let bg = Rectangle::new([(x0, y0), (x1, y1)], WHITE.mix(0.85).filled());
+            self.root.draw(&bg).map_err(err)?;
+            for &(a, b) in &outages {
+                let (a, b) = (a.max(x0), b.min(x1));
+                if a < b {
+                    self.root
+                        .draw(&Rectangle::new([(a, y0), (b, y1)], OUTAGE_COLOR.filled()))
+                        .map_err(err)?;
+                }
+            }
+            self.root
+                .draw(&Text::new(m.label.clone(), (p.x, y), font(13.0).color(&m.color)))
+                .map_err(err)?;
+        }
+
+        if let Some(note) = &spec.note {
+            let (px, py) = chart.plotting_area().get_pixel_range();
+            let centre = ((px.start + px.end) / 2, (py.start + py.end) / 2);
+            let style = font(18.0)
+                .color(&RGBColor(120, 120, 120))
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            let (w, h) = self.root.estimate_text_size(note, &style).map_err(err)?;
+            let (w, h) = (w as i32 / 2 + 8, h as i32 / 2 + 6);
+            let bg = Rectangle::new(
+                [(centre.0 - w, centre.1 - h), (centre.0 + w, centre.1 + h)],
+                WHITE.filled(),
+            );
+            self.root.draw(&bg).map_err(err)?;
+            self.root.draw(&Text::new(note.clone(), centre, style)).map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    spec: &ChartSpec,
+    marks: &Marks,
+    omitted: usize,
+    top: i32,
+) -> Result<(), String> {
+    let mut entries: Vec<(LegendKey, String)> = vec![];
+    for b in &spec.bands {
+        entries.push((LegendKey::Fill(b.color), b.label.clone()));
+    }
+    for l in &spec.lines {
+        entries.push((LegendKey::Line(l.color, l.width), l.label.clone()));
+    }
+    entries.extend(spec.extra_legend.iter().cloned());
+    if !marks.kinds.is_empty() {
+        entries.push((LegendKey::None, String::new()));
+        for &(kind, color) in &marks.kinds {
+            entries.push((LegendKey::Dashed(color), kind.to_string()));
+        }
+    }
+    if !marks.outages.is_empty() {
+        entries.push((
+            LegendKey::Fill(RGBAColor(215, 25, 28, 0.18)),
+            "outage (crash to restart)".into(),
+        ));
+    }
+    if omitted > 0 {
+        let s = if omitted == 1 { "" } else { "s" };
+        entries.push((LegendKey::None, format!("({omitted} marker label{s} not shown)")));
+    }
+
+    const ENTRY_H: i32 = 21;
+    let (_, h) = area.dim_in_pixel();
+    let max_entries = ((h as i32 - top - 10) / ENTRY_H).max(1) as usize;
+    let text = font(13.0).pos(Pos::new(HPos::Left, VPos::Center));
+    // The legend area starts at the top of the canvas, so its y coordinates
+    // are backend pixels; x is relative to its left edge.
+    let shown = entries.len().min(max_entries);
+    for (i, (key, label)) in entries.iter().take(shown).enumerate() {
+        let y = top + 8 + i as i32 * ENTRY_H;
+        let (ax, ay) = (4, y);
+        match key {
+            LegendKey::Line(c, w) => area
+                .draw(&PathElement::new(vec![(ax, ay), (ax + 30, ay)], c.stroke_width(*w + 1)))
+                .map_err(err)?,
+            LegendKey::Fill(c) => area
+                .draw(&Rectangle::new([(ax, ay - 6), (ax + 30, ay + 6)], c.filled()))
+                .map_err(err)?,
+            LegendKey::Dashed(c) => {
+                let s = c.stroke_width(2);
+                area.draw(&PathElement::new(vec![(ax + 15, ay - 8), (ax + 15, ay - 2)], s))
+                    .map_err(err)?;
+                area.draw(&PathElement::new(vec![(ax + 15, ay + 2), (ax + 15, ay + 8)], s))
+                    .map_err(err)?;
+            }
+            LegendKey::None => {}
+        }
+        area.draw(&Text::new(label.clone(), (ax + 40, ay), text.clone()))
+            .map_err(err)?;
+    }
+    if shown < entries.len() {
+        let y = top + 8 + shown as i32 * ENTRY_H;
+        area.draw(&Text::new("…".to_string(), (44, y), text.clone()))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::StopReason;
+    use crate::metrics::ServerSample;
+    use crate::time::{NS_PER_S, SimTime};
+
+    fn sample(t: u64, conns: &[u32], p50: Option<f64>, p99: Option<f64>) -> Sample {
+        let servers: Vec<ServerSample> = conns
+            .iter()
+            .map(|&c| ServerSample {
+                connections: c,
+                queued: 0,
+                process_up: true,
+                lb_up: true,
+            })
+            .collect();
+        Sample {
+            time: SimTime(t * NS_PER_S),
+            connections: conns.iter().map(|&c| c as u64).sum(),
+            queued: 0,
+            arrivals: 3,
+            accepted: 2,
+            refused: t % 3,
+            reconnects: t % 5,
+            dropped: 0,
+            connect_ms_p50: p50,
+            connect_ms_p99: p99,
+            servers,
+        }
+    }
+
+    fn event(t: u64, server: u32, event: &'static str) -> TimelineEvent {
+        TimelineEvent {
+            time: SimTime(t * NS_PER_S),
+            component: format!("server-{server}"),
+            event,
+            detail: String::new(),
+        }
+    }
+
+    fn replication(samples: Vec<Sample>) -> Replication {
+        Replication {
+            index: 0,
+            metrics: vec![],
+            samples,
+            timeline: vec![
+                event(10, 1, "crash"),
+                event(12, 1, "marked-down"),
+                event(14, 1, "note-not-a-marker"),
+                event(20, 1, "restarted"),
+                event(23, 1, "marked-up"),
+            ],
+            final_conns: vec![],
+            events: 0,
+            end: SimTime(30 * NS_PER_S),
+            stop: StopReason::EndTime,
+        }
+    }
+
+    fn synthetic() -> Replication {
+        let samples = (1..=30)
+            .map(|t| {
+                let down = (10..20).contains(&t);
+                let p50 = if t == 5 { None } else { Some(1.0 + t as f64 / 10.0) };
+                let p99 = match t {
+                    7 => Some(f64::NAN),
+                    8 => None,
+                    _ => Some(if down { 900.0 } else { 4.0 }),
+                };
+                sample(t, &[10 * t as u32, if down { 0 } else { 9 * t as u32 }, 100], p50, p99)
+            })
+            .collect();
+        replication(samples)
+    }
+
+    const STEMS: [&str; 3] = ["connections", "connect_latency", "refusals"];
+
+    fn check_files(dir: &Path, written: &[PathBuf]) {
+        assert_eq!(written.len(), 6);
+        for stem in STEMS {
+            let png = dir.join(format!("{stem}.png"));
+            let svg = dir.join(format!("{stem}.svg"));
+            assert!(
+                written.contains(&png) && written.contains(&svg),
+                "{stem} missing from {written:?}"
+            );
+            let bytes = std::fs::read(&png).unwrap();
+            assert!(
+                bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+                "{} is not a PNG",
+                png.display()
+            );
+            let text = std::fs::read_to_string(&svg).unwrap();
+            assert!(text.contains("<svg"), "{} is not an SVG", svg.display());
+        }
+    }
+
+    #[test]
+    fn writes_six_deterministic_files() {
+        let rep = synthetic();
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let written = write_charts(a.path(), &rep, 1.0).unwrap();
+        check_files(a.path(), &written);
+        write_charts(b.path(), &rep, 1.0).unwrap();
+        for f in &written {
+            let name = f.file_name().unwrap();
+            let first = std::fs::read(f).unwrap();
+            assert_eq!(first, std::fs::read(b.path().join(name)).unwrap(), "{name:?} differs");
+        }
+        // Overwriting in place gives the same bytes too.
+        write_charts(a.path(), &rep, 1.0).unwrap();
+        for f in &written {
+            let name = f.file_name().unwrap();
+            assert_eq!(std::fs::read(f).unwrap(), std::fs::read(b.path().join(name)).unwrap());
+        }
+        let svg = std::fs::read_to_string(a.path().join("connections.svg")).unwrap();
+        assert!(svg.contains("server-1 crash") && svg.contains("server-1 marked-up"));
+        assert!(!svg.contains("note-not-a-marker"));
+    }
+
+    #[test]
+    fn empty_samples() {
+        let mut rep = replication(vec![]);
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_charts(dir.path(), &rep, 0.0).unwrap();
+        check_files(dir.path(), &written);
+        rep.timeline.clear();
+        rep.end = SimTime::ZERO;
+        let written = write_charts(dir.path(), &rep, f64::NAN).unwrap();
+        check_files(dir.path(), &written);
+        let svg = std::fs::read_to_string(dir.path().join("connect_latency.svg")).unwrap();
+        assert!(svg.contains("no samples"));
+    }
+
+    #[test]
+    fn many_servers_and_no_latency() {
+        let samples = (1..=20)
+            .map(|t| {
+                let conns: Vec<u32> = (0..100).map(|i| (i * 7 + t as u32 * 3) % 50).collect();
+                sample(t, &conns, None, None)
+            })
+            .collect();
+        let mut rep = replication(samples);
+        for s in 0..20 {
+            rep.timeline.push(event(5, s, "crash"));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_charts(dir.path(), &rep, 1.0).unwrap();
+        check_files(dir.path(), &written);
+        let svg = std::fs::read_to_string(dir.path().join("connections.svg")).unwrap();
+        assert!(svg.contains("min–max of 100 servers"));
+        let svg = std::fs::read_to_string(dir.path().join("connect_latency.svg")).unwrap();
+        assert!(svg.contains("no connections accepted"));
+    }
+
+    #[test]
+    fn log_scale_only_for_wide_ranges() {
+        let rep = synthetic();
+        assert_eq!(latency_chart(&rep).scale, Scale::Log);
+        let mut narrow = synthetic();
+        for s in &mut narrow.samples {
+            s.connect_ms_p99 = s.connect_ms_p99.map(|v| v.min(5.0));
+        }
+        assert_eq!(latency_chart(&narrow).scale, Scale::Linear);
+    }
+
+    #[test]
+    fn labels_do_not_overlap() {
+        let xs = [(100, 80), (110, 80), (120, 80), (300, 80), (1000, 80)];
+        let (placed, omitted) = place_labels(&xs, 50..1050);
+        assert_eq!(omitted, 0);
+        assert_eq!(placed.iter().map(|p| p.row).collect::<Vec<_>>(), [0, 1, 2, 0, 0]);
+        // Near the right edge the text ends at the line.
+        assert_eq!(placed[4].x, 1000 - 4 - 80);
+        let crowded: Vec<(i32, i32)> = (0..20).map(|i| (100 + i, 80)).collect();
+        let (placed, omitted) = place_labels(&crowded, 50..1050);
+        assert_eq!(placed.len(), MAX_LABEL_ROWS);
+        assert_eq!(omitted, 20 - MAX_LABEL_ROWS);
+    }
+
+    #[test]
+    fn number_format() {
+        assert_eq!(fmt_num(&0.0), "0");
+        assert_eq!(fmt_num(&250.0), "250");
+        assert_eq!(fmt_num(&1.5), "1.5");
+        assert_eq!(fmt_num(&0.125), "0.125");
+        assert_eq!(fmt_num(&12.0), "12");
+        assert_eq!(fmt_num(&-0.0001), "-0.0001");
+    }
+}

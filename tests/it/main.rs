@@ -1,0 +1,5 @@
+//! The integration-test binary: one crate so that the library is linked once.
+
+mod cli;
+mod strategies;
+mod validation;
