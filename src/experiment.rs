@@ -116,6 +116,15 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         m("connections_accepted", c.connections_accepted as f64),
         m("connections_refused", c.connections_refused as f64),
         m("refused_ratio", ratio),
+        m("clients_refused", c.clients_refused as f64),
+        m(
+            "clients_refused_ratio",
+            if c.clients_arrived == 0 {
+                0.0
+            } else {
+                c.clients_refused as f64 / c.clients_arrived as f64
+            },
+        ),
         m("reconnects", c.reconnects as f64),
         m("dropped", c.dropped as f64),
         m("gave_up", c.gave_up as f64),

@@ -181,7 +181,8 @@ fn print_summary(sc: &Scenario, o: &Outcome, wall_s: f64, out: &Path, n_files: u
     );
     show("clients_arrived", "clients arrived", 1.0, "");
     show("connections_accepted", "connections accepted", 1.0, "");
-    show("refused_ratio", "refused", 100.0, "%");
+    show("refused_ratio", "attempts refused (503)", 100.0, "%");
+    show("clients_refused_ratio", "clients refused at least once", 100.0, "%");
     show("reconnects", "reconnects", 1.0, "");
     show("dropped", "dropped by faults", 1.0, "");
     show("connect_ms_p50", "connect latency p50", 1.0, "ms");

@@ -26,6 +26,8 @@ pub struct Counters {
     pub connection_attempts: u64,
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    /// Distinct clients that saw at least one 503.
+    pub clients_refused: u64,
     pub reconnects: u64,
     pub dropped: u64,
     pub gave_up: u64,

@@ -82,6 +82,8 @@ pub struct Client {
     pub depart_at: SimTime,
     pub prev_backoff: SimDuration,
     pub ever_attempted: bool,
+    /// Has seen at least one 503.
+    pub ever_refused: bool,
 }
 
 /// One socket server process.
@@ -379,6 +381,7 @@ impl<'a> World<'a> {
             depart_at: SimTime::MAX,
             prev_backoff: SimDuration::ZERO,
             ever_attempted: false,
+            ever_refused: false,
         });
         self.state_counts[ClientState::Connecting as usize] += 1;
         self.rec.count(now, |c| c.clients_arrived += 1);
@@ -484,6 +487,11 @@ impl<'a> World<'a> {
             Refusal::ServerFailed => RefuseKind::ServerFailed,
         };
         self.rec.refused(now, kind);
+        let cl = &mut self.clients[c as usize];
+        if !cl.ever_refused {
+            cl.ever_refused = true;
+            self.rec.count(now, |k| k.clients_refused += 1);
+        }
         // The 503 travels back to the client, which then applies its policy.
         let half = SimDuration(self.clients[c as usize].rtt.0 / 2);
         self.retry_or_give_up(c, half, s);

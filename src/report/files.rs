@@ -186,9 +186,12 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
     let refused = get("refused_ratio");
     let _ = writeln!(
         s,
-        "**Answer.** {:.3} % of connection attempts were refused; connect latency p99 {} ms; \
+        "**Answer.** {:.3} % of clients were refused at least once ({:.3} % of all connection attempts, \
+         retries included); {:.0} gave up. Connect latency p99 {} ms; \
          the busiest server peaked at {:.0} connections (cap {}).\n",
+        get("clients_refused_ratio").0 * 100.0,
         refused.0 * 100.0,
+        get("gave_up").0,
         pm(get("connect_ms_p99"), 1),
         get("max_conn_per_server").0,
         sc.servers.max_connections
