@@ -302,6 +302,7 @@ impl<'a> World<'a> {
                     + *start
                     + SimDuration::from_secs_f64(over.as_secs_f64() * (k as f64 + u) / *target as f64)
             }
+            Arrival::Trace { times, .. } => SimTime::ZERO + *times.get(k as usize)?,
             Arrival::Step { count, at, over } => {
                 if k >= *count {
                     return None;

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::dist::{Dist, unit_scale};
+use crate::time::SimDuration;
 
 /// One problem in a scenario file.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,7 +95,7 @@ pub fn parse(src: &str, file: &Path, default_name: &str, base_dir: &Path) -> Res
     }
     let mut problems = validate(&sc);
     if problems.is_empty() {
-        problems.extend(load_empirical(&mut sc, base_dir));
+        problems.extend(load_files(&mut sc, base_dir));
     }
     if problems.is_empty() {
         return Ok(sc);
@@ -285,6 +286,46 @@ fn locate(doc: &toml_edit::Document<&str>, field: &str) -> Option<usize> {
         }
     }
     best
+}
+
+/// Reads the CSV files a scenario refers to: empirical distributions and
+/// arrival traces.
+fn load_files(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
+    let mut problems = load_empirical(sc, base);
+    for (i, p) in sc.populations.iter_mut().enumerate() {
+        if let Arrival::Trace {
+            file,
+            column,
+            unit,
+            times,
+        } = &mut p.arrival
+        {
+            let path = base.join(&*file);
+            match read_column(&path, column) {
+                Ok(v) => {
+                    let k = unit_scale(unit).unwrap_or(1.0);
+                    let mut t: Vec<SimDuration> = v.iter().map(|x| SimDuration::from_secs_f64(x * k)).collect();
+                    t.sort_unstable();
+                    if t.len() > 50_000_000 {
+                        problems.push(Problem {
+                            line: None,
+                            column: None,
+                            field: format!("population[{i}].arrival.file"),
+                            message: "more than 50 000 000 arrivals in the trace".into(),
+                        });
+                    }
+                    *times = Arc::new(t);
+                }
+                Err(message) => problems.push(Problem {
+                    line: None,
+                    column: None,
+                    field: format!("population[{i}].arrival.file"),
+                    message,
+                }),
+            }
+        }
+    }
+    problems
 }
 
 fn load_empirical(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
@@ -483,7 +524,7 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
             ("downinter", hc.downinter),
             ("timeout", hc.timeout),
         ] {
-            if v == Some(crate::time::SimDuration::ZERO) {
+            if v == Some(SimDuration::ZERO) {
                 c.fail(format!("balancer.health_check.{name}"), "must be longer than 0s");
             }
         }
@@ -538,6 +579,14 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                 c.positive(&f("arrival.target"), *target, "target");
                 if *target > 50_000_000 {
                     c.fail(f("arrival.target"), "at most 50 000 000 clients per population");
+                }
+            }
+            Arrival::Trace { unit, .. } => {
+                if unit_scale(unit).is_none() {
+                    c.fail(
+                        f("arrival.unit"),
+                        format!("unknown unit `{unit}`, expected one of ns, us, ms, s"),
+                    );
                 }
             }
             Arrival::Step { count, .. } => {

@@ -107,3 +107,39 @@ fn errors_in_a_later_fault_point_at_that_fault() {
     assert_eq!(p.line, Some(21), "{p:?}");
     assert!(p.message.contains("unknown field `srv`"), "{}", p.message);
 }
+
+#[test]
+fn empirical_and_trace_csvs_are_loaded_beside_the_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rtt.csv"), "host,rtt_ms\na,10\nb,30\nc,20\n").unwrap();
+    std::fs::write(dir.path().join("arrivals.csv"), "t\n2.5\n0.5\n1\n").unwrap();
+    let src = GOOD
+        .replace(
+            "session = \"10s\"",
+            "session = \"10s\"\nrtt = { dist = \"empirical\", file = \"rtt.csv\", column = \"rtt_ms\" }",
+        )
+        .replace(
+            "{ process = \"poisson\", rate = \"1/s\" }",
+            "{ process = \"trace\", file = \"arrivals.csv\", column = \"t\" }",
+        );
+    let sc = parse(&src, Path::new("t.toml"), "t", dir.path()).unwrap();
+    let Dist::Empirical { values_s, .. } = &sc.populations[0].rtt else {
+        panic!("not empirical")
+    };
+    assert_eq!(**values_s, vec![0.010, 0.020, 0.030]);
+    let Arrival::Trace { times, .. } = &sc.populations[0].arrival else {
+        panic!("not a trace")
+    };
+    let ms: Vec<u64> = times.iter().map(|t| t.0 / 1_000_000).collect();
+    assert_eq!(ms, vec![500, 1000, 2500]);
+    // A run replays exactly the trace.
+    let rep = crate::experiment::run_replication(&sc, 0).unwrap();
+    assert_eq!(rep.metric("clients_arrived"), Some(3.0));
+
+    // A missing column names the columns there are.
+    let bad = src.replace("column = \"rtt_ms\"", "column = \"rtt\"");
+    let e = parse(&bad, Path::new("t.toml"), "t", dir.path()).unwrap_err();
+    let p = &e.problems()[0];
+    assert!(p.message.contains("host, rtt_ms"), "{}", p.message);
+    assert_eq!(p.line, Some(13), "{p:?}");
+}

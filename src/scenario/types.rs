@@ -374,9 +374,25 @@ pub enum Arrival {
         #[serde(default)]
         over: SimDuration,
     },
+    /// Connect times replayed from a CSV column (one client per row),
+    /// e.g. taken from a production access log.
+    Trace {
+        file: std::path::PathBuf,
+        column: String,
+        /// Unit of the numbers in the column: "ns", "us", "ms", "s".
+        #[serde(default = "d_trace_unit")]
+        unit: String,
+        /// Filled in by the loader: sorted arrival offsets.
+        #[serde(skip)]
+        times: std::sync::Arc<Vec<SimDuration>>,
+    },
 }
 
-pub const ARRIVAL_CHOICES: &str = "poisson, ramp, step";
+fn d_trace_unit() -> String {
+    "s".to_string()
+}
+
+pub const ARRIVAL_CHOICES: &str = "poisson, ramp, step, trace";
 
 /// Jitter of exponential backoff (AWS "Exponential Backoff and Jitter").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
