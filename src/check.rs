@@ -60,6 +60,55 @@ pub fn check(w: &World) -> Vec<String> {
             ));
         }
     }
+    // Rooms: every connected member is listed once, in the right place.
+    let mut in_rooms = 0u64;
+    for (r, room) in w.rooms.iter().enumerate() {
+        for (g, group) in room.groups.iter().enumerate() {
+            for (slot, m) in group.members.iter().enumerate() {
+                in_rooms += 1;
+                let cl = &w.clients[m.client as usize];
+                if cl.state != ClientState::Connected
+                    || cl.room_idx as usize != r
+                    || cl.group as usize != g
+                    || cl.gslot as usize != slot
+                    || cl.server != group.server
+                {
+                    bad.push(format!(
+                        "room {r} lists client {} which is {} elsewhere",
+                        m.client, STATE_NAMES[cl.state as usize]
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    let with_room = w
+        .clients
+        .iter()
+        .filter(|c| c.state == ClientState::Connected && c.room_idx != crate::sim::NONE)
+        .count() as u64;
+    if in_rooms != with_room {
+        bad.push(format!(
+            "{with_room} connected clients have a room but rooms list {in_rooms}"
+        ));
+    }
+    // Messages: every move sent is validated, lost, or still on its way;
+    // every server copy is fanned out, lost, or still on its way.
+    let t = &w.tally;
+    let unvalidated = w.msgs.iter().filter(|(_, m)| !m.validated).count() as u64;
+    if t.moves_sent != t.moves_validated + t.moves_lost + unvalidated {
+        bad.push(format!(
+            "moves not conserved: {} sent != {} validated + {} lost + {} in flight",
+            t.moves_sent, t.moves_validated, t.moves_lost, unvalidated
+        ));
+    }
+    let copies_in_flight: u64 = w.msgs.iter().map(|(_, m)| (m.pending - m.in_batch as u32) as u64).sum();
+    if t.copies_created != t.copies_fanned_out + t.copies_lost + copies_in_flight {
+        bad.push(format!(
+            "server copies not conserved: {} created != {} fanned out + {} lost + {} in flight",
+            t.copies_created, t.copies_fanned_out, t.copies_lost, copies_in_flight
+        ));
+    }
     let queued = counts[ClientState::Queued as usize];
     let in_queues: u64 =
         (0..n_srv as u32).map(|s| w.balancer.queued(s) as u64).sum::<u64>() + w.balancer.backend_queued() as u64;

@@ -269,3 +269,89 @@ mod tests {
         assert!((mean_of(&u, 200_000) - 2.0).abs() < 0.01);
     }
 }
+
+/// A distribution of whole numbers (moves per game). Written as a number
+/// (a constant) or `{ dist = "uniform", min, max }`, `{ dist = "normal",
+/// mean, sd }` (rounded, at least 1) or `{ dist = "geometric", mean }`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum CountDist {
+    Constant(u32),
+    Table(CountTable),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
+pub enum CountTable {
+    Uniform { min: u32, max: u32 },
+    Normal { mean: f64, sd: f64 },
+    Geometric { mean: f64 },
+}
+
+impl CountDist {
+    /// Draws a count of at least 1.
+    pub fn sample(&self, rng: &mut SimRng) -> u32 {
+        let v = match self {
+            CountDist::Constant(n) => *n,
+            CountDist::Table(CountTable::Uniform { min, max }) => rng.random_range(*min..=(*max).max(*min)),
+            CountDist::Table(CountTable::Normal { mean, sd }) => Normal::new(*mean, *sd)
+                .map(|n| n.sample(rng).round().clamp(1.0, u32::MAX as f64) as u32)
+                .unwrap_or(1),
+            CountDist::Table(CountTable::Geometric { mean }) => {
+                // Number of trials to the first success with p = 1/mean.
+                let p = (1.0 / mean.max(1.0)).clamp(1e-9, 1.0);
+                let u: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+                (u.ln() / (1.0 - p).ln()).ceil().clamp(1.0, u32::MAX as f64) as u32
+            }
+        };
+        v.max(1)
+    }
+
+    pub fn mean(&self) -> f64 {
+        match self {
+            CountDist::Constant(n) => *n as f64,
+            CountDist::Table(CountTable::Uniform { min, max }) => (*min as f64 + *max as f64) / 2.0,
+            CountDist::Table(CountTable::Normal { mean, .. }) => *mean,
+            CountDist::Table(CountTable::Geometric { mean }) => *mean,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            CountDist::Constant(0) => Err("must be at least 1".into()),
+            CountDist::Table(CountTable::Uniform { min, max }) if min > max || *min == 0 => {
+                Err(format!("uniform needs 1 <= min <= max, got min {min}, max {max}"))
+            }
+            CountDist::Table(CountTable::Normal { mean, sd })
+                if !(mean.is_finite() && *mean >= 1.0 && sd.is_finite() && *sd >= 0.0) =>
+            {
+                Err("normal needs mean >= 1 and sd >= 0".into())
+            }
+            CountDist::Table(CountTable::Geometric { mean }) if !(mean.is_finite() && *mean >= 1.0) => {
+                Err("geometric needs mean >= 1".into())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod count_tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn count_means() {
+        let mut r = SimRng::seed_from_u64(3);
+        for d in [
+            CountDist::Constant(80),
+            CountDist::Table(CountTable::Uniform { min: 40, max: 120 }),
+            CountDist::Table(CountTable::Normal { mean: 80.0, sd: 20.0 }),
+            CountDist::Table(CountTable::Geometric { mean: 80.0 }),
+        ] {
+            let n = 100_000;
+            let m = (0..n).map(|_| d.sample(&mut r) as f64).sum::<f64>() / n as f64;
+            assert!((m - d.mean()).abs() / d.mean() < 0.02, "{d:?}: {m}");
+        }
+    }
+}

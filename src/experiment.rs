@@ -32,6 +32,10 @@ pub struct Replication {
     pub timeline: Vec<TimelineEvent>,
     /// Connections per server at the end of the run.
     pub final_conns: Vec<u32>,
+    /// Latency distributions after the warm-up, as CDF points
+    /// (latency ms, fraction ≤ it): "connect", "move" (to the opponent),
+    /// "spectator", "last_spectator", "relay". Empty when nothing was measured.
+    pub cdfs: Vec<(&'static str, Vec<(f64, f64)>)>,
     pub events: u64,
     pub end: SimTime,
     pub stop: StopReason,
@@ -128,6 +132,10 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         m("reconnects", c.reconnects as f64),
         m("dropped", c.dropped as f64),
         m("gave_up", c.gave_up as f64),
+        m(
+            "connect_ms_mean",
+            if h.is_empty() { f64::NAN } else { h.mean() / 1000.0 },
+        ),
         m("connect_ms_p50", pct(0.5)),
         m("connect_ms_p90", pct(0.9)),
         m("connect_ms_p99", pct(0.99)),
@@ -147,15 +155,69 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         m("refused_queue_full", c.refused_queue_full as f64),
         m("refused_queue_timeout", c.refused_queue_timeout as f64),
         m("refused_server_failed", c.refused_server_failed as f64),
+        m("moves_sent", c.moves_sent as f64),
+        m("moves_validated", c.moves_validated as f64),
+        m("moves_lost", c.moves_lost as f64),
+        m(
+            "relay_share",
+            if c.moves_validated == 0 {
+                f64::NAN
+            } else {
+                c.moves_relayed as f64 / c.moves_validated as f64
+            },
+        ),
+        m("move_ms_mean", mean_ms(&w.rec.move_player)),
+        m("move_ms_p50", ms(&w.rec.move_player, 0.5)),
+        m("move_ms_p90", ms(&w.rec.move_player, 0.9)),
+        m("move_ms_p99", ms(&w.rec.move_player, 0.99)),
+        m("move_ms_p999", ms(&w.rec.move_player, 0.999)),
+        m("move_ms_max", max_ms(&w.rec.move_player)),
+        m("spectator_ms_mean", mean_ms(&w.rec.move_spectator)),
+        m("spectator_ms_p50", ms(&w.rec.move_spectator, 0.5)),
+        m("spectator_ms_p90", ms(&w.rec.move_spectator, 0.9)),
+        m("spectator_ms_p99", ms(&w.rec.move_spectator, 0.99)),
+        m("spectator_ms_p999", ms(&w.rec.move_spectator, 0.999)),
+        m("spectator_ms_max", max_ms(&w.rec.move_spectator)),
+        m("last_spectator_ms_p50", ms(&w.rec.move_last_spectator, 0.5)),
+        m("last_spectator_ms_p99", ms(&w.rec.move_last_spectator, 0.99)),
+        m("last_spectator_ms_max", max_ms(&w.rec.move_last_spectator)),
+        m("relay_ms_p50", ms(&w.rec.relay, 0.5)),
+        m("relay_ms_p99", ms(&w.rec.relay, 0.99)),
+        m("relay_copies", c.relay_copies as f64),
+        m("relay_copies_lost", c.relay_copies_lost as f64),
+        m(
+            "relay_backlog_max",
+            samples_max(&w.rec.samples, |s| s.relay_backlog as f64),
+        ),
+        m("deliveries", (c.deliveries_player + c.deliveries_spectator) as f64),
+        m("state_syncs", c.state_syncs as f64),
+        m("games_started", c.games_started as f64),
+        m("games_completed", c.games_completed as f64),
+        m("games_abandoned", c.games_abandoned as f64),
+        m("cpu_util_mean", cpu_mean(&w.rec.samples, sc)),
+        m(
+            "cpu_util_max",
+            samples_max(&w.rec.samples, |s| {
+                s.servers.iter().map(|v| v.cpu_util).fold(0.0, f64::max)
+            }),
+        ),
         m("events", stats.events as f64),
         m(
             "truncated",
             if stats.stop == StopReason::EventLimit { 1.0 } else { 0.0 },
         ),
     ];
+    let cdfs = vec![
+        ("connect", cdf(&w.rec.connect)),
+        ("move", cdf(&w.rec.move_player)),
+        ("spectator", cdf(&w.rec.move_spectator)),
+        ("last_spectator", cdf(&w.rec.move_last_spectator)),
+        ("relay", cdf(&w.rec.relay)),
+    ];
     Ok(Replication {
         index,
         metrics,
+        cdfs,
         final_conns: w.servers.iter().map(|s| s.conns.len() as u32).collect(),
         samples: std::mem::take(&mut w.rec.samples),
         timeline: std::mem::take(&mut w.rec.timeline),
@@ -163,6 +225,65 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         end: stats.end,
         stop: stats.stop,
     })
+}
+
+fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        f64::NAN
+    } else {
+        h.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+fn mean_ms(h: &hdrhistogram::Histogram<u64>) -> f64 {
+    if h.is_empty() { f64::NAN } else { h.mean() / 1000.0 }
+}
+
+/// CDF points of a µs histogram in ms: one point per distinct recorded
+/// bucket (HDR resolution), at most a few thousand.
+fn cdf(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let total = h.len() as f64;
+    let mut acc = 0u64;
+    h.iter_recorded()
+        .map(|v| {
+            acc += v.count_at_value();
+            (
+                h.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0,
+                acc as f64 / total,
+            )
+        })
+        .collect()
+}
+
+fn max_ms(h: &hdrhistogram::Histogram<u64>) -> f64 {
+    if h.is_empty() {
+        f64::NAN
+    } else {
+        h.max() as f64 / 1000.0
+    }
+}
+
+/// Largest value of a per-sample quantity after the warm-up.
+fn samples_max(samples: &[crate::metrics::Sample], f: impl Fn(&crate::metrics::Sample) -> f64) -> f64 {
+    samples.iter().map(f).fold(0.0, f64::max)
+}
+
+/// Mean core utilisation over servers and samples after the warm-up.
+fn cpu_mean(samples: &[crate::metrics::Sample], sc: &Scenario) -> f64 {
+    let w = SimTime::ZERO + sc.warmup;
+    let vals: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.time > w)
+        .flat_map(|s| s.servers.iter().map(|v| v.cpu_util))
+        .collect();
+    if vals.is_empty() {
+        f64::NAN
+    } else {
+        vals.iter().sum::<f64>() / vals.len() as f64
+    }
 }
 
 /// Aggregates replications metric by metric (NaN values are left out).

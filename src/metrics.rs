@@ -35,6 +35,22 @@ pub struct Counters {
     pub refused_queue_full: u64,
     pub refused_queue_timeout: u64,
     pub refused_server_failed: u64,
+    pub moves_sent: u64,
+    pub moves_validated: u64,
+    pub moves_lost: u64,
+    /// Moves that crossed the relay (published once each).
+    pub moves_relayed: u64,
+    /// Server copies handed out by the relay, and those lost on the way
+    /// (subscriber down, server crashed before fanning out).
+    pub relay_copies: u64,
+    pub relay_copies_lost: u64,
+    pub deliveries_player: u64,
+    pub deliveries_spectator: u64,
+    /// Members sent the room's state when they (re)joined mid-game.
+    pub state_syncs: u64,
+    pub games_started: u64,
+    pub games_completed: u64,
+    pub games_abandoned: u64,
 }
 
 /// One server at one sample time.
@@ -42,6 +58,10 @@ pub struct Counters {
 pub struct ServerSample {
     pub connections: u32,
     pub queued: u32,
+    /// Busy fraction of the server's cores over the interval.
+    pub cpu_util: f64,
+    /// Jobs waiting for a core at the sample time.
+    pub jobs_waiting: u32,
     /// The process is running.
     pub process_up: bool,
     /// The balancer considers it UP.
@@ -62,6 +82,15 @@ pub struct Sample {
     /// Connect latency percentiles of the attempts accepted in the interval (ms).
     pub connect_ms_p50: Option<f64>,
     pub connect_ms_p99: Option<f64>,
+    /// Move latency player → opponent in the interval (ms).
+    pub move_ms_p50: Option<f64>,
+    pub move_ms_p99: Option<f64>,
+    /// Move latency player → spectator in the interval (ms).
+    pub spectator_ms_p50: Option<f64>,
+    pub spectator_ms_p99: Option<f64>,
+    pub moves: u64,
+    /// Messages inside the relay (queued at a partition / Redis, replicating).
+    pub relay_backlog: u64,
     pub servers: Vec<ServerSample>,
 }
 
@@ -100,6 +129,16 @@ pub struct Recorder {
     pub counters: Counters,
     pub connect: Histogram<u64>,
     interval_connect: Histogram<u64>,
+    /// Move latency, player → opponent (µs).
+    pub move_player: Histogram<u64>,
+    /// Move latency, player → each spectator (µs).
+    pub move_spectator: Histogram<u64>,
+    /// Per move: until the last spectator has it (µs).
+    pub move_last_spectator: Histogram<u64>,
+    /// Relay: validated on the sender's server → copy at a subscriber (µs).
+    pub relay: Histogram<u64>,
+    interval_player: Histogram<u64>,
+    interval_spectator: Histogram<u64>,
     interval: Counters,
     servers: Vec<ServerConns>,
     pub samples: Vec<Sample>,
@@ -113,6 +152,12 @@ impl Recorder {
             counters: Counters::default(),
             connect: new_hist(),
             interval_connect: new_hist(),
+            move_player: new_hist(),
+            move_spectator: new_hist(),
+            move_last_spectator: new_hist(),
+            relay: new_hist(),
+            interval_player: new_hist(),
+            interval_spectator: new_hist(),
             interval: Counters::default(),
             servers: vec![ServerConns::default(); servers],
             samples: Vec::new(),
@@ -160,6 +205,35 @@ impl Recorder {
         }
     }
 
+    /// A move delivered to a player (`to_player`) or a spectator; `now` is
+    /// when the delivery was computed, `latency_ns` from the sender's send.
+    #[inline]
+    pub fn delivery(&mut self, now: SimTime, to_player: bool, latency_ns: u64) {
+        let us = (latency_ns / NS_PER_US).max(1);
+        let counting = self.counting(now);
+        if to_player {
+            self.interval_player.saturating_record(us);
+            if counting {
+                self.move_player.saturating_record(us);
+                self.counters.deliveries_player += 1;
+            }
+        } else {
+            self.interval_spectator.saturating_record(us);
+            if counting {
+                self.move_spectator.saturating_record(us);
+                self.counters.deliveries_spectator += 1;
+            }
+        }
+    }
+
+    /// A latency in one of the run-level histograms (after the warm-up).
+    #[inline]
+    pub fn latency(&mut self, now: SimTime, which: fn(&mut Recorder) -> &mut Histogram<u64>, latency_ns: u64) {
+        if self.counting(now) {
+            which(self).saturating_record((latency_ns / NS_PER_US).max(1));
+        }
+    }
+
     /// Server `s` now has `n` connections.
     #[inline]
     pub fn server_conns(&mut self, s: usize, now: SimTime, n: u32) {
@@ -184,9 +258,10 @@ impl Recorder {
     }
 
     /// Closes an interval: stores a sample and resets the interval counters.
-    pub fn sample(&mut self, now: SimTime, queued: u64, servers: Vec<ServerSample>) {
+    pub fn sample(&mut self, now: SimTime, queued: u64, relay_backlog: u64, servers: Vec<ServerSample>) {
+        let ms = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
         let h = &self.interval_connect;
-        let pct = |q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+        let pct = |q: f64| ms(h, q);
         let connections = servers.iter().map(|s| s.connections as u64).sum();
         self.samples.push(Sample {
             time: now,
@@ -199,10 +274,18 @@ impl Recorder {
             dropped: self.interval.dropped,
             connect_ms_p50: pct(0.5),
             connect_ms_p99: pct(0.99),
+            move_ms_p50: ms(&self.interval_player, 0.5),
+            move_ms_p99: ms(&self.interval_player, 0.99),
+            spectator_ms_p50: ms(&self.interval_spectator, 0.5),
+            spectator_ms_p99: ms(&self.interval_spectator, 0.99),
+            moves: self.interval.moves_validated,
+            relay_backlog,
             servers,
         });
         self.interval = Counters::default();
         self.interval_connect.reset();
+        self.interval_player.reset();
+        self.interval_spectator.reset();
     }
 
     /// Time-averaged connections per server after the warm-up, closing

@@ -36,6 +36,8 @@ pub mod streams {
     pub const BALANCER: u64 = 3;
     pub const SERVERS: u64 = 4;
     pub const HEALTH: u64 = 5;
+    pub const GAME: u64 = 6;
+    pub const RELAY: u64 = 7;
 }
 
 #[cfg(test)]

@@ -5,3 +5,5 @@
 pub mod backoff;
 pub mod balancer;
 pub mod hashing;
+pub mod relay;
+pub mod room;

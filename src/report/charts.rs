@@ -799,6 +799,8 @@ mod tests {
             .map(|&c| ServerSample {
                 connections: c,
                 queued: 0,
+                cpu_util: 0.25,
+                jobs_waiting: 0,
                 process_up: true,
                 lb_up: true,
             })
@@ -814,6 +816,12 @@ mod tests {
             dropped: 0,
             connect_ms_p50: p50,
             connect_ms_p99: p99,
+            move_ms_p50: p50,
+            move_ms_p99: p99,
+            spectator_ms_p50: p50,
+            spectator_ms_p99: p99,
+            moves: t,
+            relay_backlog: t % 7,
             servers,
         }
     }
@@ -839,6 +847,7 @@ mod tests {
                 event(20, 1, "restarted"),
                 event(23, 1, "marked-up"),
             ],
+            cdfs: Vec::new(),
             final_conns: vec![],
             events: 0,
             end: SimTime(30 * NS_PER_S),

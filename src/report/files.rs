@@ -88,7 +88,7 @@ pub fn write_summary_json(path: &Path, sc: &Scenario, o: &Outcome) -> Result<Pat
 /// Per interval: one `all` row and one row per server, for every replication.
 pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportError> {
     let mut w = csv::Writer::from_path(path).map_err(csv_err(path))?;
-    w.write_record([
+    const HEADER: [&str; 22] = [
         "replication",
         "time_s",
         "component",
@@ -96,6 +96,8 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
         "queued",
         "state",
         "lb_state",
+        "cpu_util",
+        "jobs_waiting",
         "arrivals",
         "accepted",
         "refused",
@@ -103,48 +105,56 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
         "dropped",
         "connect_ms_p50",
         "connect_ms_p99",
-    ])
-    .map_err(csv_err(path))?;
+        "moves",
+        "move_ms_p50",
+        "move_ms_p99",
+        "spectator_ms_p50",
+        "spectator_ms_p99",
+        "relay_backlog",
+    ];
+    w.write_record(HEADER).map_err(csv_err(path))?;
     let opt = |v: Option<f64>| v.map(num).unwrap_or_default();
     for r in &o.replications {
         let rep = r.index.to_string();
         for s in &r.samples {
             let t = secs(s.time);
-            w.write_record([
-                rep.as_str(),
-                &t,
-                "all",
-                &s.connections.to_string(),
-                &s.queued.to_string(),
-                "",
-                "",
-                &s.arrivals.to_string(),
-                &s.accepted.to_string(),
-                &s.refused.to_string(),
-                &s.reconnects.to_string(),
-                &s.dropped.to_string(),
-                &opt(s.connect_ms_p50),
-                &opt(s.connect_ms_p99),
-            ])
-            .map_err(csv_err(path))?;
+            let all: [String; 22] = [
+                rep.clone(),
+                t.clone(),
+                "all".into(),
+                s.connections.to_string(),
+                s.queued.to_string(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                s.arrivals.to_string(),
+                s.accepted.to_string(),
+                s.refused.to_string(),
+                s.reconnects.to_string(),
+                s.dropped.to_string(),
+                opt(s.connect_ms_p50),
+                opt(s.connect_ms_p99),
+                s.moves.to_string(),
+                opt(s.move_ms_p50),
+                opt(s.move_ms_p99),
+                opt(s.spectator_ms_p50),
+                opt(s.spectator_ms_p99),
+                s.relay_backlog.to_string(),
+            ];
+            w.write_record(&all).map_err(csv_err(path))?;
             for (i, sv) in s.servers.iter().enumerate() {
-                w.write_record([
-                    rep.as_str(),
-                    &t,
-                    &format!("server-{i}"),
-                    &sv.connections.to_string(),
-                    &sv.queued.to_string(),
-                    if sv.process_up { "up" } else { "down" },
-                    if sv.lb_up { "UP" } else { "DOWN" },
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                ])
-                .map_err(csv_err(path))?;
+                let mut row: [String; 22] = Default::default();
+                row[0] = rep.clone();
+                row[1] = t.clone();
+                row[2] = format!("server-{i}");
+                row[3] = sv.connections.to_string();
+                row[4] = sv.queued.to_string();
+                row[5] = (if sv.process_up { "up" } else { "down" }).into();
+                row[6] = (if sv.lb_up { "UP" } else { "DOWN" }).into();
+                row[7] = format!("{:.4}", sv.cpu_util);
+                row[8] = sv.jobs_waiting.to_string();
+                w.write_record(&row).map_err(csv_err(path))?;
             }
         }
     }

@@ -400,7 +400,32 @@ fn read_column(path: &Path, column: &str) -> Result<Vec<f64>, String> {
 
 /// Every distribution in the scenario, with its field path.
 fn dists_mut(sc: &mut Scenario) -> Vec<(String, &mut Dist)> {
-    let mut v: Vec<(String, &mut Dist)> = vec![("servers.connect_cost".into(), &mut sc.servers.connect_cost)];
+    let sv = &mut sc.servers;
+    let mut v: Vec<(String, &mut Dist)> = vec![
+        ("servers.connect_cost".into(), &mut sv.connect_cost),
+        ("servers.receive_cost".into(), &mut sv.receive_cost),
+        ("servers.send_cost".into(), &mut sv.send_cost),
+        ("servers.publish_cost".into(), &mut sv.publish_cost),
+        ("servers.consume_cost".into(), &mut sv.consume_cost),
+    ];
+    if let Some(g) = &mut sc.game {
+        v.push(("game.think_time".into(), &mut g.think_time));
+    }
+    match &mut sc.relay {
+        Some(Relay::Kafka { append, fetch, .. }) => {
+            v.push(("relay.append".into(), append));
+            v.push(("relay.fetch".into(), fetch));
+        }
+        Some(Relay::Redis {
+            publish_cost,
+            per_subscriber_cost,
+            ..
+        }) => {
+            v.push(("relay.publish_cost".into(), publish_cost));
+            v.push(("relay.per_subscriber_cost".into(), per_subscriber_cost));
+        }
+        None => {}
+    }
     for (i, p) in sc.populations.iter_mut().enumerate() {
         v.push((format!("population[{i}].session"), &mut p.session));
         v.push((format!("population[{i}].rtt"), &mut p.rtt));
@@ -409,7 +434,31 @@ fn dists_mut(sc: &mut Scenario) -> Vec<(String, &mut Dist)> {
 }
 
 fn dists(sc: &Scenario) -> Vec<(String, &Dist)> {
-    let mut v: Vec<(String, &Dist)> = vec![("servers.connect_cost".into(), &sc.servers.connect_cost)];
+    let mut v: Vec<(String, &Dist)> = vec![
+        ("servers.connect_cost".into(), &sc.servers.connect_cost),
+        ("servers.receive_cost".into(), &sc.servers.receive_cost),
+        ("servers.send_cost".into(), &sc.servers.send_cost),
+        ("servers.publish_cost".into(), &sc.servers.publish_cost),
+        ("servers.consume_cost".into(), &sc.servers.consume_cost),
+    ];
+    if let Some(g) = &sc.game {
+        v.push(("game.think_time".into(), &g.think_time));
+    }
+    match &sc.relay {
+        Some(Relay::Kafka { append, fetch, .. }) => {
+            v.push(("relay.append".into(), append));
+            v.push(("relay.fetch".into(), fetch));
+        }
+        Some(Relay::Redis {
+            publish_cost,
+            per_subscriber_cost,
+            ..
+        }) => {
+            v.push(("relay.publish_cost".into(), publish_cost));
+            v.push(("relay.per_subscriber_cost".into(), per_subscriber_cost));
+        }
+        None => {}
+    }
     for (i, p) in sc.populations.iter().enumerate() {
         v.push((format!("population[{i}].session"), &p.session));
         v.push((format!("population[{i}].rtt"), &p.rtt));
@@ -626,6 +675,40 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                 }
             }
         }
+    }
+
+    if let Some(g) = &sc.game {
+        if let Err(m) = g.moves.validate() {
+            c.fail("game.moves", m);
+        }
+        if sc.relay.is_none() && s.count > 1 {
+            c.fail(
+                "game",
+                "rooms can span servers but there is no [relay]: add `[relay] kind = \"kafka\"` or `\"redis\"` (or use one server)",
+            );
+        }
+    }
+    if let Some(Relay::Kafka {
+        partitions,
+        partition_rate,
+        ..
+    }) = &sc.relay
+    {
+        c.positive("relay.partitions", *partitions as u64, "partitions");
+        if *partitions > 100_000 {
+            c.fail("relay.partitions", "at most 100000 partitions");
+        }
+        if partition_rate.per_s <= 0.0 {
+            c.fail("relay.partition_rate", "must be above 0/s");
+        }
+    }
+    if sc.populations.iter().any(|p| p.role == Role::Spectator)
+        && !sc.populations.iter().any(|p| p.role == Role::Player)
+    {
+        c.fail(
+            "population",
+            "spectators need a player population whose rooms they watch",
+        );
     }
 
     for (i, fault) in sc.faults.iter().enumerate() {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dist::Dist;
+use crate::dist::{CountDist, Dist};
 use crate::time::SimDuration;
 use crate::units::Rate;
 
@@ -43,6 +43,97 @@ pub struct Scenario {
     pub populations: Vec<Population>,
     #[serde(rename = "fault", default)]
     pub faults: Vec<Fault>,
+    /// Game traffic (moves); without it only connections are simulated.
+    #[serde(default)]
+    pub game: Option<Game>,
+    /// Pub/sub between socket servers for rooms that span servers.
+    #[serde(default)]
+    pub relay: Option<Relay>,
+}
+
+/// How players play.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Game {
+    /// Time a player thinks after receiving the opponent's move.
+    pub think_time: Dist,
+    /// Moves per game (both players together).
+    pub moves: CountDist,
+    /// Pause before the same players start a new game.
+    #[serde(default = "d_rematch")]
+    pub rematch_delay: SimDuration,
+}
+
+fn d_rematch() -> SimDuration {
+    SimDuration::from_secs(10)
+}
+
+/// The relay between socket servers.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Relay {
+    /// Kafka: producer batching (`linger`), a partition (room hash) with a
+    /// throughput limit, broker append + replication (acks=all), consumer fetch.
+    Kafka {
+        /// Producer `linger.ms` (Kafka 4 default: 5 ms).
+        #[serde(default = "d_linger")]
+        linger: SimDuration,
+        #[serde(default = "d_partitions")]
+        partitions: u32,
+        /// Messages per second one partition can append.
+        #[serde(default = "d_partition_rate")]
+        partition_rate: Rate,
+        /// Broker append and replication to the ISR (acks=all): heavy-tailed.
+        #[serde(default = "d_append")]
+        append: Dist,
+        /// Consumer fetch delay once committed.
+        #[serde(default = "d_fetch")]
+        fetch: Dist,
+        /// One-way network latency server ↔ broker.
+        #[serde(default = "d_relay_net")]
+        network: SimDuration,
+    },
+    /// Redis pub/sub: one single-threaded Redis, a publish costs `publish_cost`
+    /// plus `per_subscriber_cost` for each subscribing server; at-most-once.
+    Redis {
+        #[serde(default = "d_redis_publish")]
+        publish_cost: Dist,
+        #[serde(default = "d_redis_per_sub")]
+        per_subscriber_cost: Dist,
+        #[serde(default = "d_relay_net")]
+        network: SimDuration,
+    },
+}
+
+fn d_linger() -> SimDuration {
+    SimDuration::from_millis(5)
+}
+fn d_partitions() -> u32 {
+    1
+}
+fn d_partition_rate() -> Rate {
+    Rate { per_s: 50_000.0 }
+}
+fn d_append() -> Dist {
+    Dist::Lognormal {
+        median: SimDuration::from_millis(2),
+        sigma: 0.8,
+    }
+}
+fn d_fetch() -> Dist {
+    Dist::Lognormal {
+        median: SimDuration::from_millis(1),
+        sigma: 0.5,
+    }
+}
+fn d_relay_net() -> SimDuration {
+    SimDuration::from_micros(250)
+}
+fn d_redis_publish() -> Dist {
+    Dist::constant(SimDuration::from_micros(5))
+}
+fn d_redis_per_sub() -> Dist {
+    Dist::constant(SimDuration::from_micros(2))
 }
 
 fn d_seed() -> u64 {
@@ -74,6 +165,35 @@ pub struct Servers {
     /// One-way latency between the balancer and a server (same data centre).
     #[serde(default = "d_backend_latency")]
     pub backend_latency: SimDuration,
+    /// Core time to receive a move and validate it against the room state.
+    #[serde(default = "d_receive_cost")]
+    pub receive_cost: Dist,
+    /// Core time to send one message to one connection (fan-out is per connection).
+    #[serde(default = "d_send_cost")]
+    pub send_cost: Dist,
+    /// Core time to publish a message to the relay.
+    #[serde(default = "d_relay_cost")]
+    pub publish_cost: Dist,
+    /// Core time to take a message from the relay.
+    #[serde(default = "d_relay_cost")]
+    pub consume_cost: Dist,
+    /// Core time per move of game history when a member (re)joins a room
+    /// and is sent the current state.
+    #[serde(default = "d_sync_cost")]
+    pub sync_cost_per_move: SimDuration,
+}
+
+fn d_receive_cost() -> Dist {
+    Dist::constant(SimDuration::from_micros(100))
+}
+fn d_send_cost() -> Dist {
+    Dist::constant(SimDuration::from_micros(10))
+}
+fn d_relay_cost() -> Dist {
+    Dist::constant(SimDuration::from_micros(20))
+}
+fn d_sync_cost() -> SimDuration {
+    SimDuration::from_micros(2)
 }
 
 fn d_cores() -> u32 {

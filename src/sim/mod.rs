@@ -10,7 +10,11 @@
 //! No I/O, no wall clock, no global RNG: a replication is a pure function of
 //! the scenario and `(seed, replication index)`.
 
-use std::collections::VecDeque;
+mod game;
+
+use std::collections::{HashMap, VecDeque};
+
+use slab::Slab;
 
 use rand::RngExt;
 use rand_distr::{Distribution, Exp, Zipf};
@@ -19,6 +23,8 @@ use crate::engine::{self, LoopStats, Model, Scheduler};
 use crate::metrics::{Recorder, RefuseKind, ServerSample};
 use crate::model::backoff;
 use crate::model::balancer::{Balancer, Choice, Refusal, Transition, Waiter};
+use crate::model::relay::Relay;
+use crate::model::room::Room;
 use crate::rng::{self, SimRng, streams};
 use crate::scenario::{Arrival, CrashMode, Fault, Role, Scenario, Watch};
 use crate::time::{SimDuration, SimTime};
@@ -53,7 +59,7 @@ pub const STATE_NAMES: [&str; N_STATES] = [
     "gave-up",
 ];
 
-const NONE: u32 = u32::MAX;
+pub(crate) const NONE: u32 = u32::MAX;
 const BACKEND: u32 = u32::MAX - 1;
 
 /// One client.
@@ -84,6 +90,22 @@ pub struct Client {
     pub ever_attempted: bool,
     /// Has seen at least one 503.
     pub ever_refused: bool,
+    /// Index in `World::rooms`, or `NONE`.
+    pub room_idx: u32,
+    /// Group and slot in the room while connected.
+    pub group: u32,
+    pub gslot: u32,
+}
+
+/// Work for a server's cores (an M/G/c FIFO per server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// Accept a connection: TCP + WebSocket upgrade + auth (+ room state sync).
+    Accept { client: u32, generation: u32 },
+    /// Receive a move and validate it against the room state.
+    Receive { msg: u32 },
+    /// Send a message to this server's members of its room.
+    FanOut { msg: u32, relayed: bool },
 }
 
 /// One socket server process.
@@ -94,10 +116,48 @@ pub struct Server {
     /// Changes at each crash: events of an earlier life are stale.
     pub epoch: u32,
     pub conns: Vec<u32>,
-    /// Accept/upgrade jobs waiting for a core.
-    pub jobs: VecDeque<(u32, u32)>,
-    pub in_service: Vec<(u32, u32)>,
+    /// Jobs waiting for a core.
+    pub jobs: VecDeque<Job>,
+    /// Jobs on a core, with their ids.
+    pub in_service: Vec<(u32, Job)>,
+    next_job: u32,
     pub check_started: SimTime,
+    /// ∫ busy cores dt (core·ns), for utilisation.
+    busy_area: u128,
+    busy_since: SimTime,
+    busy_area_sampled: u128,
+}
+
+impl Server {
+    fn new() -> Self {
+        Server {
+            up: true,
+            crash_mode: CrashMode::Process,
+            epoch: 0,
+            conns: Vec::new(),
+            jobs: VecDeque::new(),
+            in_service: Vec::new(),
+            next_job: 0,
+            check_started: SimTime::ZERO,
+            busy_area: 0,
+            busy_since: SimTime::ZERO,
+            busy_area_sampled: 0,
+        }
+    }
+
+    /// Closes the busy integral up to `now` (call before `in_service` changes).
+    fn account_busy(&mut self, now: SimTime) {
+        self.busy_area += self.in_service.len() as u128 * now.0.saturating_sub(self.busy_since.0) as u128;
+        self.busy_since = now;
+    }
+
+    /// Core utilisation since the previous call, over `cores` cores.
+    fn utilisation_since_last(&mut self, now: SimTime, cores: u32, interval: SimDuration) -> f64 {
+        self.account_busy(now);
+        let d = self.busy_area - self.busy_area_sampled;
+        self.busy_area_sampled = self.busy_area;
+        d as f64 / (cores as f64 * interval.0.max(1) as f64)
+    }
 }
 
 /// The closed set of events. Small and `Copy`: the heap moves them often.
@@ -134,12 +194,11 @@ pub enum Event {
         generation: u32,
         server: u32,
     },
-    /// A core finished accepting a connection.
+    /// A core finished a job.
     CoreDone {
         server: u32,
         epoch: u32,
-        client: u32,
-        generation: u32,
+        job: u32,
     },
     QueueTimeout {
         client: u32,
@@ -171,6 +230,29 @@ pub enum Event {
         server: u32,
     },
     Sample,
+    /// A room's players start a game (after matching or a rematch pause).
+    GameStart {
+        room: u32,
+        game: u32,
+    },
+    /// The player to move sends a move.
+    MoveDue {
+        room: u32,
+        token: u32,
+    },
+    /// A move reaches its sender's server.
+    MoveAtServer {
+        msg: u32,
+    },
+    /// A Kafka producer batch's linger expired.
+    BatchClose {
+        batch: u32,
+    },
+    /// A relayed copy of a message reaches a subscribing server.
+    RelayDeliver {
+        msg: u32,
+        server: u32,
+    },
 }
 
 struct PopState {
@@ -195,6 +277,54 @@ pub struct World<'a> {
     pub rec: Recorder,
     pub state_counts: [u64; N_STATES],
     end: SimTime,
+    rng_game: SimRng,
+    rng_relay: SimRng,
+    /// Rooms (only with a `[game]`), and their index by hash key.
+    pub rooms: Vec<Room>,
+    room_index: HashMap<u64, u32>,
+    /// Messages in flight (moves and their copies).
+    pub msgs: Slab<Msg>,
+    pub relay: Option<Relay>,
+    /// All-run message tallies for the conservation check.
+    pub tally: Tally,
+    /// The simulated time of the event being handled.
+    now: SimTime,
+}
+
+/// A move in flight: sent by a player, validated on its server, fanned out
+/// locally and through the relay.
+#[derive(Clone, Debug)]
+pub struct Msg {
+    pub room: u32,
+    pub game: u32,
+    /// Move number within the game (0-based).
+    pub seq: u32,
+    pub sender: u32,
+    pub sender_generation: u32,
+    pub server: u32,
+    pub sent_at: SimTime,
+    pub validated_at: SimTime,
+    pub validated: bool,
+    /// Server copies not yet fanned out (local + relayed).
+    pub pending: u32,
+    pub spectators: u32,
+    pub last_spectator: SimTime,
+    /// The next player to move has received it.
+    pub next_delivered: bool,
+    /// Waiting in a Kafka producer batch (counts as one `pending`).
+    pub in_batch: bool,
+}
+
+/// Counts over the whole run (warm-up included) for conservation checks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    pub moves_sent: u64,
+    pub moves_validated: u64,
+    pub moves_lost: u64,
+    /// Server copies of validated moves (local fan-outs and relayed copies).
+    pub copies_created: u64,
+    pub copies_fanned_out: u64,
+    pub copies_lost: u64,
 }
 
 /// Most clients a replication may create (a bound on the arena).
@@ -224,21 +354,19 @@ impl<'a> World<'a> {
                     },
                 })
                 .collect(),
-            servers: (0..n)
-                .map(|_| Server {
-                    up: true,
-                    crash_mode: CrashMode::Process,
-                    epoch: 0,
-                    conns: Vec::new(),
-                    jobs: VecDeque::new(),
-                    in_service: Vec::new(),
-                    check_started: SimTime::ZERO,
-                })
-                .collect(),
+            servers: (0..n).map(|_| Server::new()).collect(),
             balancer: Balancer::new(&sc.balancer, &sc.servers),
             rec: Recorder::new(n, SimTime::ZERO + sc.warmup),
             state_counts: [0; N_STATES],
             end: SimTime::ZERO + sc.duration,
+            rng_game: rng::stream(sc.seed, r, streams::GAME),
+            rng_relay: rng::stream(sc.seed, r, streams::RELAY),
+            rooms: Vec::new(),
+            room_index: HashMap::new(),
+            msgs: Slab::new(),
+            relay: sc.relay.as_ref().map(|c| Relay::new(c, sc.servers.count)),
+            tally: Tally::default(),
+            now: SimTime::ZERO,
         }
     }
 
@@ -321,6 +449,10 @@ impl<'a> World<'a> {
         self.state_counts[st as usize] += 1;
         cl.state = st;
         cl.generation = cl.generation.wrapping_add(1);
+        if matches!(st, ClientState::Left | ClientState::GaveUp) && cl.room_idx != NONE {
+            let now = self.now;
+            self.client_gone(c, now);
+        }
     }
 
     #[inline]
@@ -364,6 +496,11 @@ impl<'a> World<'a> {
             }
         };
         ps.generated += 1;
+        let room_idx = if self.sc.game.is_some() {
+            self.room_for(id, room, p.role)
+        } else {
+            NONE
+        };
         self.clients.push(Client {
             generation: 0,
             state: ClientState::Connecting,
@@ -383,6 +520,9 @@ impl<'a> World<'a> {
             prev_backoff: SimDuration::ZERO,
             ever_attempted: false,
             ever_refused: false,
+            room_idx,
+            group: NONE,
+            gslot: NONE,
         });
         self.state_counts[ClientState::Connecting as usize] += 1;
         self.rec.count(now, |c| c.clients_arrived += 1);
@@ -531,24 +671,79 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Puts a job in a server's queue and starts what the cores can take.
+    fn push_job(&mut self, srv: u32, job: Job, s: &mut Scheduler<Event>) {
+        self.servers[srv as usize].jobs.push_back(job);
+        self.start_jobs(srv, s);
+    }
+
     fn start_jobs(&mut self, srv: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
         let cores = self.sc.servers.cores as usize;
-        let sv = &mut self.servers[srv as usize];
-        while sv.in_service.len() < cores {
-            let Some((c, generation)) = sv.jobs.pop_front() else {
+        loop {
+            let sv = &mut self.servers[srv as usize];
+            if sv.in_service.len() >= cores {
                 break;
-            };
-            sv.in_service.push((c, generation));
-            let cost = self.sc.servers.connect_cost.sample(&mut self.rng_servers);
+            }
+            let Some(job) = sv.jobs.pop_front() else { break };
+            sv.account_busy(now);
+            let id = sv.next_job;
+            sv.next_job = sv.next_job.wrapping_add(1);
+            sv.in_service.push((id, job));
+            let epoch = sv.epoch;
+            let cost = self.job_cost(srv, job, s);
             s.after(
                 cost,
                 Event::CoreDone {
                     server: srv,
-                    epoch: sv.epoch,
-                    client: c,
-                    generation,
+                    epoch,
+                    job: id,
                 },
             );
+        }
+    }
+
+    /// Core time of a job, computed when it starts. A fan-out computes and
+    /// records every recipient's delivery here (see `game::fan_out`).
+    fn job_cost(&mut self, srv: u32, job: Job, s: &mut Scheduler<Event>) -> SimDuration {
+        let sv = &self.sc.servers;
+        match job {
+            Job::Accept { client, .. } => {
+                let base = sv.connect_cost.sample(&mut self.rng_servers);
+                base + self.sync_cost(client)
+            }
+            Job::Receive { msg } => {
+                let mut c = sv.receive_cost.sample(&mut self.rng_servers);
+                let m = &self.msgs[msg as usize];
+                if self.rooms[m.room as usize].remote_servers(srv).next().is_some() {
+                    c = c + sv.publish_cost.sample(&mut self.rng_servers);
+                }
+                c
+            }
+            Job::FanOut { msg, relayed } => self.fan_out(srv, msg, relayed, s),
+        }
+    }
+
+    fn core_done(&mut self, srv: u32, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let sv = &mut self.servers[srv as usize];
+        if sv.epoch != epoch {
+            return;
+        }
+        let Some(i) = sv.in_service.iter().position(|&(j, _)| j == id) else {
+            return;
+        };
+        sv.account_busy(now);
+        let (_, job) = sv.in_service.swap_remove(i);
+        self.start_jobs(srv, s);
+        match job {
+            Job::Accept { client, generation } => {
+                if self.live(client, generation) {
+                    self.accept(client, srv, s);
+                }
+            }
+            Job::Receive { msg } => self.validated(msg, srv, s),
+            Job::FanOut { msg, .. } => self.copy_done(msg, false),
         }
     }
 
@@ -580,6 +775,7 @@ impl<'a> World<'a> {
         let (generation, depart) = (cl.generation, cl.depart_at);
         self.rec.accepted(now, latency);
         s.at(depart, Event::SessionEnd { client: c, generation });
+        self.join_room(c, srv, s);
     }
 
     /// Removes a connected client from its server's list.
@@ -596,6 +792,7 @@ impl<'a> World<'a> {
         let n = sv.conns.len() as u32;
         self.clients[c as usize].slot = NONE;
         self.rec.server_conns(srv, now, n);
+        self.leave_room(c);
     }
 
     /// Hands freed slots on `srv` to waiting requests.
@@ -622,23 +819,35 @@ impl<'a> World<'a> {
         sv.up = false;
         sv.crash_mode = mode;
         sv.epoch = sv.epoch.wrapping_add(1);
-        let pending: Vec<(u32, u32)> = sv.jobs.drain(..).chain(sv.in_service.drain(..)).collect();
+        sv.account_busy(now);
+        let pending: Vec<Job> = sv
+            .jobs
+            .drain(..)
+            .chain(sv.in_service.drain(..).map(|(_, j)| j))
+            .collect();
         let conns = std::mem::take(&mut sv.conns);
         let delay = self.failure_delay(srv);
-        for (c, generation) in pending {
-            if self.live(c, generation) {
-                s.after(
-                    delay,
-                    Event::BackendFailed {
-                        client: c,
-                        generation,
-                        server: srv,
-                    },
-                );
+        for job in pending {
+            match job {
+                Job::Accept { client, generation } => {
+                    if self.live(client, generation) {
+                        s.after(
+                            delay,
+                            Event::BackendFailed {
+                                client,
+                                generation,
+                                server: srv,
+                            },
+                        );
+                    }
+                }
+                Job::Receive { msg } => self.move_lost(msg),
+                Job::FanOut { msg, .. } => self.copy_done(msg, true),
             }
         }
         let n = conns.len() as u64;
         for c in conns {
+            self.leave_room(c);
             self.set_state(c, ClientState::Orphaned);
             let cl = &mut self.clients[c as usize];
             cl.slot = NONE;
@@ -705,16 +914,23 @@ impl<'a> World<'a> {
 
     fn sample(&mut self, s: &mut Scheduler<Event>) {
         let now = s.now();
+        let (cores, interval) = (self.sc.servers.cores, self.sc.sample_interval);
         let servers: Vec<ServerSample> = (0..self.servers.len())
-            .map(|i| ServerSample {
-                connections: self.servers[i].conns.len() as u32,
-                queued: self.balancer.queued(i as u32),
-                process_up: self.servers[i].up,
-                lb_up: self.balancer.is_up(i as u32),
+            .map(|i| {
+                let sv = &mut self.servers[i];
+                ServerSample {
+                    connections: sv.conns.len() as u32,
+                    queued: self.balancer.queued(i as u32),
+                    cpu_util: sv.utilisation_since_last(now, cores, interval),
+                    jobs_waiting: sv.jobs.len() as u32,
+                    process_up: sv.up,
+                    lb_up: self.balancer.is_up(i as u32),
+                }
             })
             .collect();
         let queued = self.state_counts[ClientState::Queued as usize];
-        self.rec.sample(now, queued, servers);
+        let backlog = self.relay.as_mut().map(|r| r.backlog(now)).unwrap_or(0);
+        self.rec.sample(now, queued, backlog, servers);
         let next = now + self.sc.sample_interval;
         if next <= self.end {
             s.at(next, Event::Sample);
@@ -731,6 +947,7 @@ impl Model for World<'_> {
 
     fn handle(&mut self, ev: Event, s: &mut Scheduler<Event>) {
         let now = s.now();
+        self.now = now;
         match ev {
             Event::Arrival { pop } => self.arrive(pop as usize, s),
             Event::Attempt { client, generation } => {
@@ -783,8 +1000,7 @@ impl Model for World<'_> {
                         },
                     );
                 } else {
-                    sv.jobs.push_back((client, generation));
-                    self.start_jobs(server, s);
+                    self.push_job(server, Job::Accept { client, generation }, s);
                 }
             }
             Event::BackendFailed {
@@ -832,24 +1048,7 @@ impl Model for World<'_> {
                     self.apply_choice(client, choice, s);
                 }
             }
-            Event::CoreDone {
-                server,
-                epoch,
-                client,
-                generation,
-            } => {
-                let sv = &mut self.servers[server as usize];
-                if sv.epoch != epoch {
-                    return;
-                }
-                if let Some(i) = sv.in_service.iter().position(|&j| j == (client, generation)) {
-                    sv.in_service.swap_remove(i);
-                }
-                self.start_jobs(server, s);
-                if self.live(client, generation) {
-                    self.accept(client, server, s);
-                }
-            }
+            Event::CoreDone { server, epoch, job } => self.core_done(server, epoch, job, s),
             Event::QueueTimeout { client, generation } => {
                 if self.live(client, generation) && self.clients[client as usize].state == ClientState::Queued {
                     let q = self.clients[client as usize].queue;
@@ -915,6 +1114,11 @@ impl Model for World<'_> {
                 self.drain_queue(server, s);
             }
             Event::Sample => self.sample(s),
+            Event::GameStart { room, game } => self.game_start(room, game, s),
+            Event::MoveDue { room, token } => self.move_due(room, token, s),
+            Event::MoveAtServer { msg } => self.move_at_server(msg, s),
+            Event::BatchClose { batch } => self.batch_close(batch, s),
+            Event::RelayDeliver { msg, server } => self.relay_deliver(msg, server, s),
         }
     }
 }

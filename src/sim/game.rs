@@ -1,0 +1,436 @@
+//! Game traffic: matching players into rooms, turns, moves, the relay and
+//! the fan-out to every member of a room.
+//!
+//! A move's path: the player sends (`MoveDue`); half an RTT and a backend hop
+//! later it reaches its server (`MoveAtServer`), queues for a core and is
+//! validated (`Job::Receive`). The server then fans it out to its own members
+//! of the room (`Job::FanOut`) and, if other servers host members, publishes
+//! it once to the relay, which hands one copy to each of those servers
+//! (`RelayDeliver`), where it is fanned out again. A fan-out is one job: when
+//! it starts, it walks the member list and computes each member's exact
+//! delivery time (the sends before it, the backend hop, that member's half
+//! RTT), recording each straight into the latency histograms.
+
+use std::collections::hash_map::Entry;
+
+use super::{ClientState, Event, Job, Msg, NONE, World};
+use crate::engine::Scheduler;
+use crate::model::relay::Relay;
+use crate::model::room::{Member, Room};
+use crate::scenario::Role;
+use crate::time::{SimDuration, SimTime};
+
+impl World<'_> {
+    /// The room a new client belongs to, created on first use; players are
+    /// added to its turn order.
+    pub(super) fn room_for(&mut self, client: u32, key: u64, role: Role) -> u32 {
+        let size = self.sc.populations[self.pops_host_size(key)].room_size;
+        let idx = match self.room_index.entry(key) {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
+                self.rooms.push(Room::new(key, size));
+                *e.insert((self.rooms.len() - 1) as u32)
+            }
+        };
+        if role == Role::Player {
+            let room = &mut self.rooms[idx as usize];
+            room.players.push(client);
+            if room.players.len() as u32 == room.size {
+                room.want_game = true;
+            }
+        }
+        idx
+    }
+
+    /// The population whose rooms a key names (its upper 32 bits).
+    fn pops_host_size(&self, key: u64) -> usize {
+        ((key >> 32) as usize).min(self.sc.populations.len() - 1)
+    }
+
+    /// Core time to send a (re)joining member the room's state.
+    pub(super) fn sync_cost(&self, client: u32) -> SimDuration {
+        let r = self.clients[client as usize].room_idx;
+        if r == NONE {
+            return SimDuration::ZERO;
+        }
+        let room = &self.rooms[r as usize];
+        if room.active {
+            self.sc
+                .servers
+                .sync_cost_per_move
+                .saturating_mul(room.moves_made as u64)
+        } else {
+            SimDuration::ZERO
+        }
+    }
+
+    /// A client was accepted on `srv`: it joins its room's group there.
+    pub(super) fn join_room(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let cl = &self.clients[c as usize];
+        let r = cl.room_idx;
+        if r == NONE {
+            return;
+        }
+        let half = (cl.rtt.0 / 2).min(u32::MAX as u64) as u32;
+        let room = &mut self.rooms[r as usize];
+        let (g, slot) = room.join(
+            srv,
+            Member {
+                client: c,
+                half_rtt_ns: half,
+            },
+        );
+        let (active, synced, to_move) = (room.active, room.moves_made > 0, room.to_move());
+        let cl = &mut self.clients[c as usize];
+        cl.group = g;
+        cl.gslot = slot;
+        if active && synced {
+            self.rec.count(now, |k| k.state_syncs += 1);
+        }
+        if active && to_move == Some(c) {
+            // Back (or new) with the state: it is this player's turn.
+            self.schedule_move(r, now + SimDuration(half as u64), s);
+        } else {
+            self.maybe_start(r, s);
+        }
+    }
+
+    /// A client leaves its room's group (disconnected or crashed).
+    pub(super) fn leave_room(&mut self, c: u32) {
+        let cl = &self.clients[c as usize];
+        if cl.room_idx == NONE || cl.group == NONE {
+            return;
+        }
+        let (r, g, slot) = (cl.room_idx, cl.group, cl.gslot);
+        if let Some(moved) = self.rooms[r as usize].leave(g, slot) {
+            self.clients[moved as usize].gslot = slot;
+        }
+        let cl = &mut self.clients[c as usize];
+        cl.group = NONE;
+        cl.gslot = NONE;
+    }
+
+    /// A client left for good: a player's departure ends the room's games.
+    pub(super) fn client_gone(&mut self, c: u32, now: SimTime) {
+        let r = self.clients[c as usize].room_idx as usize;
+        let room = &mut self.rooms[r];
+        if !room.is_player(c) || room.closed {
+            return;
+        }
+        room.closed = true;
+        room.want_game = false;
+        if room.active {
+            room.active = false;
+            self.rec.count(now, |k| k.games_abandoned += 1);
+        }
+    }
+
+    /// Starts a game if one is wanted and every player is connected.
+    fn maybe_start(&mut self, r: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let Some(game) = &self.sc.game else { return };
+        let room = &self.rooms[r as usize];
+        if room.active || !room.want_game || room.closed {
+            return;
+        }
+        if !room
+            .players
+            .iter()
+            .all(|&p| self.clients[p as usize].state == ClientState::Connected)
+        {
+            return;
+        }
+        let total = game.moves.sample(&mut self.rng_game);
+        let room = &mut self.rooms[r as usize];
+        room.game += 1;
+        room.active = true;
+        room.want_game = false;
+        room.moves_total = total;
+        room.moves_made = 0;
+        room.turn = 0;
+        room.started_at = now;
+        self.rec.count(now, |k| k.games_started += 1);
+        self.schedule_move(r, now, s);
+    }
+
+    /// The player to move thinks, then sends (replacing any earlier schedule).
+    fn schedule_move(&mut self, r: u32, from: SimTime, s: &mut Scheduler<Event>) {
+        let think = self
+            .sc
+            .game
+            .as_ref()
+            .map(|g| g.think_time.sample(&mut self.rng_game))
+            .unwrap_or_default();
+        let room = &mut self.rooms[r as usize];
+        room.token = room.token.wrapping_add(1);
+        room.waiting = false;
+        s.at(
+            from + think,
+            Event::MoveDue {
+                room: r,
+                token: room.token,
+            },
+        );
+    }
+
+    pub(super) fn game_start(&mut self, r: u32, game: u32, s: &mut Scheduler<Event>) {
+        let room = &mut self.rooms[r as usize];
+        if room.game != game || room.closed {
+            return;
+        }
+        room.want_game = true;
+        self.maybe_start(r, s);
+    }
+
+    pub(super) fn move_due(&mut self, r: u32, token: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let room = &mut self.rooms[r as usize];
+        if room.token != token || !room.active {
+            return;
+        }
+        let Some(p) = room.to_move() else { return };
+        let cl = &self.clients[p as usize];
+        if cl.state != ClientState::Connected {
+            room.waiting = true;
+            return;
+        }
+        let m = Msg {
+            room: r,
+            game: room.game,
+            seq: room.moves_made,
+            sender: p,
+            sender_generation: cl.generation,
+            server: cl.server,
+            sent_at: now,
+            validated_at: SimTime::ZERO,
+            validated: false,
+            pending: 0,
+            spectators: 0,
+            last_spectator: SimTime::ZERO,
+            next_delivered: false,
+            in_batch: false,
+        };
+        let arrive = SimDuration(cl.rtt.0 / 2) + self.sc.servers.backend_latency;
+        let id = self.msgs.insert(m) as u32;
+        self.tally.moves_sent += 1;
+        self.rec.count(now, |k| k.moves_sent += 1);
+        s.after(arrive, Event::MoveAtServer { msg: id });
+    }
+
+    pub(super) fn move_at_server(&mut self, msg: u32, s: &mut Scheduler<Event>) {
+        let m = &self.msgs[msg as usize];
+        let alive =
+            self.clients[m.sender as usize].generation == m.sender_generation && self.servers[m.server as usize].up;
+        if alive {
+            let srv = m.server;
+            self.push_job(srv, Job::Receive { msg }, s);
+        } else {
+            self.move_lost(msg);
+        }
+    }
+
+    /// A move that never got validated (sender or its server gone).
+    pub(super) fn move_lost(&mut self, msg: u32) {
+        let now = self.now;
+        let m = self.msgs.remove(msg as usize);
+        self.tally.moves_lost += 1;
+        self.rec.count(now, |k| k.moves_lost += 1);
+        let room = &mut self.rooms[m.room as usize];
+        if room.active && room.game == m.game && room.moves_made == m.seq {
+            // Still this player's turn: they resend when connected again.
+            room.waiting = true;
+        }
+    }
+
+    /// The sender's server validated the move: advance the game, fan out
+    /// locally, publish for the other servers.
+    pub(super) fn validated(&mut self, msg: u32, srv: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        self.tally.moves_validated += 1;
+        self.rec.count(now, |k| k.moves_validated += 1);
+        let (r, sender, game, seq) = {
+            let m = &mut self.msgs[msg as usize];
+            m.validated = true;
+            m.validated_at = now;
+            (m.room, m.sender, m.game, m.seq)
+        };
+        let rematch = self.sc.game.as_ref().map(|g| g.rematch_delay).unwrap_or_default();
+        let room = &mut self.rooms[r as usize];
+        if room.active && room.game == game && room.moves_made == seq {
+            room.moves_made += 1;
+            room.turn = (room.turn + 1) % room.players.len().max(1) as u32;
+            if room.moves_made >= room.moves_total {
+                room.active = false;
+                self.rec.count(now, |k| k.games_completed += 1);
+                s.after(rematch, Event::GameStart { room: r, game });
+            }
+        }
+        let room = &self.rooms[r as usize];
+        let local = room.members_on(srv).iter().any(|mm| mm.client != sender);
+        let remote: Vec<u32> = room.remote_servers(srv).collect();
+        let key = room.key;
+        if local {
+            self.msgs[msg as usize].pending += 1;
+            self.tally.copies_created += 1;
+            self.push_job(srv, Job::FanOut { msg, relayed: false }, s);
+        }
+        if !remote.is_empty() {
+            self.rec.count(now, |k| k.moves_relayed += 1);
+            match &mut self.relay {
+                Some(Relay::Kafka(k)) => {
+                    let m = &mut self.msgs[msg as usize];
+                    m.pending += 1;
+                    m.in_batch = true;
+                    if let Some((batch, close)) = k.publish(now, srv, key, msg) {
+                        s.at(close, Event::BatchClose { batch });
+                    }
+                }
+                Some(Relay::Redis(rd)) => {
+                    let times = rd.publish(now, remote.len(), &mut self.rng_relay);
+                    let n = remote.len() as u64;
+                    self.msgs[msg as usize].pending += n as u32;
+                    self.tally.copies_created += n;
+                    self.rec.count(now, |k| k.relay_copies += n);
+                    for (server, t) in remote.into_iter().zip(times) {
+                        s.at(t, Event::RelayDeliver { msg, server });
+                    }
+                }
+                // Validation requires a relay when rooms can span servers.
+                None => {}
+            }
+        }
+        if self.msgs[msg as usize].pending == 0 {
+            self.finalize(msg);
+        }
+    }
+
+    /// Kafka: a producer batch goes to the broker; its messages reach every
+    /// server subscribed to their rooms when fetched.
+    pub(super) fn batch_close(&mut self, batch: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let Some(Relay::Kafka(k)) = &mut self.relay else { return };
+        let (ids, committed) = k.close(now, batch, &mut self.rng_relay);
+        // One fetch per consumer server for the whole batch.
+        let mut fetched: Vec<(u32, SimTime)> = Vec::new();
+        let mut done = Vec::new();
+        for msg in ids {
+            let m = &self.msgs[msg as usize];
+            let room = &self.rooms[m.room as usize];
+            let servers: Vec<u32> = room.remote_servers(m.server).collect();
+            for &server in &servers {
+                let t = match fetched.iter().find(|(sv, _)| *sv == server) {
+                    Some(&(_, t)) => t,
+                    None => {
+                        let t = k.fetched(committed, &mut self.rng_relay);
+                        fetched.push((server, t));
+                        t
+                    }
+                };
+                s.at(t, Event::RelayDeliver { msg, server });
+            }
+            let n = servers.len() as u64;
+            let m = &mut self.msgs[msg as usize];
+            m.in_batch = false;
+            m.pending = m.pending - 1 + n as u32;
+            self.tally.copies_created += n;
+            self.rec.count(now, |k| k.relay_copies += n);
+            if m.pending == 0 {
+                done.push(msg);
+            }
+        }
+        for msg in done {
+            self.finalize(msg);
+        }
+    }
+
+    pub(super) fn relay_deliver(&mut self, msg: u32, server: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let latency = now.since(self.msgs[msg as usize].validated_at).0;
+        self.rec.latency(now, |r| &mut r.relay, latency);
+        if self.servers[server as usize].up {
+            self.push_job(server, Job::FanOut { msg, relayed: true }, s);
+        } else {
+            // Redis pub/sub is at-most-once; a dead Kafka consumer's members
+            // are gone too. Either way this server's copy is lost.
+            self.rec.count(now, |k| k.relay_copies_lost += 1);
+            self.copy_done(msg, true);
+        }
+    }
+
+    /// Walks `srv`'s members of the message's room, computing and recording
+    /// each delivery; returns the core time of the whole walk.
+    pub(super) fn fan_out(&mut self, srv: u32, msg: u32, relayed: bool, s: &mut Scheduler<Event>) -> SimDuration {
+        let now = s.now();
+        let sv = &self.sc.servers;
+        let mut t = now;
+        if relayed {
+            t += sv.consume_cost.sample(&mut self.rng_servers);
+        }
+        let m = &self.msgs[msg as usize];
+        let (sender, sent_at) = (m.sender, m.sent_at);
+        let room = &self.rooms[m.room as usize];
+        let latest = room.active && room.game == m.game && room.moves_made == m.seq + 1;
+        let next = if latest { room.to_move() } else { None };
+        let (send, hop) = (&sv.send_cost, sv.backend_latency);
+        let (rec, rng) = (&mut self.rec, &mut self.rng_servers);
+        let (mut last, mut spectators, mut next_at) = (SimTime::ZERO, 0u32, None);
+        for mm in room.members_on(srv) {
+            if mm.client == sender {
+                continue;
+            }
+            t += send.sample(rng);
+            let at = t + hop + SimDuration(mm.half_rtt_ns as u64);
+            let latency = at.since(sent_at).0;
+            if room.is_player(mm.client) {
+                rec.delivery(now, true, latency);
+                if Some(mm.client) == next {
+                    next_at = Some(at);
+                }
+            } else {
+                rec.delivery(now, false, latency);
+                last = last.max(at);
+                spectators += 1;
+            }
+        }
+        let r = m.room;
+        let m = &mut self.msgs[msg as usize];
+        m.spectators += spectators;
+        m.last_spectator = m.last_spectator.max(last);
+        if let Some(at) = next_at {
+            m.next_delivered = true;
+            self.schedule_move(r, at, s);
+        }
+        t.since(now)
+    }
+
+    /// One server copy of a message is done (fanned out, or lost).
+    pub(super) fn copy_done(&mut self, msg: u32, lost: bool) {
+        if lost {
+            self.tally.copies_lost += 1;
+        } else {
+            self.tally.copies_fanned_out += 1;
+        }
+        let m = &mut self.msgs[msg as usize];
+        m.pending -= 1;
+        if m.pending == 0 {
+            self.finalize(msg);
+        }
+    }
+
+    /// Every copy is done: record when the last spectator had it.
+    fn finalize(&mut self, msg: u32) {
+        let now = self.now;
+        let m = self.msgs.remove(msg as usize);
+        if m.spectators > 0 {
+            self.rec
+                .latency(now, |r| &mut r.move_last_spectator, m.last_spectator.since(m.sent_at).0);
+        }
+        let room = &mut self.rooms[m.room as usize];
+        if !m.next_delivered && room.active && room.game == m.game && room.moves_made == m.seq + 1 {
+            // The player to move never got it (disconnected): they resume
+            // with the room's state when they reconnect.
+            room.waiting = true;
+        }
+    }
+}
