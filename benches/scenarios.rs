@@ -13,7 +13,11 @@ use wscap::scenario;
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("scenario");
     g.sample_size(10);
-    for file in ["scenarios/quickstart.toml", "scenarios/150k-players.toml"] {
+    for file in [
+        "scenarios/quickstart.toml",
+        "scenarios/150k-players.toml",
+        "scenarios/1m-spectators.toml",
+    ] {
         let sc = scenario::load(Path::new(file)).expect("bundled scenario loads");
         let events = run_replication(&sc, 0).expect("runs").events;
         g.throughput(Throughput::Elements(events));

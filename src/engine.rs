@@ -125,14 +125,19 @@ impl<E> Scheduler<E> {
         }
     }
 
+    /// The earliest event if it is at or before `until`.
     #[inline]
-    fn pop(&mut self) -> Option<(SimTime, E)> {
+    fn pop_until(&mut self, until: u64) -> Option<Entry<E>> {
         self.refill();
-        self.heap.pop().map(|e| (SimTime(e.time), e.event))
+        let e = self.heap.peek_mut()?;
+        if e.time > until {
+            return None;
+        }
+        Some(std::collections::binary_heap::PeekMut::pop(e))
     }
 
-    #[inline]
-    fn peek_time(&mut self) -> Option<SimTime> {
+    /// Time of the earliest pending event.
+    fn next_time(&mut self) -> Option<SimTime> {
         self.refill();
         self.heap.peek().map(|e| SimTime(e.time))
     }
@@ -181,20 +186,28 @@ pub fn run<M: Model>(
 ) -> Result<LoopStats, EngineError> {
     let mut events = 0u64;
     let stop = loop {
-        match sched.peek_time() {
-            None => break StopReason::Drained,
-            Some(t) if t > until => break StopReason::EndTime,
-            Some(_) => {}
-        }
         if events >= max_events {
-            break StopReason::EventLimit;
+            break match sched.next_time() {
+                None => StopReason::Drained,
+                Some(t) if t.0 > until.0 => StopReason::EndTime,
+                Some(_) => StopReason::EventLimit,
+            };
         }
-        let (t, ev) = sched.pop().expect("peeked");
-        if t < sched.now {
-            return Err(EngineError::ClockBackwards { from: sched.now, to: t });
+        let Some(e) = sched.pop_until(until.0) else {
+            break if sched.pending() == 0 {
+                StopReason::Drained
+            } else {
+                StopReason::EndTime
+            };
+        };
+        if e.time < sched.now.0 {
+            return Err(EngineError::ClockBackwards {
+                from: sched.now,
+                to: SimTime(e.time),
+            });
         }
-        sched.now = t;
-        model.handle(ev, sched);
+        sched.now = SimTime(e.time);
+        model.handle(e.event, sched);
         events += 1;
     };
     if stop == StopReason::EndTime {
@@ -279,6 +292,6 @@ mod tests {
         let mut s: Scheduler<u32> = Scheduler::new();
         s.now = SimTime(50);
         s.at(SimTime(10), 1);
-        assert_eq!(s.peek_time(), Some(SimTime(50)));
+        assert_eq!(s.next_time(), Some(SimTime(50)));
     }
 }

@@ -200,10 +200,22 @@ fn print_summary(sc: &Scenario, o: &Outcome, wall_s: f64, out: &Path, n_files: u
             sc.max_events
         );
     }
+    if o.aggregate("moves_validated").is_some_and(|a| a.mean > 0.0) {
+        show("move_ms_p50", "move latency to opponent p50", 1.0, "ms");
+        show("move_ms_p99", "move latency to opponent p99", 1.0, "ms");
+        show("spectator_ms_p99", "move latency to spectators p99", 1.0, "ms");
+        show("last_spectator_ms_p99", "until the last spectator p99", 1.0, "ms");
+        show("relay_share", "moves crossing the relay", 100.0, "%");
+        show("moves_lost", "moves lost", 1.0, "");
+    }
     let events = o.total_events();
+    let deliveries: f64 = o.replications.iter().filter_map(|r| r.metric("deliveries")).sum();
+    let wall = wall_s.max(1e-9);
     println!(
-        "  {events} events in {wall_s:.2} s wall = {:.2} M events/s; peak memory {}",
-        events as f64 / wall_s.max(1e-9) / 1e6,
+        "  {events} events in {wall_s:.2} s wall = {:.2} M events/s; {:.0} deliveries = {:.1} M deliveries/s; peak memory {}",
+        events as f64 / wall / 1e6,
+        deliveries,
+        deliveries / wall / 1e6,
         peak_memory().unwrap_or_else(|| "unknown".into())
     );
     println!(

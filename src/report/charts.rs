@@ -1,10 +1,14 @@
-//! Time charts of one replication, as PNG and SVG.
+//! Charts of one replication, as PNG and SVG.
 //!
-//! [`write_charts`] draws three charts of a replication's per-interval
+//! [`write_charts`] draws time charts of a replication's per-interval
 //! samples: connections per server, connect latency (p50/p99) and refusals
-//! and reconnects per second. Every chart carries the fault markers of the
-//! timeline (crash, restarted, marked-down, marked-up) as dashed vertical
-//! lines with labels, and shades each crash-to-restart outage.
+//! and reconnects per second, and, when the run carried game traffic, move
+//! latency, relay backlog and CPU per server. Every time chart carries the
+//! fault markers of the timeline (crash, restarted, marked-down, marked-up)
+//! as dashed vertical lines with labels, and shades each crash-to-restart
+//! outage. A game run also gets the distribution of move delivery latency
+//! (CDFs after the warm-up), with the p50/p99/p99.9 of the spectator curve
+//! as labelled guide lines.
 //!
 //! Text is drawn with the DejaVu Sans font embedded from `assets/`, so no
 //! system font library is needed, and the output is deterministic: the same
@@ -16,21 +20,20 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::{Ranged, ValueFormatter};
-use plotters::coord::types::RangedCoordf64;
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged, ValueFormatter};
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::experiment::Replication;
-use crate::metrics::{Sample, TimelineEvent};
+use crate::metrics::{Sample, ServerSample, TimelineEvent};
 
 /// Chart size in pixels (PNG and SVG alike).
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 600;
 /// Width of the legend panel on the right.
 const LEGEND_W: u32 = 215;
-/// Above this many servers the connections chart shows a min–max band and
+/// Above this many servers the per-server charts show a min–max band and
 /// the mean instead of one line per server.
 const MAX_SERVER_LINES: usize = 12;
 /// Rows of marker labels at the top of the plot; labels that do not fit are
@@ -67,9 +70,15 @@ fn register_font() -> Result<(), ChartError> {
     }
 }
 
-/// Writes `connections`, `connect_latency` and `refusals` charts of `rep`
-/// into `dir` (created if missing), each as PNG and SVG, and returns the
-/// files written (PNG and SVG are separate entries).
+/// Writes the charts of `rep` into `dir` (created if missing), each as PNG
+/// and SVG, and returns the files written (PNG and SVG are separate
+/// entries).
+///
+/// Always `connections`, `connect_latency` and `refusals`; with game traffic
+/// also `move_latency` (if moves were delivered), `spectator_cdf` (if a
+/// move latency distribution was measured), `relay_backlog` (if the run
+/// used a relay) and `cpu` (if the servers' cores were busy). A run without
+/// game traffic gets exactly the first three.
 ///
 /// `sample_interval_s` is the sampling interval in seconds, used to turn
 /// per-interval counts into rates; if it is not a positive number the
@@ -81,28 +90,31 @@ pub fn write_charts(dir: &Path, rep: &Replication, sample_interval_s: f64) -> Re
         source,
     })?;
     let marks = Marks::new(&rep.timeline);
-    let x_range = x_range(rep, &marks);
-    let charts = [
+    let time = x_range(rep, &marks);
+    let mut charts = vec![
         connections_chart(rep, &marks),
         latency_chart(rep),
         refusals_chart(rep, interval_s(&rep.samples, sample_interval_s)),
     ];
+    charts.extend(game_charts(rep, &marks));
     let mut written = Vec::with_capacity(2 * charts.len());
     for chart in &charts {
+        let (marks, x_range, x_scale) = match &chart.x {
+            XAxis::Time => (&marks, time.clone(), Scale::Linear),
+            XAxis::Latency { range, scale, guides } => (guides, range.clone(), *scale),
+        };
+        let draw_err = |file: &Path| {
+            let file = file.to_path_buf();
+            move |message| ChartError::Draw { file, message }
+        };
         let png = dir.join(format!("{}.png", chart.stem));
         let root = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
-        render(root, chart, &marks, x_range.clone()).map_err(|message| ChartError::Draw {
-            file: png.clone(),
-            message,
-        })?;
+        render(root, chart, marks, x_range.clone(), x_scale).map_err(draw_err(&png))?;
         written.push(png);
 
         let svg = dir.join(format!("{}.svg", chart.stem));
         let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
-        render(root, chart, &marks, x_range.clone()).map_err(|message| ChartError::Draw {
-            file: svg.clone(),
-            message,
-        })?;
+        render(root, chart, marks, x_range, x_scale).map_err(draw_err(&svg))?;
         written.push(svg);
     }
     Ok(written)
@@ -123,6 +135,9 @@ struct Line {
     color: RGBColor,
     width: u32,
     points: Vec<(f64, Option<f64>)>,
+    /// Radius of a dot drawn at every point (for sparse series, whose
+    /// short runs would otherwise look like a dashed line).
+    dots: Option<u32>,
 }
 
 /// A filled band: `(time, lower, upper)` points.
@@ -140,11 +155,29 @@ enum LegendKey {
     None,
 }
 
+/// What the x axis shows.
+enum XAxis {
+    /// Simulated time over the whole run, with the timeline's fault markers
+    /// and outages.
+    Time,
+    /// Latency in ms over `range`, with `guides` as the markers (no
+    /// outages).
+    Latency {
+        range: Range<f64>,
+        scale: Scale,
+        guides: Marks,
+    },
+}
+
 struct ChartSpec {
     stem: &'static str,
     title: String,
+    x: XAxis,
+    x_desc: &'static str,
     y_desc: &'static str,
     scale: Scale,
+    /// A linear y axis reaches at least this value (e.g. 100 %).
+    y_top: Option<f64>,
     bands: Vec<Band>,
     lines: Vec<Line>,
     /// Legend entries beyond the series (e.g. "… 3 more").
@@ -154,11 +187,34 @@ struct ChartSpec {
 }
 
 impl ChartSpec {
+    /// A time chart of `rep` on a linear y axis, without series yet.
+    fn time(rep: &Replication, stem: &'static str, title: &str, y_desc: &'static str) -> Self {
+        ChartSpec {
+            stem,
+            title: format!("{title} (replication {})", rep.index),
+            x: XAxis::Time,
+            x_desc: "time (s)",
+            y_desc,
+            scale: Scale::Linear,
+            y_top: None,
+            bands: vec![],
+            lines: vec![],
+            extra_legend: vec![],
+            note: rep.samples.is_empty().then(|| "no samples".to_string()),
+        }
+    }
+
     /// Finite values drawn on the y axis.
     fn values(&self) -> impl Iterator<Item = f64> + '_ {
         let bands = self.bands.iter().flat_map(|b| b.points.iter().flat_map(|p| [p.1, p.2]));
         let lines = self.lines.iter().flat_map(|l| l.points.iter().filter_map(|p| p.1));
         bands.chain(lines).filter(|v| v.is_finite())
+    }
+
+    /// Smallest and largest finite y values (infinite when there are none).
+    fn y_bounds(&self) -> (f64, f64) {
+        self.values()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
     }
 }
 
@@ -176,6 +232,11 @@ const SERIES_COLORS: [RGBColor; 12] = [
     RGBColor(128, 0, 64),
     RGBColor(0, 128, 128),
 ];
+const BLUE: RGBColor = SERIES_COLORS[0];
+const PURPLE: RGBColor = SERIES_COLORS[1];
+const BROWN: RGBColor = SERIES_COLORS[2];
+const GREEN: RGBColor = SERIES_COLORS[8];
+const ORANGE: RGBColor = SERIES_COLORS[9];
 
 fn secs(s: &Sample) -> f64 {
     s.time.as_secs_f64()
@@ -209,35 +270,55 @@ fn x_range(rep: &Replication, marks: &Marks) -> Range<f64> {
     0.0..end
 }
 
-fn empty_note(rep: &Replication) -> Option<String> {
-    rep.samples.is_empty().then(|| "no samples".to_string())
+/// A line over the samples, `y` of each (`None` breaks the line).
+fn sample_line(
+    rep: &Replication,
+    label: impl Into<String>,
+    color: RGBColor,
+    y: impl Fn(&Sample) -> Option<f64>,
+) -> Line {
+    Line {
+        label: label.into(),
+        color,
+        width: 2,
+        points: rep.samples.iter().map(|s| (secs(s), y(s))).collect(),
+        dots: None,
+    }
 }
 
 fn connections_chart(rep: &Replication, marks: &Marks) -> ChartSpec {
+    let spec = ChartSpec::time(rep, "connections", "Connections per server", "connections");
+    per_server(rep, marks, spec, |v| v.connections as f64)
+}
+
+/// Below this peak (%) the CPU chart zooms in instead of showing 0–100 %.
+const CPU_ZOOM_BELOW: f64 = 20.0;
+
+fn cpu_chart(rep: &Replication, marks: &Marks) -> ChartSpec {
+    let spec = ChartSpec::time(rep, "cpu", "CPU utilisation per server", "busy cores (%)");
+    let mut spec = per_server(rep, marks, spec, |v| 100.0 * v.cpu_util);
+    let (_, peak) = spec.y_bounds();
+    if peak >= CPU_ZOOM_BELOW {
+        spec.y_top = Some(100.0);
+    } else if peak.is_finite() {
+        // A nearly idle run would be a flat line at 0 on a 0–100 % axis.
+        spec.extra_legend
+            .push((LegendKey::None, format!("peak {} % (axis zoomed)", fmt_num(&peak))));
+    }
+    spec
+}
+
+/// Fills `spec` with `value` of each server over time: one line per server,
+/// or for many servers the spread as a band, the mean, and the servers that
+/// appear in the fault markers.
+fn per_server(rep: &Replication, marks: &Marks, mut spec: ChartSpec, value: fn(&ServerSample) -> f64) -> ChartSpec {
     let n = rep.samples.iter().map(|s| s.servers.len()).max().unwrap_or(0);
-    let conns = |s: &Sample, i: usize| s.servers.get(i).map(|v| v.connections as f64);
-    let server_line = |i: usize, color: RGBColor, width: u32| Line {
-        label: format!("server-{i}"),
-        color,
-        width,
-        points: rep.samples.iter().map(|s| (secs(s), conns(s, i))).collect(),
-    };
-    let mut spec = ChartSpec {
-        stem: "connections",
-        title: format!("Connections per server (replication {})", rep.index),
-        y_desc: "connections",
-        scale: Scale::Linear,
-        bands: vec![],
-        lines: vec![],
-        extra_legend: vec![],
-        note: empty_note(rep),
-    };
+    let server_line =
+        |i: usize, color: RGBColor| sample_line(rep, format!("server-{i}"), color, |s| s.servers.get(i).map(value));
     if n <= MAX_SERVER_LINES {
-        spec.lines = (0..n).map(|i| server_line(i, SERIES_COLORS[i], 2)).collect();
+        spec.lines = (0..n).map(|i| server_line(i, SERIES_COLORS[i])).collect();
         return spec;
     }
-    // Many servers: the spread as a band, the mean, and the servers that
-    // appear in the fault markers.
     let mut band = Vec::with_capacity(rep.samples.len());
     let mut mean = Vec::with_capacity(rep.samples.len());
     for s in &rep.samples {
@@ -246,7 +327,7 @@ fn connections_chart(rep: &Replication, marks: &Marks) -> ChartSpec {
             mean.push((t, None));
             continue;
         }
-        let c = s.servers.iter().map(|v| v.connections as f64);
+        let c = s.servers.iter().map(value);
         let lo = c.clone().fold(f64::INFINITY, f64::min);
         let hi = c.clone().fold(f64::NEG_INFINITY, f64::max);
         band.push((t, lo, hi));
@@ -254,7 +335,7 @@ fn connections_chart(rep: &Replication, marks: &Marks) -> ChartSpec {
     }
     spec.bands.push(Band {
         label: format!("min–max of {n} servers"),
-        color: RGBColor(31, 119, 180).mix(0.22),
+        color: BLUE.mix(0.22),
         points: band,
     });
     spec.lines.push(Line {
@@ -262,12 +343,13 @@ fn connections_chart(rep: &Replication, marks: &Marks) -> ChartSpec {
         color: RGBColor(20, 70, 130),
         width: 2,
         points: mean,
+        dots: None,
     });
     let faulty = marks.servers(n);
     let shown = faulty.len().min(MAX_SERVER_LINES - 1);
     for (k, &i) in faulty.iter().take(shown).enumerate() {
         spec.lines
-            .push(server_line(i, SERIES_COLORS[1 + k % (SERIES_COLORS.len() - 1)], 2));
+            .push(server_line(i, SERIES_COLORS[1 + k % (SERIES_COLORS.len() - 1)]));
     }
     if faulty.len() > shown {
         let more = faulty.len() - shown;
@@ -277,83 +359,263 @@ fn connections_chart(rep: &Replication, marks: &Marks) -> ChartSpec {
     spec
 }
 
-fn latency_chart(rep: &Replication) -> ChartSpec {
+type Series = (&'static str, RGBColor, fn(&Sample) -> Option<f64>);
+
+/// A latency time chart of `series` (ms): on a log scale when the values
+/// span more than two decades; `none` is the note when there are none.
+fn latency_time_chart(mut spec: ChartSpec, rep: &Replication, series: &[Series], none: &str) -> ChartSpec {
     let valid = |v: Option<f64>| v.filter(|x| x.is_finite() && *x > 0.0);
-    let line = |label: &str, color, f: fn(&Sample) -> Option<f64>| Line {
-        label: label.into(),
-        color,
-        width: 2,
-        points: rep.samples.iter().map(|s| (secs(s), valid(f(s)))).collect(),
-    };
-    let mut spec = ChartSpec {
-        stem: "connect_latency",
-        title: format!("Connect latency per interval (replication {})", rep.index),
-        y_desc: "latency (ms)",
-        scale: Scale::Linear,
-        bands: vec![],
-        lines: vec![
-            line("p50", RGBColor(31, 119, 180), |s| s.connect_ms_p50),
-            line("p99", RGBColor(148, 103, 189), |s| s.connect_ms_p99),
-        ],
-        extra_legend: vec![],
-        note: empty_note(rep),
-    };
-    let (lo, hi) = spec
-        .values()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    spec.lines = series
+        .iter()
+        .map(|&(label, color, f)| sample_line(rep, label, color, |s| valid(f(s))))
+        .collect();
+    let (lo, hi) = spec.y_bounds();
     if lo > 0.0 && hi / lo > 100.0 {
         spec.scale = Scale::Log;
         spec.y_desc = "latency (ms, log scale)";
     }
     if spec.note.is_none() && !lo.is_finite() {
-        spec.note = Some("no connections accepted".into());
+        spec.note = Some(none.into());
     }
     spec
 }
 
+fn latency_chart(rep: &Replication) -> ChartSpec {
+    let spec = ChartSpec::time(rep, "connect_latency", "Connect latency per interval", "latency (ms)");
+    let series: [Series; 2] = [
+        ("p50", BLUE, |s| s.connect_ms_p50),
+        ("p99", PURPLE, |s| s.connect_ms_p99),
+    ];
+    latency_time_chart(spec, rep, &series, "no connections accepted")
+}
+
 fn refusals_chart(rep: &Replication, interval_s: f64) -> ChartSpec {
-    let line = |label: &str, color, f: fn(&Sample) -> u64| Line {
-        label: label.into(),
-        color,
-        width: 2,
-        points: rep
-            .samples
-            .iter()
-            .map(|s| (secs(s), Some(f(s) as f64 / interval_s)))
-            .collect(),
+    let mut spec = ChartSpec::time(rep, "refusals", "Refused connections and reconnects", "per second");
+    let rate = |f: fn(&Sample) -> u64| move |s: &Sample| Some(f(s) as f64 / interval_s);
+    spec.lines = vec![
+        // Refusals last, on top: they are usually the rarer series.
+        sample_line(rep, "reconnects", BLUE, rate(|s| s.reconnects)),
+        sample_line(rep, "refused (503)", BROWN, rate(|s| s.refused)),
+    ];
+    spec
+}
+
+// ---------------------------------------------------------------------------
+// Game traffic
+
+/// The CDF points named `name` (empty if not measured).
+fn cdf<'a>(rep: &'a Replication, name: &str) -> &'a [(f64, f64)] {
+    rep.cdfs.iter().find(|c| c.0 == name).map_or(&[], |c| c.1.as_slice())
+}
+
+fn has_move_samples(s: &Sample) -> bool {
+    [s.move_ms_p50, s.move_ms_p99, s.spectator_ms_p50, s.spectator_ms_p99]
+        .iter()
+        .any(Option::is_some)
+}
+
+/// The latency distributions of the CDF chart: name, legend label, colour.
+const CDF_CURVES: [(&str, &str, RGBColor); 3] = [
+    ("move", "opponent (each move)", BLUE),
+    ("spectator", "spectator (each delivery)", GREEN),
+    ("last_spectator", "last spectator of a move", ORANGE),
+];
+
+/// The charts of game traffic, each only when there is data for it; none
+/// for a run without game traffic.
+fn game_charts(rep: &Replication, marks: &Marks) -> Vec<ChartSpec> {
+    let moves = rep.samples.iter().any(has_move_samples);
+    let cdfs = CDF_CURVES.iter().any(|c| !cdf(rep, c.0).is_empty());
+    let relay = !cdf(rep, "relay").is_empty() || rep.samples.iter().any(|s| s.relay_backlog > 0);
+    let game = moves || cdfs || relay || rep.samples.iter().any(|s| s.moves > 0);
+    let busy = rep.samples.iter().flat_map(|s| &s.servers).any(|v| v.cpu_util > 0.0);
+    let mut charts = vec![];
+    if moves {
+        charts.push(move_latency_chart(rep));
+    }
+    if cdfs {
+        charts.push(cdf_chart(rep));
+    }
+    if relay {
+        charts.push(relay_chart(rep));
+    }
+    // Connects keep the cores busy too: without game traffic the CPU chart
+    // is left out, so such runs keep exactly the three connection charts.
+    if game && busy {
+        charts.push(cpu_chart(rep, marks));
+    }
+    charts
+}
+
+fn relay_chart(rep: &Replication) -> ChartSpec {
+    let mut spec = ChartSpec::time(rep, "relay_backlog", "Relay backlog", "messages");
+    let backlog = |s: &Sample| Some(s.relay_backlog as f64);
+    spec.lines = vec![sample_line(rep, "in the relay", BLUE, backlog)];
+    // The backlog is taken at the sample instants: a relay that passes each
+    // message in milliseconds is usually empty then.
+    if spec.note.is_none() && rep.samples.iter().all(|s| s.relay_backlog == 0) {
+        let note = match quantile(cdf(rep, "relay"), 0.5) {
+            Some(p50) => format!("empty at every sample time (relay p50 {} ms)", fmt_num(&p50)),
+            None => "empty at every sample time".into(),
+        };
+        spec.note = Some(note);
+    }
+    spec
+}
+
+fn move_latency_chart(rep: &Replication) -> ChartSpec {
+    let spec = ChartSpec::time(rep, "move_latency", "Move latency per interval", "latency (ms)");
+    // Each p50 is drawn over its p99: with one delivery in an interval
+    // they are equal, and the larger p99 dot still shows around it.
+    let series: [Series; 4] = [
+        ("opponent p99", PURPLE, |s| s.move_ms_p99),
+        ("opponent p50", BLUE, |s| s.move_ms_p50),
+        ("spectator p99", ORANGE, |s| s.spectator_ms_p99),
+        ("spectator p50", GREEN, |s| s.spectator_ms_p50),
+    ];
+    let mut spec = latency_time_chart(spec, rep, &series, "no moves delivered");
+    // A run without spectators (or without players' moves) has no lines
+    // for them: leave them out of the legend.
+    spec.lines.retain(|l| l.points.iter().any(|p| p.1.is_some()));
+    for line in &mut spec.lines {
+        if is_sparse(&line.points) {
+            line.dots = Some(if line.label.ends_with("p99") { 6 } else { 4 });
+        }
+    }
+    spec
+}
+
+/// More than a tenth of the intervals between the first and the last
+/// point have no value (e.g. one game, a move every few intervals).
+fn is_sparse(points: &[(f64, Option<f64>)]) -> bool {
+    let (Some(a), Some(b)) = (
+        points.iter().position(|p| p.1.is_some()),
+        points.iter().rposition(|p| p.1.is_some()),
+    ) else {
+        return false;
     };
+    let gaps = points[a..=b].iter().filter(|p| p.1.is_none()).count();
+    gaps * 10 > b - a + 1
+}
+
+/// The guide lines of the CDF chart.
+const GUIDE_COLOR: RGBColor = RGBColor(90, 90, 90);
+const GUIDE_QUANTILES: [(f64, &str); 3] = [(0.5, "p50"), (0.99, "p99"), (0.999, "p99.9")];
+
+/// The smallest latency whose fraction reaches `q` (the last point if none
+/// does, `None` for an empty CDF).
+fn quantile(points: &[(f64, f64)], q: f64) -> Option<f64> {
+    let hit = points.iter().find(|p| p.1 >= q - 1e-12).or(points.last());
+    hit.map(|p| p.0)
+}
+
+fn cdf_chart(rep: &Replication) -> ChartSpec {
+    let curves: Vec<_> = CDF_CURVES
+        .iter()
+        .map(|&(name, label, color)| (name, label, color, cdf(rep, name)))
+        .filter(|c| c.3.iter().any(|p| p.0.is_finite() && p.0 > 0.0))
+        .collect();
+    let xs = || {
+        curves
+            .iter()
+            .flat_map(|c| c.3.iter().map(|p| p.0))
+            .filter(|x| x.is_finite() && *x > 0.0)
+    };
+    let lo = xs().fold(f64::INFINITY, f64::min);
+    let hi = xs().fold(f64::NEG_INFINITY, f64::max);
+    let log = lo.is_finite() && hi / lo > 100.0;
+    let range = if log {
+        lo / 1.3..hi * 1.3
+    } else if hi.is_finite() {
+        0.0..hi * 1.05
+    } else {
+        0.0..1.0
+    };
+
+    // Percentile guides of the spectator curve (of the first curve drawn
+    // when nobody watched), one line per distinct latency.
+    let guided = curves.iter().find(|c| c.0 == "spectator").or(curves.first());
+    let mut events: Vec<Mark> = vec![];
+    let mut kinds = vec![];
+    if let Some(&(name, ..)) = guided {
+        let points = cdf(rep, name);
+        for (q, tag) in GUIDE_QUANTILES {
+            let Some(t) = quantile(points, q) else { continue };
+            match events.last_mut() {
+                Some(m) if m.t == t => m.label = m.label.replacen(' ', &format!(", {tag} "), 1),
+                _ => events.push(Mark {
+                    t,
+                    color: GUIDE_COLOR,
+                    label: format!("{tag} {} ms", fmt_num(&t)),
+                }),
+            }
+        }
+        let name = if name == "move" { "opponent" } else { name };
+        kinds.push((format!("{name} p50 / p99 / p99.9"), GUIDE_COLOR));
+    }
+
     ChartSpec {
-        stem: "refusals",
-        title: format!("Refused connections and reconnects (replication {})", rep.index),
-        y_desc: "per second",
+        stem: "spectator_cdf",
+        title: format!(
+            "Move delivery latency after the warm-up, CDF (replication {})",
+            rep.index
+        ),
+        x: XAxis::Latency {
+            range,
+            scale: if log { Scale::Log } else { Scale::Linear },
+            guides: Marks {
+                events,
+                outages: vec![],
+                kinds,
+                components: vec![],
+            },
+        },
+        x_desc: if log { "latency (ms, log scale)" } else { "latency (ms)" },
+        y_desc: "fraction ≤ latency",
         scale: Scale::Linear,
+        y_top: None,
         bands: vec![],
-        lines: vec![
-            // Refusals last, on top: they are usually the rarer series.
-            line("reconnects", RGBColor(31, 119, 180), |s| s.reconnects),
-            line("refused (503)", RGBColor(140, 86, 75), |s| s.refused),
-        ],
+        lines: curves
+            .iter()
+            .map(|&(_, label, color, points)| Line {
+                label: label.into(),
+                color,
+                width: 2,
+                // The curve rises from 0 at its first latency.
+                points: points
+                    .first()
+                    .map(|p| (p.0, Some(0.0)))
+                    .into_iter()
+                    .chain(points.iter().map(|p| (p.0, Some(p.1))))
+                    .collect(),
+                dots: None,
+            })
+            .collect(),
         extra_legend: vec![],
-        note: empty_note(rep),
+        note: None,
     }
 }
 
 // ---------------------------------------------------------------------------
-// Fault markers
+// Fault markers (and the guide lines of latency charts)
 
+/// A labelled dashed vertical line at `t` on the x axis (seconds on a time
+/// chart, ms on a latency chart).
 struct Mark {
     t: f64,
     color: RGBColor,
     label: String,
 }
 
-/// The marker events of a timeline and the crash-to-restart outages.
+/// The marker events of a timeline and the crash-to-restart outages, or
+/// the guide lines of a latency chart (no outages).
 struct Marks {
     events: Vec<Mark>,
     /// Disjoint (start, end) in time order; `end` is `None` if a crashed
     /// component never restarted.
     outages: Vec<(f64, Option<f64>)>,
-    kinds: Vec<(&'static str, RGBColor)>,
+    /// Legend entries of the markers.
+    kinds: Vec<(String, RGBColor)>,
     components: Vec<String>,
 }
 
@@ -418,7 +680,7 @@ impl Marks {
         let mut kinds = vec![];
         for kind in ["crash", "marked-down", "restarted", "marked-up"] {
             if evs.iter().any(|e| e.event == kind) {
-                kinds.push((kind, marker_color(kind)));
+                kinds.push((kind.to_string(), marker_color(kind)));
             }
         }
         let mut components: Vec<String> = vec![];
@@ -535,17 +797,39 @@ fn render<DB: DrawingBackend>(
     spec: &ChartSpec,
     marks: &Marks,
     x_range: Range<f64>,
+    x_scale: Scale,
 ) -> Result<(), String> {
     root.fill(&WHITE).map_err(err)?;
     let (main, legend) = root.split_horizontally(WIDTH - LEGEND_W);
     let body = main.margin(10, 0, 0, 0).titled(&spec.title, font(22.0)).map_err(err)?;
+    let (omitted, plot_top) = match x_scale {
+        Scale::Log if x_range.start > 0.0 && x_range.end > x_range.start => {
+            render_plot(&root, &body, spec, marks, x_range.log_scale())?
+        }
+        _ => render_plot(&root, &body, spec, marks, x_range)?,
+    };
+    draw_legend(&legend, spec, marks, omitted, plot_top)?;
+    root.present().map_err(err)
+}
 
+/// Draws the plot of `spec` on `body` with the x axis `x`; returns the
+/// number of marker labels left out and the top of the plot in pixels.
+fn render_plot<DB, X>(
+    root: &DrawingArea<DB, Shift>,
+    body: &DrawingArea<DB, Shift>,
+    spec: &ChartSpec,
+    marks: &Marks,
+    x: X,
+) -> Result<(usize, i32), String>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord<Value = f64> + Clone,
+    X::CoordDescType: ValueFormatter<f64>,
+{
     // Lay out the marker labels on a probe chart: the x mapping does not
     // depend on the y range.
     let (plot_x, plot_y, xs) = {
-        let probe = builder(&body)
-            .build_cartesian_2d(x_range.clone(), 0.0..1.0)
-            .map_err(err)?;
+        let probe = builder(body).build_cartesian_2d(x.clone(), 0.0..1.0).map_err(err)?;
         let (px, py) = probe.plotting_area().get_pixel_range();
         let mut xs = Vec::with_capacity(marks.events.len());
         for m in &marks.events {
@@ -563,21 +847,19 @@ fn render<DB: DrawingBackend>(
     };
     let headroom = headroom.min(0.5);
 
-    let (lo, hi) = spec
-        .values()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = spec.y_bounds();
     let plot = Plot {
         spec,
         marks,
         placed: &placed,
-        root: &root,
+        root,
     };
     match spec.scale {
         Scale::Log if lo > 0.0 && hi.is_finite() => {
             let (l0, l1) = ((lo / 1.5).ln(), (hi * 1.3).ln());
             let l1 = l0 + (l1 - l0) / (1.0 - headroom);
             let y = (l0.exp()..l1.exp()).log_scale();
-            let mut chart = builder(&body).build_cartesian_2d(x_range, y).map_err(err)?;
+            let mut chart = builder(body).build_cartesian_2d(x, y).map_err(err)?;
             plot.draw(&mut chart)?;
         }
         _ => {
@@ -587,13 +869,13 @@ fn render<DB: DrawingBackend>(
             } else {
                 lo + 1.0
             };
+            let hi = spec.y_top.map_or(hi, |top| hi.max(top));
             let hi = lo + (hi - lo) / (1.0 - headroom);
-            let mut chart = builder(&body).build_cartesian_2d(x_range, lo..hi).map_err(err)?;
+            let mut chart = builder(body).build_cartesian_2d(x, lo..hi).map_err(err)?;
             plot.draw(&mut chart)?;
         }
     }
-    draw_legend(&legend, spec, marks, omitted, plot_y.start)?;
-    root.present().map_err(err)
+    Ok((omitted, plot_y.start))
 }
 
 struct Plot<'a, DB: DrawingBackend> {
@@ -604,8 +886,9 @@ struct Plot<'a, DB: DrawingBackend> {
 }
 
 impl<DB: DrawingBackend> Plot<'_, DB> {
-    fn draw<Y>(&self, chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>) -> Result<(), String>
+    fn draw<X, Y>(&self, chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>) -> Result<(), String>
     where
+        X: Ranged<ValueType = f64> + ValueFormatter<f64>,
         Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
         let (spec, marks) = (self.spec, self.marks);
@@ -613,7 +896,7 @@ impl<DB: DrawingBackend> Plot<'_, DB> {
         let yr = chart.y_range();
         chart
             .configure_mesh()
-            .x_desc("time (s)")
+            .x_desc(spec.x_desc)
             .y_desc(spec.y_desc)
             .x_labels(12)
             .y_labels(10)
@@ -648,10 +931,14 @@ impl<DB: DrawingBackend> Plot<'_, DB> {
             let style = line.color.stroke_width(line.width);
             for run in line.points.split(|p| p.1.is_none()) {
                 let pts: Vec<(f64, f64)> = run.iter().filter_map(|p| Some((p.0, p.1?))).collect();
-                if pts.len() == 1 {
+                if let Some(r) = line.dots {
+                    let dots = pts.iter().map(|&p| Circle::new(p, r, line.color.filled()));
+                    chart.draw_series(dots).map_err(err)?;
+                }
+                if pts.len() == 1 && line.dots.is_none() {
                     let c = Circle::new(pts[0], 2 + line.width, line.color.filled());
                     chart.draw_series(std::iter::once(c)).map_err(err)?;
-                } else if !pts.is_empty() {
+                } else if pts.len() > 1 {
                     chart.draw_series(LineSeries::new(pts, style)).map_err(err)?;
                 }
             }
@@ -734,8 +1021,8 @@ fn draw_legend<DB: DrawingBackend>(
     entries.extend(spec.extra_legend.iter().cloned());
     if !marks.kinds.is_empty() {
         entries.push((LegendKey::None, String::new()));
-        for &(kind, color) in &marks.kinds {
-            entries.push((LegendKey::Dashed(color), kind.to_string()));
+        for (kind, color) in &marks.kinds {
+            entries.push((LegendKey::Dashed(*color), kind.clone()));
         }
     }
     if !marks.outages.is_empty() {
@@ -816,12 +1103,12 @@ mod tests {
             dropped: 0,
             connect_ms_p50: p50,
             connect_ms_p99: p99,
-            move_ms_p50: p50,
-            move_ms_p99: p99,
-            spectator_ms_p50: p50,
-            spectator_ms_p99: p99,
-            moves: t,
-            relay_backlog: t % 7,
+            move_ms_p50: None,
+            move_ms_p99: None,
+            spectator_ms_p50: None,
+            spectator_ms_p99: None,
+            moves: 0,
+            relay_backlog: 0,
             servers,
         }
     }
@@ -872,49 +1159,240 @@ mod tests {
     }
 
     const STEMS: [&str; 3] = ["connections", "connect_latency", "refusals"];
+    const GAME_STEMS: [&str; 4] = ["move_latency", "spectator_cdf", "relay_backlog", "cpu"];
 
-    fn check_files(dir: &Path, written: &[PathBuf]) {
-        assert_eq!(written.len(), 6);
-        for stem in STEMS {
+    /// `written` is exactly the PNG and SVG of each of `stems`, in order,
+    /// and they are a PNG and an SVG.
+    fn check_stems(dir: &Path, written: &[PathBuf], stems: &[&str]) {
+        let want: Vec<PathBuf> = stems
+            .iter()
+            .flat_map(|stem| ["png", "svg"].map(|ext| dir.join(format!("{stem}.{ext}"))))
+            .collect();
+        assert_eq!(written, want);
+        for stem in stems {
             let png = dir.join(format!("{stem}.png"));
-            let svg = dir.join(format!("{stem}.svg"));
-            assert!(
-                written.contains(&png) && written.contains(&svg),
-                "{stem} missing from {written:?}"
-            );
             let bytes = std::fs::read(&png).unwrap();
             assert!(
                 bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
                 "{} is not a PNG",
                 png.display()
             );
+            let svg = dir.join(format!("{stem}.svg"));
             let text = std::fs::read_to_string(&svg).unwrap();
             assert!(text.contains("<svg"), "{} is not an SVG", svg.display());
         }
     }
 
-    #[test]
-    fn writes_six_deterministic_files() {
-        let rep = synthetic();
+    fn check_files(dir: &Path, written: &[PathBuf]) {
+        check_stems(dir, written, &STEMS);
+    }
+
+    /// Writes the charts of `rep` twice, into two folders and once more in
+    /// place, and checks the bytes are the same each time.
+    fn write_deterministic(rep: &Replication) -> (tempfile::TempDir, Vec<PathBuf>) {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let written = write_charts(a.path(), &rep, 1.0).unwrap();
+        let written = write_charts(a.path(), rep, 1.0).unwrap();
+        assert_eq!(write_charts(b.path(), rep, 1.0).unwrap().len(), written.len());
+        let same = |what: &str| {
+            for f in &written {
+                let name = f.file_name().unwrap();
+                let first = std::fs::read(f).unwrap();
+                assert!(
+                    first == std::fs::read(b.path().join(name)).unwrap(),
+                    "{name:?} differs {what}"
+                );
+            }
+        };
+        same("between folders");
+        write_charts(a.path(), rep, 1.0).unwrap();
+        same("after overwriting");
+        (a, written)
+    }
+
+    /// A CDF rising evenly from `lo` to `hi` ms over `n` points.
+    fn cdf_points(lo: f64, hi: f64, n: usize) -> Vec<(f64, f64)> {
+        (1..=n)
+            .map(|i| (lo + (hi - lo) * i as f64 / n as f64, i as f64 / n as f64))
+            .collect()
+    }
+
+    /// `synthetic()` with game traffic: move and spectator latencies,
+    /// moves, a relay backlog and the latency distributions.
+    fn game() -> Replication {
+        let mut rep = synthetic();
+        for s in &mut rep.samples {
+            let t = secs(s) as u64;
+            s.move_ms_p50 = s.connect_ms_p50.map(|v| v * 20.0);
+            s.move_ms_p99 = s.connect_ms_p99.map(|v| v * 30.0);
+            s.spectator_ms_p50 = (!t.is_multiple_of(4)).then_some(60.0 + t as f64);
+            s.spectator_ms_p99 = (!t.is_multiple_of(4)).then_some(90.0 + 2.0 * t as f64);
+            s.moves = 100 + t;
+            s.relay_backlog = t % 7;
+            for (i, v) in s.servers.iter_mut().enumerate() {
+                v.cpu_util = 0.02 * (i + 1) as f64;
+            }
+        }
+        rep.cdfs = vec![
+            ("connect", cdf_points(1.0, 50.0, 40)),
+            ("move", cdf_points(10.0, 400.0, 300)),
+            ("spectator", cdf_points(40.0, 9000.0, 2000)),
+            ("last_spectator", cdf_points(60.0, 12000.0, 500)),
+            ("relay", cdf_points(2.0, 30.0, 100)),
+        ];
+        rep
+    }
+
+    #[test]
+    fn writes_six_deterministic_files() {
+        // Busy cores but no game traffic: exactly the connection charts.
+        let rep = synthetic();
+        assert!(rep.samples.iter().all(|s| s.servers.iter().all(|v| v.cpu_util > 0.0)));
+        let (a, written) = write_deterministic(&rep);
         check_files(a.path(), &written);
-        write_charts(b.path(), &rep, 1.0).unwrap();
-        for f in &written {
-            let name = f.file_name().unwrap();
-            let first = std::fs::read(f).unwrap();
-            assert_eq!(first, std::fs::read(b.path().join(name)).unwrap(), "{name:?} differs");
-        }
-        // Overwriting in place gives the same bytes too.
-        write_charts(a.path(), &rep, 1.0).unwrap();
-        for f in &written {
-            let name = f.file_name().unwrap();
-            assert_eq!(std::fs::read(f).unwrap(), std::fs::read(b.path().join(name)).unwrap());
-        }
         let svg = std::fs::read_to_string(a.path().join("connections.svg")).unwrap();
         assert!(svg.contains("server-1 crash") && svg.contains("server-1 marked-up"));
         assert!(!svg.contains("note-not-a-marker"));
+    }
+
+    #[test]
+    fn game_traffic_adds_four_deterministic_charts() {
+        let (a, written) = write_deterministic(&game());
+        let stems: Vec<&str> = STEMS.iter().chain(&GAME_STEMS).copied().collect();
+        check_stems(a.path(), &written, &stems);
+        let read = |name: &str| std::fs::read_to_string(a.path().join(name)).unwrap();
+        let svg = read("move_latency.svg");
+        for want in ["opponent p50", "spectator p99", "server-1 crash", "log scale"] {
+            assert!(svg.contains(want), "{want} missing from move_latency.svg");
+        }
+        let svg = read("spectator_cdf.svg");
+        for want in [
+            "spectator (each delivery)",
+            "last spectator",
+            "opponent",
+            "p50 ",
+            "p99 ",
+            "p99.9 ",
+        ] {
+            assert!(svg.contains(want), "{want} missing from spectator_cdf.svg");
+        }
+        // No fault markers on a latency axis.
+        assert!(!svg.contains("server-1 crash"));
+        assert!(read("relay_backlog.svg").contains("server-1 restarted"));
+        let svg = read("cpu.svg");
+        assert!(svg.contains("server-2") && svg.contains("axis zoomed"));
+    }
+
+    #[test]
+    fn game_charts_need_their_data() {
+        let stems = |rep: &Replication| -> Vec<&'static str> {
+            game_charts(rep, &Marks::new(&rep.timeline))
+                .iter()
+                .map(|c| c.stem)
+                .collect()
+        };
+        assert!(stems(&synthetic()).is_empty());
+        assert_eq!(stems(&game()), GAME_STEMS);
+
+        // Only a relay: its backlog, and the cores it kept busy.
+        let mut rep = synthetic();
+        rep.cdfs = vec![("move", vec![]), ("relay", cdf_points(2.0, 30.0, 10))];
+        assert_eq!(stems(&rep), ["relay_backlog", "cpu"]);
+        for s in &mut rep.samples {
+            s.servers.iter_mut().for_each(|v| v.cpu_util = 0.0);
+        }
+        assert_eq!(stems(&rep), ["relay_backlog"]);
+
+        // Players without spectators: no spectator lines, guides on the
+        // opponent curve.
+        let mut rep = game();
+        rep.cdfs.retain(|c| c.0 == "move");
+        for s in &mut rep.samples {
+            (s.spectator_ms_p50, s.spectator_ms_p99, s.relay_backlog) = (None, None, 0);
+        }
+        assert_eq!(stems(&rep), ["move_latency", "spectator_cdf", "cpu"]);
+        let labels: Vec<String> = move_latency_chart(&rep).lines.into_iter().map(|l| l.label).collect();
+        assert_eq!(labels, ["opponent p99", "opponent p50"]);
+        let spec = cdf_chart(&rep);
+        let XAxis::Latency { scale, guides, .. } = &spec.x else {
+            panic!("a CDF has a latency axis")
+        };
+        assert_eq!(*scale, Scale::Linear);
+        assert_eq!(guides.kinds[0].0, "opponent p50 / p99 / p99.9");
+        assert_eq!(guides.events.len(), 3);
+    }
+
+    #[test]
+    fn sparse_move_latency_gets_dots() {
+        let spec = move_latency_chart(&game());
+        let dots: Vec<(&str, Option<u32>)> = spec.lines.iter().map(|l| (l.label.as_str(), l.dots)).collect();
+        // Opponent latencies miss 3 of 30 intervals, spectators one in four.
+        assert_eq!(
+            dots,
+            [
+                ("opponent p99", None),
+                ("opponent p50", None),
+                ("spectator p99", Some(6)),
+                ("spectator p50", Some(4)),
+            ]
+        );
+        assert!(!is_sparse(&[]) && !is_sparse(&[(1.0, None)]));
+        assert!(!is_sparse(&[(1.0, None), (2.0, Some(1.0)), (3.0, None)]));
+        assert!(is_sparse(&[(1.0, Some(1.0)), (2.0, None), (3.0, Some(1.0))]));
+    }
+
+    #[test]
+    fn idle_relay_says_so() {
+        let mut rep = game();
+        rep.samples.iter_mut().for_each(|s| s.relay_backlog = 0);
+        assert_eq!(
+            relay_chart(&rep).note.as_deref(),
+            Some("empty at every sample time (relay p50 16 ms)")
+        );
+        assert_eq!(relay_chart(&game()).note, None);
+    }
+
+    #[test]
+    fn cdf_axis_and_guides() {
+        let spec = cdf_chart(&game());
+        let XAxis::Latency { range, scale, guides } = &spec.x else {
+            panic!("a CDF has a latency axis")
+        };
+        // 10 ms .. 12 s spans three decades.
+        assert_eq!(*scale, Scale::Log);
+        assert!(range.start < 10.0 && range.end > 12000.0);
+        assert_eq!(spec.lines.len(), 3);
+        // Each curve starts at 0 at its first latency.
+        assert!(spec.lines.iter().all(|l| l.points[0].1 == Some(0.0)));
+        let labels: Vec<&str> = guides.events.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(labels, ["p50 4520 ms", "p99 8910 ms", "p99.9 8991 ms"]);
+        assert!(guides.outages.is_empty());
+
+        // Percentiles on the same latency share one guide.
+        let mut rep = game();
+        rep.cdfs = vec![("spectator", vec![(5.0, 0.2), (7.0, 0.6), (9.0, 1.0)])];
+        let spec = cdf_chart(&rep);
+        let XAxis::Latency { scale, guides, .. } = &spec.x else {
+            panic!("a CDF has a latency axis")
+        };
+        assert_eq!(*scale, Scale::Linear);
+        let labels: Vec<&str> = guides.events.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(labels, ["p50 7 ms", "p99, p99.9 9 ms"]);
+        assert_eq!(quantile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn cpu_axis_zooms_on_idle_servers() {
+        let rep = game();
+        let marks = Marks::new(&rep.timeline);
+        let spec = cpu_chart(&rep, &marks);
+        assert_eq!(spec.y_top, None);
+        assert_eq!(spec.extra_legend[0].1, "peak 6 % (axis zoomed)");
+        let mut busy = game();
+        busy.samples[3].servers[0].cpu_util = 0.8;
+        let spec = cpu_chart(&busy, &marks);
+        assert_eq!(spec.y_top, Some(100.0));
+        assert!(spec.extra_legend.is_empty());
     }
 
     #[test]
@@ -950,6 +1428,24 @@ mod tests {
         assert!(svg.contains("min–max of 100 servers"));
         let svg = std::fs::read_to_string(dir.path().join("connect_latency.svg")).unwrap();
         assert!(svg.contains("no connections accepted"));
+
+        // Moves but no latencies measured: only the CPU chart, as a band.
+        for s in &mut rep.samples {
+            s.moves = 7;
+            for (i, v) in s.servers.iter_mut().enumerate() {
+                v.cpu_util = (i % 10) as f64 / 10.0;
+            }
+        }
+        let written = write_charts(dir.path(), &rep, 1.0).unwrap();
+        check_stems(
+            dir.path(),
+            &written,
+            &["connections", "connect_latency", "refusals", "cpu"],
+        );
+        let svg = std::fs::read_to_string(dir.path().join("cpu.svg")).unwrap();
+        assert!(svg.contains("min–max of 100 servers") && svg.contains("server-10"));
+        assert!(svg.contains("9 more faulty servers"));
+        assert!(!svg.contains("axis zoomed"));
     }
 
     #[test]

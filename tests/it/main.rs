@@ -1,5 +1,6 @@
 //! The integration-test binary: one crate so that the library is linked once.
 
 mod cli;
+mod game;
 mod strategies;
 mod validation;
