@@ -89,7 +89,8 @@ pub struct Sample {
     pub spectator_ms_p50: Option<f64>,
     pub spectator_ms_p99: Option<f64>,
     pub moves: u64,
-    /// Messages inside the relay (queued at a partition / Redis, replicating).
+    /// Most messages inside the relay (queued at a partition / Redis,
+    /// replicating) at any time in the interval.
     pub relay_backlog: u64,
     pub servers: Vec<ServerSample>,
 }
@@ -180,6 +181,18 @@ impl Recorder {
         }
     }
 
+    /// Like [`count`](Self::count), but whether it counts in the run totals
+    /// depends on when the thing counted began (`origin`: a move's send
+    /// time, a game's start), so that begun-before-warm-up work finishing
+    /// after it is not counted half.
+    #[inline]
+    pub fn count_from(&mut self, origin: SimTime, f: impl Fn(&mut Counters)) {
+        f(&mut self.interval);
+        if self.counting(origin) {
+            f(&mut self.counters);
+        }
+    }
+
     pub fn refused(&mut self, now: SimTime, kind: RefuseKind) {
         self.count(now, |c| {
             c.connections_refused += 1;
@@ -208,9 +221,10 @@ impl Recorder {
     /// A move delivered to a player (`to_player`) or a spectator; `now` is
     /// when the delivery was computed, `latency_ns` from the sender's send.
     #[inline]
-    pub fn delivery(&mut self, now: SimTime, to_player: bool, latency_ns: u64) {
+    /// `sent` is when the move was sent (it decides the warm-up).
+    pub fn delivery(&mut self, sent: SimTime, to_player: bool, latency_ns: u64) {
         let us = (latency_ns / NS_PER_US).max(1);
-        let counting = self.counting(now);
+        let counting = self.counting(sent);
         if to_player {
             self.interval_player.saturating_record(us);
             if counting {

@@ -26,6 +26,8 @@ pub struct Batch {
     pub partition: u32,
     pub producer: u32,
     pub msgs: Vec<u32>,
+    /// Its producer crashed: the close finds nothing to send.
+    pub dropped: bool,
 }
 
 pub enum Relay {
@@ -46,6 +48,7 @@ pub struct Kafka {
     busy_until: Vec<SimTime>,
     /// Per partition: (commit time, messages) of batches not yet committed.
     inflight: Vec<VecDeque<(SimTime, u32)>>,
+    level: Level,
 }
 
 pub struct Redis {
@@ -54,6 +57,22 @@ pub struct Redis {
     network: SimDuration,
     busy_until: SimTime,
     inflight: VecDeque<(SimTime, u32)>,
+    level: Level,
+}
+
+/// Messages inside the relay, and the peak since the last reading.
+#[derive(Debug, Default)]
+struct Level {
+    now: u64,
+    peak: u64,
+}
+
+/// Drops entries done by `now` from `q`, lowering the level.
+fn drain(q: &mut VecDeque<(SimTime, u32)>, level: &mut Level, now: SimTime) {
+    while q.front().is_some_and(|&(t, _)| t <= now) {
+        let (_, n) = q.pop_front().expect("front exists");
+        level.now -= n as u64;
+    }
 }
 
 impl Relay {
@@ -77,6 +96,7 @@ impl Relay {
                 batches: slab::Slab::new(),
                 busy_until: vec![SimTime::ZERO; *partitions as usize],
                 inflight: (0..*partitions).map(|_| VecDeque::new()).collect(),
+                level: Level::default(),
             }),
             scenario::Relay::Redis {
                 publish_cost,
@@ -88,23 +108,25 @@ impl Relay {
                 network: *network,
                 busy_until: SimTime::ZERO,
                 inflight: VecDeque::new(),
+                level: Level::default(),
             }),
         }
     }
 
-    /// Messages accepted by the relay and not yet handed on (queued at a
-    /// partition or at Redis, or being replicated) at `now`.
-    pub fn backlog(&mut self, now: SimTime) -> u64 {
-        let drain = |q: &mut VecDeque<(SimTime, u32)>| {
-            while q.front().is_some_and(|&(t, _)| t <= now) {
-                q.pop_front();
-            }
-            q.iter().map(|&(_, n)| n as u64).sum::<u64>()
+    /// The most messages inside the relay (queued at a partition or at
+    /// Redis, or being replicated) at any time since the previous call, which
+    /// ends the reading period at `now`.
+    pub fn backlog_peak(&mut self, now: SimTime) -> u64 {
+        let (level, queues): (&mut Level, Vec<&mut VecDeque<(SimTime, u32)>>) = match self {
+            Relay::Kafka(k) => (&mut k.level, k.inflight.iter_mut().collect()),
+            Relay::Redis(r) => (&mut r.level, vec![&mut r.inflight]),
         };
-        match self {
-            Relay::Kafka(k) => k.inflight.iter_mut().map(drain).sum(),
-            Relay::Redis(r) => drain(&mut r.inflight),
+        for q in queues {
+            drain(q, level, now);
         }
+        let peak = level.peak.max(level.now);
+        level.peak = level.now;
+        peak
     }
 }
 
@@ -124,6 +146,7 @@ impl Kafka {
                     partition: p,
                     producer,
                     msgs: vec![msg],
+                    dropped: false,
                 }) as u32;
                 self.open[slot] = Some(b);
                 Some((b, now + self.linger))
@@ -131,10 +154,30 @@ impl Kafka {
         }
     }
 
+    /// A producer's process died: its lingering batches are lost. Returns
+    /// their messages. The batches stay (empty) until their close fires, so
+    /// their ids are not reused meanwhile.
+    pub fn drop_producer(&mut self, producer: u32) -> Vec<u32> {
+        let mut lost = Vec::new();
+        for p in 0..self.partitions {
+            let slot = (producer * self.partitions + p) as usize;
+            if let Some(b) = self.open[slot].take() {
+                let batch = &mut self.batches[b as usize];
+                batch.dropped = true;
+                lost.append(&mut batch.msgs);
+            }
+        }
+        lost
+    }
+
     /// The batch's linger expired: it goes to the broker. Returns its
-    /// messages and the time the batch is committed (appended, replicated).
-    pub fn close(&mut self, now: SimTime, batch: u32, rng: &mut SimRng) -> (Vec<u32>, SimTime) {
+    /// messages and the time the batch is committed (appended, replicated),
+    /// or None if its producer crashed meanwhile.
+    pub fn close(&mut self, now: SimTime, batch: u32, rng: &mut SimRng) -> Option<(Vec<u32>, SimTime)> {
         let b = self.batches.remove(batch as usize);
+        if b.dropped {
+            return None;
+        }
         self.open[(b.producer * self.partitions + b.partition) as usize] = None;
         let p = b.partition as usize;
         let arrive = now + self.network;
@@ -142,8 +185,11 @@ impl Kafka {
         let n = b.msgs.len() as u64;
         self.busy_until[p] = start + self.per_msg.saturating_mul(n);
         let committed = self.busy_until[p] + self.append.sample(rng);
+        drain(&mut self.inflight[p], &mut self.level, now);
         self.inflight[p].push_back((committed, n as u32));
-        (b.msgs, committed)
+        self.level.now += n;
+        self.level.peak = self.level.peak.max(self.level.now);
+        Some((b.msgs, committed))
     }
 
     /// When a consumer on a subscribing server has a committed batch.
@@ -169,7 +215,10 @@ impl Redis {
             out.push(t + self.network);
         }
         self.busy_until = t;
+        drain(&mut self.inflight, &mut self.level, now);
         self.inflight.push_back((t, 1));
+        self.level.now += 1;
+        self.level.peak = self.level.peak.max(self.level.now);
         out
     }
 }
@@ -205,17 +254,23 @@ mod tests {
             "joins the open batch"
         );
         let (b2, _) = k.publish(SimTime(1_000_000), 1, 7, 102).unwrap();
-        let (msgs, commit) = k.close(close, b, &mut r);
+        let (msgs, commit) = k.close(close, b, &mut r).unwrap();
         assert_eq!(msgs, vec![100, 101]);
         // 2 messages × 1 ms from 5 ms, then 2 ms append.
         assert_eq!(commit, SimTime(9_000_000));
         // The other producer's batch closes at 6 ms but queues behind: 7 ms + 1 + 2.
-        let (_, commit2) = k.close(SimTime(6_000_000), b2, &mut r);
+        let (_, commit2) = k.close(SimTime(6_000_000), b2, &mut r).unwrap();
         assert_eq!(commit2, SimTime(10_000_000));
+        // A crashed producer's lingering batch never reaches the broker.
+        let (b3, _) = k.publish(SimTime(7_000_000), 1, 9, 103).unwrap();
+        assert_eq!(k.drop_producer(1), vec![103]);
+        assert!(k.close(SimTime(12_000_000), b3, &mut r).is_none());
         let mut relay = Relay::Kafka(k);
-        assert_eq!(relay.backlog(SimTime(8_000_000)), 3);
-        assert_eq!(relay.backlog(SimTime(9_500_000)), 1);
-        assert_eq!(relay.backlog(SimTime(10_000_000)), 0);
+        assert_eq!(relay.backlog_peak(SimTime(8_000_000)), 3);
+        // The peak of a period counts messages that left before its end.
+        assert_eq!(relay.backlog_peak(SimTime(9_500_000)), 3);
+        assert_eq!(relay.backlog_peak(SimTime(10_000_000)), 1);
+        assert_eq!(relay.backlog_peak(SimTime(10_000_001)), 0);
     }
 
     #[test]

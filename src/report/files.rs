@@ -206,6 +206,36 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
         get("max_conn_per_server").0,
         sc.servers.max_connections
     );
+    if get("moves_validated").0 > 0.0 {
+        let spectators = get("deliveries").0 > 0.0 && !get("spectator_ms_p99").0.is_nan();
+        let _ = write!(
+            s,
+            "**Moves.** A move reaches the opponent in {} ms at p99 (p50 {} ms); {:.1} % of moves crossed the relay \
+             (relay p99 {} ms); {:.0} moves were lost.",
+            pm(get("move_ms_p99"), 1),
+            pm(get("move_ms_p50"), 1),
+            get("relay_share").0 * 100.0,
+            pm(get("relay_ms_p99"), 1),
+            get("moves_lost").0,
+        );
+        if spectators {
+            let _ = write!(
+                s,
+                " Spectators have a move within {} ms at p99 (p50 {} ms); the last spectator of a move has it within {} ms \
+                 at p99 (worst {} ms).",
+                pm(get("spectator_ms_p99"), 1),
+                pm(get("spectator_ms_p50"), 1),
+                pm(get("last_spectator_ms_p99"), 1),
+                pm(get("last_spectator_ms_max"), 1),
+            );
+        }
+        let _ = writeln!(
+            s,
+            " Server cores were {:.1} % busy on average, {:.1} % in the busiest interval.\n",
+            get("cpu_util_mean").0 * 100.0,
+            get("cpu_util_max").0 * 100.0
+        );
+    }
     let _ = writeln!(
         s,
         "{} replications of {} (warm-up {} not counted), {} servers × {} connections, strategy `{}`. \
@@ -226,8 +256,15 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
         ("connections", "Connections per server"),
         ("connect_latency", "Connect latency p50/p99"),
         ("refusals", "Refusals and reconnects"),
+        ("move_latency", "Move latency over time"),
+        ("spectator_cdf", "Delivery-latency distribution"),
+        ("relay_backlog", "Relay backlog"),
+        ("cpu", "Server CPU utilisation"),
     ] {
-        let _ = writeln!(s, "![{title}]({file}.svg)\n");
+        // Game charts exist only for runs with game traffic.
+        if path.with_file_name(format!("{file}.svg")).exists() {
+            let _ = writeln!(s, "![{title}]({file}.svg)\n");
+        }
     }
     if let Some(r) = o.replications.first()
         && !r.timeline.is_empty()

@@ -210,6 +210,7 @@ impl World<'_> {
             last_spectator: SimTime::ZERO,
             next_delivered: false,
             in_batch: false,
+            fanned_out: 0,
         };
         let arrive = SimDuration(cl.rtt.0 / 2) + self.sc.servers.backend_latency;
         let id = self.msgs.insert(m) as u32;
@@ -232,10 +233,9 @@ impl World<'_> {
 
     /// A move that never got validated (sender or its server gone).
     pub(super) fn move_lost(&mut self, msg: u32) {
-        let now = self.now;
         let m = self.msgs.remove(msg as usize);
         self.tally.moves_lost += 1;
-        self.rec.count(now, |k| k.moves_lost += 1);
+        self.rec.count_from(m.sent_at, |k| k.moves_lost += 1);
         let room = &mut self.rooms[m.room as usize];
         if room.active && room.game == m.game && room.moves_made == m.seq {
             // Still this player's turn: they resend when connected again.
@@ -248,13 +248,13 @@ impl World<'_> {
     pub(super) fn validated(&mut self, msg: u32, srv: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         self.tally.moves_validated += 1;
-        self.rec.count(now, |k| k.moves_validated += 1);
-        let (r, sender, game, seq) = {
+        let (r, sender, game, seq, sent) = {
             let m = &mut self.msgs[msg as usize];
             m.validated = true;
             m.validated_at = now;
-            (m.room, m.sender, m.game, m.seq)
+            (m.room, m.sender, m.game, m.seq, m.sent_at)
         };
+        self.rec.count_from(sent, |k| k.moves_validated += 1);
         let rematch = self.sc.game.as_ref().map(|g| g.rematch_delay).unwrap_or_default();
         let room = &mut self.rooms[r as usize];
         if room.active && room.game == game && room.moves_made == seq {
@@ -262,7 +262,8 @@ impl World<'_> {
             room.turn = (room.turn + 1) % room.players.len().max(1) as u32;
             if room.moves_made >= room.moves_total {
                 room.active = false;
-                self.rec.count(now, |k| k.games_completed += 1);
+                let started = room.started_at;
+                self.rec.count_from(started, |k| k.games_completed += 1);
                 s.after(rematch, Event::GameStart { room: r, game });
             }
         }
@@ -276,7 +277,7 @@ impl World<'_> {
             self.push_job(srv, Job::FanOut { msg, relayed: false }, s);
         }
         if !remote.is_empty() {
-            self.rec.count(now, |k| k.moves_relayed += 1);
+            self.rec.count_from(sent, |k| k.moves_relayed += 1);
             match &mut self.relay {
                 Some(Relay::Kafka(k)) => {
                     let m = &mut self.msgs[msg as usize];
@@ -310,7 +311,10 @@ impl World<'_> {
     pub(super) fn batch_close(&mut self, batch: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let Some(Relay::Kafka(k)) = &mut self.relay else { return };
-        let (ids, committed) = k.close(now, batch, &mut self.rng_relay);
+        // A batch whose producer crashed was dropped then.
+        let Some((ids, committed)) = k.close(now, batch, &mut self.rng_relay) else {
+            return;
+        };
         // One fetch per consumer server for the whole batch.
         let mut fetched: Vec<(u32, SimTime)> = Vec::new();
         let mut done = Vec::new();
@@ -375,20 +379,25 @@ impl World<'_> {
         let (send, hop) = (&sv.send_cost, sv.backend_latency);
         let (rec, rng) = (&mut self.rec, &mut self.rng_servers);
         let (mut last, mut spectators, mut next_at) = (SimTime::ZERO, 0u32, None);
+        // A crash scheduled during the walk cuts it: later sends never happen.
+        let cut = self.servers[srv as usize].next_crash;
         for mm in room.members_on(srv) {
             if mm.client == sender {
                 continue;
             }
             t += send.sample(rng);
+            if t > cut {
+                break;
+            }
             let at = t + hop + SimDuration(mm.half_rtt_ns as u64);
             let latency = at.since(sent_at).0;
             if room.is_player(mm.client) {
-                rec.delivery(now, true, latency);
+                rec.delivery(sent_at, true, latency);
                 if Some(mm.client) == next {
                     next_at = Some(at);
                 }
             } else {
-                rec.delivery(now, false, latency);
+                rec.delivery(sent_at, false, latency);
                 last = last.max(at);
                 spectators += 1;
             }
@@ -404,6 +413,23 @@ impl World<'_> {
         t.since(now)
     }
 
+    /// Kafka producer batches live in the server process: a crash loses the
+    /// ones still lingering (their messages never reach the broker).
+    pub(super) fn drop_producer_batches(&mut self, srv: u32) {
+        let Some(Relay::Kafka(k)) = &mut self.relay else { return };
+        let lost = k.drop_producer(srv);
+        let now = self.now;
+        for msg in lost {
+            self.rec.count(now, |k| k.relay_copies_lost += 1);
+            let m = &mut self.msgs[msg as usize];
+            m.in_batch = false;
+            m.pending -= 1;
+            if m.pending == 0 {
+                self.finalize(msg);
+            }
+        }
+    }
+
     /// One server copy of a message is done (fanned out, or lost).
     pub(super) fn copy_done(&mut self, msg: u32, lost: bool) {
         if lost {
@@ -413,6 +439,7 @@ impl World<'_> {
         }
         let m = &mut self.msgs[msg as usize];
         m.pending -= 1;
+        m.fanned_out += (!lost) as u32;
         if m.pending == 0 {
             self.finalize(msg);
         }
@@ -420,16 +447,27 @@ impl World<'_> {
 
     /// Every copy is done: record when the last spectator had it.
     fn finalize(&mut self, msg: u32) {
-        let now = self.now;
         let m = self.msgs.remove(msg as usize);
         if m.spectators > 0 {
-            self.rec
-                .latency(now, |r| &mut r.move_last_spectator, m.last_spectator.since(m.sent_at).0);
+            self.rec.latency(
+                m.sent_at,
+                |r| &mut r.move_last_spectator,
+                m.last_spectator.since(m.sent_at).0,
+            );
         }
+        let sender_gone = self.clients[m.sender as usize].generation != m.sender_generation;
         let room = &mut self.rooms[m.room as usize];
         if !m.next_delivered && room.active && room.game == m.game && room.moves_made == m.seq + 1 {
-            // The player to move never got it (disconnected): they resume
-            // with the room's state when they reconnect.
+            if m.fanned_out == 0 && sender_gone {
+                // No server but the sender's (now dead) ever had this move:
+                // it is lost with that process. The sender plays it again
+                // when it reconnects and is sent the state.
+                room.moves_made -= 1;
+                let n = room.players.len().max(1) as u32;
+                room.turn = (room.turn + n - 1) % n;
+            }
+            // Otherwise the player to move never got it (disconnected):
+            // they resume with the room's state when they reconnect.
             room.waiting = true;
         }
     }

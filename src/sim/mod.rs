@@ -121,6 +121,11 @@ pub struct Server {
     /// Jobs on a core, with their ids.
     pub in_service: Vec<(u32, Job)>,
     next_job: u32,
+    /// Accept jobs queued or on a core (handshakes in progress).
+    pub accepting: u32,
+    /// When this server next crashes (a scheduled fault), `SimTime::MAX` if
+    /// never: a fan-out that would run past it is cut there.
+    pub next_crash: SimTime,
     pub check_started: SimTime,
     /// ∫ busy cores dt (core·ns), for utilisation.
     busy_area: u128,
@@ -138,6 +143,8 @@ impl Server {
             jobs: VecDeque::new(),
             in_service: Vec::new(),
             next_job: 0,
+            accepting: 0,
+            next_crash: SimTime::MAX,
             check_started: SimTime::ZERO,
             busy_area: 0,
             busy_since: SimTime::ZERO,
@@ -313,6 +320,8 @@ pub struct Msg {
     pub next_delivered: bool,
     /// Waiting in a Kafka producer batch (counts as one `pending`).
     pub in_batch: bool,
+    /// Server copies fanned out (sent to at least their server's members).
+    pub fanned_out: u32,
 }
 
 /// Counts over the whole run (warm-up included) for conservation checks.
@@ -387,7 +396,12 @@ impl<'a> World<'a> {
         }
         for (i, f) in self.sc.faults.iter().enumerate() {
             match f {
-                Fault::Crash { at, .. } => s.at(SimTime::ZERO + *at, Event::Fault { index: i as u16 }),
+                Fault::Crash { at, server, .. } => {
+                    let t = SimTime::ZERO + *at;
+                    s.at(t, Event::Fault { index: i as u16 });
+                    let sv = &mut self.servers[*server as usize];
+                    sv.next_crash = sv.next_crash.min(t);
+                }
             }
         }
         s.at(SimTime::ZERO + self.sc.sample_interval, Event::Sample);
@@ -673,7 +687,11 @@ impl<'a> World<'a> {
 
     /// Puts a job in a server's queue and starts what the cores can take.
     fn push_job(&mut self, srv: u32, job: Job, s: &mut Scheduler<Event>) {
-        self.servers[srv as usize].jobs.push_back(job);
+        let sv = &mut self.servers[srv as usize];
+        if matches!(job, Job::Accept { .. }) {
+            sv.accepting += 1;
+        }
+        sv.jobs.push_back(job);
         self.start_jobs(srv, s);
     }
 
@@ -735,6 +753,9 @@ impl<'a> World<'a> {
         };
         sv.account_busy(now);
         let (_, job) = sv.in_service.swap_remove(i);
+        if matches!(job, Job::Accept { .. }) {
+            sv.accepting -= 1;
+        }
         self.start_jobs(srv, s);
         match job {
             Job::Accept { client, generation } => {
@@ -820,6 +841,7 @@ impl<'a> World<'a> {
         sv.crash_mode = mode;
         sv.epoch = sv.epoch.wrapping_add(1);
         sv.account_busy(now);
+        sv.accepting = 0;
         let pending: Vec<Job> = sv
             .jobs
             .drain(..)
@@ -842,7 +864,12 @@ impl<'a> World<'a> {
                     }
                 }
                 Job::Receive { msg } => self.move_lost(msg),
-                Job::FanOut { msg, .. } => self.copy_done(msg, true),
+                Job::FanOut { msg, relayed } => {
+                    if relayed {
+                        self.rec.count(now, |k| k.relay_copies_lost += 1);
+                    }
+                    self.copy_done(msg, true);
+                }
             }
         }
         let n = conns.len() as u64;
@@ -858,6 +885,8 @@ impl<'a> World<'a> {
             let generation = cl.generation;
             s.after(notice, Event::DropNoticed { client: c, generation });
         }
+        // After the clients are dropped: a lost batch's sender is then gone.
+        self.drop_producer_batches(srv);
         self.rec.server_conns(srv as usize, now, 0);
         self.rec.count(now, |k| k.dropped += n);
         let how = match mode {
@@ -873,6 +902,21 @@ impl<'a> World<'a> {
         if let Some(d) = restart_after {
             s.after(d, Event::Restart { server: srv });
         }
+    }
+
+    /// The first crash of `srv` scheduled after `now`.
+    fn next_scheduled_crash(&self, srv: u32, now: SimTime) -> SimTime {
+        self.sc
+            .faults
+            .iter()
+            .filter_map(|f| match f {
+                Fault::Crash { server, at, .. } if *server == srv && SimTime::ZERO + *at > now => {
+                    Some(SimTime::ZERO + *at)
+                }
+                _ => None,
+            })
+            .min()
+            .unwrap_or(SimTime::MAX)
     }
 
     fn check_result(&mut self, srv: u32, ok: bool, s: &mut Scheduler<Event>) {
@@ -929,7 +973,7 @@ impl<'a> World<'a> {
             })
             .collect();
         let queued = self.state_counts[ClientState::Queued as usize];
-        let backlog = self.relay.as_mut().map(|r| r.backlog(now)).unwrap_or(0);
+        let backlog = self.relay.as_mut().map(|r| r.backlog_peak(now)).unwrap_or(0);
         self.rec.sample(now, queued, backlog, servers);
         let next = now + self.sc.sample_interval;
         if next <= self.end {
@@ -973,7 +1017,9 @@ impl Model for World<'_> {
                     return;
                 }
                 let sv = &mut self.servers[server as usize];
-                let load = sv.conns.len() + sv.jobs.len() + sv.in_service.len();
+                // Connections and handshakes in progress; moves and fan-outs
+                // queued on the cores are not connections.
+                let load = sv.conns.len() + sv.accepting as usize;
                 if !sv.up {
                     // RST comes straight back; a lost host lets the balancer's
                     // connect time out (counted from when it sent, one trip ago).
@@ -1094,7 +1140,10 @@ impl Model for World<'_> {
                     mode,
                     restart_after,
                     ..
-                } => self.crash(server, mode, restart_after, s),
+                } => {
+                    self.crash(server, mode, restart_after, s);
+                    self.servers[server as usize].next_crash = self.next_scheduled_crash(server, now);
+                }
             },
             Event::Restart { server } => {
                 let sv = &mut self.servers[server as usize];

@@ -557,7 +557,7 @@ fn per_event_violations(sc: &Scenario, rep: u32) -> (Vec<String>, u64) {
                     b.conns(k)
                 ));
             }
-            let load = sv.conns.len() + sv.jobs.len() + sv.in_service.len();
+            let load = sv.conns.len() + sv.accepting as usize;
             if load > cap {
                 bad.push(format!(
                     "t={t:.6}: server {k} process holds {load}, max_connections {cap}"
