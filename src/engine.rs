@@ -37,13 +37,13 @@ impl<E> Ord for Entry<E> {
     }
 }
 
-/// Width of a far-future bucket: 2^27 ns ≈ 134 ms.
-const BUCKET_SHIFT: u32 = 27;
+/// Width of a far-future bucket: 2^24 ns ≈ 16.8 ms.
+const BUCKET_SHIFT: u32 = 24;
 
 /// The future-event list and the clock. Models schedule through it.
 ///
 /// Two tiers: a binary heap holds every event before `horizon`; later
-/// events wait unsorted in buckets of ≈134 ms, and a bucket is moved into the
+/// events wait unsorted in buckets of ≈16.8 ms, and a bucket is moved into the
 /// heap when the clock reaches it. Long timers (session ends, far-off faults)
 /// so never touch the heap until they are near, which keeps it small and in
 /// cache. Order is still exactly (time, insertion sequence).

@@ -164,7 +164,7 @@ fn run(args: RunArgs) -> Result<()> {
 
 fn print_summary(sc: &Scenario, o: &Outcome, wall_s: f64, out: &Path, n_files: usize) {
     let show = |name: &str, label: &str, scale: f64, unit: &str| {
-        if let Some(a) = o.aggregate(name) {
+        if let Some(a) = o.aggregate(name).filter(|a| !a.mean.is_nan()) {
             let ci = if a.ci95.is_nan() {
                 String::new()
             } else {

@@ -6,6 +6,8 @@
 //! order. Groups are never removed (their index is stable); members leave
 //! by swap-remove and the caller fixes the moved member's slot.
 
+use smallvec::SmallVec;
+
 use crate::time::SimTime;
 
 /// A connected member of a room on one server.
@@ -20,7 +22,8 @@ pub struct Member {
 #[derive(Clone, Debug, Default)]
 pub struct Group {
     pub server: u32,
-    pub members: Vec<Member>,
+    /// Inline for the common small case (the players of one game).
+    pub members: SmallVec<[Member; 2]>,
 }
 
 /// One room and its current game.
@@ -29,8 +32,9 @@ pub struct Room {
     /// The room's hash key (`room`/`uri` balancing).
     pub key: u64,
     /// Matched players in turn order.
-    pub players: Vec<u32>,
-    pub groups: Vec<Group>,
+    pub players: SmallVec<[u32; 2]>,
+    /// Inline for rooms on one or two servers.
+    pub groups: SmallVec<[Group; 2]>,
     /// Game counter: events of an earlier game are stale.
     pub game: u32,
     pub active: bool,
@@ -49,8 +53,11 @@ pub struct Room {
     pub want_game: bool,
     /// A player left for good: no more games here.
     pub closed: bool,
-    /// Changes each time a move is scheduled: older `MoveDue`s are stale.
+    /// Changes each time a move is scheduled: older moves in flight are stale.
     pub token: u32,
+    /// The mover's generation when its move was scheduled: if it changed
+    /// (disconnected), the move was not sent as scheduled.
+    pub mover_generation: u32,
 }
 
 impl Room {
@@ -69,7 +76,7 @@ impl Room {
             None => {
                 self.groups.push(Group {
                     server,
-                    members: Vec::new(),
+                    members: SmallVec::new(),
                 });
                 self.groups.len() - 1
             }

@@ -1,9 +1,9 @@
 //! Game traffic: matching players into rooms, turns, moves, the relay and
 //! the fan-out to every member of a room.
 //!
-//! A move's path: the player sends (`MoveDue`); half an RTT and a backend hop
-//! later it reaches its server (`MoveAtServer`), queues for a core and is
-//! validated (`Job::Receive`). The server then fans it out to its own members
+//! A move's path: the player thinks, sends, and half an RTT and a backend hop
+//! later the move reaches its server (`MoveAtServer`, one event for both),
+//! queues for a core and is validated (`Job::Receive`). The server then fans it out to its own members
 //! of the room (`Job::FanOut`) and, if other servers host members, publishes
 //! it once to the relay, which hands one copy to each of those servers
 //! (`RelayDeliver`), where it is fanned out again. A fan-out is one job: when
@@ -12,6 +12,8 @@
 //! RTT), recording each straight into the latency histograms.
 
 use std::collections::hash_map::Entry;
+
+use smallvec::SmallVec;
 
 use super::{ClientState, Event, Job, Msg, NONE, World};
 use crate::engine::Scheduler;
@@ -154,7 +156,9 @@ impl World<'_> {
         self.schedule_move(r, now, s);
     }
 
-    /// The player to move thinks, then sends (replacing any earlier schedule).
+    /// The player to move thinks, then sends (replacing any earlier
+    /// schedule); the move reaches its server half an RTT and a backend hop
+    /// after it is sent.
     fn schedule_move(&mut self, r: u32, from: SimTime, s: &mut Scheduler<Event>) {
         let think = self
             .sc
@@ -165,9 +169,13 @@ impl World<'_> {
         let room = &mut self.rooms[r as usize];
         room.token = room.token.wrapping_add(1);
         room.waiting = false;
+        let Some(p) = room.to_move() else { return };
+        let cl = &self.clients[p as usize];
+        room.mover_generation = cl.generation;
+        let transit = SimDuration(cl.rtt.0 / 2) + self.sc.servers.backend_latency;
         s.at(
-            from + think,
-            Event::MoveDue {
+            from + think + transit,
+            Event::MoveAtServer {
                 room: r,
                 token: room.token,
             },
@@ -183,7 +191,7 @@ impl World<'_> {
         self.maybe_start(r, s);
     }
 
-    pub(super) fn move_due(&mut self, r: u32, token: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn move_at_server(&mut self, r: u32, token: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let room = &mut self.rooms[r as usize];
         if room.token != token || !room.active {
@@ -191,8 +199,21 @@ impl World<'_> {
         }
         let Some(p) = room.to_move() else { return };
         let cl = &self.clients[p as usize];
-        if cl.state != ClientState::Connected {
+        let sent_at = now - (SimDuration(cl.rtt.0 / 2) + self.sc.servers.backend_latency);
+        let connected = cl.state == ClientState::Connected && cl.generation == room.mover_generation;
+        if !connected {
             room.waiting = true;
+            if cl.state == ClientState::Orphaned {
+                // Its server died under it and it has not noticed: the move
+                // went into a dead connection.
+                self.tally.moves_sent += 1;
+                self.tally.moves_lost += 1;
+                self.rec.count_from(sent_at, |k| {
+                    k.moves_sent += 1;
+                    k.moves_lost += 1;
+                });
+            }
+            // Otherwise it was not connected to send; it plays when back.
             return;
         }
         let m = Msg {
@@ -202,7 +223,7 @@ impl World<'_> {
             sender: p,
             sender_generation: cl.generation,
             server: cl.server,
-            sent_at: now,
+            sent_at,
             validated_at: SimTime::ZERO,
             validated: false,
             pending: 0,
@@ -212,23 +233,11 @@ impl World<'_> {
             in_batch: false,
             fanned_out: 0,
         };
-        let arrive = SimDuration(cl.rtt.0 / 2) + self.sc.servers.backend_latency;
+        let srv = cl.server;
         let id = self.msgs.insert(m) as u32;
         self.tally.moves_sent += 1;
-        self.rec.count(now, |k| k.moves_sent += 1);
-        s.after(arrive, Event::MoveAtServer { msg: id });
-    }
-
-    pub(super) fn move_at_server(&mut self, msg: u32, s: &mut Scheduler<Event>) {
-        let m = &self.msgs[msg as usize];
-        let alive =
-            self.clients[m.sender as usize].generation == m.sender_generation && self.servers[m.server as usize].up;
-        if alive {
-            let srv = m.server;
-            self.push_job(srv, Job::Receive { msg }, s);
-        } else {
-            self.move_lost(msg);
-        }
+        self.rec.count_from(sent_at, |k| k.moves_sent += 1);
+        self.push_job(srv, Job::Receive { msg: id }, s);
     }
 
     /// A move that never got validated (sender or its server gone).
@@ -269,7 +278,7 @@ impl World<'_> {
         }
         let room = &self.rooms[r as usize];
         let local = room.members_on(srv).iter().any(|mm| mm.client != sender);
-        let remote: Vec<u32> = room.remote_servers(srv).collect();
+        let remote: SmallVec<[u32; 4]> = room.remote_servers(srv).collect();
         let key = room.key;
         if local {
             self.msgs[msg as usize].pending += 1;
@@ -316,12 +325,12 @@ impl World<'_> {
             return;
         };
         // One fetch per consumer server for the whole batch.
-        let mut fetched: Vec<(u32, SimTime)> = Vec::new();
-        let mut done = Vec::new();
+        let mut fetched: SmallVec<[(u32, SimTime); 4]> = SmallVec::new();
+        let mut done: SmallVec<[u32; 4]> = SmallVec::new();
         for msg in ids {
             let m = &self.msgs[msg as usize];
             let room = &self.rooms[m.room as usize];
-            let servers: Vec<u32> = room.remote_servers(m.server).collect();
+            let servers: SmallVec<[u32; 4]> = room.remote_servers(m.server).collect();
             for &server in &servers {
                 let t = match fetched.iter().find(|(sv, _)| *sv == server) {
                     Some(&(_, t)) => t,
@@ -455,10 +464,10 @@ impl World<'_> {
                 m.last_spectator.since(m.sent_at).0,
             );
         }
-        let sender_gone = self.clients[m.sender as usize].generation != m.sender_generation;
         let room = &mut self.rooms[m.room as usize];
         if !m.next_delivered && room.active && room.game == m.game && room.moves_made == m.seq + 1 {
-            if m.fanned_out == 0 && sender_gone {
+            let sender_gone = || self.clients[m.sender as usize].generation != m.sender_generation;
+            if m.fanned_out == 0 && sender_gone() {
                 // No server but the sender's (now dead) ever had this move:
                 // it is lost with that process. The sender plays it again
                 // when it reconnects and is sent the state.

@@ -242,14 +242,11 @@ pub enum Event {
         room: u32,
         game: u32,
     },
-    /// The player to move sends a move.
-    MoveDue {
+    /// The move of the player to move reaches its server (sent after the
+    /// think time, half an RTT and a backend hop earlier).
+    MoveAtServer {
         room: u32,
         token: u32,
-    },
-    /// A move reaches its sender's server.
-    MoveAtServer {
-        msg: u32,
     },
     /// A Kafka producer batch's linger expired.
     BatchClose {
@@ -1164,8 +1161,7 @@ impl Model for World<'_> {
             }
             Event::Sample => self.sample(s),
             Event::GameStart { room, game } => self.game_start(room, game, s),
-            Event::MoveDue { room, token } => self.move_due(room, token, s),
-            Event::MoveAtServer { msg } => self.move_at_server(msg, s),
+            Event::MoveAtServer { room, token } => self.move_at_server(room, token, s),
             Event::BatchClose { batch } => self.batch_close(batch, s),
             Event::RelayDeliver { msg, server } => self.relay_deliver(msg, server, s),
         }
