@@ -40,19 +40,24 @@ impl<E> Ord for Entry<E> {
 /// Width of a far-future bucket: 2^24 ns ≈ 16.8 ms.
 const BUCKET_SHIFT: u32 = 24;
 
+/// Below this many heap entries every event goes straight to the heap.
+const SMALL_HEAP: usize = 1024;
+
 /// The future-event list and the clock. Models schedule through it.
 ///
-/// Two tiers: a binary heap holds every event before `horizon`; later
-/// events wait unsorted in buckets of ≈16.8 ms, and a bucket is moved into the
-/// heap when the clock reaches it. Long timers (session ends, far-off faults)
-/// so never touch the heap until they are near, which keeps it small and in
-/// cache. Order is still exactly (time, insertion sequence).
+/// Two tiers: a binary heap, and buckets of ≈16.8 ms for events at or after
+/// `horizon`, which wait unsorted until the clock reaches their bucket. An
+/// event goes to a bucket only when the heap is already large
+/// (`SMALL_HEAP`): long timers (session ends, think times) then stay out of
+/// the heap until they are near, which keeps it small and in cache, while a
+/// model with few pending events never pays for buckets. Order is still
+/// exactly (time, insertion sequence).
 pub struct Scheduler<E> {
     heap: BinaryHeap<Entry<E>>,
     /// Buckets of events at or after `horizon`, keyed by `time >> BUCKET_SHIFT`.
     far: BTreeMap<u64, Vec<Entry<E>>>,
     far_len: usize,
-    /// Every event in `heap` is before it; every event in `far` at or after it.
+    /// Every event in `far` is at or after it (the heap may hold any time).
     horizon: u64,
     seq: u64,
     now: SimTime,
@@ -93,7 +98,7 @@ impl<E> Scheduler<E> {
             event,
         };
         self.seq += 1;
-        if time < self.horizon {
+        if time < self.horizon || self.heap.len() < SMALL_HEAP {
             self.heap.push(e);
         } else {
             self.far.entry(time >> BUCKET_SHIFT).or_default().push(e);
@@ -112,10 +117,11 @@ impl<E> Scheduler<E> {
         self.heap.len() + self.far_len
     }
 
-    /// Moves the next bucket into the heap while the heap is empty.
+    /// Moves buckets into the heap until the heap's earliest event is before
+    /// the horizon (so it precedes every bucketed event) or no bucket is left.
     #[inline]
     fn refill(&mut self) {
-        while self.heap.is_empty() {
+        while self.far_len > 0 && self.heap.peek().is_none_or(|e| e.time >= self.horizon) {
             let Some((slot, bucket)) = self.far.pop_first() else {
                 return;
             };
@@ -266,7 +272,7 @@ mod tests {
         // Times spread over many buckets, with ties, inserted out of order.
         let mut s = Scheduler::new();
         let mut want = Vec::new();
-        for i in 0..2000u64 {
+        for i in 0..5000u64 {
             let t = (i * 7919 % 1000) * 50_000_000; // up to 50 s, many buckets
             // Ids from 1000: 0 and 99 mean something to `Recorder`.
             s.at(SimTime(t), i as u32 + 1000);

@@ -16,6 +16,40 @@ use std::sync::Arc;
 use crate::dist::{Dist, unit_scale};
 use crate::time::SimDuration;
 
+/// Every distribution in the scenario with its field path, by shared or
+/// mutable reference (`dists!(sc)` / `dists!(sc, mut)`): one list for both.
+macro_rules! dists {
+    ($sc:expr $(, $m:ident)?) => {{
+        let sc = $sc;
+        let mut v: Vec<(String, &$($m)? Dist)> = vec![
+            ("servers.connect_cost".into(), &$($m)? sc.servers.connect_cost),
+            ("servers.receive_cost".into(), &$($m)? sc.servers.receive_cost),
+            ("servers.send_cost".into(), &$($m)? sc.servers.send_cost),
+            ("servers.publish_cost".into(), &$($m)? sc.servers.publish_cost),
+            ("servers.consume_cost".into(), &$($m)? sc.servers.consume_cost),
+        ];
+        if let Some(g) = &$($m)? sc.game {
+            v.push(("game.think_time".into(), &$($m)? g.think_time));
+        }
+        match &$($m)? sc.relay {
+            Some(Relay::Kafka { append, fetch, .. }) => {
+                v.push(("relay.append".into(), append));
+                v.push(("relay.fetch".into(), fetch));
+            }
+            Some(Relay::Redis { publish_cost, per_subscriber_cost, .. }) => {
+                v.push(("relay.publish_cost".into(), publish_cost));
+                v.push(("relay.per_subscriber_cost".into(), per_subscriber_cost));
+            }
+            None => {}
+        }
+        for (i, p) in (&$($m)? sc.populations).into_iter().enumerate() {
+            v.push((format!("population[{i}].session"), &$($m)? p.session));
+            v.push((format!("population[{i}].rtt"), &$($m)? p.rtt));
+        }
+        v
+    }};
+}
+
 /// One problem in a scenario file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
@@ -330,7 +364,7 @@ fn load_files(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
 
 fn load_empirical(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
     let mut problems = Vec::new();
-    for (field, dist) in dists_mut(sc) {
+    for (field, dist) in dists!(sc, mut) {
         if let Dist::Empirical {
             file,
             column,
@@ -398,74 +432,6 @@ fn read_column(path: &Path, column: &str) -> Result<Vec<f64>, String> {
     Ok(out)
 }
 
-/// Every distribution in the scenario, with its field path.
-fn dists_mut(sc: &mut Scenario) -> Vec<(String, &mut Dist)> {
-    let sv = &mut sc.servers;
-    let mut v: Vec<(String, &mut Dist)> = vec![
-        ("servers.connect_cost".into(), &mut sv.connect_cost),
-        ("servers.receive_cost".into(), &mut sv.receive_cost),
-        ("servers.send_cost".into(), &mut sv.send_cost),
-        ("servers.publish_cost".into(), &mut sv.publish_cost),
-        ("servers.consume_cost".into(), &mut sv.consume_cost),
-    ];
-    if let Some(g) = &mut sc.game {
-        v.push(("game.think_time".into(), &mut g.think_time));
-    }
-    match &mut sc.relay {
-        Some(Relay::Kafka { append, fetch, .. }) => {
-            v.push(("relay.append".into(), append));
-            v.push(("relay.fetch".into(), fetch));
-        }
-        Some(Relay::Redis {
-            publish_cost,
-            per_subscriber_cost,
-            ..
-        }) => {
-            v.push(("relay.publish_cost".into(), publish_cost));
-            v.push(("relay.per_subscriber_cost".into(), per_subscriber_cost));
-        }
-        None => {}
-    }
-    for (i, p) in sc.populations.iter_mut().enumerate() {
-        v.push((format!("population[{i}].session"), &mut p.session));
-        v.push((format!("population[{i}].rtt"), &mut p.rtt));
-    }
-    v
-}
-
-fn dists(sc: &Scenario) -> Vec<(String, &Dist)> {
-    let mut v: Vec<(String, &Dist)> = vec![
-        ("servers.connect_cost".into(), &sc.servers.connect_cost),
-        ("servers.receive_cost".into(), &sc.servers.receive_cost),
-        ("servers.send_cost".into(), &sc.servers.send_cost),
-        ("servers.publish_cost".into(), &sc.servers.publish_cost),
-        ("servers.consume_cost".into(), &sc.servers.consume_cost),
-    ];
-    if let Some(g) = &sc.game {
-        v.push(("game.think_time".into(), &g.think_time));
-    }
-    match &sc.relay {
-        Some(Relay::Kafka { append, fetch, .. }) => {
-            v.push(("relay.append".into(), append));
-            v.push(("relay.fetch".into(), fetch));
-        }
-        Some(Relay::Redis {
-            publish_cost,
-            per_subscriber_cost,
-            ..
-        }) => {
-            v.push(("relay.publish_cost".into(), publish_cost));
-            v.push(("relay.per_subscriber_cost".into(), per_subscriber_cost));
-        }
-        None => {}
-    }
-    for (i, p) in sc.populations.iter().enumerate() {
-        v.push((format!("population[{i}].session"), &p.session));
-        v.push((format!("population[{i}].rtt"), &p.rtt));
-    }
-    v
-}
-
 struct Checker {
     problems: Vec<Problem>,
 }
@@ -528,7 +494,7 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
     }
     c.positive("servers.max_connections", s.max_connections as u64, "max_connections");
     c.positive("servers.cores", s.cores as u64, "cores");
-    for (field, d) in dists(sc) {
+    for (field, d) in dists!(sc) {
         if let Err((param, msg)) = d.validate() {
             c.fail(format!("{field}.{param}"), msg);
         }

@@ -1017,33 +1017,29 @@ impl Model for World<'_> {
                 // Connections and handshakes in progress; moves and fan-outs
                 // queued on the cores are not connections.
                 let load = sv.conns.len() + sv.accepting as usize;
-                if !sv.up {
+                let failure = if !sv.up {
                     // RST comes straight back; a lost host lets the balancer's
                     // connect time out (counted from when it sent, one trip ago).
-                    let d = match sv.crash_mode {
+                    Some(match sv.crash_mode {
                         CrashMode::Process => self.sc.servers.backend_latency,
                         CrashMode::Host => self.sc.balancer.timeout_connect - self.sc.servers.backend_latency,
-                    };
-                    s.after(
+                    })
+                } else if load >= self.sc.servers.max_connections as usize {
+                    // The process itself refuses beyond its cap.
+                    Some(self.sc.servers.backend_latency)
+                } else {
+                    None
+                };
+                match failure {
+                    Some(d) => s.after(
                         d,
                         Event::BackendFailed {
                             client,
                             generation,
                             server,
                         },
-                    );
-                } else if load >= self.sc.servers.max_connections as usize {
-                    // The process itself refuses beyond its cap.
-                    s.after(
-                        self.sc.servers.backend_latency,
-                        Event::BackendFailed {
-                            client,
-                            generation,
-                            server,
-                        },
-                    );
-                } else {
-                    self.push_job(server, Job::Accept { client, generation }, s);
+                    ),
+                    None => self.push_job(server, Job::Accept { client, generation }, s),
                 }
             }
             Event::BackendFailed {

@@ -15,41 +15,10 @@ use wscap::sim::{ClientState, Job, World};
 use wscap::stats;
 use wscap::time::{SimDuration, SimTime};
 
-use crate::validation::scenario;
-
-/// Runs every replication of `sc` in parallel (each through
-/// `experiment::run_replication`); panics on an invariant violation.
-fn replications(sc: &Scenario) -> Vec<Replication> {
-    experiment::run(sc, 0, &|| {})
-        .unwrap_or_else(|e| panic!("{e}"))
-        .replications
-}
-
-fn metric(reps: &[Replication], name: &str) -> Vec<f64> {
-    reps.iter()
-        .map(|r| r.metric(name).unwrap_or_else(|| panic!("no metric {name}")))
-        .collect()
-}
+use crate::validation::{assert_in_ci, metric, replications, scenario};
 
 fn one(r: &Replication, name: &str) -> f64 {
     r.metric(name).unwrap_or_else(|| panic!("no metric {name}"))
-}
-
-/// Asserts that `theory` lies within mean ± (99 % CI half-width + `extra`).
-/// Returns (mean, half-width).
-fn assert_in_ci(label: &str, xs: &[f64], theory: f64, extra: f64) -> (f64, f64) {
-    let m = stats::mean(xs);
-    let hw = stats::ci_half_width(xs, 0.99);
-    eprintln!(
-        "{label}: measured {m:.5} ± {hw:.5} (99 % CI, {} reps), theory {theory:.5}",
-        xs.len()
-    );
-    assert!(hw.is_finite(), "{label}: no confidence interval");
-    assert!(
-        (m - theory).abs() <= hw + extra,
-        "{label}: theory {theory:.5} outside measured {m:.5} ± {hw:.5} (+ allowance {extra})"
-    );
-    (m, hw)
 }
 
 /// Control-variate estimate of E[y] from replications (y_r, c_r) where the

@@ -25,13 +25,13 @@ pub fn scenario(src: &str) -> Scenario {
 
 /// Runs every replication of `sc` (in parallel) and panics on an invariant
 /// violation.
-fn replications(sc: &Scenario) -> Vec<Replication> {
+pub fn replications(sc: &Scenario) -> Vec<Replication> {
     experiment::run(sc, 0, &|| {})
         .unwrap_or_else(|e| panic!("{e}"))
         .replications
 }
 
-fn metric(reps: &[Replication], name: &str) -> Vec<f64> {
+pub fn metric(reps: &[Replication], name: &str) -> Vec<f64> {
     reps.iter()
         .map(|r| r.metric(name).unwrap_or_else(|| panic!("no metric {name}")))
         .collect()
@@ -39,7 +39,7 @@ fn metric(reps: &[Replication], name: &str) -> Vec<f64> {
 
 /// Asserts that `theory` lies within mean ± (99 % CI half-width + `extra`).
 /// Returns (mean, half-width).
-fn assert_in_ci(label: &str, xs: &[f64], theory: f64, extra: f64) -> (f64, f64) {
+pub fn assert_in_ci(label: &str, xs: &[f64], theory: f64, extra: f64) -> (f64, f64) {
     let m = stats::mean(xs);
     let hw = stats::ci_half_width(xs, 0.99);
     eprintln!(
