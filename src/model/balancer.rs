@@ -176,12 +176,6 @@ impl Balancer {
         b
     }
 
-    pub fn server_count(&self) -> usize {
-        self.conns.len()
-    }
-    pub fn strategy(&self) -> Strategy {
-        self.strategy
-    }
     pub fn conns(&self, s: u32) -> u32 {
         self.conns[s as usize]
     }

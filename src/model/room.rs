@@ -42,9 +42,6 @@ pub struct Room {
     pub moves_made: u32,
     /// Index into `players` of who moves next.
     pub turn: u32,
-    /// The player to move is offline (or their move was lost): resume when
-    /// they are connected again.
-    pub waiting: bool,
     /// When the current game started.
     pub started_at: SimTime,
     /// Players a game needs.

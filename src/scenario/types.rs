@@ -246,11 +246,6 @@ impl Strategy {
             }
         })
     }
-
-    /// Strategies that map a key to a server (and so queue on that server).
-    pub fn is_hash(self) -> bool {
-        matches!(self, Strategy::Source | Strategy::Room)
-    }
 }
 
 impl std::fmt::Display for Strategy {
@@ -511,8 +506,6 @@ pub enum Arrival {
 fn d_trace_unit() -> String {
     "s".to_string()
 }
-
-pub const ARRIVAL_CHOICES: &str = "poisson, ramp, step, trace";
 
 /// Jitter of exponential backoff (AWS "Exponential Backoff and Jitter").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]

@@ -168,7 +168,6 @@ impl World<'_> {
             .unwrap_or_default();
         let room = &mut self.rooms[r as usize];
         room.token = room.token.wrapping_add(1);
-        room.waiting = false;
         let Some(p) = room.to_move() else { return };
         let cl = &self.clients[p as usize];
         room.mover_generation = cl.generation;
@@ -202,7 +201,7 @@ impl World<'_> {
         let sent_at = now - (SimDuration(cl.rtt.0 / 2) + self.sc.servers.backend_latency);
         let connected = cl.state == ClientState::Connected && cl.generation == room.mover_generation;
         if !connected {
-            room.waiting = true;
+            // It plays when it is back: joining its room reschedules it.
             if cl.state == ClientState::Orphaned {
                 // Its server died under it and it has not noticed: the move
                 // went into a dead connection.
@@ -245,11 +244,8 @@ impl World<'_> {
         let m = self.msgs.remove(msg as usize);
         self.tally.moves_lost += 1;
         self.rec.count_from(m.sent_at, |k| k.moves_lost += 1);
-        let room = &mut self.rooms[m.room as usize];
-        if room.active && room.game == m.game && room.moves_made == m.seq {
-            // Still this player's turn: they resend when connected again.
-            room.waiting = true;
-        }
+        // If it is still this player's turn, they resend when they rejoin
+        // (joining a room whose turn is theirs schedules their move).
     }
 
     /// The sender's server validated the move: advance the game, fan out
@@ -477,7 +473,6 @@ impl World<'_> {
             }
             // Otherwise the player to move never got it (disconnected):
             // they resume with the room's state when they reconnect.
-            room.waiting = true;
         }
     }
 }
