@@ -7,3 +7,4 @@ pub mod balancer;
 pub mod hashing;
 pub mod relay;
 pub mod room;
+pub mod station;
