@@ -2,8 +2,9 @@
 //!
 //! Conservation of clients: every client that arrived is in exactly one
 //! state, the servers' connection lists hold exactly the connected clients,
-//! the balancer's queues hold exactly the queued ones, and the balancer's
-//! per-server slot counts equal the clients holding a slot. A violation is a
+//! each balancer node's queues hold exactly the clients queued there, and
+//! each node's per-server slot counts equal the clients holding a slot
+//! through it; no VIP is answered by a dead node. A violation is a
 //! bug in wscap, never in the scenario.
 
 use crate::sim::{ClientState, N_STATES, STATE_NAMES, World};
@@ -13,11 +14,26 @@ pub fn check(w: &World) -> Vec<String> {
     let mut bad = Vec::new();
     let mut counts = [0u64; N_STATES];
     let n_srv = w.servers.len();
-    let mut slots = vec![0u32; n_srv];
-    for cl in &w.clients {
+    let n_nodes = w.nodes.len();
+    // Slots held per (node, server), and queued clients per node.
+    let mut slots = vec![0u32; n_srv * n_nodes];
+    let mut queued_at = vec![0u64; n_nodes];
+    for (c, cl) in w.clients.iter().enumerate() {
         counts[cl.state as usize] += 1;
-        if cl.holds_slot {
-            slots[cl.server as usize] += 1;
+        if cl.holds_slot || cl.state == ClientState::Queued {
+            let node = cl.node as usize;
+            if node >= n_nodes || !w.nodes[node].up {
+                bad.push(format!(
+                    "client {c} holds a slot or waits at balancer node {node}, which is down or does not exist"
+                ));
+                continue;
+            }
+            if cl.holds_slot {
+                slots[node * n_srv + cl.server as usize] += 1;
+            }
+            if cl.state == ClientState::Queued {
+                queued_at[node] += 1;
+            }
         }
     }
     if counts != w.state_counts {
@@ -52,12 +68,14 @@ pub fn check(w: &World) -> Vec<String> {
         if !s.up && !s.conns.is_empty() {
             bad.push(format!("server {i} is down but holds {} connections", s.conns.len()));
         }
-        let b = w.balancer.conns(i as u32);
-        if b != slots[i] {
-            bad.push(format!(
-                "balancer counts {b} sessions on server {i} but {} clients hold a slot there",
-                slots[i]
-            ));
+        for (k, node) in w.nodes.iter().enumerate().filter(|(_, n)| n.up) {
+            let b = node.lb.conns(i as u32);
+            let held = slots[k * n_srv + i];
+            if b != held {
+                bad.push(format!(
+                    "balancer node {k} counts {b} sessions on server {i} but {held} clients hold a slot there"
+                ));
+            }
         }
     }
     // Rooms: every connected member is listed once, in the right place.
@@ -109,13 +127,23 @@ pub fn check(w: &World) -> Vec<String> {
             t.copies_created, t.copies_fanned_out, t.copies_lost, copies_in_flight
         ));
     }
-    let queued = counts[ClientState::Queued as usize];
-    let in_queues: u64 =
-        (0..n_srv as u32).map(|s| w.balancer.queued(s) as u64).sum::<u64>() + w.balancer.backend_queued() as u64;
-    if queued != in_queues {
-        bad.push(format!(
-            "{queued} clients queued but the balancer's queues hold {in_queues}"
-        ));
+    for (k, node) in w.nodes.iter().enumerate().filter(|(_, n)| n.up) {
+        let in_queues: u64 =
+            (0..n_srv as u32).map(|s| node.lb.queued(s) as u64).sum::<u64>() + node.lb.backend_queued() as u64;
+        if queued_at[k] != in_queues {
+            bad.push(format!(
+                "{} clients queued at balancer node {k} but its queues hold {in_queues}",
+                queued_at[k]
+            ));
+        }
+        if !node.tls.conserved() {
+            bad.push(format!("balancer node {k}'s handshake station lost track of an item"));
+        }
+    }
+    for (v, &owner) in w.cluster.vip_owner.iter().enumerate() {
+        if owner != crate::sim::NONE && !w.nodes[owner as usize].up {
+            bad.push(format!("VIP {v} is answered by balancer node {owner}, which is down"));
+        }
     }
     bad
 }

@@ -155,6 +155,8 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         m("refused_queue_full", c.refused_queue_full as f64),
         m("refused_queue_timeout", c.refused_queue_timeout as f64),
         m("refused_server_failed", c.refused_server_failed as f64),
+        m("refused_node_full", c.refused_node_full as f64),
+        m("connect_timeouts", c.connect_timeouts as f64),
         m("moves_sent", c.moves_sent as f64),
         m("moves_validated", c.moves_validated as f64),
         m("moves_lost", c.moves_lost as f64),

@@ -17,6 +17,8 @@ pub enum RefuseKind {
     QueueFull,
     QueueTimeout,
     ServerFailed,
+    NodeFull,
+    ConnectTimeout,
 }
 
 /// Counts after the warm-up.
@@ -35,6 +37,11 @@ pub struct Counters {
     pub refused_queue_full: u64,
     pub refused_queue_timeout: u64,
     pub refused_server_failed: u64,
+    /// Turned away by a balancer node at its `node_maxconn`.
+    pub refused_node_full: u64,
+    /// Attempts the client abandoned after its connect timeout (SYNs to a
+    /// VIP that nobody answers, or a handshake queue too long).
+    pub connect_timeouts: u64,
     pub moves_sent: u64,
     pub moves_validated: u64,
     pub moves_lost: u64,
@@ -107,7 +114,19 @@ pub struct TimelineEvent {
 impl TimelineEvent {
     /// Faults (drawn as markers on every time chart).
     pub fn is_marker(&self) -> bool {
-        matches!(self.event, "crash" | "restarted" | "marked-down" | "marked-up")
+        matches!(
+            self.event,
+            "crash"
+                | "restarted"
+                | "marked-down"
+                | "marked-up"
+                | "stopped"
+                | "drain"
+                | "vip-moved"
+                | "scale-out"
+                | "scale-in"
+                | "servers-updated"
+        )
     }
 }
 
@@ -201,6 +220,8 @@ impl Recorder {
                 RefuseKind::QueueFull => c.refused_queue_full += 1,
                 RefuseKind::QueueTimeout => c.refused_queue_timeout += 1,
                 RefuseKind::ServerFailed => c.refused_server_failed += 1,
+                RefuseKind::NodeFull => c.refused_node_full += 1,
+                RefuseKind::ConnectTimeout => c.connect_timeouts += 1,
             }
         });
     }

@@ -100,6 +100,11 @@ pub enum Refusal {
     QueueTimeout,
     /// Connection attempts to the server failed `retries + 1` times.
     ServerFailed,
+    /// The node is at its global `node_maxconn`.
+    NodeFull,
+    /// The client gave up waiting (SYNs to an unowned VIP, or a handshake
+    /// queue longer than its connect timeout).
+    ConnectTimeout,
 }
 
 /// A health-check state change.
@@ -107,6 +112,17 @@ pub enum Refusal {
 pub enum Transition {
     MarkedDown,
     MarkedUp,
+}
+
+/// Administrative state of a server slot (HAProxy `set server state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// In the list, takes new connections when UP.
+    Ready,
+    /// Keeps its connections, takes no new ones (a deploy draining it).
+    Drain,
+    /// Not in the list: an unused server-template slot, or removed.
+    Maint,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -132,6 +148,7 @@ pub struct Balancer {
     /// Effective weight (× `WEIGHT_SCALE`): 0 while DOWN, ramps up during slowstart.
     eweight: Vec<u32>,
     lb_up: Vec<bool>,
+    admin: Vec<Admin>,
     conns: Vec<u32>,
     queues: Vec<WaitQueue>,
     backend: WaitQueue,
@@ -146,9 +163,12 @@ pub struct Balancer {
 }
 
 impl Balancer {
-    pub fn new(cfg: &scenario::Balancer, servers: &scenario::Servers) -> Self {
-        let n = servers.count as usize;
-        let weights = cfg.weights.clone().unwrap_or_else(|| vec![1; n]);
+    /// A node's view of `slots` server slots, of which the first
+    /// `servers.count` are in its list; the rest wait for scale-outs.
+    pub fn new(cfg: &scenario::Balancer, servers: &scenario::Servers, slots: u32) -> Self {
+        let n = slots.max(servers.count) as usize;
+        let mut weights = cfg.weights.clone().unwrap_or_default();
+        weights.resize(n, 1);
         let mut b = Balancer {
             strategy: cfg.strategy,
             hash_type: cfg.hash_type,
@@ -157,6 +177,15 @@ impl Balancer {
             eweight: weights.iter().map(|w| w * WEIGHT_SCALE).collect(),
             weights,
             lb_up: vec![true; n],
+            admin: (0..n)
+                .map(|i| {
+                    if i < servers.count as usize {
+                        Admin::Ready
+                    } else {
+                        Admin::Maint
+                    }
+                })
+                .collect(),
             conns: vec![0; n],
             queues: (0..n).map(|_| WaitQueue::default()).collect(),
             backend: WaitQueue::default(),
@@ -191,10 +220,19 @@ impl Balancer {
     pub fn eweight(&self, s: u32) -> u32 {
         self.eweight[s as usize]
     }
+    pub fn admin(&self, s: u32) -> Admin {
+        self.admin[s as usize]
+    }
+    /// Client connections this node holds: slots on servers plus queued.
+    pub fn load(&self) -> u64 {
+        let slots: u64 = self.conns.iter().map(|&c| c as u64).sum();
+        let queued: u64 = self.queues.iter().map(|q| q.live() as u64).sum();
+        slots + queued + self.backend.live() as u64
+    }
 
     #[inline]
     fn usable(&self, s: usize) -> bool {
-        self.lb_up[s] && self.eweight[s] > 0
+        self.lb_up[s] && self.eweight[s] > 0 && self.admin[s] == Admin::Ready
     }
     #[inline]
     fn available(&self, s: usize) -> bool {
@@ -526,6 +564,26 @@ impl Balancer {
             self.rebuild();
         }
         elapsed < slowstart
+    }
+
+    /// Changes a server's administrative state. A server leaving `Maint`
+    /// enters the list UP (as HAProxy does for a server-template slot the
+    /// updater fills) with its health counters reset; returns true when it
+    /// did, so the caller can start slowstart.
+    pub fn set_admin(&mut self, s: u32, admin: Admin, now: SimTime) -> bool {
+        let si = s as usize;
+        let was = self.admin[si];
+        if was == admin {
+            return false;
+        }
+        self.admin[si] = admin;
+        let entered = was == Admin::Maint;
+        if entered {
+            self.set_up(s, true, now);
+        } else {
+            self.rebuild();
+        }
+        entered
     }
 
     /// Takes every live waiter out of server `s`'s queue (it went DOWN).

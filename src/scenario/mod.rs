@@ -549,6 +549,56 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
     if b.retries > 100 {
         c.fail("balancer.retries", "at most 100 retries");
     }
+    c.positive("balancer.nodes", b.nodes as u64, "nodes");
+    if b.nodes > 64 {
+        c.fail("balancer.nodes", "at most 64 balancer nodes");
+    }
+    c.positive("balancer.cores", b.cores as u64, "cores");
+    if let Some(m) = b.node_maxconn {
+        c.positive("balancer.node_maxconn", m as u64, "node_maxconn");
+    }
+    match &b.failover {
+        Failover::Keepalived { advert_int, priority } => {
+            if advert_int.0 == 0 {
+                c.fail("balancer.failover.advert_int", "must be longer than 0s");
+            }
+            if !(1..=254).contains(priority) {
+                c.fail(
+                    "balancer.failover.priority",
+                    format!("{priority}: a VRRP backup's priority is 1..=254"),
+                );
+            }
+        }
+        Failover::Pacemaker { token, consensus, .. } => {
+            if token.0 == 0 {
+                c.fail("balancer.failover.token", "must be longer than 0s");
+            }
+            if let Some(cs) = consensus
+                && cs < token
+            {
+                c.fail(
+                    "balancer.failover.consensus",
+                    format!("consensus {cs} must be at least token {token} (Corosync requires it)"),
+                );
+            }
+        }
+    }
+    if let Some(t) = &b.tls {
+        if let Some(r) = t.full_rate
+            && !(r.per_s > 0.0)
+        {
+            c.fail("balancer.tls.full_rate", "must be above 0/s");
+        }
+        if !(0.0..=1.0).contains(&t.resumption_ratio) {
+            c.fail("balancer.tls.resumption_ratio", "must be between 0 and 1");
+        }
+        if !(t.resumed_cost_ratio > 0.0 && t.resumed_cost_ratio <= 1.0) {
+            c.fail("balancer.tls.resumed_cost_ratio", "must be above 0 and at most 1");
+        }
+    }
+    if b.update_interval.0 == 0 {
+        c.fail("balancer.update_interval", "must be longer than 0s");
+    }
 
     if sc.populations.is_empty() {
         c.fail("population", "no [[population]]: nobody would connect");
@@ -677,24 +727,64 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
         );
     }
 
+    let max_servers = sc.max_servers();
+    if max_servers > 100_000 {
+        c.fail("fault", "scale-outs would take the fleet above 100000 servers");
+    }
     for (i, fault) in sc.faults.iter().enumerate() {
         let f = |k: &str| format!("fault[{i}].{k}");
+        let at = fault.at();
+        if at >= sc.duration {
+            c.fail(
+                f("at"),
+                format!("{at} is not before the end of the run ({})", sc.duration),
+            );
+        }
         match fault {
-            Fault::Crash { server, at, .. } => {
-                if *server >= s.count {
+            Fault::Crash { server, .. } => {
+                if *server >= max_servers {
                     c.fail(
                         f("server"),
                         format!(
-                            "server {server} does not exist: servers are numbered 0..={}",
-                            s.count.saturating_sub(1)
+                            "server {server} does not exist: servers are numbered 0..={}{}",
+                            max_servers.saturating_sub(1),
+                            if max_servers > s.count {
+                                " (scale-outs included)"
+                            } else {
+                                ""
+                            }
                         ),
                     );
                 }
-                if *at >= sc.duration {
+            }
+            Fault::BalancerCrash { node, .. } => {
+                if *node >= b.nodes {
                     c.fail(
-                        f("at"),
-                        format!("{at} is not before the end of the run ({})", sc.duration),
+                        f("node"),
+                        format!(
+                            "balancer node {node} does not exist: nodes are numbered 0..={} (balancer.nodes = {})",
+                            b.nodes.saturating_sub(1),
+                            b.nodes
+                        ),
                     );
+                }
+            }
+            Fault::ScaleOut { count, .. } => c.positive(&f("count"), *count as u64, "count"),
+            Fault::ScaleIn { count, .. } => {
+                c.positive(&f("count"), *count as u64, "count");
+                if *count >= s.count {
+                    c.fail(
+                        f("count"),
+                        format!("removing {count} of {} servers would leave none", s.count),
+                    );
+                }
+            }
+            Fault::RollingRestart { restart_time, .. } => {
+                if restart_time.0 == 0 {
+                    c.fail(f("restart_time"), "must be longer than 0s");
+                }
+                if sc.faults[..i].iter().any(|g| matches!(g, Fault::RollingRestart { .. })) {
+                    c.fail(f("kind"), "only one rolling-restart per scenario");
                 }
             }
         }

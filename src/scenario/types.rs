@@ -51,6 +51,22 @@ pub struct Scenario {
     pub relay: Option<Relay>,
 }
 
+impl Scenario {
+    /// Every server that may ever run: the initial `servers.count` plus
+    /// those added by `scale-out` faults (server-template slots).
+    pub fn max_servers(&self) -> u32 {
+        let added: u64 = self
+            .faults
+            .iter()
+            .map(|f| match f {
+                Fault::ScaleOut { count, .. } => *count as u64,
+                _ => 0,
+            })
+            .sum();
+        (self.servers.count as u64 + added).min(u32::MAX as u64) as u32
+    }
+}
+
 /// How players play.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -288,7 +304,8 @@ pub enum HashType {
     Consistent,
 }
 
-/// The balancer (one HAProxy node in this version).
+/// The balancer cluster: HAProxy settings shared by every node, and the
+/// cluster's shape (nodes, VIP failover, TLS, backend updater).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Balancer {
@@ -327,6 +344,166 @@ pub struct Balancer {
     pub slowstart: SimDuration,
     #[serde(default)]
     pub health_check: HealthCheck,
+    /// Balancer nodes (HAProxy instances), each with its own server state,
+    /// health checks, queues, `node_maxconn` and `cores`.
+    #[serde(default = "d_nodes")]
+    pub nodes: u32,
+    /// How clients reach the nodes.
+    #[serde(default)]
+    pub mode: ClusterMode,
+    /// HAProxy's global `maxconn` per node (client connections it holds,
+    /// queued ones included); beyond it a node turns connections away.
+    /// Absent: no limit.
+    #[serde(default)]
+    pub node_maxconn: Option<u32>,
+    /// Cores per node (`nbthread`); they run TLS handshakes.
+    #[serde(default = "d_cores")]
+    pub cores: u32,
+    /// How a failed node's virtual IP moves to a surviving node.
+    #[serde(default)]
+    pub failover: Failover,
+    /// TLS termination on the nodes; absent: plain TCP (no handshake cost).
+    #[serde(default)]
+    pub tls: Option<Tls>,
+    /// Servers added or removed reach the nodes' server lists only at the
+    /// next tick of the backend updater (DNS / service discovery).
+    #[serde(default = "d_update_interval")]
+    pub update_interval: SimDuration,
+}
+
+fn d_nodes() -> u32 {
+    1
+}
+fn d_update_interval() -> SimDuration {
+    SimDuration::from_secs(30)
+}
+
+/// How clients are spread over balancer nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterMode {
+    /// One virtual IP held by node 0; the others stand by.
+    #[default]
+    ActivePassive,
+    /// One virtual IP per node, clients spread over them (DNS round robin).
+    ActiveActive,
+}
+
+/// Virtual-IP failover.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Failover {
+    /// keepalived (VRRPv2): a backup takes the VIP after
+    /// `3·advert_int + (256 − priority)/256 · advert_int` without adverts.
+    Keepalived {
+        #[serde(default = "d_advert")]
+        advert_int: SimDuration,
+        /// The backup's priority (1..=254; keepalived's default is 100).
+        #[serde(default = "d_priority")]
+        priority: u32,
+    },
+    /// Corosync/Pacemaker: membership is lost after `token`, a new one forms
+    /// after `consensus` (default 1.2 × token), then the IP resource starts.
+    Pacemaker {
+        #[serde(default = "d_token")]
+        token: SimDuration,
+        #[serde(default)]
+        consensus: Option<SimDuration>,
+        #[serde(default)]
+        resource_start: SimDuration,
+    },
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Failover::Keepalived {
+            advert_int: d_advert(),
+            priority: d_priority(),
+        }
+    }
+}
+
+impl Failover {
+    /// Time from a node's failure to its VIP answering on another node.
+    pub fn takeover(&self) -> SimDuration {
+        match self {
+            Failover::Keepalived { advert_int, priority } => {
+                let skew = advert_int.0 as u128 * (256 - (*priority).min(255)) as u128 / 256;
+                SimDuration(3 * advert_int.0 + skew as u64)
+            }
+            Failover::Pacemaker {
+                token,
+                consensus,
+                resource_start,
+            } => *token + consensus.unwrap_or(SimDuration(token.0 / 5 * 6)) + *resource_start,
+        }
+    }
+}
+
+fn d_advert() -> SimDuration {
+    SimDuration::from_secs(1)
+}
+fn d_priority() -> u32 {
+    100
+}
+fn d_token() -> SimDuration {
+    SimDuration::from_secs(3)
+}
+
+/// Key type of the certificate, which sets the cost of a full handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsKey {
+    /// ≈ 2 500 full handshakes/s per core (`openssl speed rsa2048` signs).
+    Rsa2048,
+    /// ≈ 12 000 full handshakes/s per core (`openssl speed ecdsap256`).
+    EcdsaP256,
+}
+
+impl TlsKey {
+    pub fn handshakes_per_s_per_core(self) -> f64 {
+        match self {
+            TlsKey::Rsa2048 => 2_500.0,
+            TlsKey::EcdsaP256 => 12_000.0,
+        }
+    }
+}
+
+/// TLS termination on the balancer nodes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub key: TlsKey,
+    /// Overrides the key type's full-handshake rate per core.
+    #[serde(default)]
+    pub full_rate: Option<Rate>,
+    /// Fraction of reconnections to the same node that resume their session
+    /// (session cache / tickets); first connections and connections to
+    /// another node always do a full handshake.
+    #[serde(default)]
+    pub resumption_ratio: f64,
+    /// Cost of a resumed handshake relative to a full one (no private-key
+    /// operation: symmetric crypto and a few messages).
+    #[serde(default = "d_resumed_cost")]
+    pub resumed_cost_ratio: f64,
+}
+
+fn d_resumed_cost() -> f64 {
+    0.1
+}
+
+impl Tls {
+    /// Core time of one full handshake.
+    pub fn full_cost(&self) -> SimDuration {
+        let rate = self
+            .full_rate
+            .map(|r| r.per_s)
+            .unwrap_or(self.key.handshakes_per_s_per_core());
+        SimDuration::from_secs_f64(1.0 / rate)
+    }
+    pub fn resumed_cost(&self) -> SimDuration {
+        SimDuration::from_secs_f64(self.full_cost().as_secs_f64() * self.resumed_cost_ratio)
+    }
 }
 
 fn d_timeout_connect() -> SimDuration {
@@ -436,6 +613,16 @@ pub struct Population {
     pub heartbeat_timeout: SimDuration,
     #[serde(default)]
     pub reconnect: Reconnect,
+    /// How long a connection attempt may go unanswered before the client
+    /// gives up on it and applies its reconnect policy (socket.io's
+    /// `timeout`: 20 s). SYNs to an unowned VIP are retransmitted after
+    /// 1 s, 2 s, 4 s, … (Linux's initial RTO doubling) until then.
+    #[serde(default = "d_connect_timeout")]
+    pub connect_timeout: SimDuration,
+}
+
+fn d_connect_timeout() -> SimDuration {
+    SimDuration::from_secs(20)
 }
 
 fn d_rtt() -> Dist {
@@ -571,4 +758,70 @@ pub enum Fault {
         #[serde(default)]
         restart_after: Option<SimDuration>,
     },
+    /// A balancer node fails: every tunnel through it drops, and its VIP
+    /// moves to a surviving node after the failover takeover time.
+    BalancerCrash {
+        node: u32,
+        at: SimDuration,
+        /// `process`: clients get a RST at once; `host`: they notice after
+        /// their heartbeat timeout.
+        #[serde(default)]
+        mode: CrashMode,
+        #[serde(default)]
+        restart_after: Option<SimDuration>,
+    },
+    /// `count` new servers boot at `at` (taking `boot` to start); the
+    /// balancers add them at the next backend-updater tick.
+    ScaleOut {
+        count: u32,
+        at: SimDuration,
+        #[serde(default)]
+        boot: SimDuration,
+    },
+    /// The `count` highest-numbered running servers are deregistered at `at`;
+    /// the balancers stop sending them connections at the next updater
+    /// tick, then they close their connections gracefully after `drain`.
+    ScaleIn {
+        count: u32,
+        at: SimDuration,
+        #[serde(default = "d_drain")]
+        drain: SimDuration,
+    },
+    /// A deploy: servers restarted one at a time in id order, starting at
+    /// `at`. Each is set to drain on every balancer node (no new
+    /// connections), closes its connections after `drain`, is down for
+    /// `restart_time`, is set ready again, and the next one starts `pause`
+    /// after that.
+    RollingRestart {
+        at: SimDuration,
+        #[serde(default = "d_drain")]
+        drain: SimDuration,
+        #[serde(default = "d_restart_time")]
+        restart_time: SimDuration,
+        #[serde(default = "d_pause")]
+        pause: SimDuration,
+    },
+}
+
+fn d_drain() -> SimDuration {
+    SimDuration::from_secs(30)
+}
+fn d_restart_time() -> SimDuration {
+    SimDuration::from_secs(10)
+}
+fn d_pause() -> SimDuration {
+    SimDuration::from_secs(10)
+}
+
+impl Fault {
+    /// When the fault starts.
+    pub fn at(&self) -> SimDuration {
+        match self {
+            Fault::Crash { at, .. }
+            | Fault::BalancerCrash { at, .. }
+            | Fault::ScaleOut { at, .. }
+            | Fault::ScaleIn { at, .. }
+            | Fault::RollingRestart { at, .. } => *at,
+        }
+    }
 }

@@ -10,7 +10,11 @@
 //! No I/O, no wall clock, no global RNG: a replication is a pure function of
 //! the scenario and `(seed, replication index)`.
 
+mod cluster;
 mod game;
+
+use cluster::NO_NODE;
+pub use cluster::{Cluster, Node};
 
 use std::collections::{HashMap, VecDeque};
 
@@ -22,7 +26,7 @@ use rand_distr::{Distribution, Exp, Zipf};
 use crate::engine::{self, LoopStats, Model, Scheduler};
 use crate::metrics::{Recorder, RefuseKind, ServerSample};
 use crate::model::backoff;
-use crate::model::balancer::{Balancer, Choice, Refusal, Transition, Waiter};
+use crate::model::balancer::{Admin, Choice, Refusal, Transition, Waiter};
 use crate::model::relay::Relay;
 use crate::model::room::Room;
 use crate::rng::{self, SimRng, streams};
@@ -60,7 +64,7 @@ pub const STATE_NAMES: [&str; N_STATES] = [
 ];
 
 pub(crate) const NONE: u32 = u32::MAX;
-const BACKEND: u32 = u32::MAX - 1;
+pub(crate) const BACKEND: u32 = u32::MAX - 1;
 
 /// One client.
 #[derive(Clone, Debug)]
@@ -95,6 +99,17 @@ pub struct Client {
     /// Group and slot in the room while connected.
     pub group: u32,
     pub gslot: u32,
+    /// The balancer VIP it resolved (DNS, cached for the client's life).
+    pub vip: u8,
+    /// The balancer node of the current attempt or connection (`NO_NODE`
+    /// before it reaches one).
+    pub node: u8,
+    /// The node that holds its TLS session (for resumption).
+    pub tls_node: u8,
+    /// SYNs sent in this attempt to an unowned VIP.
+    pub syn_tries: u8,
+    /// The pending handshake is a resumption.
+    pub tls_resumed: bool,
 }
 
 /// Work for a server's cores (an M/G/c FIFO per server).
@@ -221,9 +236,13 @@ pub enum Event {
         generation: u32,
     },
     Check {
+        node: u16,
+        epoch: u16,
         server: u32,
     },
     CheckResult {
+        node: u16,
+        epoch: u16,
         server: u32,
         ok: bool,
     },
@@ -234,6 +253,7 @@ pub enum Event {
         server: u32,
     },
     WeightTick {
+        node: u16,
         server: u32,
     },
     Sample,
@@ -257,6 +277,40 @@ pub enum Event {
         msg: u32,
         server: u32,
     },
+    /// The client gives up an attempt nobody answered in time.
+    ConnectTimeout {
+        client: u32,
+        generation: u32,
+    },
+    /// A balancer node's core finished a TLS handshake.
+    TlsDone {
+        node: u16,
+        epoch: u16,
+        id: u32,
+    },
+    /// The client's upgrade request follows its handshake to the node.
+    TlsRtt {
+        client: u32,
+        generation: u32,
+    },
+    /// Failover: a surviving node claims a VIP.
+    VipTakeover {
+        vip: u32,
+    },
+    NodeRestart {
+        node: u16,
+    },
+    /// The backend updater applies pending additions and removals.
+    UpdaterTick,
+    /// A removed server's drain is over: it exits.
+    StopServer {
+        server: u32,
+    },
+    /// A rolling restart's step for one server.
+    Deploy {
+        server: u32,
+        phase: u8,
+    },
 }
 
 struct PopState {
@@ -277,7 +331,10 @@ pub struct World<'a> {
     pub clients: Vec<Client>,
     pops: Vec<PopState>,
     pub servers: Vec<Server>,
-    pub balancer: Balancer,
+    /// The balancer nodes.
+    pub nodes: Vec<Node>,
+    /// VIPs and the deployment's administrative state.
+    pub cluster: Cluster,
     pub rec: Recorder,
     pub state_counts: [u64; N_STATES],
     end: SimTime,
@@ -339,7 +396,8 @@ pub const MAX_CLIENTS: usize = 100_000_000;
 impl<'a> World<'a> {
     pub fn new(sc: &'a Scenario, replication: u32) -> Self {
         let r = replication as u64;
-        let n = sc.servers.count as usize;
+        let n = sc.max_servers() as usize;
+        let initial = sc.servers.count as usize;
         World {
             sc,
             rng_arrivals: rng::stream(sc.seed, r, streams::ARRIVALS),
@@ -360,8 +418,15 @@ impl<'a> World<'a> {
                     },
                 })
                 .collect(),
-            servers: (0..n).map(|_| Server::new()).collect(),
-            balancer: Balancer::new(&sc.balancer, &sc.servers),
+            servers: (0..n)
+                .map(|i| {
+                    let mut sv = Server::new();
+                    sv.up = i < initial;
+                    sv
+                })
+                .collect(),
+            nodes: (0..sc.balancer.nodes).map(|_| Node::new(sc)).collect(),
+            cluster: Cluster::new(sc),
             rec: Recorder::new(n, SimTime::ZERO + sc.warmup),
             state_counts: [0; N_STATES],
             end: SimTime::ZERO + sc.duration,
@@ -383,22 +448,16 @@ impl<'a> World<'a> {
                 s.at(t, Event::Arrival { pop: i as u16 });
             }
         }
-        let hc = &self.sc.balancer.health_check;
-        if hc.enabled {
-            for srv in 0..self.servers.len() {
-                // Spread the first checks over one interval (spread-checks).
-                let off = self.rng_health.random_range(0..hc.inter.0.max(1));
-                s.at(SimTime(off), Event::Check { server: srv as u32 });
-            }
+        // Spread the first checks over one interval (spread-checks).
+        for node in 0..self.nodes.len() {
+            self.prime_checks(node, s);
         }
         for (i, f) in self.sc.faults.iter().enumerate() {
-            match f {
-                Fault::Crash { at, server, .. } => {
-                    let t = SimTime::ZERO + *at;
-                    s.at(t, Event::Fault { index: i as u16 });
-                    let sv = &mut self.servers[*server as usize];
-                    sv.next_crash = sv.next_crash.min(t);
-                }
+            let t = SimTime::ZERO + f.at();
+            s.at(t, Event::Fault { index: i as u16 });
+            if let Fault::Crash { server, .. } = f {
+                let sv = &mut self.servers[*server as usize];
+                sv.next_crash = sv.next_crash.min(t);
             }
         }
         s.at(SimTime::ZERO + self.sc.sample_interval, Event::Sample);
@@ -534,7 +593,14 @@ impl<'a> World<'a> {
             room_idx,
             group: NONE,
             gslot: NONE,
+            vip: 0,
+            node: NO_NODE,
+            tls_node: NO_NODE,
+            syn_tries: 0,
+            tls_resumed: false,
         });
+        let vip = self.pick_vip();
+        self.clients.last_mut().expect("just pushed").vip = vip;
         self.state_counts[ClientState::Connecting as usize] += 1;
         self.rec.count(now, |c| c.clients_arrived += 1);
         self.start_attempt(id, s);
@@ -551,6 +617,8 @@ impl<'a> World<'a> {
         cl.ever_attempted = true;
         cl.attempt_start = now;
         cl.backend_tries = 0;
+        cl.node = NO_NODE;
+        cl.syn_tries = 0;
         let (generation, half) = (cl.generation, SimDuration(cl.rtt.0 / 2));
         self.rec.count(now, |k| {
             k.connection_attempts += 1;
@@ -561,13 +629,15 @@ impl<'a> World<'a> {
         s.after(half, Event::AtBalancer { client: c, generation });
     }
 
-    /// The balancer decides where a request goes.
+    /// The client's balancer node decides where a request goes.
     fn route(&mut self, c: u32, exclude: Option<u32>, s: &mut Scheduler<Event>) {
-        let (source, room) = {
+        let (source, room, node) = {
             let cl = &self.clients[c as usize];
-            (cl.source, cl.room)
+            (cl.source, cl.room, cl.node as usize)
         };
-        let choice = self.balancer.choose(source, room, exclude, &mut self.rng_balancer);
+        let choice = self.nodes[node]
+            .lb
+            .choose(source, room, exclude, &mut self.rng_balancer);
         self.apply_choice(c, choice, s);
     }
 
@@ -581,7 +651,8 @@ impl<'a> World<'a> {
     }
 
     fn forward(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) {
-        self.balancer.on_forward(srv);
+        let node = self.clients[c as usize].node as usize;
+        self.nodes[node].lb.on_forward(srv);
         self.set_state(c, ClientState::Connecting);
         let cl = &mut self.clients[c as usize];
         cl.server = srv;
@@ -598,13 +669,14 @@ impl<'a> World<'a> {
         );
     }
 
-    fn release_slot(&mut self, c: u32) -> Option<u32> {
+    /// Gives back the client's slot; returns the node and server it was on.
+    fn release_slot(&mut self, c: u32) -> Option<(usize, u32)> {
         let cl = &mut self.clients[c as usize];
         if cl.holds_slot {
             cl.holds_slot = false;
-            let srv = cl.server;
-            self.balancer.on_close(srv);
-            Some(srv)
+            let (node, srv) = (cl.node as usize, cl.server);
+            self.nodes[node].lb.on_close(srv);
+            Some((node, srv))
         } else {
             None
         }
@@ -615,8 +687,8 @@ impl<'a> World<'a> {
         self.set_state(c, ClientState::Queued);
         let cl = &mut self.clients[c as usize];
         cl.queue = srv.unwrap_or(BACKEND);
-        let generation = cl.generation;
-        self.balancer.enqueue(
+        let (generation, node) = (cl.generation, cl.node as usize);
+        self.nodes[node].lb.enqueue(
             srv,
             Waiter {
                 client: c,
@@ -637,6 +709,8 @@ impl<'a> World<'a> {
             Refusal::QueueFull => RefuseKind::QueueFull,
             Refusal::QueueTimeout => RefuseKind::QueueTimeout,
             Refusal::ServerFailed => RefuseKind::ServerFailed,
+            Refusal::NodeFull => RefuseKind::NodeFull,
+            Refusal::ConnectTimeout => RefuseKind::ConnectTimeout,
         };
         self.rec.refused(now, kind);
         let cl = &mut self.clients[c as usize];
@@ -813,22 +887,31 @@ impl<'a> World<'a> {
         self.leave_room(c);
     }
 
-    /// Hands freed slots on `srv` to waiting requests.
-    fn drain_queue(&mut self, srv: u32, s: &mut Scheduler<Event>) {
+    /// Hands freed slots on `srv` at `node` to waiting requests.
+    fn drain_queue(&mut self, node: usize, srv: u32, s: &mut Scheduler<Event>) {
         loop {
             let clients = &self.clients;
             let is_live = |w: &Waiter| {
                 let cl = &clients[w.client as usize];
                 cl.generation == w.generation && cl.state == ClientState::Queued
             };
-            let Some((w, _)) = self.balancer.next_waiter(srv, is_live) else {
+            let Some((w, _)) = self.nodes[node].lb.next_waiter(srv, is_live) else {
                 break;
             };
             self.forward(w.client, srv, s);
         }
     }
 
-    fn crash(&mut self, srv: u32, mode: CrashMode, restart_after: Option<SimDuration>, s: &mut Scheduler<Event>) {
+    /// The server's process dies (`label` "crash") or exits on purpose
+    /// ("stopped": a deploy or scale-in; clients get a close at once).
+    fn crash(
+        &mut self,
+        srv: u32,
+        mode: CrashMode,
+        restart_after: Option<SimDuration>,
+        label: &'static str,
+        s: &mut Scheduler<Event>,
+    ) {
         let now = s.now();
         let sv = &mut self.servers[srv as usize];
         if !sv.up {
@@ -890,12 +973,12 @@ impl<'a> World<'a> {
             CrashMode::Process => "process",
             CrashMode::Host => "host",
         };
-        self.rec.event(
-            now,
-            format!("server-{srv}"),
-            "crash",
-            format!("{how} crash, {n} connections dropped"),
-        );
+        let detail = if label == "crash" {
+            format!("{how} crash, {n} connections dropped")
+        } else {
+            format!("stopped, {n} connections closed")
+        };
+        self.rec.event(now, format!("server-{srv}"), label, detail);
         if let Some(d) = restart_after {
             s.after(d, Event::Restart { server: srv });
         }
@@ -916,41 +999,58 @@ impl<'a> World<'a> {
             .unwrap_or(SimTime::MAX)
     }
 
-    fn check_result(&mut self, srv: u32, ok: bool, s: &mut Scheduler<Event>) {
+    fn check_result(&mut self, node: usize, srv: u32, ok: bool, s: &mut Scheduler<Event>) {
         let now = s.now();
         let hc = &self.sc.balancer.health_check;
-        match self.balancer.record_check(srv, ok, hc, now) {
+        // Events name the node only when there are several.
+        let who = if self.nodes.len() > 1 {
+            format!(" by balancer-{node}")
+        } else {
+            String::new()
+        };
+        match self.nodes[node].lb.record_check(srv, ok, hc, now) {
             Some(Transition::MarkedDown) => {
                 self.rec.event(
                     now,
                     format!("server-{srv}"),
                     "marked-down",
-                    "health checks failed".into(),
+                    format!("health checks failed{who}"),
                 );
-                let clients = &self.clients;
-                let waiters = self.balancer.drain_server_queue(srv, |w: &Waiter| {
-                    let cl = &clients[w.client as usize];
-                    cl.generation == w.generation && cl.state == ClientState::Queued
-                });
-                for w in waiters {
-                    self.route(w.client, Some(srv), s);
-                }
+                self.reroute_server_queue(node, srv, s);
             }
             Some(Transition::MarkedUp) => {
-                self.rec
-                    .event(now, format!("server-{srv}"), "marked-up", "health checks passed".into());
+                self.rec.event(
+                    now,
+                    format!("server-{srv}"),
+                    "marked-up",
+                    format!("health checks passed{who}"),
+                );
                 let ss = self.sc.balancer.slowstart;
                 if ss.0 > 0 {
-                    self.balancer.slowstart(srv, now, ss);
-                    s.after(slowstart_tick(ss), Event::WeightTick { server: srv });
+                    self.nodes[node].lb.slowstart(srv, now, ss);
+                    s.after(
+                        slowstart_tick(ss),
+                        Event::WeightTick {
+                            node: node as u16,
+                            server: srv,
+                        },
+                    );
                 }
-                self.drain_queue(srv, s);
+                self.drain_queue(node, srv, s);
             }
             None => {}
         }
-        let interval = self.balancer.check_interval(srv, hc);
-        let next = (self.servers[srv as usize].check_started + interval).max(now);
-        s.at(next, Event::Check { server: srv });
+        let interval = self.nodes[node].lb.check_interval(srv, hc);
+        let next = (self.nodes[node].check_started[srv as usize] + interval).max(now);
+        let epoch = self.nodes[node].epoch;
+        s.at(
+            next,
+            Event::Check {
+                node: node as u16,
+                epoch,
+                server: srv,
+            },
+        );
     }
 
     fn sample(&mut self, s: &mut Scheduler<Event>) {
@@ -959,13 +1059,19 @@ impl<'a> World<'a> {
         let servers: Vec<ServerSample> = (0..self.servers.len())
             .map(|i| {
                 let sv = &mut self.servers[i];
+                let live = self.nodes.iter().filter(|n| n.up);
+                let queued = live.clone().map(|n| n.lb.queued(i as u32)).sum();
+                let lb_up = live
+                    .clone()
+                    .next()
+                    .is_some_and(|n| n.lb.is_up(i as u32) && n.lb.admin(i as u32) == Admin::Ready);
                 ServerSample {
                     connections: sv.conns.len() as u32,
-                    queued: self.balancer.queued(i as u32),
+                    queued,
                     cpu_util: sv.utilisation_since_last(now, cores, interval),
                     jobs_waiting: sv.jobs.len() as u32,
                     process_up: sv.up,
-                    lb_up: self.balancer.is_up(i as u32),
+                    lb_up,
                 }
             })
             .collect();
@@ -1002,9 +1108,26 @@ impl Model for World<'_> {
             }
             Event::AtBalancer { client, generation } => {
                 if self.live(client, generation) {
+                    self.at_vip(client, s);
+                }
+            }
+            Event::TlsRtt { client, generation } => {
+                if self.live(client, generation) {
                     self.route(client, None, s);
                 }
             }
+            Event::TlsDone { node, epoch, id } => self.tls_done(node as usize, epoch, id, s),
+            Event::ConnectTimeout { client, generation } => {
+                let cl = &self.clients[client as usize];
+                if cl.generation == generation && cl.state == ClientState::Connecting && !cl.holds_slot {
+                    self.refuse(client, Refusal::ConnectTimeout, s);
+                }
+            }
+            Event::VipTakeover { vip } => self.vip_takeover(vip as usize, s),
+            Event::NodeRestart { node } => self.node_restart(node as usize, s),
+            Event::UpdaterTick => self.updater_tick(s),
+            Event::StopServer { server } => self.stop_server(server, s),
+            Event::Deploy { server, phase } => self.deploy_step(server, phase, s),
             Event::AtServer {
                 client,
                 generation,
@@ -1050,8 +1173,8 @@ impl Model for World<'_> {
                 if !self.live(client, generation) {
                     return;
                 }
-                if let Some(srv) = self.release_slot(client) {
-                    self.drain_queue(srv, s);
+                if let Some((node, srv)) = self.release_slot(client) {
+                    self.drain_queue(node, srv, s);
                 }
                 let cl = &mut self.clients[client as usize];
                 cl.backend_tries += 1;
@@ -1083,15 +1206,17 @@ impl Model for World<'_> {
                 } else {
                     // The slot was released on failure and may have gone to a
                     // waiter: the retry must queue like any request beyond maxconn.
-                    let choice = self.balancer.admit_to(server);
+                    let node = self.clients[client as usize].node as usize;
+                    let choice = self.nodes[node].lb.admit_to(server);
                     self.apply_choice(client, choice, s);
                 }
             }
             Event::CoreDone { server, epoch, job } => self.core_done(server, epoch, job, s),
             Event::QueueTimeout { client, generation } => {
                 if self.live(client, generation) && self.clients[client as usize].state == ClientState::Queued {
-                    let q = self.clients[client as usize].queue;
-                    self.balancer.cancel_waiter((q != BACKEND).then_some(q));
+                    let cl = &self.clients[client as usize];
+                    let (q, node) = (cl.queue, cl.node as usize);
+                    self.nodes[node].lb.cancel_waiter((q != BACKEND).then_some(q));
                     self.refuse(client, Refusal::QueueTimeout, s);
                 }
             }
@@ -1099,22 +1224,32 @@ impl Model for World<'_> {
                 if self.live(client, generation) {
                     self.detach(client, now);
                     self.set_state(client, ClientState::Left);
-                    if let Some(srv) = self.release_slot(client) {
-                        self.drain_queue(srv, s);
+                    if let Some((node, srv)) = self.release_slot(client) {
+                        self.drain_queue(node, srv, s);
                     }
                 }
             }
             Event::DropNoticed { client, generation } => {
                 if self.live(client, generation) {
-                    if let Some(srv) = self.release_slot(client) {
-                        self.drain_queue(srv, s);
+                    if let Some((node, srv)) = self.release_slot(client) {
+                        self.drain_queue(node, srv, s);
                     }
                     self.retry_or_give_up(client, SimDuration::ZERO, s);
                 }
             }
-            Event::Check { server } => {
-                let sv = &mut self.servers[server as usize];
-                sv.check_started = now;
+            Event::Check { node, epoch, server } => {
+                let nd = &mut self.nodes[node as usize];
+                if !nd.up || nd.epoch != epoch {
+                    return; // the node died: its checks stop (restart primes new ones)
+                }
+                if nd.lb.admin(server) == Admin::Maint {
+                    // Not in the list: not checked, look again later.
+                    let inter = self.sc.balancer.health_check.inter;
+                    s.after(inter, Event::Check { node, epoch, server });
+                    return;
+                }
+                nd.check_started[server as usize] = now;
+                let sv = &self.servers[server as usize];
                 let rtt = SimDuration(2 * self.sc.servers.backend_latency.0);
                 let (ok, d) = if sv.up {
                     (true, rtt)
@@ -1124,9 +1259,27 @@ impl Model for World<'_> {
                         CrashMode::Host => (false, self.sc.balancer.health_check.timeout()),
                     }
                 };
-                s.after(d, Event::CheckResult { server, ok });
+                s.after(
+                    d,
+                    Event::CheckResult {
+                        node,
+                        epoch,
+                        server,
+                        ok,
+                    },
+                );
             }
-            Event::CheckResult { server, ok } => self.check_result(server, ok, s),
+            Event::CheckResult {
+                node,
+                epoch,
+                server,
+                ok,
+            } => {
+                let nd = &self.nodes[node as usize];
+                if nd.up && nd.epoch == epoch {
+                    self.check_result(node as usize, server, ok, s);
+                }
+            }
             Event::Fault { index } => match self.sc.faults[index as usize] {
                 Fault::Crash {
                     server,
@@ -1134,11 +1287,23 @@ impl Model for World<'_> {
                     restart_after,
                     ..
                 } => {
-                    self.crash(server, mode, restart_after, s);
+                    if self.cluster.provisioned[server as usize] {
+                        self.crash(server, mode, restart_after, "crash", s);
+                    }
                     self.servers[server as usize].next_crash = self.next_scheduled_crash(server, now);
                 }
+                Fault::BalancerCrash {
+                    node,
+                    mode,
+                    restart_after,
+                    ..
+                } => self.node_crash(node as usize, mode, restart_after, s),
+                _ => self.deploy_fault(index as usize, s),
             },
             Event::Restart { server } => {
+                if !self.cluster.provisioned[server as usize] {
+                    return; // removed by a scale-in meanwhile
+                }
                 let sv = &mut self.servers[server as usize];
                 sv.up = true;
                 self.rec.event(
@@ -1148,12 +1313,16 @@ impl Model for World<'_> {
                     "process accepting again".into(),
                 );
             }
-            Event::WeightTick { server } => {
+            Event::WeightTick { node, server } => {
                 let ss = self.sc.balancer.slowstart;
-                if self.balancer.slowstart(server, now, ss) {
-                    s.after(slowstart_tick(ss), Event::WeightTick { server });
+                let nd = &mut self.nodes[node as usize];
+                if !nd.up {
+                    return;
                 }
-                self.drain_queue(server, s);
+                if nd.lb.slowstart(server, now, ss) {
+                    s.after(slowstart_tick(ss), Event::WeightTick { node, server });
+                }
+                self.drain_queue(node as usize, server, s);
             }
             Event::Sample => self.sample(s),
             Event::GameStart { room, game } => self.game_start(room, game, s),

@@ -549,7 +549,7 @@ fn per_event_violations(sc: &Scenario, rep: u32) -> (Vec<String>, u64) {
         let servers = w.servers.len() as u32;
         let mut free = false;
         for k in 0..servers {
-            let b = &w.balancer;
+            let b = &w.nodes[0].lb;
             let sv = &w.servers[k as usize];
             if b.conns(k) > maxconn {
                 bad.push(format!(
@@ -572,10 +572,10 @@ fn per_event_violations(sc: &Scenario, rep: u32) -> (Vec<String>, u64) {
             }
             free |= usable && b.conns(k) < maxconn;
         }
-        if free && w.balancer.backend_queued() > 0 {
+        if free && w.nodes[0].lb.backend_queued() > 0 {
             bad.push(format!(
                 "t={t:.6}: {} in the backend queue while a server has a free slot",
-                w.balancer.backend_queued()
+                w.nodes[0].lb.backend_queued()
             ));
         }
         if n.is_multiple_of(200) {

@@ -1,0 +1,591 @@
+//! The balancer cluster and deployments: balancer nodes, their virtual IPs
+//! and failover, TLS handshakes on the nodes' cores, the backend updater,
+//! scale-out, scale-in and rolling restarts.
+//!
+//! Each node is an independent HAProxy: its own [`Balancer`] (server slots,
+//! queues, health checks), its own cores ([`Station`]) for handshakes and
+//! its own `node_maxconn`. Clients reach a node through a virtual IP: one
+//! VIP on node 0 (`active-passive`) or one per node, clients spread over
+//! them (`active-active`, DNS round robin). A node that fails drops every
+//! tunnel through it; its VIPs answer nowhere until the failover takeover
+//! time has passed, then on the lowest-numbered surviving node. A SYN to an
+//! unowned VIP is lost and retransmitted after 1 s, 2 s, 4 s, … until the
+//! client's `connect_timeout`.
+//!
+//! Server slots follow HAProxy's `server-template`: every server that may
+//! ever run has a slot from the start; slots not yet provisioned are in
+//! maintenance. The backend updater applies additions and removals to every
+//! node only at its next tick (`update_interval`); a deploy's drain and
+//! ready commands go through the runtime API and apply at once.
+
+use rand::RngExt;
+
+use super::{BACKEND, ClientState, Event, NONE, World};
+use crate::engine::Scheduler;
+use crate::model::balancer::{Admin, Balancer};
+use crate::model::station::{Admit, Station};
+use crate::scenario::{ClusterMode, CrashMode, Fault, Scenario};
+use crate::time::{SimDuration, SimTime};
+
+/// No node: the client has not reached one in this attempt.
+pub(crate) const NO_NODE: u8 = u8::MAX;
+
+/// A client in a node's handshake queue, with the generation it had.
+pub type Handshake = (u32, u32);
+
+/// One balancer node.
+pub struct Node {
+    pub up: bool,
+    /// Changes at each crash: events of an earlier life are stale.
+    pub epoch: u16,
+    pub crash_mode: CrashMode,
+    pub lb: Balancer,
+    /// The node's cores: TLS handshakes queue here.
+    pub tls: Station<Handshake>,
+    /// When the current health check of each server started.
+    pub check_started: Vec<SimTime>,
+    pub full_handshakes: u64,
+    pub resumed_handshakes: u64,
+}
+
+impl Node {
+    pub fn new(sc: &Scenario) -> Self {
+        let slots = sc.max_servers();
+        Node {
+            up: true,
+            epoch: 0,
+            crash_mode: CrashMode::Process,
+            lb: Balancer::new(&sc.balancer, &sc.servers, slots),
+            tls: Station::new(sc.balancer.cores, usize::MAX),
+            check_started: vec![SimTime::ZERO; slots as usize],
+            full_handshakes: 0,
+            resumed_handshakes: 0,
+        }
+    }
+}
+
+/// The cluster's addresses and the deployment's administrative state.
+pub struct Cluster {
+    /// Which node answers each VIP (`NONE` while it is moving).
+    pub vip_owner: Vec<u32>,
+    /// Since when each VIP has been unowned.
+    vip_lost_at: Vec<SimTime>,
+    /// Seconds of VIP outage (summed over VIPs), closed intervals only.
+    pub vip_outage_ns: u64,
+    /// The administrative state the deployment wants for each server slot;
+    /// every node converges to it (at the updater's tick, or at once).
+    pub admin: Vec<Admin>,
+    /// Slots whose process exists (booted by the initial fleet or a scale-out,
+    /// not yet removed by a scale-in).
+    pub provisioned: Vec<bool>,
+    /// Slots that ever ran a process (for imbalance statistics).
+    pub ever_provisioned: Vec<bool>,
+    /// How long a removed server drains before it stops (scale-in).
+    stop_after: Vec<SimDuration>,
+    /// Next free server-template slot.
+    next_slot: u32,
+    /// Changes waiting for the backend updater.
+    pending: Vec<(u32, Admin)>,
+    updater_scheduled: bool,
+}
+
+impl Cluster {
+    pub fn new(sc: &Scenario) -> Self {
+        let n = sc.max_servers() as usize;
+        let vips = match sc.balancer.mode {
+            ClusterMode::ActivePassive => 1,
+            ClusterMode::ActiveActive => sc.balancer.nodes as usize,
+        };
+        let initial = sc.servers.count as usize;
+        Cluster {
+            vip_owner: (0..vips as u32).collect(),
+            vip_lost_at: vec![SimTime::ZERO; vips],
+            vip_outage_ns: 0,
+            admin: (0..n)
+                .map(|i| if i < initial { Admin::Ready } else { Admin::Maint })
+                .collect(),
+            provisioned: (0..n).map(|i| i < initial).collect(),
+            ever_provisioned: (0..n).map(|i| i < initial).collect(),
+            stop_after: vec![SimDuration::ZERO; n],
+            next_slot: initial as u32,
+            pending: Vec::new(),
+            updater_scheduled: false,
+        }
+    }
+
+    /// VIP outage so far, open intervals included.
+    pub fn vip_outage(&self, now: SimTime) -> SimDuration {
+        let open: u64 = self
+            .vip_owner
+            .iter()
+            .zip(&self.vip_lost_at)
+            .filter(|(o, _)| **o == NONE)
+            .map(|(_, t)| now.since(*t).0)
+            .sum();
+        SimDuration(self.vip_outage_ns + open)
+    }
+}
+
+/// Linux's initial SYN retransmission timeout (RFC 6298: 1 s).
+const SYN_RTO: SimDuration = SimDuration::from_secs(1);
+
+impl World<'_> {
+    /// The VIP a new client resolves (DNS round robin in active-active).
+    pub(super) fn pick_vip(&mut self) -> u8 {
+        let n = self.cluster.vip_owner.len();
+        if n <= 1 {
+            0
+        } else {
+            self.rng_balancer.random_range(0..n) as u8
+        }
+    }
+
+    /// The attempt's packet reaches the client's VIP.
+    pub(super) fn at_vip(&mut self, c: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let (vip, start, pop, tries) = {
+            let cl = &self.clients[c as usize];
+            (cl.vip as usize, cl.attempt_start, cl.pop as usize, cl.syn_tries)
+        };
+        let owner = self.cluster.vip_owner[vip];
+        if owner == NONE {
+            // Nobody answers ARP for the VIP: the SYN is lost; the client's
+            // TCP retransmits it after 1 s, 2 s, 4 s, … (from the first send).
+            let timeout = self.sc.populations[pop].connect_timeout;
+            let cl = &mut self.clients[c as usize];
+            let wait = SimDuration(SYN_RTO.0.saturating_mul(1u64 << tries.min(20)));
+            cl.syn_tries = tries.saturating_add(1);
+            let generation = cl.generation;
+            if (now + wait).since(start) >= timeout {
+                s.at(
+                    (start + timeout).max(now),
+                    Event::ConnectTimeout { client: c, generation },
+                );
+            } else {
+                s.after(wait, Event::AtBalancer { client: c, generation });
+            }
+            return;
+        }
+        let node = owner as usize;
+        if let Some(max) = self.sc.balancer.node_maxconn
+            && self.nodes[node].lb.load() + self.nodes[node].tls.len() as u64 >= max as u64
+        {
+            self.clients[c as usize].node = owner as u8;
+            self.refuse(c, super::Refusal::NodeFull, s);
+            return;
+        }
+        self.clients[c as usize].node = owner as u8;
+        let Some(tls) = &self.sc.balancer.tls else {
+            self.route(c, None, s);
+            return;
+        };
+        let resumed_ratio = tls.resumption_ratio;
+        let cl = &self.clients[c as usize];
+        let resumed = cl.tls_node == owner as u8 && resumed_ratio > 0.0 && {
+            let u: f64 = self.rng_balancer.random();
+            u < resumed_ratio
+        };
+        let generation = cl.generation;
+        let nd = &mut self.nodes[node];
+        if resumed {
+            nd.resumed_handshakes += 1;
+        } else {
+            nd.full_handshakes += 1;
+        }
+        // Remember the handshake's kind in the client until it starts.
+        self.clients[c as usize].tls_resumed = resumed;
+        match self.nodes[node].tls.arrive(now, (c, generation)) {
+            Admit::Started(id) => self.schedule_handshake(node, id, c, s),
+            Admit::Queued => {
+                // A client stuck behind a handshake storm gives up after its
+                // connect timeout (and tries again: the storm feeds itself).
+                let cl = &self.clients[c as usize];
+                let timeout = self.sc.populations[cl.pop as usize].connect_timeout;
+                s.at(
+                    (cl.attempt_start + timeout).max(now),
+                    Event::ConnectTimeout { client: c, generation },
+                );
+            }
+            Admit::Rejected(_) => unreachable!("an up node's handshake queue is unbounded"),
+        }
+    }
+
+    fn schedule_handshake(&mut self, node: usize, id: u32, c: u32, s: &mut Scheduler<Event>) {
+        let Some(tls) = &self.sc.balancer.tls else { return };
+        let cost = if self.clients[c as usize].tls_resumed {
+            tls.resumed_cost()
+        } else {
+            tls.full_cost()
+        };
+        let epoch = self.nodes[node].epoch;
+        s.after(
+            cost,
+            Event::TlsDone {
+                node: node as u16,
+                epoch,
+                id,
+            },
+        );
+    }
+
+    /// A core finished a handshake; the client answers (TLS 1.3: one round
+    /// trip) with its WebSocket upgrade, which the node then routes.
+    pub(super) fn tls_done(&mut self, node: usize, epoch: u16, id: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let nd = &mut self.nodes[node];
+        if nd.epoch != epoch {
+            return;
+        }
+        let Some((c, generation)) = nd.tls.complete(now, nd.tls.epoch(), id) else {
+            return;
+        };
+        if let Some((next, &(nc, _))) = nd.tls.next(now) {
+            self.schedule_handshake(node, next, nc, s);
+        }
+        if !self.live(c, generation) {
+            return; // gave up meanwhile: the handshake was wasted work
+        }
+        let cl = &mut self.clients[c as usize];
+        cl.tls_node = node as u8;
+        let rtt = cl.rtt;
+        s.after(rtt, Event::TlsRtt { client: c, generation });
+    }
+
+    /// A node fails: its VIPs stop answering, every tunnel through it drops.
+    pub(super) fn node_crash(
+        &mut self,
+        node: usize,
+        mode: CrashMode,
+        restart_after: Option<SimDuration>,
+        s: &mut Scheduler<Event>,
+    ) {
+        let now = s.now();
+        if !self.nodes[node].up {
+            return;
+        }
+        let takeover = self.sc.balancer.failover.takeover();
+        {
+            let nd = &mut self.nodes[node];
+            nd.up = false;
+            nd.crash_mode = mode;
+            nd.epoch = nd.epoch.wrapping_add(1);
+            nd.tls.crash(now);
+            nd.lb = Balancer::new(&self.sc.balancer, &self.sc.servers, self.sc.max_servers());
+        }
+        let mut moved = 0;
+        for v in 0..self.cluster.vip_owner.len() {
+            if self.cluster.vip_owner[v] == node as u32 {
+                self.cluster.vip_owner[v] = NONE;
+                self.cluster.vip_lost_at[v] = now;
+                s.after(takeover, Event::VipTakeover { vip: v as u32 });
+                moved += 1;
+            }
+        }
+        // Every client whose current attempt or connection goes through it.
+        let mut dropped = 0u64;
+        for c in 0..self.clients.len() as u32 {
+            let cl = &self.clients[c as usize];
+            if cl.node != node as u8
+                || !matches!(
+                    cl.state,
+                    ClientState::Connecting | ClientState::Queued | ClientState::Connected
+                )
+            {
+                continue;
+            }
+            if cl.state == ClientState::Connected {
+                self.detach(c, now);
+                dropped += 1;
+            }
+            let cl = &mut self.clients[c as usize];
+            cl.holds_slot = false;
+            cl.queue = NONE;
+            cl.node = NO_NODE;
+            self.set_state(c, ClientState::Orphaned);
+            let cl = &self.clients[c as usize];
+            let notice = match mode {
+                CrashMode::Process => SimDuration(cl.rtt.0 / 2),
+                CrashMode::Host => self.sc.populations[cl.pop as usize].heartbeat_timeout,
+            };
+            let generation = cl.generation;
+            s.after(notice, Event::DropNoticed { client: c, generation });
+        }
+        self.rec.count(now, |k| k.dropped += dropped);
+        let how = match mode {
+            CrashMode::Process => "process",
+            CrashMode::Host => "host",
+        };
+        self.rec.event(
+            now,
+            format!("balancer-{node}"),
+            "crash",
+            format!("{how} crash, {dropped} tunnels dropped, {moved} VIP(s) move in {takeover}"),
+        );
+        if let Some(d) = restart_after {
+            s.after(d, Event::NodeRestart { node: node as u16 });
+        }
+    }
+
+    /// The failover takeover time has passed: a surviving node claims the VIP.
+    pub(super) fn vip_takeover(&mut self, vip: usize, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        if self.cluster.vip_owner[vip] != NONE {
+            return;
+        }
+        let Some(node) = self.nodes.iter().position(|n| n.up) else {
+            return; // nobody left: the VIP waits for a node to come back
+        };
+        self.cluster.vip_owner[vip] = node as u32;
+        self.cluster.vip_outage_ns += now.since(self.cluster.vip_lost_at[vip]).0;
+        self.rec.event(
+            now,
+            format!("vip-{vip}"),
+            "vip-moved",
+            format!("now answered by balancer-{node}"),
+        );
+    }
+
+    pub(super) fn node_restart(&mut self, node: usize, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let nd = &mut self.nodes[node];
+        if nd.up {
+            return;
+        }
+        nd.up = true;
+        nd.tls.restart(now);
+        for srv in 0..self.cluster.admin.len() {
+            self.nodes[node].lb.set_admin(srv as u32, self.cluster.admin[srv], now);
+        }
+        self.rec
+            .event(now, format!("balancer-{node}"), "restarted", "node back".into());
+        // keepalived without preemption: VIPs stay where they moved; any VIP
+        // still unowned is claimed after the takeover time.
+        let takeover = self.sc.balancer.failover.takeover();
+        for v in 0..self.cluster.vip_owner.len() {
+            if self.cluster.vip_owner[v] == NONE {
+                s.after(takeover, Event::VipTakeover { vip: v as u32 });
+            }
+        }
+        self.prime_checks(node, s);
+    }
+
+    /// Health checks of every server from `node`, spread over one interval.
+    pub(super) fn prime_checks(&mut self, node: usize, s: &mut Scheduler<Event>) {
+        let hc = &self.sc.balancer.health_check;
+        if !hc.enabled {
+            return;
+        }
+        let epoch = self.nodes[node].epoch;
+        for srv in 0..self.servers.len() {
+            let off = self.rng_health.random_range(0..hc.inter.0.max(1));
+            s.after(
+                SimDuration(off),
+                Event::Check {
+                    node: node as u16,
+                    epoch,
+                    server: srv as u32,
+                },
+            );
+        }
+    }
+
+    /// Applies an administrative state on every live node at once (the
+    /// runtime API), starting slowstart where a server enters a list.
+    fn apply_admin(&mut self, srv: u32, admin: Admin, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        self.cluster.admin[srv as usize] = admin;
+        let ss = self.sc.balancer.slowstart;
+        for node in 0..self.nodes.len() {
+            if !self.nodes[node].up {
+                continue;
+            }
+            if self.nodes[node].lb.set_admin(srv, admin, now) && ss.0 > 0 {
+                self.nodes[node].lb.slowstart(srv, now, ss);
+                s.after(
+                    super::slowstart_tick(ss),
+                    Event::WeightTick {
+                        node: node as u16,
+                        server: srv,
+                    },
+                );
+            }
+            if admin == Admin::Ready {
+                self.drain_queue(node, srv, s);
+            } else {
+                self.reroute_server_queue(node, srv, s);
+            }
+        }
+    }
+
+    /// Queues a change for the backend updater's next tick.
+    fn for_updater(&mut self, srv: u32, admin: Admin, s: &mut Scheduler<Event>) {
+        self.cluster.pending.push((srv, admin));
+        if !self.cluster.updater_scheduled {
+            self.cluster.updater_scheduled = true;
+            let ui = self.sc.balancer.update_interval.0.max(1);
+            let now = s.now().0;
+            let tick = (now / ui + 1) * ui;
+            s.at(SimTime(tick), Event::UpdaterTick);
+        }
+    }
+
+    pub(super) fn updater_tick(&mut self, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        self.cluster.updater_scheduled = false;
+        let pending = std::mem::take(&mut self.cluster.pending);
+        let (mut added, mut removed) = (0, 0);
+        for (srv, admin) in pending {
+            match admin {
+                Admin::Maint => {
+                    removed += 1;
+                    let t = now + self.cluster.stop_after[srv as usize];
+                    let sv = &mut self.servers[srv as usize];
+                    sv.next_crash = sv.next_crash.min(t);
+                    s.at(t, Event::StopServer { server: srv });
+                }
+                _ => added += 1,
+            }
+            self.apply_admin(srv, admin, s);
+        }
+        self.rec.event(
+            now,
+            "updater".into(),
+            "servers-updated",
+            format!("{added} added, {removed} removed from every node's list"),
+        );
+    }
+
+    /// Scale-out, scale-in and rolling-restart faults.
+    pub(super) fn deploy_fault(&mut self, index: usize, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        match self.sc.faults[index] {
+            Fault::ScaleOut { count, boot, .. } => {
+                for _ in 0..count {
+                    let srv = self.cluster.next_slot;
+                    self.cluster.next_slot += 1;
+                    self.cluster.provisioned[srv as usize] = true;
+                    self.cluster.ever_provisioned[srv as usize] = true;
+                    if boot.0 == 0 {
+                        self.servers[srv as usize].up = true;
+                    } else {
+                        s.after(boot, Event::Restart { server: srv });
+                    }
+                    self.for_updater(srv, Admin::Ready, s);
+                }
+                self.rec.event(
+                    now,
+                    "fleet".into(),
+                    "scale-out",
+                    format!("{count} server(s) booting; the balancers add them at the next updater tick"),
+                );
+            }
+            Fault::ScaleIn { count, drain, .. } => {
+                let victims: Vec<u32> = (0..self.cluster.provisioned.len() as u32)
+                    .rev()
+                    .filter(|&i| self.cluster.provisioned[i as usize])
+                    .take(count as usize)
+                    .collect();
+                for &srv in &victims {
+                    self.cluster.provisioned[srv as usize] = false;
+                    self.cluster.stop_after[srv as usize] = drain;
+                    self.for_updater(srv, Admin::Maint, s);
+                }
+                self.rec.event(
+                    now,
+                    "fleet".into(),
+                    "scale-in",
+                    format!("servers {victims:?} deregistered; they stop {drain} after the next updater tick"),
+                );
+            }
+            Fault::RollingRestart { .. } => {
+                if let Some(first) = self.next_deploy_target(0) {
+                    s.at(
+                        now,
+                        Event::Deploy {
+                            server: first,
+                            phase: 0,
+                        },
+                    );
+                }
+            }
+            Fault::Crash { .. } | Fault::BalancerCrash { .. } => unreachable!("not a deployment"),
+        }
+    }
+
+    fn next_deploy_target(&self, from: u32) -> Option<u32> {
+        (from..self.cluster.provisioned.len() as u32).find(|&i| self.cluster.provisioned[i as usize])
+    }
+
+    /// One step of the rolling restart of `server`: 0 drain, 1 stop,
+    /// 2 ready again (and the next server after the pause).
+    pub(super) fn deploy_step(&mut self, server: u32, phase: u8, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let Some(Fault::RollingRestart {
+            drain,
+            restart_time,
+            pause,
+            ..
+        }) = self
+            .sc
+            .faults
+            .iter()
+            .find(|f| matches!(f, Fault::RollingRestart { .. }))
+            .cloned()
+        else {
+            return;
+        };
+        match phase {
+            0 => {
+                self.apply_admin(server, Admin::Drain, s);
+                self.rec.event(
+                    now,
+                    format!("server-{server}"),
+                    "drain",
+                    format!("deploy: draining for {drain}"),
+                );
+                let t = now + drain;
+                let sv = &mut self.servers[server as usize];
+                sv.next_crash = sv.next_crash.min(t);
+                s.at(t, Event::Deploy { server, phase: 1 });
+            }
+            1 => {
+                if self.cluster.provisioned[server as usize] {
+                    self.crash(server, CrashMode::Process, Some(restart_time), "stopped", s);
+                    self.servers[server as usize].next_crash = self.next_scheduled_crash(server, now);
+                }
+                s.after(restart_time, Event::Deploy { server, phase: 2 });
+            }
+            _ => {
+                if self.cluster.provisioned[server as usize] {
+                    self.apply_admin(server, Admin::Ready, s);
+                }
+                if let Some(next) = self.next_deploy_target(server + 1) {
+                    s.after(pause, Event::Deploy { server: next, phase: 0 });
+                } else {
+                    self.rec
+                        .event(now, "fleet".into(), "deploy-done", "rolling restart complete".into());
+                }
+            }
+        }
+    }
+
+    /// A scale-in's drain is over: the process closes its connections
+    /// (clients see a close frame at once) and exits for good.
+    pub(super) fn stop_server(&mut self, server: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        self.crash(server, CrashMode::Process, None, "stopped", s);
+        self.servers[server as usize].next_crash = self.next_scheduled_crash(server, now);
+    }
+
+    /// Waiters of `srv`'s queue on `node` go elsewhere (it left the list).
+    pub(super) fn reroute_server_queue(&mut self, node: usize, srv: u32, s: &mut Scheduler<Event>) {
+        let clients = &self.clients;
+        let waiters = self.nodes[node].lb.drain_server_queue(srv, |w| {
+            let cl = &clients[w.client as usize];
+            cl.generation == w.generation && cl.state == ClientState::Queued && cl.queue != BACKEND
+        });
+        for w in waiters {
+            self.route(w.client, Some(srv), s);
+        }
+    }
+}
