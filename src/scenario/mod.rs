@@ -585,7 +585,7 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
     }
     if let Some(t) = &b.tls {
         if let Some(r) = t.full_rate
-            && !(r.per_s > 0.0)
+            && (r.per_s.is_nan() || r.per_s <= 0.0)
         {
             c.fail("balancer.tls.full_rate", "must be above 0/s");
         }
