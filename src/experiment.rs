@@ -98,7 +98,15 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         });
     }
     let end = SimTime::ZERO + sc.duration;
-    let loads = w.rec.mean_conns_per_server(end);
+    // Server-template slots that never ran a process are not servers.
+    let loads: Vec<f64> = w
+        .rec
+        .mean_conns_per_server(end)
+        .into_iter()
+        .zip(&w.cluster.ever_provisioned)
+        .filter(|(_, p)| **p)
+        .map(|(l, _)| l)
+        .collect();
     let c = w.rec.counters;
     let h = &w.rec.connect;
     let pct = |q: f64| {
@@ -157,6 +165,27 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         m("refused_server_failed", c.refused_server_failed as f64),
         m("refused_node_full", c.refused_node_full as f64),
         m("connect_timeouts", c.connect_timeouts as f64),
+        m("vip_outage_s", w.cluster.vip_outage(end).as_secs_f64()),
+        m(
+            "tls_full_handshakes",
+            w.nodes.iter().map(|n| n.full_handshakes).sum::<u64>() as f64,
+        ),
+        m(
+            "tls_resumed_handshakes",
+            w.nodes.iter().map(|n| n.resumed_handshakes).sum::<u64>() as f64,
+        ),
+        m(
+            "balancer_cpu_util_max",
+            samples_max(&w.rec.samples, |s| {
+                s.nodes.iter().map(|n| n.cpu_util).fold(f64::NAN, f64::max)
+            }),
+        ),
+        m(
+            "node_connections_max",
+            samples_max(&w.rec.samples, |s| {
+                s.nodes.iter().map(|n| n.connections as f64).fold(f64::NAN, f64::max)
+            }),
+        ),
         m("moves_sent", c.moves_sent as f64),
         m("moves_validated", c.moves_validated as f64),
         m("moves_lost", c.moves_lost as f64),

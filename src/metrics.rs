@@ -75,6 +75,18 @@ pub struct ServerSample {
     pub lb_up: bool,
 }
 
+/// One balancer node at one sample time.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct NodeSample {
+    pub up: bool,
+    /// Client connections it holds (slots on servers and queued).
+    pub connections: u64,
+    /// Handshakes waiting for a core.
+    pub handshakes_waiting: u32,
+    /// Busy fraction of its cores over the interval (TLS).
+    pub cpu_util: f64,
+}
+
 /// The whole system at one sample time, with what happened in the interval.
 #[derive(Clone, Debug, Serialize)]
 pub struct Sample {
@@ -100,6 +112,7 @@ pub struct Sample {
     /// replicating) at any time in the interval.
     pub relay_backlog: u64,
     pub servers: Vec<ServerSample>,
+    pub nodes: Vec<NodeSample>,
 }
 
 /// A fault or state change.
@@ -293,7 +306,14 @@ impl Recorder {
     }
 
     /// Closes an interval: stores a sample and resets the interval counters.
-    pub fn sample(&mut self, now: SimTime, queued: u64, relay_backlog: u64, servers: Vec<ServerSample>) {
+    pub fn sample(
+        &mut self,
+        now: SimTime,
+        queued: u64,
+        relay_backlog: u64,
+        servers: Vec<ServerSample>,
+        nodes: Vec<NodeSample>,
+    ) {
         let ms = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
         let h = &self.interval_connect;
         let pct = |q: f64| ms(h, q);
@@ -316,6 +336,7 @@ impl Recorder {
             moves: self.interval.moves_validated,
             relay_backlog,
             servers,
+            nodes,
         });
         self.interval = Counters::default();
         self.interval_connect.reset();

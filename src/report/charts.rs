@@ -97,11 +97,13 @@ pub fn write_charts(dir: &Path, rep: &Replication, sample_interval_s: f64) -> Re
         refusals_chart(rep, interval_s(&rep.samples, sample_interval_s)),
     ];
     charts.extend(game_charts(rep, &marks));
+    charts.extend(cluster_charts(rep, &marks, interval_s(&rep.samples, sample_interval_s)));
     let mut written = Vec::with_capacity(2 * charts.len());
     for chart in &charts {
         let (marks, x_range, x_scale) = match &chart.x {
             XAxis::Time => (&marks, time.clone(), Scale::Linear),
             XAxis::Latency { range, scale, guides } => (guides, range.clone(), *scale),
+            XAxis::Window { range, marks } => (marks, range.clone(), Scale::Linear),
         };
         let draw_err = |file: &Path| {
             let file = file.to_path_buf();
@@ -167,6 +169,9 @@ enum XAxis {
         scale: Scale,
         guides: Marks,
     },
+    /// Simulated time over a window of the run (a failover close up), with
+    /// the markers and outages inside it.
+    Window { range: Range<f64>, marks: Marks },
 }
 
 struct ChartSpec {
@@ -401,6 +406,106 @@ fn refusals_chart(rep: &Replication, interval_s: f64) -> ChartSpec {
 }
 
 // ---------------------------------------------------------------------------
+// Balancer cluster
+
+/// With several balancer nodes: client connections per node; with TLS, the
+/// nodes' core utilisation; after a balancer crash, a close-up of connect
+/// latency and failed attempts around its VIP move.
+fn cluster_charts(rep: &Replication, marks: &Marks, interval_s: f64) -> Vec<ChartSpec> {
+    let nodes = rep.samples.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
+    let mut charts = vec![];
+    if nodes > 1 {
+        let mut spec = ChartSpec::time(
+            rep,
+            "balancer_nodes",
+            "Client connections per balancer node",
+            "connections",
+        );
+        spec.lines = (0..nodes.min(MAX_SERVER_LINES))
+            .map(|k| {
+                sample_line(rep, format!("balancer-{k}"), SERIES_COLORS[k], move |s| {
+                    s.nodes.get(k).map(|n| n.connections as f64)
+                })
+            })
+            .collect();
+        charts.push(spec);
+    }
+    if rep.samples.iter().flat_map(|s| &s.nodes).any(|n| n.cpu_util > 0.0) {
+        let mut spec = ChartSpec::time(
+            rep,
+            "balancer_cpu",
+            "TLS handshake load per balancer node",
+            "busy cores (%)",
+        );
+        spec.y_top = Some(100.0);
+        spec.lines = (0..nodes.min(MAX_SERVER_LINES))
+            .map(|k| {
+                sample_line(rep, format!("balancer-{k}"), SERIES_COLORS[k], move |s| {
+                    s.nodes.get(k).map(|n| 100.0 * n.cpu_util)
+                })
+            })
+            .collect();
+        charts.push(spec);
+    }
+    // The first balancer crash: from 20 s before it to 60 s after its VIP
+    // moved (or after the crash if it never did).
+    let crash = rep
+        .timeline
+        .iter()
+        .find(|e| e.event == "crash" && e.component.starts_with("balancer-"));
+    if let Some(crash) = crash {
+        let t0 = crash.time.as_secs_f64();
+        let moved = rep
+            .timeline
+            .iter()
+            .find(|e| e.event == "vip-moved" && e.time >= crash.time)
+            .map_or(t0, |e| e.time.as_secs_f64());
+        let end = rep.end.as_secs_f64();
+        let range = (t0 - 20.0).max(0.0)..(moved + 60.0).min(end.max(t0 + 1.0));
+        let window = |stem, title, y_desc| {
+            let mut spec = ChartSpec::time(rep, stem, title, y_desc);
+            spec.x = XAxis::Window {
+                range: range.clone(),
+                marks: marks.window(&range),
+            };
+            spec
+        };
+        let inside = |l: Line| Line {
+            points: l.points.into_iter().filter(|p| range.contains(&p.0)).collect(),
+            ..l
+        };
+        let series: [Series; 2] = [
+            ("connect p50", BLUE, |s| s.connect_ms_p50),
+            ("connect p99", PURPLE, |s| s.connect_ms_p99),
+        ];
+        let mut lat = latency_time_chart(
+            window("failover_latency", "Balancer failover: connect latency", "latency (ms)"),
+            rep,
+            &series,
+            "no connections accepted",
+        );
+        lat.lines = lat.lines.into_iter().map(inside).collect();
+        charts.push(lat);
+        let mut failed = window(
+            "failover_refusals",
+            "Balancer failover: failed attempts and reconnects",
+            "per second",
+        );
+        let rate = |f: fn(&Sample) -> u64| move |s: &Sample| Some(f(s) as f64 / interval_s);
+        failed.lines = vec![
+            sample_line(rep, "reconnects", BLUE, rate(|s| s.reconnects)),
+            sample_line(rep, "failed (503 or timeout)", BROWN, rate(|s| s.refused)),
+            sample_line(rep, "dropped", ORANGE, rate(|s| s.dropped)),
+        ]
+        .into_iter()
+        .map(inside)
+        .collect();
+        charts.push(failed);
+    }
+    charts
+}
+
+// ---------------------------------------------------------------------------
 // Game traffic
 
 /// The CDF points named `name` (empty if not measured).
@@ -621,9 +726,10 @@ struct Marks {
 
 fn marker_color(event: &str) -> RGBColor {
     match event {
-        "crash" => RGBColor(215, 25, 28),
-        "marked-down" => RGBColor(245, 130, 20),
-        "restarted" => RGBColor(30, 90, 220),
+        "crash" | "stopped" => RGBColor(215, 25, 28),
+        "marked-down" | "drain" | "scale-in" => RGBColor(245, 130, 20),
+        "restarted" | "vip-moved" => RGBColor(30, 90, 220),
+        "servers-updated" | "scale-out" => RGBColor(120, 60, 170),
         _ => RGBColor(20, 150, 50),
     }
 }
@@ -651,14 +757,21 @@ impl Marks {
                 label,
             });
         }
+        // Outages: a server's crash or stop until it restarts, a lost VIP
+        // until it has moved. (A dead balancer node is not an outage in
+        // itself: its VIP's move is.)
+        let mut all: Vec<&TimelineEvent> = timeline.iter().filter(|e| e.time.as_secs_f64().is_finite()).collect();
+        all.sort_by_key(|e| e.time);
         let mut outages = vec![];
-        for (i, e) in evs.iter().enumerate() {
-            if e.event != "crash" {
-                continue;
-            }
-            let end = evs[i + 1..]
+        for (i, e) in all.iter().enumerate() {
+            let until = match e.event {
+                "crash" | "stopped" if e.component.starts_with("server-") => "restarted",
+                "vip-lost" => "vip-moved",
+                _ => continue,
+            };
+            let end = all[i + 1..]
                 .iter()
-                .find(|r| r.component == e.component && r.event == "restarted")
+                .find(|r| r.component == e.component && r.event == until)
                 .map(|r| r.time.as_secs_f64());
             outages.push((e.time.as_secs_f64(), end));
         }
@@ -678,7 +791,18 @@ impl Marks {
         }
         let outages = merged;
         let mut kinds = vec![];
-        for kind in ["crash", "marked-down", "restarted", "marked-up"] {
+        for kind in [
+            "crash",
+            "stopped",
+            "marked-down",
+            "restarted",
+            "marked-up",
+            "vip-moved",
+            "drain",
+            "scale-out",
+            "scale-in",
+            "servers-updated",
+        ] {
             if evs.iter().any(|e| e.event == kind) {
                 kinds.push((kind.to_string(), marker_color(kind)));
             }
@@ -694,6 +818,30 @@ impl Marks {
             outages,
             kinds,
             components,
+        }
+    }
+
+    /// The markers and outages inside `range` (outages clipped to it).
+    fn window(&self, range: &Range<f64>) -> Marks {
+        Marks {
+            events: self
+                .events
+                .iter()
+                .filter(|m| range.contains(&m.t))
+                .map(|m| Mark {
+                    t: m.t,
+                    color: m.color,
+                    label: m.label.clone(),
+                })
+                .collect(),
+            outages: self
+                .outages
+                .iter()
+                .filter(|(a, b)| *a < range.end && b.is_none_or(|b| b > range.start))
+                .map(|&(a, b)| (a.max(range.start), Some(b.unwrap_or(range.end).min(range.end))))
+                .collect(),
+            kinds: self.kinds.clone(),
+            components: self.components.clone(),
         }
     }
 
@@ -1028,7 +1176,7 @@ fn draw_legend<DB: DrawingBackend>(
     if !marks.outages.is_empty() {
         entries.push((
             LegendKey::Fill(RGBAColor(215, 25, 28, 0.18)),
-            "outage (crash to restart)".into(),
+            "outage (server, VIP)".into(),
         ));
     }
     if omitted > 0 {

@@ -85,7 +85,8 @@ pub fn write_summary_json(path: &Path, sc: &Scenario, o: &Outcome) -> Result<Pat
     Ok(path.to_path_buf())
 }
 
-/// Per interval: one `all` row and one row per server, for every replication.
+/// Per interval: one `all` row, one row per server and one per balancer
+/// node, for every replication.
 pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportError> {
     let mut w = csv::Writer::from_path(path).map_err(csv_err(path))?;
     const HEADER: [&str; 22] = [
@@ -154,6 +155,19 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
                 row[6] = (if sv.lb_up { "UP" } else { "DOWN" }).into();
                 row[7] = format!("{:.4}", sv.cpu_util);
                 row[8] = sv.jobs_waiting.to_string();
+                w.write_record(&row).map_err(csv_err(path))?;
+            }
+            // Balancer nodes: client connections held, handshakes waiting
+            // for a core (in `jobs_waiting`), TLS core utilisation.
+            for (k, nd) in s.nodes.iter().enumerate() {
+                let mut row: [String; 22] = Default::default();
+                row[0] = rep.clone();
+                row[1] = t.clone();
+                row[2] = format!("balancer-{k}");
+                row[3] = nd.connections.to_string();
+                row[5] = (if nd.up { "up" } else { "down" }).into();
+                row[7] = format!("{:.4}", nd.cpu_util);
+                row[8] = nd.handshakes_waiting.to_string();
                 w.write_record(&row).map_err(csv_err(path))?;
             }
         }

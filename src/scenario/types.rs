@@ -455,6 +455,7 @@ fn d_token() -> SimDuration {
 #[serde(rename_all = "kebab-case")]
 pub enum TlsKey {
     /// ≈ 2 500 full handshakes/s per core (`openssl speed rsa2048` signs).
+    #[serde(rename = "rsa-2048")]
     Rsa2048,
     /// ≈ 12 000 full handshakes/s per core (`openssl speed ecdsap256`).
     EcdsaP256,

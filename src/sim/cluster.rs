@@ -277,6 +277,8 @@ impl World<'_> {
             if self.cluster.vip_owner[v] == node as u32 {
                 self.cluster.vip_owner[v] = NONE;
                 self.cluster.vip_lost_at[v] = now;
+                self.rec
+                    .event(now, format!("vip-{v}"), "vip-lost", format!("balancer-{node} held it"));
                 s.after(takeover, Event::VipTakeover { vip: v as u32 });
                 moved += 1;
             }

@@ -24,7 +24,7 @@ use rand::RngExt;
 use rand_distr::{Distribution, Exp, Zipf};
 
 use crate::engine::{self, LoopStats, Model, Scheduler};
-use crate::metrics::{Recorder, RefuseKind, ServerSample};
+use crate::metrics::{NodeSample, Recorder, RefuseKind, ServerSample};
 use crate::model::backoff;
 use crate::model::balancer::{Admin, Choice, Refusal, Transition, Waiter};
 use crate::model::relay::Relay;
@@ -1077,7 +1077,18 @@ impl<'a> World<'a> {
             .collect();
         let queued = self.state_counts[ClientState::Queued as usize];
         let backlog = self.relay.as_mut().map(|r| r.backlog_peak(now)).unwrap_or(0);
-        self.rec.sample(now, queued, backlog, servers);
+        let since = now - interval;
+        let nodes = self
+            .nodes
+            .iter_mut()
+            .map(|n| NodeSample {
+                up: n.up,
+                connections: if n.up { n.lb.load() } else { 0 },
+                handshakes_waiting: n.tls.queued() as u32,
+                cpu_util: n.tls.utilisation_since_last(now, since),
+            })
+            .collect();
+        self.rec.sample(now, queued, backlog, servers, nodes);
         let next = now + self.sc.sample_interval;
         if next <= self.end {
             s.at(next, Event::Sample);
