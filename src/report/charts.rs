@@ -1258,6 +1258,7 @@ mod tests {
             moves: 0,
             relay_backlog: 0,
             servers,
+            nodes: vec![],
         }
     }
 

@@ -143,3 +143,76 @@ fn empirical_and_trace_csvs_are_loaded_beside_the_scenario() {
     assert!(p.message.contains("host, rtt_ms"), "{}", p.message);
     assert_eq!(p.line, Some(13), "{p:?}");
 }
+
+#[test]
+fn cluster_and_deployment_nonsense_is_caught_with_the_field() {
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            "[[fault]]\nkind = \"balancer-crash\"\nnode = 2\nat = \"10s\"",
+            "fault[0].node",
+            "balancer node 2 does not exist",
+        ),
+        (
+            "[[fault]]\nkind = \"scale-in\"\ncount = 2\nat = \"10s\"",
+            "fault[0].count",
+            "leave none",
+        ),
+        (
+            "[[fault]]\nkind = \"crash\"\nserver = 3\nat = \"10s\"",
+            "fault[0].server",
+            "0..=1",
+        ),
+        (
+            "[[fault]]\nkind = \"rolling-restart\"\nat = \"2m\"",
+            "fault[0].at",
+            "not before the end",
+        ),
+        ("", "balancer.failover.priority", "1..=254"),
+        ("", "balancer.tls.resumption_ratio", "between 0 and 1"),
+        ("", "balancer.nodes", "at least 1"),
+    ];
+    for (i, (extra, field, msg)) in cases.into_iter().enumerate() {
+        let mut src = GOOD.to_string();
+        match i {
+            4 => {
+                src = src.replace(
+                    "strategy = \"leastconn\"",
+                    "strategy = \"leastconn\"\nfailover = { kind = \"keepalived\", priority = 255 }",
+                )
+            }
+            5 => {
+                src = src.replace(
+                    "strategy = \"leastconn\"",
+                    "strategy = \"leastconn\"\ntls = { key = \"ecdsa-p256\", resumption_ratio = 1.5 }",
+                )
+            }
+            6 => src = src.replace("strategy = \"leastconn\"", "strategy = \"leastconn\"\nnodes = 0"),
+            _ => src.push_str(extra),
+        }
+        let e = parse_str(&src).expect_err(field);
+        let p = e
+            .problems()
+            .iter()
+            .find(|p| p.field == field)
+            .unwrap_or_else(|| panic!("{field}: {e}"));
+        assert!(p.message.contains(msg), "{field}: {}", p.message);
+        assert!(p.line.is_some(), "{field} has a line: {e}");
+    }
+    // A scale-out makes the new ids valid targets.
+    let src = format!(
+        "{GOOD}[[fault]]\nkind = \"scale-out\"\ncount = 2\nat = \"10s\"\n[[fault]]\nkind = \"crash\"\nserver = 3\nat = \"20s\""
+    );
+    let sc = parse_str(&src).unwrap();
+    assert_eq!(sc.max_servers(), 4);
+    // TLS key names list the choices.
+    let src = GOOD.replace(
+        "strategy = \"leastconn\"",
+        "strategy = \"leastconn\"\ntls = { key = \"rsa4096\" }",
+    );
+    let p = one_problem(&src);
+    assert!(
+        p.message.contains("rsa-2048") && p.message.contains("ecdsa-p256"),
+        "{}",
+        p.message
+    );
+}

@@ -1,6 +1,7 @@
 //! The integration-test binary: one crate so that the library is linked once.
 
 mod cli;
+mod cluster;
 mod game;
 mod strategies;
 mod validation;
