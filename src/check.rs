@@ -140,6 +140,17 @@ pub fn check(w: &World) -> Vec<String> {
             bad.push(format!("balancer node {k}'s handshake station lost track of an item"));
         }
     }
+    let t = &w.web.tally;
+    let in_flight = w.web.in_flight() as u64;
+    if t.requests != t.completed + t.failed + in_flight {
+        bad.push(format!(
+            "web requests not conserved: {} sent != {} answered + {} failed + {in_flight} in flight",
+            t.requests, t.completed, t.failed
+        ));
+    }
+    if !w.web.conserved() {
+        bad.push("an nginx or app server lost track of a request".into());
+    }
     for (v, &owner) in w.cluster.vip_owner.iter().enumerate() {
         if owner != crate::sim::NONE && !w.nodes[owner as usize].up {
             bad.push(format!("VIP {v} is answered by balancer node {owner}, which is down"));

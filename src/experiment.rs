@@ -166,6 +166,30 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         m("refused_node_full", c.refused_node_full as f64),
         m("connect_timeouts", c.connect_timeouts as f64),
         m("vip_outage_s", w.cluster.vip_outage(end).as_secs_f64()),
+        m("web_requests", w.web.requests as f64),
+        m("web_failed", w.web.failed as f64),
+        m(
+            "web_failed_ratio",
+            if w.web.requests == 0 {
+                f64::NAN
+            } else {
+                w.web.failed as f64 / w.web.requests as f64
+            },
+        ),
+        m("web_502", w.web.rejected_502 as f64),
+        m("web_ms_mean", mean_ms(&w.web.all)),
+        m("web_ms_p50", ms(&w.web.all, 0.5)),
+        m("web_ms_p90", ms(&w.web.all, 0.9)),
+        m("web_ms_p99", ms(&w.web.all, 0.99)),
+        m("web_ms_max", max_ms(&w.web.all)),
+        m("web_static_ms_p50", ms(&w.web.static_, 0.5)),
+        m("web_static_ms_p99", ms(&w.web.static_, 0.99)),
+        m("web_dynamic_ms_p50", ms(&w.web.dynamic, 0.5)),
+        m("web_dynamic_ms_p99", ms(&w.web.dynamic, 0.99)),
+        m("app_wait_ms_mean", w.web.app_wait_ms_mean()),
+        m("app_wait_ms_p99", ms(&w.web.app_wait, 0.99)),
+        m("app_util_mean", web_mean(&w.rec.samples, sc, |s| s.app_util)),
+        m("nginx_util_mean", web_mean(&w.rec.samples, sc, |s| s.nginx_util)),
         m(
             "tls_full_handshakes",
             w.nodes.iter().map(|n| n.full_handshakes).sum::<u64>() as f64,
@@ -300,6 +324,21 @@ fn max_ms(h: &hdrhistogram::Histogram<u64>) -> f64 {
 /// Largest value of a per-sample quantity after the warm-up.
 fn samples_max(samples: &[crate::metrics::Sample], f: impl Fn(&crate::metrics::Sample) -> f64) -> f64 {
     samples.iter().map(f).fold(0.0, f64::max)
+}
+
+/// Mean of a web-tier sample value after the warm-up (NaN without a web tier).
+fn web_mean(samples: &[crate::metrics::Sample], sc: &Scenario, f: fn(&crate::metrics::WebSample) -> f64) -> f64 {
+    let w = SimTime::ZERO + sc.warmup;
+    let vals: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.time > w)
+        .filter_map(|s| s.web.as_ref().map(f))
+        .collect();
+    if vals.is_empty() {
+        f64::NAN
+    } else {
+        vals.iter().sum::<f64>() / vals.len() as f64
+    }
 }
 
 /// Mean core utilisation over servers and samples after the warm-up.

@@ -87,6 +87,21 @@ pub struct NodeSample {
     pub cpu_util: f64,
 }
 
+/// The web tier over one interval.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct WebSample {
+    pub requests: u64,
+    pub failed: u64,
+    /// Response time percentiles of the requests answered in the interval (ms).
+    pub ms_p50: Option<f64>,
+    pub ms_p99: Option<f64>,
+    /// Mean busy fraction of the nginx cores and of the app workers.
+    pub nginx_util: f64,
+    pub app_util: f64,
+    /// Requests waiting for an app worker at the sample time.
+    pub app_waiting: u64,
+}
+
 /// The whole system at one sample time, with what happened in the interval.
 #[derive(Clone, Debug, Serialize)]
 pub struct Sample {
@@ -113,6 +128,8 @@ pub struct Sample {
     pub relay_backlog: u64,
     pub servers: Vec<ServerSample>,
     pub nodes: Vec<NodeSample>,
+    /// The web tier, if there is one.
+    pub web: Option<WebSample>,
 }
 
 /// A fault or state change.
@@ -313,6 +330,7 @@ impl Recorder {
         relay_backlog: u64,
         servers: Vec<ServerSample>,
         nodes: Vec<NodeSample>,
+        web: Option<WebSample>,
     ) {
         let ms = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
         let h = &self.interval_connect;
@@ -337,6 +355,7 @@ impl Recorder {
             relay_backlog,
             servers,
             nodes,
+            web,
         });
         self.interval = Counters::default();
         self.interval_connect.reset();

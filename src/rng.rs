@@ -38,6 +38,8 @@ pub mod streams {
     pub const HEALTH: u64 = 5;
     pub const GAME: u64 = 6;
     pub const RELAY: u64 = 7;
+    // 8: the storage tier.
+    pub const WEB: u64 = 9;
 }
 
 #[cfg(test)]

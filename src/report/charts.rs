@@ -98,6 +98,7 @@ pub fn write_charts(dir: &Path, rep: &Replication, sample_interval_s: f64) -> Re
     ];
     charts.extend(game_charts(rep, &marks));
     charts.extend(cluster_charts(rep, &marks, interval_s(&rep.samples, sample_interval_s)));
+    charts.extend(web_charts(rep));
     let mut written = Vec::with_capacity(2 * charts.len());
     for chart in &charts {
         let (marks, x_range, x_scale) = match &chart.x {
@@ -503,6 +504,30 @@ fn cluster_charts(rep: &Replication, marks: &Marks, interval_s: f64) -> Vec<Char
         charts.push(failed);
     }
     charts
+}
+
+// ---------------------------------------------------------------------------
+// Web tier
+
+/// With a web tier: HTTP response time over time, and how busy nginx and
+/// the app workers are.
+fn web_charts(rep: &Replication) -> Vec<ChartSpec> {
+    if !rep.samples.iter().any(|s| s.web.is_some()) {
+        return vec![];
+    }
+    let spec = ChartSpec::time(rep, "web_latency", "Web response time per interval", "latency (ms)");
+    let series: [Series; 2] = [
+        ("p50", BLUE, |s| s.web.and_then(|w| w.ms_p50)),
+        ("p99", PURPLE, |s| s.web.and_then(|w| w.ms_p99)),
+    ];
+    let latency = latency_time_chart(spec, rep, &series, "no web requests answered");
+    let mut load = ChartSpec::time(rep, "web_load", "Web tier load", "busy (%)");
+    load.y_top = Some(100.0);
+    load.lines = vec![
+        sample_line(rep, "nginx cores", GREEN, |s| s.web.map(|w| 100.0 * w.nginx_util)),
+        sample_line(rep, "app workers", ORANGE, |s| s.web.map(|w| 100.0 * w.app_util)),
+    ];
+    vec![latency, load]
 }
 
 // ---------------------------------------------------------------------------
@@ -1259,6 +1284,7 @@ mod tests {
             relay_backlog: 0,
             servers,
             nodes: vec![],
+            web: None,
         }
     }
 

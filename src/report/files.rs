@@ -157,6 +157,23 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
                 row[8] = sv.jobs_waiting.to_string();
                 w.write_record(&row).map_err(csv_err(path))?;
             }
+            // The web tier: requests and failures in the interval, response
+            // time p50/p99 (in the connect columns), app workers busy (in
+            // cpu_util) and requests waiting for a worker.
+            if let Some(web) = &s.web {
+                let mut row: [String; 22] = Default::default();
+                row[0] = rep.clone();
+                row[1] = t.clone();
+                row[2] = "web".into();
+                row[7] = format!("{:.4}", web.app_util);
+                row[8] = web.app_waiting.to_string();
+                row[9] = web.requests.to_string();
+                row[10] = (web.requests - web.failed.min(web.requests)).to_string();
+                row[11] = web.failed.to_string();
+                row[14] = opt(web.ms_p50);
+                row[15] = opt(web.ms_p99);
+                w.write_record(&row).map_err(csv_err(path))?;
+            }
             // Balancer nodes: client connections held, handshakes waiting
             // for a core (in `jobs_waiting`), TLS core utilisation.
             for (k, nd) in s.nodes.iter().enumerate() {

@@ -6,8 +6,10 @@
 //! Errors name the file, line, column and field, with the valid choices.
 
 mod types;
+mod web;
 
 pub use types::*;
+pub use web::{App, Browsing, Nginx, Web};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,13 @@ macro_rules! dists {
         for (i, p) in (&$($m)? sc.populations).into_iter().enumerate() {
             v.push((format!("population[{i}].session"), &$($m)? p.session));
             v.push((format!("population[{i}].rtt"), &$($m)? p.rtt));
+            v.push((format!("population[{i}].browsing.think_time"), &$($m)? p.browsing.think_time));
+        }
+        if let Some(w) = &$($m)? sc.web {
+            v.push(("web.nginx.static_cost".into(), &$($m)? w.nginx.static_cost));
+            v.push(("web.nginx.static_miss_cost".into(), &$($m)? w.nginx.static_miss_cost));
+            v.push(("web.nginx.proxy_cost".into(), &$($m)? w.nginx.proxy_cost));
+            v.push(("web.app.service".into(), &$($m)? w.app.service));
         }
         v
     }};
@@ -611,11 +620,14 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
         if sc.populations[..i].iter().any(|q| q.name == p.name) {
             c.fail(f("name"), format!("`{}` is used by two populations", p.name));
         }
-        if p.role == Role::Web {
+        if p.role == Role::Web && sc.web.is_none() {
             c.fail(
                 f("role"),
-                "role `web` (the HTTP tier) is not simulated yet; use player or spectator",
+                "role `web` sends HTTP requests to the web tier: add a [web] table (nginx and app servers)",
             );
+        }
+        if !(0.0..=1.0).contains(&p.browsing.static_ratio) {
+            c.fail(f("browsing.static_ratio"), "must be between 0 and 1");
         }
         match &p.arrival {
             Arrival::Poisson {
@@ -693,6 +705,9 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
         }
     }
 
+    if let Some(w) = &sc.web {
+        w.validate(&mut c);
+    }
     if let Some(g) = &sc.game {
         if let Err(m) = g.moves.validate() {
             c.fail("game.moves", m);

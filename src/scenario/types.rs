@@ -49,6 +49,9 @@ pub struct Scenario {
     /// Pub/sub between socket servers for rooms that span servers.
     #[serde(default)]
     pub relay: Option<Relay>,
+    /// The web tier: nginx and app servers for `web` populations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<super::web::Web>,
 }
 
 impl Scenario {
@@ -620,6 +623,9 @@ pub struct Population {
     /// 1 s, 2 s, 4 s, … (Linux's initial RTO doubling) until then.
     #[serde(default = "d_connect_timeout")]
     pub connect_timeout: SimDuration,
+    /// `web` clients: think time between requests and the static share.
+    #[serde(default)]
+    pub browsing: super::web::Browsing,
 }
 
 fn d_connect_timeout() -> SimDuration {

@@ -20,6 +20,7 @@
 
 use rand::RngExt;
 
+use super::web::WEB_HANDSHAKE;
 use super::{BACKEND, ClientState, Event, NONE, World};
 use crate::engine::Scheduler;
 use crate::model::balancer::{Admin, Balancer};
@@ -239,8 +240,16 @@ impl World<'_> {
         let Some((c, generation)) = nd.tls.complete(now, nd.tls.epoch(), id) else {
             return;
         };
-        if let Some((next, &(nc, _))) = nd.tls.next(now) {
-            self.schedule_handshake(node, next, nc, s);
+        if let Some((next, &(nc, ngen))) = nd.tls.next(now) {
+            if ngen == WEB_HANDSHAKE {
+                self.schedule_web_handshake(node, next, s);
+            } else {
+                self.schedule_handshake(node, next, nc, s);
+            }
+        }
+        if generation == WEB_HANDSHAKE {
+            self.web_tls_done(node, c, s);
+            return;
         }
         if !self.live(c, generation) {
             return; // gave up meanwhile: the handshake was wasted work
@@ -269,8 +278,15 @@ impl World<'_> {
             nd.up = false;
             nd.crash_mode = mode;
             nd.epoch = nd.epoch.wrapping_add(1);
-            nd.tls.crash(now);
+            let lost = nd.tls.crash(now);
             nd.lb = Balancer::new(&self.sc.balancer, &self.sc.servers, self.sc.max_servers());
+            // Web requests waiting for a handshake fail; WebSocket clients
+            // in the queue are found below with the node's other clients.
+            for (req, generation) in lost {
+                if generation == WEB_HANDSHAKE {
+                    self.web_handshake_lost(req, s);
+                }
+            }
         }
         let mut moved = 0;
         for v in 0..self.cluster.vip_owner.len() {

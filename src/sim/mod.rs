@@ -12,6 +12,7 @@
 
 mod cluster;
 mod game;
+pub mod web;
 
 use cluster::NO_NODE;
 pub use cluster::{Cluster, Node};
@@ -311,6 +312,8 @@ pub enum Event {
         server: u32,
         phase: u8,
     },
+    /// The web tier (`sim::web`).
+    Web(web::WebEvent),
 }
 
 struct PopState {
@@ -335,6 +338,8 @@ pub struct World<'a> {
     pub nodes: Vec<Node>,
     /// VIPs and the deployment's administrative state.
     pub cluster: Cluster,
+    /// nginx and app servers (idle without `[web]`).
+    pub web: web::WebTier,
     pub rec: Recorder,
     pub state_counts: [u64; N_STATES],
     end: SimTime,
@@ -427,6 +432,7 @@ impl<'a> World<'a> {
                 .collect(),
             nodes: (0..sc.balancer.nodes).map(|_| Node::new(sc)).collect(),
             cluster: Cluster::new(sc),
+            web: web::WebTier::new(sc, replication),
             rec: Recorder::new(n, SimTime::ZERO + sc.warmup),
             state_counts: [0; N_STATES],
             end: SimTime::ZERO + sc.duration,
@@ -534,6 +540,15 @@ impl<'a> World<'a> {
         let now = s.now();
         let p = &self.sc.populations[pop];
         if self.clients.len() >= MAX_CLIENTS {
+            return;
+        }
+        if p.role == Role::Web {
+            // HTTP sessions, not WebSocket connections: `sim::web`.
+            self.pops[pop].generated += 1;
+            self.web_arrive(pop, s);
+            if let Some(t) = self.next_arrival_time(pop, now) {
+                s.at(t, Event::Arrival { pop: pop as u16 });
+            }
             return;
         }
         let id = self.clients.len() as u32;
@@ -1088,7 +1103,8 @@ impl<'a> World<'a> {
                 cpu_util: n.tls.utilisation_since_last(now, since),
             })
             .collect();
-        self.rec.sample(now, queued, backlog, servers, nodes);
+        let web = self.web.sample(now, since);
+        self.rec.sample(now, queued, backlog, servers, nodes, web);
         let next = now + self.sc.sample_interval;
         if next <= self.end {
             s.at(next, Event::Sample);
@@ -1139,6 +1155,7 @@ impl Model for World<'_> {
             Event::UpdaterTick => self.updater_tick(s),
             Event::StopServer { server } => self.stop_server(server, s),
             Event::Deploy { server, phase } => self.deploy_step(server, phase, s),
+            Event::Web(e) => self.web_event(e, s),
             Event::AtServer {
                 client,
                 generation,

@@ -5,3 +5,4 @@ mod cluster;
 mod game;
 mod strategies;
 mod validation;
+mod web;
