@@ -865,7 +865,12 @@ impl Marks {
                 .filter(|(a, b)| *a < range.end && b.is_none_or(|b| b > range.start))
                 .map(|&(a, b)| (a.max(range.start), Some(b.unwrap_or(range.end).min(range.end))))
                 .collect(),
-            kinds: self.kinds.clone(),
+            kinds: self
+                .kinds
+                .iter()
+                .filter(|(_, c)| self.events.iter().any(|m| range.contains(&m.t) && m.color == *c))
+                .cloned()
+                .collect(),
             components: self.components.clone(),
         }
     }
