@@ -117,5 +117,6 @@ pub fn check(w: &World) -> Vec<String> {
             "{queued} clients queued but the balancer's queues hold {in_queues}"
         ));
     }
+    bad.extend(crate::sim::storage::check(w));
     bad
 }

@@ -38,6 +38,7 @@ pub mod streams {
     pub const HEALTH: u64 = 5;
     pub const GAME: u64 = 6;
     pub const RELAY: u64 = 7;
+    pub const STORAGE: u64 = 8;
 }
 
 #[cfg(test)]

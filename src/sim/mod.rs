@@ -11,6 +11,7 @@
 //! the scenario and `(seed, replication index)`.
 
 mod game;
+pub mod storage;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -257,6 +258,8 @@ pub enum Event {
         msg: u32,
         server: u32,
     },
+    /// The cache and database (`sim::storage`).
+    Storage(storage::StorageEvent),
 }
 
 struct PopState {
@@ -293,6 +296,8 @@ pub struct World<'a> {
     pub tally: Tally,
     /// The simulated time of the event being handled.
     now: SimTime,
+    /// The cache and the database (idle without `[cache]`/`[database]`).
+    pub storage: storage::Storage,
 }
 
 /// A move in flight: sent by a player, validated on its server, fanned out
@@ -373,6 +378,7 @@ impl<'a> World<'a> {
             relay: sc.relay.as_ref().map(|c| Relay::new(c, sc.servers.count)),
             tally: Tally::default(),
             now: SimTime::ZERO,
+            storage: storage::Storage::new(sc, replication),
         }
     }
 
@@ -399,9 +405,12 @@ impl<'a> World<'a> {
                     let sv = &mut self.servers[*server as usize];
                     sv.next_crash = sv.next_crash.min(t);
                 }
+                // Scheduled by `storage_prime`.
+                Fault::CacheCrash { .. } | Fault::DbCrash { .. } => {}
             }
         }
         s.at(SimTime::ZERO + self.sc.sample_interval, Event::Sample);
+        self.storage_prime(s);
     }
 
     /// Runs to the end of the scenario.
@@ -774,6 +783,10 @@ impl<'a> World<'a> {
     }
 
     fn accept(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) {
+        // A room with no member here has no state here: read it first.
+        if self.rehydration_pending(c, srv, s) {
+            return;
+        }
         let now = s.now();
         self.set_state(c, ClientState::Connected);
         let sv = &mut self.servers[srv as usize];
@@ -1137,6 +1150,8 @@ impl Model for World<'_> {
                     self.crash(server, mode, restart_after, s);
                     self.servers[server as usize].next_crash = self.next_scheduled_crash(server, now);
                 }
+                // Storage faults have their own events (`storage_prime`).
+                Fault::CacheCrash { .. } | Fault::DbCrash { .. } => {}
             },
             Event::Restart { server } => {
                 let sv = &mut self.servers[server as usize];
@@ -1160,6 +1175,7 @@ impl Model for World<'_> {
             Event::MoveAtServer { room, token } => self.move_at_server(room, token, s),
             Event::BatchClose { batch } => self.batch_close(batch, s),
             Event::RelayDeliver { msg, server } => self.relay_deliver(msg, server, s),
+            Event::Storage(e) => self.storage_event(e, s),
         }
     }
 }
