@@ -26,7 +26,7 @@ use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::experiment::Replication;
-use crate::metrics::{Sample, ServerSample, TimelineEvent};
+use crate::metrics::{Sample, ServerSample, StorageSample, TimelineEvent, db_node_name};
 
 /// Chart size in pixels (PNG and SVG alike).
 const WIDTH: u32 = 1200;
@@ -97,6 +97,7 @@ pub fn write_charts(dir: &Path, rep: &Replication, sample_interval_s: f64) -> Re
         refusals_chart(rep, interval_s(&rep.samples, sample_interval_s)),
     ];
     charts.extend(game_charts(rep, &marks));
+    charts.extend(storage_charts(rep));
     let mut written = Vec::with_capacity(2 * charts.len());
     for chart in &charts {
         let (marks, x_range, x_scale) = match &chart.x {
@@ -597,6 +598,64 @@ fn cdf_chart(rep: &Replication) -> ChartSpec {
 }
 
 // ---------------------------------------------------------------------------
+// Storage tier
+
+/// `replica_lag` (with replicas) and `cache_backlog` (with a cache).
+fn storage_charts(rep: &Replication) -> Vec<ChartSpec> {
+    let ss = &rep.storage_samples;
+    let mut charts = vec![];
+    let nodes = ss.iter().map(|s| s.db_nodes.len()).max().unwrap_or(0);
+    let has_lag = |i: usize| ss.iter().any(|s| s.db_nodes.get(i).is_some_and(|n| n.lag_s.is_some()));
+    let lagging: Vec<usize> = (0..nodes).filter(|&i| has_lag(i)).collect();
+    if !lagging.is_empty() {
+        let mut spec = ChartSpec::time(
+            rep,
+            "replica_lag",
+            "Replica lag (unapplied rows ÷ apply rate)",
+            "lag (s)",
+        );
+        spec.lines = lagging
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                storage_line(ss, db_node_name(i), SERIES_COLORS[k % SERIES_COLORS.len()], |s| {
+                    s.db_nodes.get(i).and_then(|n| n.lag_s)
+                })
+            })
+            .collect();
+        charts.push(spec);
+    }
+    if ss.iter().any(|s| s.cache.is_some()) {
+        let mut spec = ChartSpec::time(rep, "cache_backlog", "Redis backlog and moves at risk", "moves / ops");
+        spec.lines = vec![
+            storage_line(ss, "moves at risk (not yet committed)", BROWN, |s| {
+                Some(s.moves_at_risk as f64)
+            }),
+            storage_line(ss, "unflushed in Redis", BLUE, |s| s.cache.map(|c| c.unflushed as f64)),
+            storage_line(ss, "Redis queue (ops)", GREEN, |s| s.cache.map(|c| c.backlog as f64)),
+        ];
+        charts.push(spec);
+    }
+    charts
+}
+
+/// A line over the storage samples.
+fn storage_line(
+    ss: &[StorageSample],
+    label: impl Into<String>,
+    color: RGBColor,
+    y: impl Fn(&StorageSample) -> Option<f64>,
+) -> Line {
+    Line {
+        label: label.into(),
+        color,
+        width: 2,
+        points: ss.iter().map(|s| (s.time.as_secs_f64(), y(s))).collect(),
+        dots: None,
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Fault markers (and the guide lines of latency charts)
 
 /// A labelled dashed vertical line at `t` on the x axis (seconds on a time
@@ -622,6 +681,7 @@ struct Marks {
 fn marker_color(event: &str) -> RGBColor {
     match event {
         "crash" => RGBColor(215, 25, 28),
+        "promoted" => RGBColor(120, 60, 170),
         "marked-down" => RGBColor(245, 130, 20),
         "restarted" => RGBColor(30, 90, 220),
         _ => RGBColor(20, 150, 50),
@@ -678,7 +738,7 @@ impl Marks {
         }
         let outages = merged;
         let mut kinds = vec![];
-        for kind in ["crash", "marked-down", "restarted", "marked-up"] {
+        for kind in ["crash", "marked-down", "restarted", "marked-up", "promoted"] {
             if evs.iter().any(|e| e.event == kind) {
                 kinds.push((kind.to_string(), marker_color(kind)));
             }
@@ -1127,6 +1187,7 @@ mod tests {
             index: 0,
             metrics: vec![],
             samples,
+            storage_samples: vec![],
             timeline: vec![
                 event(10, 1, "crash"),
                 event(12, 1, "marked-down"),
