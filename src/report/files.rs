@@ -457,9 +457,10 @@ pub fn storage_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
         if !unbounded.is_empty() {
             let mean = |n: &str| unbounded.iter().filter_map(|r| r.metric(n)).sum::<f64>() / unbounded.len() as f64;
             out.push(format!(
-                "**Replica lag grows without bound: writes {:.0} rows/s vs apply capacity {:.0} rows/s** \
-                 ({} applier thread{} × {:.0} rows/s; lag growing {:.2} s per s at the end, in {} of {} replications). \
-                 Add applier threads, replicas do not help: each applies every write.",
+                "**Warning.** Replica lag grows without bound: writes {:.0} rows/s vs apply capacity {:.0} rows/s \
+                 ({} applier thread{} × {:.0} rows/s; the lag grows {:.2} s per s at the end, in {} of {} \
+                 replications). More replicas do not help (each applies every write); more applier threads, a \
+                 faster applier or fewer written rows do.",
                 mean("db_write_rows_per_s"),
                 mean("replica_apply_capacity_rows_per_s"),
                 d.applier_threads,

@@ -2,5 +2,6 @@
 
 mod cli;
 mod game;
+mod storage;
 mod strategies;
 mod validation;
