@@ -8,7 +8,9 @@
 //! as dashed vertical lines with labels, and shades each crash-to-restart
 //! outage. A game run also gets the distribution of move delivery latency
 //! (CDFs after the warm-up), with the p50/p99/p99.9 of the spectator curve
-//! as labelled guide lines.
+//! as labelled guide lines. With a storage tier, `replica_lag` draws each
+//! replica's lag and `cache_backlog` the moves at risk, the unflushed moves
+//! and Redis's queue over time (a `promoted` replica is a marker too).
 //!
 //! Text is drawn with the DejaVu Sans font embedded from `assets/`, so no
 //! system font library is needed, and the output is deterministic: the same
@@ -77,8 +79,9 @@ fn register_font() -> Result<(), ChartError> {
 /// Always `connections`, `connect_latency` and `refusals`; with game traffic
 /// also `move_latency` (if moves were delivered), `spectator_cdf` (if a
 /// move latency distribution was measured), `relay_backlog` (if the run
-/// used a relay) and `cpu` (if the servers' cores were busy). A run without
-/// game traffic gets exactly the first three.
+/// used a relay) and `cpu` (if the servers' cores were busy); with a
+/// `[database]` that has replicas `replica_lag`, with a `[cache]`
+/// `cache_backlog`. A run without game traffic gets exactly the first three.
 ///
 /// `sample_interval_s` is the sampling interval in seconds, used to turn
 /// per-interval counts into rates; if it is not a positive number the

@@ -435,7 +435,10 @@ impl World<'_> {
                 {
                     c.book.fsync();
                 }
-                s.after(SimDuration::from_secs(1), Event::Storage(StorageEvent::FsyncTick));
+                let next = s.now() + SimDuration::from_secs(1);
+                if next <= self.end {
+                    s.at(next, Event::Storage(StorageEvent::FsyncTick));
+                }
             }
             StorageEvent::CacheCrash { fault } => self.cache_crash(fault, s),
             StorageEvent::CacheRestart => self.cache_restart(s),
@@ -1474,8 +1477,11 @@ impl World<'_> {
             k.commits_lost += commits;
             k.moves_lost_db += moves;
         });
+        // The old primary, and any (stopped) replica that had received
+        // commits now lost, hold transactions the new primary lacks: they
+        // rejoin only re-cloned, when they restart.
         for n in &mut db.nodes {
-            if n.role == Role::Primary {
+            if n.role == Role::Primary || (n.role == Role::Replica && n.progress.received_seq > survivor) {
                 n.role = Role::Failed;
             }
         }
