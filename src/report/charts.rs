@@ -631,9 +631,7 @@ fn storage_charts(rep: &Replication) -> Vec<ChartSpec> {
     if ss.iter().any(|s| s.cache.is_some()) {
         let mut spec = ChartSpec::time(rep, "cache_backlog", "Redis backlog and moves at risk", "moves / ops");
         spec.lines = vec![
-            storage_line(ss, "moves at risk (not yet committed)", BROWN, |s| {
-                Some(s.moves_at_risk as f64)
-            }),
+            storage_line(ss, "moves at risk", BROWN, |s| Some(s.moves_at_risk as f64)),
             storage_line(ss, "unflushed in Redis", BLUE, |s| s.cache.map(|c| c.unflushed as f64)),
             storage_line(ss, "Redis queue (ops)", GREEN, |s| s.cache.map(|c| c.backlog as f64)),
         ];
@@ -719,9 +717,12 @@ impl Marks {
             if e.event != "crash" {
                 continue;
             }
+            // A database primary's outage (of the writes it served) ends
+            // at its restart or when a replica is promoted.
+            let db = e.component.starts_with("db-") && e.detail.starts_with("primary crash");
             let end = evs[i + 1..]
                 .iter()
-                .find(|r| r.component == e.component && r.event == "restarted")
+                .find(|r| (r.component == e.component && r.event == "restarted") || (db && r.event == "promoted"))
                 .map(|r| r.time.as_secs_f64());
             outages.push((e.time.as_secs_f64(), end));
         }

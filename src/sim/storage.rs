@@ -1506,7 +1506,8 @@ impl World<'_> {
             db_node_name(c),
             "promoted",
             format!(
-                "promoted to primary {took} after the crash: {commits} acknowledged commits ({moves} moves) lost{}",
+                "promoted to primary {:.3} s after the crash: {commits} acknowledged commits ({moves} moves) lost{}",
+                took.as_secs_f64(),
                 if unacked > 0 {
                     format!(", {unacked} unacknowledged ones rolled back")
                 } else {

@@ -268,7 +268,10 @@ fn failover_loses_exactly_the_unshipped_commits() {
     assert_eq!(w.storage.tally.commits_lost, 0, "nothing is lost before the promotion");
     run_to(&mut w, &mut s, at_s(14.0));
     let t = w.storage.tally;
-    eprintln!("unshipped at the crash: {expected}; lost at failover: {}", t.commits_lost);
+    eprintln!(
+        "unshipped at the crash: {expected}; lost at failover: {}",
+        t.commits_lost
+    );
     assert_eq!(t.commits_lost, expected);
     assert_eq!(t.moves_lost_db, expected, "one move per commit");
     let promoted: Vec<_> = w.rec.timeline.iter().filter(|e| e.event == "promoted").collect();
@@ -277,7 +280,10 @@ fn failover_loses_exactly_the_unshipped_commits() {
     // Writes flow again: the flusher has nothing left to retry.
     assert_eq!(w.storage.flusher.waiting_retry(), 0);
     let db = w.storage.db.as_ref().unwrap();
-    assert!(db.binlog.head() > unshipped.last().unwrap().0, "new commits after the gap");
+    assert!(
+        db.binlog.head() > unshipped.last().unwrap().0,
+        "new commits after the gap"
+    );
 }
 
 /// Semi-sync: a commit is acknowledged only once a replica has it, so no
@@ -298,8 +304,16 @@ fn semi_sync_loses_no_acknowledged_commit() {
     assert_eq!(one(&r, "semi_sync_fallbacks"), 0.0);
     assert!(one(&r, "db_writes_failed") > 50.0, "the waiting commits failed");
     let promoted = r.timeline.iter().find(|e| e.event == "promoted").unwrap();
-    assert!(promoted.detail.contains("0 acknowledged commits"), "{}", promoted.detail);
-    assert!(promoted.detail.contains("unacknowledged ones rolled back"), "{}", promoted.detail);
+    assert!(
+        promoted.detail.contains("0 acknowledged commits"),
+        "{}",
+        promoted.detail
+    );
+    assert!(
+        promoted.detail.contains("unacknowledged ones rolled back"),
+        "{}",
+        promoted.detail
+    );
 }
 
 /// Semi-sync with no replica to ack: commits wait `semi_sync_timeout`,
@@ -329,15 +343,26 @@ restart_after = "5s"
 "#,
     );
     let r = run(&sc);
-    let off = r.timeline.iter().find(|e| e.event == "semi-sync-off").expect("fallback");
+    let off = r
+        .timeline
+        .iter()
+        .find(|e| e.event == "semi-sync-off")
+        .expect("fallback");
     let on = r.timeline.iter().find(|e| e.event == "semi-sync-on").expect("back on");
     let t_off = off.time.as_secs_f64();
     eprintln!("semi-sync off at {t_off:.3} s, on at {:.3} s", on.time.as_secs_f64());
     // The first commit after the crash (within a few ms) times out 2 s later.
     assert!((5.0..5.05).contains(&t_off), "{t_off}");
-    assert!((8.0..8.01).contains(&on.time.as_secs_f64()), "replica back at 8 s + 1 ms");
+    assert!(
+        (8.0..8.01).contains(&on.time.as_secs_f64()),
+        "replica back at 8 s + 1 ms"
+    );
     assert_eq!(one(&r, "semi_sync_fallbacks"), 1.0);
-    assert_eq!(one(&r, "db_writes_failed"), 0.0, "waiting commits are released, not failed");
+    assert_eq!(
+        one(&r, "db_writes_failed"),
+        0.0,
+        "waiting commits are released, not failed"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -568,7 +593,10 @@ replicas = 1
     let r = run(&farm(2, 20, 1, 200, "\"1s\"", "10", &tables("200ms")));
     let (batches, moves) = (one(&r, "flush_batches"), one(&r, "moves_validated"));
     eprintln!("after 200 ms: {batches} batches for {moves} moves");
-    assert!((moves - batches).abs() <= 100.0, "one batch per move (but the last 200 ms)");
+    assert!(
+        (moves - batches).abs() <= 100.0,
+        "one batch per move (but the last 200 ms)"
+    );
 }
 
 /// Only `maxclients / pool_size` servers get a connection pool: with 16
@@ -600,7 +628,10 @@ replicas = 1
         .map(|r| r.moves_made as u64)
         .sum();
     let t = w.storage.tally;
-    eprintln!("{} writes, {} failed, moves on servers 2-3: {on_late}", t.cache_writes, t.cache_writes_failed);
+    eprintln!(
+        "{} writes, {} failed, moves on servers 2-3: {on_late}",
+        t.cache_writes, t.cache_writes_failed
+    );
     assert_eq!(t.cache_writes_failed, on_late);
     assert!(on_late > 0 && on_late < t.cache_writes);
     let r = run(&farm(6, 10, 4, 800, think, "1000000", &tables(10_000)));
