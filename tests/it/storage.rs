@@ -430,11 +430,8 @@ fn redis_crash_loses_exactly_the_unflushed_moves() {
             v1 - v0
         );
         assert_eq!(lost, v1 - v0);
-        assert_eq!(w.storage.tally.cache_writes_failed, {
-            // Every write after the crash fails (Redis stays down).
-            let after = w.tally.moves_validated - v1;
-            after
-        });
+        // Every write after the crash fails (Redis stays down).
+        assert_eq!(w.storage.tally.cache_writes_failed, w.tally.moves_validated - v1);
         if mode == "everysec" {
             // At most one second's worth; the rest is reloaded and at risk.
             assert!(lost < unflushed && (lost as f64) < 1.1 * 1000.0);
