@@ -37,9 +37,12 @@
 //! per `reads_from`, costs `read_cost + read_per_row × rows` and is counted
 //! stale if that node had not applied the key's latest commit. A write is
 //! one commit costing `write_cost`. `network` later the answer reaches
-//! [`World::db_done`], which dispatches on the [`DbCaller`]: add a variant
-//! (e.g. `Web { request }`) and its arm there. Failures (no primary, node
-//! crashed under the op) come back with `ok = false`.
+//! `World::db_done(caller, ok, stale, s)`, which dispatches on the
+//! [`DbCaller`]: add a variant (e.g. `Web { request }`) and its arm there.
+//! Failures (no primary, node crashed under the op) come back with
+//! `ok = false`; `stale` says a replica answered without the key's latest
+//! commit. Counters (`db_reads`, `stale_reads`, `db_writes_failed`, …) are
+//! kept here, whoever the caller.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -971,7 +974,9 @@ impl World<'_> {
     }
 
     /// A database answer reached its caller.
-    pub(super) fn db_done(&mut self, caller: DbCaller, ok: bool, s: &mut Scheduler<Event>) {
+    /// `ok`: the op succeeded; `stale`: a read served by a replica that had
+    /// not applied the key's latest commit.
+    pub(super) fn db_done(&mut self, caller: DbCaller, ok: bool, stale: bool, s: &mut Scheduler<Event>) {
         let now = s.now();
         match caller {
             DbCaller::Flush { batch } => {
@@ -987,6 +992,8 @@ impl World<'_> {
                 }
             }
             DbCaller::Rehydrate { client, generation } => {
+                // A stale history is still used (and counted when read).
+                let _ = stale;
                 if self.rehydration_live(client, generation) {
                     let source = if ok { Source::Db } else { Source::Failed };
                     self.rehydrated(client, source, s);
@@ -1191,7 +1198,7 @@ impl World<'_> {
 
     fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
         let o = self.storage.db_ops.remove(op as usize);
-        self.db_done(o.caller, o.ok, s);
+        self.db_done(o.caller, o.ok, o.stale, s);
     }
 
     fn binlog_arrive(&mut self, term: u32, s: &mut Scheduler<Event>) {
