@@ -1547,4 +1547,59 @@ mod tests {
         assert_eq!(fmt_num(&12.0), "12");
         assert_eq!(fmt_num(&-0.0001), "-0.0001");
     }
+
+    #[test]
+    fn storage_adds_replica_lag_and_cache_backlog() {
+        use crate::metrics::{CacheSample, DbNodeSample};
+        let mut rep = synthetic();
+        let node = |role: &'static str, lag: Option<f64>| DbNodeSample {
+            role,
+            lag_s: lag,
+            apply_backlog: 3,
+            util: 0.5,
+            read_util: 0.1,
+        };
+        rep.storage_samples = (1..=30)
+            .map(|t| StorageSample {
+                time: SimTime(t * NS_PER_S),
+                cache: Some(CacheSample {
+                    up: !(12..15).contains(&t),
+                    backlog: t % 3,
+                    unflushed: 10 * t,
+                    util: 0.05,
+                }),
+                moves_at_risk: 12 * t,
+                db_nodes: vec![node("primary", None), node("replica", Some(0.5 * t as f64))],
+                db_commits: 10,
+                db_rows: 100,
+            })
+            .collect();
+        rep.timeline.push(TimelineEvent {
+            time: SimTime(22 * NS_PER_S),
+            component: "db-primary".into(),
+            event: "crash",
+            detail: "primary crash: 2 commits not yet on any running replica".into(),
+        });
+        rep.timeline.push(TimelineEvent {
+            time: SimTime(25 * NS_PER_S),
+            component: "db-replica-0".into(),
+            event: "promoted",
+            detail: String::new(),
+        });
+        let (a, written) = write_deterministic(&rep);
+        check_stems(
+            a.path(),
+            &written,
+            &[&STEMS[..], &["replica_lag", "cache_backlog"]].concat(),
+        );
+        let svg = std::fs::read_to_string(a.path().join("replica_lag.svg")).unwrap();
+        assert!(svg.contains("db-replica-0 promoted") && svg.contains("db-primary crash"));
+        assert!(
+            svg.contains("db-replica-0") && !svg.contains(">db-primary<"),
+            "only replicas have a lag line"
+        );
+        // The primary's outage ends at the promotion, not at the end.
+        let marks = Marks::new(&rep.timeline);
+        assert!(marks.outages.contains(&(22.0, Some(25.0))), "{:?}", marks.outages);
+    }
 }
