@@ -17,6 +17,7 @@ fn bench(c: &mut Criterion) {
         "scenarios/quickstart.toml",
         "scenarios/150k-players.toml",
         "scenarios/1m-spectators.toml",
+        "scenarios/replica-lag.toml",
     ] {
         let sc = scenario::load(Path::new(file)).expect("bundled scenario loads");
         let events = run_replication(&sc, 0).expect("runs").events;

@@ -156,5 +156,6 @@ pub fn check(w: &World) -> Vec<String> {
             bad.push(format!("VIP {v} is answered by balancer node {owner}, which is down"));
         }
     }
+    bad.extend(crate::sim::storage::check(w));
     bad
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::check;
 use crate::engine::{EngineError, LoopStats, StopReason};
-use crate::metrics::{Sample, TimelineEvent, imbalance, jain};
+use crate::metrics::{Sample, StorageSample, TimelineEvent, imbalance, jain};
 use crate::scenario::Scenario;
 use crate::sim::World;
 use crate::stats;
@@ -29,6 +29,8 @@ pub struct Replication {
     pub index: u32,
     pub metrics: Vec<Metric>,
     pub samples: Vec<Sample>,
+    /// The cache and database per interval (empty without them).
+    pub storage_samples: Vec<StorageSample>,
     pub timeline: Vec<TimelineEvent>,
     /// Connections per server at the end of the run.
     pub final_conns: Vec<u32>,
@@ -122,7 +124,7 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         c.connections_refused as f64 / c.connection_attempts as f64
     };
     let m = |name: &'static str, value: f64| Metric { name, value };
-    let metrics = vec![
+    let mut metrics = vec![
         m("clients_arrived", c.clients_arrived as f64),
         m("connection_attempts", c.connection_attempts as f64),
         m("connections_accepted", c.connections_accepted as f64),
@@ -177,6 +179,7 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
             },
         ),
         m("web_502", w.web.rejected_502 as f64),
+        m("web_db_errors", w.web.db_errors as f64),
         m("web_ms_mean", mean_ms(&w.web.all)),
         m("web_ms_p50", ms(&w.web.all, 0.5)),
         m("web_ms_p90", ms(&w.web.all, 0.9)),
@@ -262,6 +265,7 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
             if stats.stop == StopReason::EventLimit { 1.0 } else { 0.0 },
         ),
     ];
+    metrics.extend(storage_metrics(&w, sc));
     let cdfs = vec![
         ("connect", cdf(&w.rec.connect)),
         ("move", cdf(&w.rec.move_player)),
@@ -275,6 +279,7 @@ pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimErro
         cdfs,
         final_conns: w.servers.iter().map(|s| s.conns.len() as u32).collect(),
         samples: std::mem::take(&mut w.rec.samples),
+        storage_samples: std::mem::take(&mut w.rec.storage_samples),
         timeline: std::mem::take(&mut w.rec.timeline),
         events: stats.events,
         end: stats.end,
@@ -403,4 +408,210 @@ pub fn run(sc: &Scenario, threads: usize, progress: &(dyn Fn() + Sync)) -> Resul
         replications,
         aggregate,
     })
+}
+
+/// The storage metrics: every one NaN when its tier (`[cache]`,
+/// `[database]`) is not configured.
+pub const STORAGE_METRICS: [&str; 37] = [
+    "cache_writes",
+    "cache_writes_failed",
+    "moves_flushed",
+    "flush_batches",
+    "moves_lost_cache",
+    "moves_at_risk_max",
+    "moves_at_risk_at_crash",
+    "cache_util_mean",
+    "cache_util_max",
+    "cache_backlog_max",
+    "db_commits",
+    "db_commit_rows",
+    "commits_lost",
+    "moves_lost_db",
+    "db_writes_failed",
+    "db_reads",
+    "db_reads_failed",
+    "stale_reads",
+    "stale_read_ratio",
+    "replica_lag_max_s",
+    "replica_lag_end_s",
+    "replica_lag_slope",
+    "replica_lag_unbounded",
+    "db_write_rows_per_s",
+    "replica_apply_capacity_rows_per_s",
+    "db_util_mean",
+    "db_util_max",
+    "replica_apply_util_mean",
+    "failover_s",
+    "rehydrations_cache",
+    "rehydrations_db",
+    "rehydrations_failed",
+    "rehydration_ms_p50",
+    "rehydration_ms_p99",
+    "rehydration_ms_max",
+    "moves_at_risk_end",
+    "semi_sync_fallbacks",
+];
+
+/// The trend of replica lag at the end of a run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LagTrend {
+    /// Largest least-squares slope of a running replica's lag over the
+    /// final window (s of lag per s), NaN without replicas.
+    pub slope: f64,
+    /// Rows per second committed on the primary over the window.
+    pub write_rows_per_s: f64,
+    /// Rows per second one replica applies (threads × apply rate).
+    pub capacity_rows_per_s: f64,
+    /// Writes outpace applying and the lag still grows: it grows without
+    /// bound.
+    pub unbounded: bool,
+}
+
+/// The lag trend over the last half of the samples after the warm-up (at
+/// least 4 samples), from the replicas running throughout it. Unbounded
+/// when the lag's slope is positive and the primary committed rows faster
+/// than a replica applies them.
+pub fn lag_trend(samples: &[StorageSample], warmup: SimTime, capacity_rows_per_s: f64) -> LagTrend {
+    let after: Vec<&StorageSample> = samples.iter().filter(|s| s.time > warmup).collect();
+    let window = &after[after.len() / 2..];
+    let mut trend = LagTrend {
+        slope: f64::NAN,
+        write_rows_per_s: f64::NAN,
+        capacity_rows_per_s,
+        unbounded: false,
+    };
+    if window.len() < 4 {
+        return trend;
+    }
+    let span = window[window.len() - 1].time.as_secs_f64() - window[0].time.as_secs_f64();
+    let rows: u64 = window[1..].iter().map(|s| s.db_rows).sum();
+    trend.write_rows_per_s = rows as f64 / span;
+    let nodes = window.iter().map(|s| s.db_nodes.len()).min().unwrap_or(0);
+    for i in 0..nodes {
+        let pts: Option<Vec<(f64, f64)>> = window
+            .iter()
+            .map(|s| {
+                let n = &s.db_nodes[i];
+                (n.role == "replica").then(|| (s.time.as_secs_f64(), n.lag_s.unwrap_or(f64::NAN)))
+            })
+            .collect();
+        if let Some(pts) = pts {
+            let k = crate::model::database::slope(&pts);
+            if !k.is_nan() && (trend.slope.is_nan() || k > trend.slope) {
+                trend.slope = k;
+            }
+        }
+    }
+    trend.unbounded = trend.slope > 0.0 && trend.write_rows_per_s > capacity_rows_per_s;
+    trend
+}
+
+fn storage_metrics(w: &World, sc: &Scenario) -> Vec<Metric> {
+    let nan = f64::NAN;
+    let st = &w.storage;
+    let c = &w.rec.counters;
+    let warm = SimTime::ZERO + sc.warmup;
+    let samples: Vec<&StorageSample> = w.rec.storage_samples.iter().filter(|s| s.time > warm).collect();
+    let on = st.is_on();
+    let cache = sc.cache.is_some();
+    let db = sc.database.as_ref();
+    let either = |v: f64| if on { v } else { nan };
+    let if_cache = |v: f64| if cache { v } else { nan };
+    let if_db = |v: f64| if db.is_some() { v } else { nan };
+    let max_of =
+        |f: &dyn Fn(&StorageSample) -> Option<f64>| samples.iter().filter_map(|s| f(s)).fold(f64::NAN, f64::max);
+    let mean_of = |f: &dyn Fn(&StorageSample) -> Option<f64>| {
+        let v: Vec<f64> = samples.iter().filter_map(|s| f(s)).collect();
+        stats::mean(&v)
+    };
+    let lag_max = max_of(&|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max));
+    let lag_end = w
+        .rec
+        .storage_samples
+        .last()
+        .and_then(|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max))
+        .unwrap_or(nan);
+    let capacity = db.map_or(nan, |d| d.applier_threads as f64 * d.apply_rate.per_s);
+    let trend = lag_trend(&w.rec.storage_samples, warm, capacity);
+    let has_replicas = db.is_some_and(|d| d.replicas > 0);
+    let if_replicas = |v: f64| if has_replicas { v } else { nan };
+    let failovers = st.db.as_ref().map(|d| stats::mean(&d.failovers_s)).unwrap_or(nan);
+    let h = &w.rec.rehydration;
+    let m = |name: &'static str, value: f64| Metric { name, value };
+    let fallbacks = w.rec.timeline.iter().filter(|e| e.event == "semi-sync-off").count() as f64;
+    let v = vec![
+        m("cache_writes", if_cache(c.cache_writes as f64)),
+        m("cache_writes_failed", if_cache(c.cache_writes_failed as f64)),
+        m("moves_flushed", either(c.moves_flushed as f64)),
+        m("flush_batches", if_cache(c.flush_batches as f64)),
+        m("moves_lost_cache", if_cache(c.moves_lost_cache as f64)),
+        m("moves_at_risk_max", either(st.at_risk_max as f64)),
+        m("moves_at_risk_at_crash", either(st.at_risk_at_crash_max as f64)),
+        m("cache_util_mean", if_cache(mean_of(&|s| s.cache.map(|k| k.util)))),
+        m("cache_util_max", if_cache(max_of(&|s| s.cache.map(|k| k.util)))),
+        m(
+            "cache_backlog_max",
+            if_cache(max_of(&|s| s.cache.map(|k| k.backlog as f64))),
+        ),
+        m("db_commits", if_db(c.db_commits as f64)),
+        m("db_commit_rows", if_db(c.db_commit_rows as f64)),
+        m("commits_lost", if_db(c.commits_lost as f64)),
+        m("moves_lost_db", if_db(c.moves_lost_db as f64)),
+        m("db_writes_failed", if_db(c.db_writes_failed as f64)),
+        m("db_reads", if_db(c.db_reads as f64)),
+        m("db_reads_failed", if_db(c.db_reads_failed as f64)),
+        m("stale_reads", if_db(c.stale_reads as f64)),
+        m(
+            "stale_read_ratio",
+            if c.db_reads == 0 {
+                nan
+            } else {
+                c.stale_reads as f64 / c.db_reads as f64
+            },
+        ),
+        m("replica_lag_max_s", if_replicas(lag_max)),
+        m("replica_lag_end_s", if_replicas(lag_end)),
+        m("replica_lag_slope", if_replicas(trend.slope)),
+        m(
+            "replica_lag_unbounded",
+            if_replicas(if trend.unbounded { 1.0 } else { 0.0 }),
+        ),
+        m("db_write_rows_per_s", if_db(trend.write_rows_per_s)),
+        m("replica_apply_capacity_rows_per_s", if_replicas(capacity)),
+        m(
+            "db_util_mean",
+            if_db(mean_of(&|s| {
+                s.db_nodes.iter().find(|n| n.role == "primary").map(|n| n.util)
+            })),
+        ),
+        m(
+            "db_util_max",
+            if_db(max_of(&|s| {
+                s.db_nodes.iter().find(|n| n.role == "primary").map(|n| n.util)
+            })),
+        ),
+        m(
+            "replica_apply_util_mean",
+            if_replicas(mean_of(&|s| {
+                let u: Vec<f64> = s
+                    .db_nodes
+                    .iter()
+                    .filter(|n| n.role == "replica")
+                    .map(|n| n.util)
+                    .collect();
+                (!u.is_empty()).then(|| stats::mean(&u))
+            })),
+        ),
+        m("failover_s", if_db(failovers)),
+        m("rehydrations_cache", if_cache(c.rehydrations_cache as f64)),
+        m("rehydrations_db", if_db(c.rehydrations_db as f64)),
+        m("rehydrations_failed", either(c.rehydrations_failed as f64)),
+        m("rehydration_ms_p50", ms(h, 0.5)),
+        m("rehydration_ms_p99", ms(h, 0.99)),
+        m("rehydration_ms_max", max_ms(h)),
+        m("moves_at_risk_end", either(st.moves_at_risk() as f64)),
+        m("semi_sync_fallbacks", if_db(fallbacks)),
+    ];
+    debug_assert!(v.iter().map(|m| m.name).eq(STORAGE_METRICS.iter().copied()));
+    v
 }

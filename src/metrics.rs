@@ -58,6 +58,31 @@ pub struct Counters {
     pub games_started: u64,
     pub games_completed: u64,
     pub games_abandoned: u64,
+    /// Storage tier (`[cache]`, `[database]`): move writes sent to Redis
+    /// and those that failed (Redis down, no connection, lost in its queue).
+    pub cache_writes: u64,
+    pub cache_writes_failed: u64,
+    /// Moves Redis had stored, lost by a Redis crash before any flush.
+    pub moves_lost_cache: u64,
+    /// Moves whose flush commit the database acknowledged; flush batches.
+    pub moves_flushed: u64,
+    pub flush_batches: u64,
+    pub db_commits: u64,
+    pub db_commit_rows: u64,
+    /// Acknowledged commits lost at a failover (never shipped to the
+    /// promoted replica), and the moves they held.
+    pub commits_lost: u64,
+    pub moves_lost_db: u64,
+    pub db_writes_failed: u64,
+    pub db_reads: u64,
+    pub db_reads_failed: u64,
+    /// Reads on a replica that had not applied the key's latest commit.
+    pub stale_reads: u64,
+    /// Room state rebuilt on a server from Redis, from the database, or
+    /// not at all (no source answered).
+    pub rehydrations_cache: u64,
+    pub rehydrations_db: u64,
+    pub rehydrations_failed: u64,
 }
 
 /// One server at one sample time.
@@ -156,6 +181,7 @@ impl TimelineEvent {
                 | "scale-out"
                 | "scale-in"
                 | "servers-updated"
+                | "promoted"
         )
     }
 }
@@ -193,6 +219,10 @@ pub struct Recorder {
     servers: Vec<ServerConns>,
     pub samples: Vec<Sample>,
     pub timeline: Vec<TimelineEvent>,
+    /// Rehydration: from accepting a member to its room's state read (µs).
+    pub rehydration: Histogram<u64>,
+    /// The storage tier per interval (empty without `[cache]`/`[database]`).
+    pub storage_samples: Vec<StorageSample>,
 }
 
 impl Recorder {
@@ -212,6 +242,8 @@ impl Recorder {
             servers: vec![ServerConns::default(); servers],
             samples: Vec::new(),
             timeline: Vec::new(),
+            rehydration: new_hist(),
+            storage_samples: Vec::new(),
         }
     }
 
@@ -378,6 +410,60 @@ impl Recorder {
 
     pub fn peak_conns(&self) -> u32 {
         self.servers.iter().map(|s| s.peak).max().unwrap_or(0)
+    }
+}
+
+/// The storage tier at one sample time.
+#[derive(Clone, Debug, Serialize, Default)]
+pub struct StorageSample {
+    pub time: SimTime,
+    /// Redis (`None` without a `[cache]`).
+    pub cache: Option<CacheSample>,
+    /// Moves validated and not yet durable in the database: unflushed in
+    /// Redis or in flush batches (or single writes) not yet acknowledged.
+    pub moves_at_risk: u64,
+    /// Database nodes in scenario order (primary first, then replicas),
+    /// empty without a `[database]`.
+    pub db_nodes: Vec<DbNodeSample>,
+    /// Commits and rows committed on the primary in the interval.
+    pub db_commits: u64,
+    pub db_rows: u64,
+}
+
+/// Redis at one sample time.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct CacheSample {
+    pub up: bool,
+    /// Ops waiting or in service on Redis's thread.
+    pub backlog: u64,
+    pub unflushed: u64,
+    /// Busy fraction of the thread over the interval.
+    pub util: f64,
+}
+
+/// One database node at one sample time.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct DbNodeSample {
+    /// "primary", "replica" or "down".
+    pub role: &'static str,
+    /// Replicas: unapplied rows ÷ apply capacity (s).
+    pub lag_s: Option<f64>,
+    /// Replicas: commits received and not applied.
+    pub apply_backlog: u64,
+    /// Busy fraction of the primary's cores (primary), or of the applier
+    /// threads (replica), over the interval.
+    pub util: f64,
+    /// Busy fraction of the read cores (replica) over the interval.
+    pub read_util: f64,
+}
+
+/// The name of database node `i`: `db-primary` (node 0, the first primary)
+/// or `db-replica-K` (node K+1, which started as replica K).
+pub fn db_node_name(i: usize) -> String {
+    if i == 0 {
+        "db-primary".to_string()
+    } else {
+        format!("db-replica-{}", i - 1)
     }
 }
 

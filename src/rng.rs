@@ -38,7 +38,7 @@ pub mod streams {
     pub const HEALTH: u64 = 5;
     pub const GAME: u64 = 6;
     pub const RELAY: u64 = 7;
-    // 8: the storage tier.
+    pub const STORAGE: u64 = 8;
     pub const WEB: u64 = 9;
 }
 

@@ -4,6 +4,8 @@
 
 pub mod backoff;
 pub mod balancer;
+pub mod cache;
+pub mod database;
 pub mod hashing;
 pub mod relay;
 pub mod room;

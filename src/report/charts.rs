@@ -8,7 +8,9 @@
 //! as dashed vertical lines with labels, and shades each crash-to-restart
 //! outage. A game run also gets the distribution of move delivery latency
 //! (CDFs after the warm-up), with the p50/p99/p99.9 of the spectator curve
-//! as labelled guide lines.
+//! as labelled guide lines. With a storage tier, `replica_lag` draws each
+//! replica's lag and `cache_backlog` the moves at risk, the unflushed moves
+//! and Redis's queue over time (a `promoted` replica is a marker too).
 //!
 //! Text is drawn with the DejaVu Sans font embedded from `assets/`, so no
 //! system font library is needed, and the output is deterministic: the same
@@ -26,7 +28,7 @@ use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::experiment::Replication;
-use crate::metrics::{Sample, ServerSample, TimelineEvent};
+use crate::metrics::{Sample, ServerSample, StorageSample, TimelineEvent, db_node_name};
 
 /// Chart size in pixels (PNG and SVG alike).
 const WIDTH: u32 = 1200;
@@ -77,8 +79,9 @@ fn register_font() -> Result<(), ChartError> {
 /// Always `connections`, `connect_latency` and `refusals`; with game traffic
 /// also `move_latency` (if moves were delivered), `spectator_cdf` (if a
 /// move latency distribution was measured), `relay_backlog` (if the run
-/// used a relay) and `cpu` (if the servers' cores were busy). A run without
-/// game traffic gets exactly the first three.
+/// used a relay) and `cpu` (if the servers' cores were busy); with a
+/// `[database]` that has replicas `replica_lag`, with a `[cache]`
+/// `cache_backlog`. A run without game traffic gets exactly the first three.
 ///
 /// `sample_interval_s` is the sampling interval in seconds, used to turn
 /// per-interval counts into rates; if it is not a positive number the
@@ -99,6 +102,7 @@ pub fn write_charts(dir: &Path, rep: &Replication, sample_interval_s: f64) -> Re
     charts.extend(game_charts(rep, &marks));
     charts.extend(cluster_charts(rep, &marks, interval_s(&rep.samples, sample_interval_s)));
     charts.extend(web_charts(rep));
+    charts.extend(storage_charts(rep));
     let mut written = Vec::with_capacity(2 * charts.len());
     for chart in &charts {
         let (marks, x_range, x_scale) = match &chart.x {
@@ -727,6 +731,62 @@ fn cdf_chart(rep: &Replication) -> ChartSpec {
 }
 
 // ---------------------------------------------------------------------------
+// Storage tier
+
+/// `replica_lag` (with replicas) and `cache_backlog` (with a cache).
+fn storage_charts(rep: &Replication) -> Vec<ChartSpec> {
+    let ss = &rep.storage_samples;
+    let mut charts = vec![];
+    let nodes = ss.iter().map(|s| s.db_nodes.len()).max().unwrap_or(0);
+    let has_lag = |i: usize| ss.iter().any(|s| s.db_nodes.get(i).is_some_and(|n| n.lag_s.is_some()));
+    let lagging: Vec<usize> = (0..nodes).filter(|&i| has_lag(i)).collect();
+    if !lagging.is_empty() {
+        let mut spec = ChartSpec::time(
+            rep,
+            "replica_lag",
+            "Replica lag (unapplied rows ÷ apply rate)",
+            "lag (s)",
+        );
+        spec.lines = lagging
+            .iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                storage_line(ss, db_node_name(i), SERIES_COLORS[k % SERIES_COLORS.len()], |s| {
+                    s.db_nodes.get(i).and_then(|n| n.lag_s)
+                })
+            })
+            .collect();
+        charts.push(spec);
+    }
+    if ss.iter().any(|s| s.cache.is_some()) {
+        let mut spec = ChartSpec::time(rep, "cache_backlog", "Redis backlog and moves at risk", "moves / ops");
+        spec.lines = vec![
+            storage_line(ss, "moves at risk", BROWN, |s| Some(s.moves_at_risk as f64)),
+            storage_line(ss, "unflushed in Redis", BLUE, |s| s.cache.map(|c| c.unflushed as f64)),
+            storage_line(ss, "Redis queue (ops)", GREEN, |s| s.cache.map(|c| c.backlog as f64)),
+        ];
+        charts.push(spec);
+    }
+    charts
+}
+
+/// A line over the storage samples.
+fn storage_line(
+    ss: &[StorageSample],
+    label: impl Into<String>,
+    color: RGBColor,
+    y: impl Fn(&StorageSample) -> Option<f64>,
+) -> Line {
+    Line {
+        label: label.into(),
+        color,
+        width: 2,
+        points: ss.iter().map(|s| (s.time.as_secs_f64(), y(s))).collect(),
+        dots: None,
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Fault markers (and the guide lines of latency charts)
 
 /// A labelled dashed vertical line at `t` on the x axis (seconds on a time
@@ -754,7 +814,7 @@ fn marker_color(event: &str) -> RGBColor {
         "crash" | "stopped" => RGBColor(215, 25, 28),
         "marked-down" | "drain" | "scale-in" => RGBColor(245, 130, 20),
         "restarted" | "vip-moved" => RGBColor(30, 90, 220),
-        "servers-updated" | "scale-out" => RGBColor(120, 60, 170),
+        "servers-updated" | "scale-out" | "promoted" => RGBColor(120, 60, 170),
         _ => RGBColor(20, 150, 50),
     }
 }
@@ -789,14 +849,18 @@ impl Marks {
         all.sort_by_key(|e| e.time);
         let mut outages = vec![];
         for (i, e) in all.iter().enumerate() {
+            // A database primary's outage (of the writes it served) ends
+            // at its restart or when a replica is promoted.
+            let db = e.component.starts_with("db-") && e.detail.starts_with("primary crash");
             let until = match e.event {
-                "crash" | "stopped" if e.component.starts_with("server-") => "restarted",
+                "crash" | "stopped" if e.component.starts_with("server-") || db => "restarted",
+                "crash" if e.component == "cache" || e.component.starts_with("db-") => "restarted",
                 "vip-lost" => "vip-moved",
                 _ => continue,
             };
             let end = all[i + 1..]
                 .iter()
-                .find(|r| r.component == e.component && r.event == until)
+                .find(|r| (r.component == e.component && r.event == until) || (db && r.event == "promoted"))
                 .map(|r| r.time.as_secs_f64());
             outages.push((e.time.as_secs_f64(), end));
         }
@@ -827,6 +891,7 @@ impl Marks {
             "scale-out",
             "scale-in",
             "servers-updated",
+            "promoted",
         ] {
             if evs.iter().any(|e| e.event == kind) {
                 kinds.push((kind.to_string(), marker_color(kind)));
@@ -1307,6 +1372,7 @@ mod tests {
             index: 0,
             metrics: vec![],
             samples,
+            storage_samples: vec![],
             timeline: vec![
                 event(10, 1, "crash"),
                 event(12, 1, "marked-down"),
@@ -1661,5 +1727,60 @@ mod tests {
         assert_eq!(fmt_num(&0.125), "0.125");
         assert_eq!(fmt_num(&12.0), "12");
         assert_eq!(fmt_num(&-0.0001), "-0.0001");
+    }
+
+    #[test]
+    fn storage_adds_replica_lag_and_cache_backlog() {
+        use crate::metrics::{CacheSample, DbNodeSample};
+        let mut rep = synthetic();
+        let node = |role: &'static str, lag: Option<f64>| DbNodeSample {
+            role,
+            lag_s: lag,
+            apply_backlog: 3,
+            util: 0.5,
+            read_util: 0.1,
+        };
+        rep.storage_samples = (1..=30)
+            .map(|t| StorageSample {
+                time: SimTime(t * NS_PER_S),
+                cache: Some(CacheSample {
+                    up: !(12..15).contains(&t),
+                    backlog: t % 3,
+                    unflushed: 10 * t,
+                    util: 0.05,
+                }),
+                moves_at_risk: 12 * t,
+                db_nodes: vec![node("primary", None), node("replica", Some(0.5 * t as f64))],
+                db_commits: 10,
+                db_rows: 100,
+            })
+            .collect();
+        rep.timeline.push(TimelineEvent {
+            time: SimTime(22 * NS_PER_S),
+            component: "db-primary".into(),
+            event: "crash",
+            detail: "primary crash: 2 commits not yet on any running replica".into(),
+        });
+        rep.timeline.push(TimelineEvent {
+            time: SimTime(25 * NS_PER_S),
+            component: "db-replica-0".into(),
+            event: "promoted",
+            detail: String::new(),
+        });
+        let (a, written) = write_deterministic(&rep);
+        check_stems(
+            a.path(),
+            &written,
+            &[&STEMS[..], &["replica_lag", "cache_backlog"]].concat(),
+        );
+        let svg = std::fs::read_to_string(a.path().join("replica_lag.svg")).unwrap();
+        assert!(svg.contains("db-replica-0 promoted") && svg.contains("db-primary crash"));
+        assert!(
+            svg.contains("db-replica-0") && !svg.contains(">db-primary<"),
+            "only replicas have a lag line"
+        );
+        // The primary's outage ends at the promotion, not at the end.
+        let marks = Marks::new(&rep.timeline);
+        assert!(marks.outages.contains(&(22.0, Some(25.0))), "{:?}", marks.outages);
     }
 }

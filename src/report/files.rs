@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::{ReportError, RunInfo, io_err};
-use crate::experiment::Outcome;
+use crate::experiment::{Outcome, STORAGE_METRICS};
 use crate::scenario::Scenario;
 
 fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> ReportError + '_ {
@@ -85,8 +85,8 @@ pub fn write_summary_json(path: &Path, sc: &Scenario, o: &Outcome) -> Result<Pat
     Ok(path.to_path_buf())
 }
 
-/// Per interval: one `all` row, one row per server and one per balancer
-/// node, for every replication.
+/// Per interval: one `all` row, one row per server, the storage rows, a
+/// `web` row and one row per balancer node, for every replication.
 pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportError> {
     let mut w = csv::Writer::from_path(path).map_err(csv_err(path))?;
     const HEADER: [&str; 22] = [
@@ -113,12 +113,17 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
         "spectator_ms_p99",
         "relay_backlog",
     ];
-    w.write_record(HEADER).map_err(csv_err(path))?;
+    w.write_record(HEADER.iter().chain(&STORAGE_HEADER))
+        .map_err(csv_err(path))?;
     let opt = |v: Option<f64>| v.map(num).unwrap_or_default();
     for r in &o.replications {
         let rep = r.index.to_string();
+        let mut storage = r.storage_samples.iter().peekable();
         for s in &r.samples {
             let t = secs(s.time);
+            // The storage sample taken at the same time, if any.
+            while storage.next_if(|x| x.time < s.time).is_some() {}
+            let st = storage.next_if(|x| x.time == s.time);
             let all: [String; 22] = [
                 rep.clone(),
                 t.clone(),
@@ -143,7 +148,15 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
                 opt(s.spectator_ms_p99),
                 s.relay_backlog.to_string(),
             ];
-            w.write_record(&all).map_err(csv_err(path))?;
+            let mut extra: [String; 12] = Default::default();
+            if let Some(st) = st {
+                extra[4] = st.moves_at_risk.to_string();
+                if !st.db_nodes.is_empty() {
+                    extra[10] = st.db_commits.to_string();
+                    extra[11] = st.db_rows.to_string();
+                }
+            }
+            w.write_record(all.iter().chain(&extra)).map_err(csv_err(path))?;
             for (i, sv) in s.servers.iter().enumerate() {
                 let mut row: [String; 22] = Default::default();
                 row[0] = rep.clone();
@@ -155,7 +168,17 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
                 row[6] = (if sv.lb_up { "UP" } else { "DOWN" }).into();
                 row[7] = format!("{:.4}", sv.cpu_util);
                 row[8] = sv.jobs_waiting.to_string();
-                w.write_record(&row).map_err(csv_err(path))?;
+                w.write_record(row.iter().chain(&[const { String::new() }; 12]))
+                    .map_err(csv_err(path))?;
+            }
+            if let Some(st) = st {
+                for row in storage_rows(st) {
+                    let mut head: [String; 22] = Default::default();
+                    head[0] = rep.clone();
+                    head[1] = t.clone();
+                    head[2] = row[0].clone();
+                    w.write_record(head.iter().chain(&row[1..])).map_err(csv_err(path))?;
+                }
             }
             // The web tier: requests and failures in the interval, response
             // time p50/p99 (in the connect columns), app workers busy (in
@@ -172,7 +195,8 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
                 row[11] = web.failed.to_string();
                 row[14] = opt(web.ms_p50);
                 row[15] = opt(web.ms_p99);
-                w.write_record(&row).map_err(csv_err(path))?;
+                w.write_record(row.iter().chain(&[const { String::new() }; 12]))
+                    .map_err(csv_err(path))?;
             }
             // Balancer nodes: client connections held, handshakes waiting
             // for a core (in `jobs_waiting`), TLS core utilisation.
@@ -185,12 +209,61 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
                 row[5] = (if nd.up { "up" } else { "down" }).into();
                 row[7] = format!("{:.4}", nd.cpu_util);
                 row[8] = nd.handshakes_waiting.to_string();
-                w.write_record(&row).map_err(csv_err(path))?;
+                w.write_record(row.iter().chain(&[const { String::new() }; 12]))
+                    .map_err(csv_err(path))?;
             }
         }
     }
     w.flush().map_err(io_err(path))?;
     Ok(path.to_path_buf())
+}
+
+/// The storage columns of `timeseries.csv`: on the `all` row the moves at
+/// risk and the commits and rows of the interval; on a `cache` row Redis's
+/// state, backlog, utilisation and unflushed moves; on a row per database
+/// node (`db-primary`, `db-replica-K`) its role, replica lag, apply
+/// backlog and utilisations.
+const STORAGE_HEADER: [&str; 12] = [
+    "cache_state",
+    "cache_backlog",
+    "cache_util",
+    "moves_unflushed",
+    "moves_at_risk",
+    "db_role",
+    "replica_lag_s",
+    "apply_backlog",
+    "db_util",
+    "db_read_util",
+    "db_commits",
+    "db_rows",
+];
+
+/// The `cache` and database rows of one storage sample: the component
+/// name, then the 12 storage columns.
+fn storage_rows(st: &crate::metrics::StorageSample) -> Vec<[String; 13]> {
+    let mut rows = Vec::new();
+    if let Some(c) = &st.cache {
+        let mut row: [String; 13] = Default::default();
+        row[0] = "cache".into();
+        row[1] = (if c.up { "up" } else { "down" }).into();
+        row[2] = c.backlog.to_string();
+        row[3] = format!("{:.4}", c.util);
+        row[4] = c.unflushed.to_string();
+        rows.push(row);
+    }
+    for (i, n) in st.db_nodes.iter().enumerate() {
+        let mut row: [String; 13] = Default::default();
+        row[0] = crate::metrics::db_node_name(i);
+        row[6] = n.role.into();
+        row[7] = n.lag_s.map(|v| format!("{v:.3}")).unwrap_or_default();
+        if n.lag_s.is_some() {
+            row[8] = n.apply_backlog.to_string();
+        }
+        row[9] = format!("{:.4}", n.util);
+        row[10] = format!("{:.4}", n.read_util);
+        rows.push(row);
+    }
+    rows
 }
 
 /// The fault and state-change timeline of every replication.
@@ -267,6 +340,9 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
             get("cpu_util_max").0 * 100.0
         );
     }
+    for line in storage_lines(sc, o) {
+        let _ = writeln!(s, "{line}\n");
+    }
     let _ = writeln!(
         s,
         "{} replications of {} (warm-up {} not counted), {} servers × {} connections, strategy `{}`. \
@@ -280,6 +356,10 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
     );
     let _ = writeln!(s, "| metric | value |\n|---|---|");
     for a in &o.aggregate {
+        // Storage metrics of a tier that is not configured are left out.
+        if a.mean.is_nan() && STORAGE_METRICS.contains(&a.name) {
+            continue;
+        }
         let _ = writeln!(s, "| {} | {} |", a.name, pm((a.mean, a.ci95), 4));
     }
     let _ = writeln!(s, "\n## Charts (replication 0)\n");
@@ -291,6 +371,8 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
         ("spectator_cdf", "Delivery-latency distribution"),
         ("relay_backlog", "Relay backlog"),
         ("cpu", "Server CPU utilisation"),
+        ("replica_lag", "Replica lag"),
+        ("cache_backlog", "Redis backlog and moves at risk"),
     ] {
         // Game charts exist only for runs with game traffic.
         if path.with_file_name(format!("{file}.svg")).exists() {
@@ -324,4 +406,104 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
     );
     std::fs::write(path, s).map_err(io_err(path))?;
     Ok(path.to_path_buf())
+}
+
+/// The storage tier in plain words (empty without `[cache]` and
+/// `[database]`): what was at risk and lost, replica lag, stale reads,
+/// rehydrations, and, when writes outpace a replica's applier, the line
+/// "replica lag grows without bound: writes X rows/s vs apply capacity Y
+/// rows/s". For `report.md` and the command line.
+pub fn storage_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
+    let get = |n: &str| o.aggregate(n).map(|a| a.mean).unwrap_or(f64::NAN);
+    let mut out = Vec::new();
+    if let Some(k) = &sc.cache {
+        let mut line = format!(
+            "**Cache.** At most {:.0} moves were at risk (stored in Redis or in flush batches, not yet committed; \
+             {:.0} at the worst crash); a Redis crash lost {:.0} moves (appendfsync {}); {:.0} writes to Redis failed \
+             of {:.0}. Redis's thread was {:.1} % busy on average.",
+            get("moves_at_risk_max"),
+            get("moves_at_risk_at_crash"),
+            get("moves_lost_cache"),
+            match k.appendfsync {
+                crate::scenario::AppendFsync::No => "no",
+                crate::scenario::AppendFsync::Everysec => "everysec",
+            },
+            get("cache_writes_failed"),
+            get("cache_writes"),
+            get("cache_util_mean") * 100.0,
+        );
+        if get("rehydrations_cache") + get("rehydrations_db") + get("rehydrations_failed") > 0.0 {
+            line.push_str(&format!(
+                " Room state was rehydrated {:.0} times from Redis and {:.0} times from the database \
+                 ({:.0} failed), p99 {:.2} ms.",
+                get("rehydrations_cache"),
+                get("rehydrations_db"),
+                get("rehydrations_failed"),
+                get("rehydration_ms_p99"),
+            ));
+        }
+        out.push(line);
+    }
+    if let Some(d) = &sc.database {
+        let mut line = format!(
+            "**Database.** {:.0} commits ({:.0} rows); the primary's cores were {:.1} % busy on average. \
+             {:.0} acknowledged commits were lost at failover ({:.0} moves).",
+            get("db_commits"),
+            get("db_commit_rows"),
+            get("db_util_mean") * 100.0,
+            get("commits_lost"),
+            get("moves_lost_db"),
+        );
+        let failover = get("failover_s");
+        if !failover.is_nan() {
+            line.push_str(&format!(" A failover took {failover:.1} s on average."));
+        }
+        if d.replicas > 0 {
+            line.push_str(&format!(
+                " Replica lag peaked at {:.2} s ({:.2} s at the end).",
+                get("replica_lag_max_s"),
+                get("replica_lag_end_s")
+            ));
+        }
+        let ratio = get("stale_read_ratio");
+        if !ratio.is_nan() {
+            line.push_str(&format!(
+                " {:.2} % of database reads were stale ({:.0} of {:.0}).",
+                ratio * 100.0,
+                get("stale_reads"),
+                get("db_reads")
+            ));
+        }
+        if sc.cache.is_none() && get("rehydrations_db") + get("rehydrations_failed") > 0.0 {
+            line.push_str(&format!(
+                " Room state was rehydrated {:.0} times from the database, p99 {:.2} ms.",
+                get("rehydrations_db"),
+                get("rehydration_ms_p99")
+            ));
+        }
+        out.push(line);
+        let unbounded: Vec<&crate::experiment::Replication> = o
+            .replications
+            .iter()
+            .filter(|r| r.metric("replica_lag_unbounded") == Some(1.0))
+            .collect();
+        if !unbounded.is_empty() {
+            let mean = |n: &str| unbounded.iter().filter_map(|r| r.metric(n)).sum::<f64>() / unbounded.len() as f64;
+            out.push(format!(
+                "**Warning.** Replica lag grows without bound: writes {:.0} rows/s vs apply capacity {:.0} rows/s \
+                 ({} applier thread{} × {:.0} rows/s; the lag grows {:.2} s per s at the end, in {} of {} \
+                 replications). More replicas do not help (each applies every write); more applier threads, a \
+                 faster applier or fewer written rows do.",
+                mean("db_write_rows_per_s"),
+                mean("replica_apply_capacity_rows_per_s"),
+                d.applier_threads,
+                if d.applier_threads == 1 { "" } else { "s" },
+                d.apply_rate.per_s,
+                mean("replica_lag_slope"),
+                unbounded.len(),
+                o.replications.len()
+            ));
+        }
+    }
+    out
 }

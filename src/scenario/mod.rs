@@ -5,9 +5,11 @@
 //! hands on is checked: a [`Scenario`] that loads is one the engine can run.
 //! Errors name the file, line, column and field, with the valid choices.
 
+mod storage;
 mod types;
 mod web;
 
+pub use storage::*;
 pub use types::*;
 pub use web::{App, Browsing, Nginx, Web};
 
@@ -43,6 +45,14 @@ macro_rules! dists {
                 v.push(("relay.per_subscriber_cost".into(), per_subscriber_cost));
             }
             None => {}
+        }
+        if let Some(k) = &$($m)? sc.cache {
+            v.push(("cache.op_cost".into(), &$($m)? k.op_cost));
+        }
+        if let Some(d) = &$($m)? sc.database {
+            v.push(("database.write_cost".into(), &$($m)? d.write_cost));
+            v.push(("database.batch_base".into(), &$($m)? d.batch_base));
+            v.push(("database.read_cost".into(), &$($m)? d.read_cost));
         }
         for (i, p) in (&$($m)? sc.populations).into_iter().enumerate() {
             v.push((format!("population[{i}].session"), &$($m)? p.session));
@@ -802,8 +812,11 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                     c.fail(f("kind"), "only one rolling-restart per scenario");
                 }
             }
+            // The storage tier's faults are checked by `storage::validate`.
+            Fault::CacheCrash { .. } | Fault::DbCrash { .. } => {}
         }
     }
+    storage::validate(sc, &mut c);
     c.problems
 }
 

@@ -49,6 +49,12 @@ pub struct Scenario {
     /// Pub/sub between socket servers for rooms that span servers.
     #[serde(default)]
     pub relay: Option<Relay>,
+    /// Redis that moves are written behind to (see `scenario::storage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<super::storage::Cache>,
+    /// Database primary and replicas (see `scenario::storage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<super::storage::Database>,
     /// The web tier: nginx and app servers for `web` populations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub web: Option<super::web::Web>,
@@ -808,6 +814,22 @@ pub enum Fault {
         #[serde(default = "d_pause")]
         pause: SimDuration,
     },
+    /// The Redis cache crashes at `at` (losing what `appendfsync` does not
+    /// keep) and, if `restart_after` is given, comes back that much later.
+    CacheCrash {
+        at: SimDuration,
+        #[serde(default)]
+        restart_after: Option<SimDuration>,
+    },
+    /// A database node crashes: `target = "primary"` (a failover follows)
+    /// or a replica index. With `restart_after` it comes back (a former
+    /// primary that was replaced rejoins as a replica).
+    DbCrash {
+        target: super::storage::DbTarget,
+        at: SimDuration,
+        #[serde(default)]
+        restart_after: Option<SimDuration>,
+    },
 }
 
 fn d_drain() -> SimDuration {
@@ -828,7 +850,9 @@ impl Fault {
             | Fault::BalancerCrash { at, .. }
             | Fault::ScaleOut { at, .. }
             | Fault::ScaleIn { at, .. }
-            | Fault::RollingRestart { at, .. } => *at,
+            | Fault::RollingRestart { at, .. }
+            | Fault::CacheCrash { at, .. }
+            | Fault::DbCrash { at, .. } => *at,
         }
     }
 }

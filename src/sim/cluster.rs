@@ -526,7 +526,9 @@ impl World<'_> {
                     );
                 }
             }
-            Fault::Crash { .. } | Fault::BalancerCrash { .. } => unreachable!("not a deployment"),
+            Fault::Crash { .. } | Fault::BalancerCrash { .. } | Fault::CacheCrash { .. } | Fault::DbCrash { .. } => {
+                unreachable!("not a deployment")
+            }
         }
     }
 

@@ -272,6 +272,7 @@ impl World<'_> {
                 s.after(rematch, Event::GameStart { room: r, game });
             }
         }
+        self.storage_move(msg, srv, s);
         let room = &self.rooms[r as usize];
         let local = room.members_on(srv).iter().any(|mm| mm.client != sender);
         let remote: SmallVec<[u32; 4]> = room.remote_servers(srv).collect();

@@ -14,6 +14,8 @@ mod cluster;
 mod game;
 pub mod web;
 
+pub mod storage;
+
 use cluster::NO_NODE;
 pub use cluster::{Cluster, Node};
 
@@ -314,6 +316,8 @@ pub enum Event {
     },
     /// The web tier (`sim::web`).
     Web(web::WebEvent),
+    /// The cache and database (`sim::storage`).
+    Storage(storage::StorageEvent),
 }
 
 struct PopState {
@@ -355,6 +359,8 @@ pub struct World<'a> {
     pub tally: Tally,
     /// The simulated time of the event being handled.
     now: SimTime,
+    /// The cache and the database (idle without `[cache]`/`[database]`).
+    pub storage: storage::Storage,
 }
 
 /// A move in flight: sent by a player, validated on its server, fanned out
@@ -444,6 +450,7 @@ impl<'a> World<'a> {
             relay: sc.relay.as_ref().map(|c| Relay::new(c, sc.servers.count)),
             tally: Tally::default(),
             now: SimTime::ZERO,
+            storage: storage::Storage::new(sc, replication),
         }
     }
 
@@ -459,6 +466,9 @@ impl<'a> World<'a> {
             self.prime_checks(node, s);
         }
         for (i, f) in self.sc.faults.iter().enumerate() {
+            if matches!(f, Fault::CacheCrash { .. } | Fault::DbCrash { .. }) {
+                continue; // `storage_prime` schedules them
+            }
             let t = SimTime::ZERO + f.at();
             s.at(t, Event::Fault { index: i as u16 });
             if let Fault::Crash { server, .. } = f {
@@ -467,6 +477,7 @@ impl<'a> World<'a> {
             }
         }
         s.at(SimTime::ZERO + self.sc.sample_interval, Event::Sample);
+        self.storage_prime(s);
     }
 
     /// Runs to the end of the scenario.
@@ -863,6 +874,10 @@ impl<'a> World<'a> {
     }
 
     fn accept(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) {
+        // A room with no member here has no state here: read it first.
+        if self.rehydration_pending(c, srv, s) {
+            return;
+        }
         let now = s.now();
         self.set_state(c, ClientState::Connected);
         let sv = &mut self.servers[srv as usize];
@@ -997,6 +1012,7 @@ impl<'a> World<'a> {
         if let Some(d) = restart_after {
             s.after(d, Event::Restart { server: srv });
         }
+        self.storage_server_crashed(srv, s);
     }
 
     /// The first crash of `srv` scheduled after `now`.
@@ -1326,7 +1342,11 @@ impl Model for World<'_> {
                     restart_after,
                     ..
                 } => self.node_crash(node as usize, mode, restart_after, s),
-                _ => self.deploy_fault(index as usize, s),
+                // Storage faults have their own events (`storage_prime`).
+                Fault::CacheCrash { .. } | Fault::DbCrash { .. } => {}
+                Fault::ScaleOut { .. } | Fault::ScaleIn { .. } | Fault::RollingRestart { .. } => {
+                    self.deploy_fault(index as usize, s)
+                }
             },
             Event::Restart { server } => {
                 if !self.cluster.provisioned[server as usize] {
@@ -1357,6 +1377,7 @@ impl Model for World<'_> {
             Event::MoveAtServer { room, token } => self.move_at_server(room, token, s),
             Event::BatchClose { batch } => self.batch_close(batch, s),
             Event::RelayDeliver { msg, server } => self.relay_deliver(msg, server, s),
+            Event::Storage(e) => self.storage_event(e, s),
         }
     }
 }

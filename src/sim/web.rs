@@ -20,6 +20,7 @@ use rand::RngExt;
 use slab::Slab;
 
 use super::cluster::NO_NODE;
+use super::storage::{DbCaller, profile_key};
 use super::{Event, NONE, World};
 use crate::engine::Scheduler;
 use crate::metrics::WebSample;
@@ -123,6 +124,8 @@ pub struct WebTier {
     pub requests: u64,
     pub failed: u64,
     pub rejected_502: u64,
+    /// Requests failed by a database error (500).
+    pub db_errors: u64,
     pub unreachable: u64,
     app_wait_sum_ns: u128,
     app_waits: u64,
@@ -165,6 +168,7 @@ impl WebTier {
             requests: 0,
             failed: 0,
             rejected_502: 0,
+            db_errors: 0,
             unreachable: 0,
             app_wait_sum_ns: 0,
             app_waits: 0,
@@ -417,8 +421,7 @@ impl World<'_> {
         let w = self.sc.web.as_ref().expect("[web]");
         let r = &mut self.web.reqs[req as usize];
         r.worker = id;
-        // TODO(storage merge): `self.sc.database.is_some()`.
-        let db = false;
+        let db = self.sc.database.is_some();
         r.reads_left = if db { w.app.reads } else { 0 };
         r.writes_left = if db { w.app.writes } else { 0 };
         let waited = now.since(r.at_app).0;
@@ -443,16 +446,36 @@ impl World<'_> {
         self.web_app_finish(req, s);
     }
 
-    /// One database call of the worker (placeholder until the storage tier
-    /// is wired: without a database no call is ever made).
-    fn web_db_call(&mut self, req: u32, _key: u32, s: &mut Scheduler<Event>) {
+    /// One database call of the worker: reads first, then writes; the
+    /// worker waits for each (sync workers).
+    fn web_db_call(&mut self, req: u32, key: u32, s: &mut Scheduler<Event>) {
         let r = &mut self.web.reqs[req as usize];
+        let key = profile_key(key);
         if r.reads_left > 0 {
             r.reads_left -= 1;
+            self.db_read(key, 1, DbCaller::Web { req }, s);
         } else {
             r.writes_left -= 1;
+            self.db_write(vec![key], 1, DbCaller::Web { req }, s);
         }
-        self.web_next_db_call(req, s);
+    }
+
+    /// A database call came back: a failed one fails the request (the app
+    /// answers 500), else the worker goes on.
+    pub(super) fn web_db_done(&mut self, req: u32, ok: bool, s: &mut Scheduler<Event>) {
+        if !self.web.reqs.contains(req as usize) {
+            return;
+        }
+        if ok {
+            self.web_next_db_call(req, s);
+            return;
+        }
+        let r = &mut self.web.reqs[req as usize];
+        r.reads_left = 0;
+        r.writes_left = 0;
+        r.failed = true;
+        self.web.db_errors += 1;
+        self.web_app_finish(req, s);
     }
 
     /// The worker is free: the response heads back through nginx.

@@ -3,6 +3,7 @@
 mod cli;
 mod cluster;
 mod game;
+mod storage;
 mod strategies;
 mod validation;
 mod web;
