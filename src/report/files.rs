@@ -340,7 +340,7 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
             get("cpu_util_max").0 * 100.0
         );
     }
-    for line in storage_lines(sc, o) {
+    for line in cluster_lines(sc, o).into_iter().chain(storage_lines(sc, o)) {
         let _ = writeln!(s, "{line}\n");
     }
     let _ = writeln!(
@@ -371,6 +371,12 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
         ("spectator_cdf", "Delivery-latency distribution"),
         ("relay_backlog", "Relay backlog"),
         ("cpu", "Server CPU utilisation"),
+        ("balancer_nodes", "Connections per balancer node"),
+        ("balancer_cpu", "TLS handshake load per balancer node"),
+        ("failover_latency", "Balancer failover: connect latency"),
+        ("failover_refusals", "Balancer failover: failed attempts"),
+        ("web_latency", "Web response time"),
+        ("web_load", "Web tier load"),
         ("replica_lag", "Replica lag"),
         ("cache_backlog", "Redis backlog and moves at risk"),
     ] {
@@ -413,6 +419,71 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
 /// rehydrations, and, when writes outpace a replica's applier, the line
 /// "replica lag grows without bound: writes X rows/s vs apply capacity Y
 /// rows/s". For `report.md` and the command line.
+pub fn cluster_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
+    let get = |n: &str| o.aggregate(n).map(|a| a.mean).unwrap_or(f64::NAN);
+    let mut out = Vec::new();
+    let b = &sc.balancer;
+    let node_crash = sc
+        .faults
+        .iter()
+        .any(|f| matches!(f, crate::scenario::Fault::BalancerCrash { .. }));
+    if b.nodes > 1 || b.tls.is_some() || node_crash {
+        let mode = match b.mode {
+            crate::scenario::ClusterMode::ActivePassive => "active-passive",
+            crate::scenario::ClusterMode::ActiveActive => "active-active",
+        };
+        let mut line = format!("**Balancer cluster.** {} HAProxy node(s), {mode}", b.nodes);
+        if node_crash {
+            line += &format!(
+                "; VIPs answered nowhere for {:.2} s in all (failover takeover {:.2} s), and {:.0} attempts were abandoned after the client's connect timeout",
+                get("vip_outage_s"),
+                b.failover.takeover().as_secs_f64(),
+                get("connect_timeouts")
+            );
+        }
+        if let Some(tls) = &b.tls {
+            line += &format!(
+                "; TLS with {}: {:.0} full and {:.0} resumed handshakes, the busiest node's cores peaked at {:.0} % busy in an interval",
+                match tls.key {
+                    crate::scenario::TlsKey::Rsa2048 => "RSA-2048",
+                    crate::scenario::TlsKey::EcdsaP256 => "ECDSA P-256",
+                },
+                get("tls_full_handshakes"),
+                get("tls_resumed_handshakes"),
+                get("balancer_cpu_util_max") * 100.0
+            );
+        }
+        if b.node_maxconn.is_some() {
+            line += &format!(
+                "; {:.0} connections were turned away at a node's maxconn (peak {:.0} held by one node)",
+                get("refused_node_full"),
+                get("node_connections_max")
+            );
+        }
+        out.push(line + ".");
+    }
+    if sc.web.is_some() && get("web_requests") > 0.0 {
+        out.push(format!(
+            "**Web tier.** {:.0} requests answered at p50 {:.1} ms and p99 {:.1} ms (static p99 {:.1} ms, dynamic p99 {:.1} ms); \
+             {:.3} % failed ({:.0} with 502 at a full backlog, {:.0} on database errors). App workers were {:.1} % busy \
+             and waited {:.2} ms on average for a worker; nginx cores {:.1} % busy.",
+            get("web_requests"),
+            get("web_ms_p50"),
+            get("web_ms_p99"),
+            get("web_static_ms_p99"),
+            get("web_dynamic_ms_p99"),
+            get("web_failed_ratio") * 100.0,
+            get("web_502"),
+            get("web_db_errors"),
+            get("app_util_mean") * 100.0,
+            get("app_wait_ms_mean"),
+            get("nginx_util_mean") * 100.0,
+        ));
+    }
+    out
+}
+
+/// The storage paragraphs of the report (also printed by the CLI).
 pub fn storage_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
     let get = |n: &str| o.aggregate(n).map(|a| a.mean).unwrap_or(f64::NAN);
     let mut out = Vec::new();

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use crate::experiment::Outcome;
 use crate::scenario::Scenario;
 
-pub use files::{storage_lines, write_events_csv, write_summary_csv, write_summary_json, write_timeseries_csv};
+pub use files::{
+    cluster_lines, storage_lines, write_events_csv, write_summary_csv, write_summary_json, write_timeseries_csv,
+};
 
 /// Why outputs could not be written.
 #[derive(Debug, thiserror::Error)]
