@@ -294,35 +294,50 @@ fn compare_md(
     let heads = headline_metrics(outcomes);
     let rankings: Vec<_> = heads.iter().filter_map(|&(m, _, big)| rank(outcomes, m, big)).collect();
     let mut s = format!("# wscap compare: {}\n\n", sc.name);
-    // The answer: best or tied-best counts, then the key metrics.
-    let mut score = vec![0usize; names.len()];
-    for r in &rankings {
-        score[r.best] += 1;
-        for &t in &r.ties {
-            score[t] += 1;
-        }
-    }
+    // The answer: among the strategies that refuse no more clients than
+    // the best (not significantly), the lowest mean p99 latency.
     let primary = if outcomes.iter().any(|o| agg(o, "moves_validated").0 > 0.0) {
         "move_ms_p99"
     } else {
         "connect_ms_p99"
     };
-    let best = (0..names.len())
-        .max_by(|&a, &b| {
-            score[a]
-                .cmp(&score[b])
-                .then_with(|| agg(&outcomes[b], primary).0.total_cmp(&agg(&outcomes[a], primary).0))
-        })
+    let refusals = rankings
+        .iter()
+        .find(|r| r.metric == "clients_refused_ratio")
+        .or_else(|| rankings.iter().find(|r| r.metric == "refused_ratio"));
+    let candidates: Vec<usize> = match refusals {
+        Some(r) => std::iter::once(r.best).chain(r.ties.iter().copied()).collect(),
+        None => (0..names.len()).collect(),
+    };
+    let latency = |i: usize| {
+        let m = agg(&outcomes[i], primary).0;
+        if m.is_nan() { f64::INFINITY } else { m }
+    };
+    let best = candidates
+        .iter()
+        .copied()
+        .min_by(|&a, &b| latency(a).total_cmp(&latency(b)))
         .unwrap_or(0);
-    let _ = write!(
-        s,
-        "**Answer.** Use **{}**: it is best or not significantly different from the best on {} of the {} headline \
-         metrics below ({} replications per strategy, paired over common random numbers).",
-        names[best],
-        score[best],
-        rankings.len(),
-        outcomes[best].replications.len()
-    );
+    let primary_label = heads.iter().find(|h| h.0 == primary).map(|h| h.1).unwrap_or(primary);
+    let n_reps = outcomes[best].replications.len();
+    if candidates.len() == names.len() {
+        let _ = write!(
+            s,
+            "**Answer.** Use **{}**: no strategy refuses significantly fewer clients than another, and {} has the \
+             lowest {primary_label} ({n_reps} replications per strategy, paired over common random numbers).",
+            names[best], names[best]
+        );
+    } else {
+        let group: Vec<&str> = candidates.iter().map(|&i| names[i].as_str()).collect();
+        let _ = write!(
+            s,
+            "**Answer.** Use **{}**: of the strategies that refuse the fewest clients ({}; the others refuse \
+             significantly more), it has the lowest {primary_label} ({n_reps} replications per strategy, paired \
+             over common random numbers).",
+            names[best],
+            group.join(", ")
+        );
+    }
     for key in [primary, "refused_ratio", "imbalance_max_over_mean"] {
         let Some(r) = rankings.iter().find(|r| r.metric == key) else { continue };
         let label = heads.iter().find(|h| h.0 == key).map(|h| h.1).unwrap_or(key);
@@ -541,6 +556,15 @@ fn sweep_md(
     heads: &[(&'static str, &'static str, bool)],
 ) -> String {
     let mut s = format!("# wscap sweep: {}\n\n", sc.name);
+    // A point by its swept keys only.
+    let point_label = |p: &Point| -> String {
+        p.assigns
+            .iter()
+            .filter(|a| settings.iter().any(|st| st.key == a.key))
+            .map(|a| a.label())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let swept: Vec<String> = settings
         .iter()
         .map(|st| {
@@ -555,7 +579,12 @@ fn sweep_md(
         swept.join("; "),
         outcomes.first().map_or(0, |o| o.replications.len())
     );
-    for &(m, label, big) in heads {
+    // The answer names the key metrics; the table has them all.
+    let primary = if heads.iter().any(|h| h.0 == "move_ms_p99") { "move_ms_p99" } else { "connect_ms_p99" };
+    for &(m, label, big) in heads
+        .iter()
+        .filter(|h| [primary, "clients_refused_ratio", "imbalance_max_over_mean"].contains(&h.0))
+    {
         let mut idx: Vec<usize> = (0..points.len()).filter(|&i| !agg(&outcomes[i], m).0.is_nan()).collect();
         idx.sort_by(|&a, &b| agg(&outcomes[a], m).0.total_cmp(&agg(&outcomes[b], m).0));
         let (Some(&lo), Some(&hi)) = (idx.first(), idx.last()) else { continue };
@@ -570,9 +599,9 @@ fn sweep_md(
             s,
             " {label}: best {} at {}, worst {} at {}.",
             pm(bm, bc),
-            points[best].label(),
+            point_label(&points[best]),
             pm(wm, wc),
-            points[worst].label()
+            point_label(&points[worst])
         );
     }
     s.push_str("\n\n");
@@ -637,7 +666,7 @@ fn sweep_md(
         s.push_str(&"---|".repeat(comps.len()));
         s.push('\n');
         for (i, (p, o)) in points.iter().zip(outcomes).enumerate() {
-            let _ = write!(s, "| {i}: {} |", p.label().replace('|', "\\|"));
+            let _ = write!(s, "| {i}: {} |", point_label(p).replace('|', "\\|"));
             for (m, _) in &comps {
                 let (mean, ci) = agg(o, m);
                 let _ = write!(s, " {} |", pm(mean, ci));
@@ -648,7 +677,7 @@ fn sweep_md(
     }
     s.push_str(&sections::scenario_as_run(sc).replace(
         "All defaults filled in",
-        &format!("Point 0 ({}); the others differ only in the swept keys. All defaults filled in", points[0].label()),
+        &format!("Point 0 ({}); the others differ only in the swept keys. All defaults filled in", point_label(&points[0])),
     ));
     s.push_str(&sections::assumptions(sc));
     s.push_str(&outputs_list(files, dir));

@@ -80,6 +80,9 @@ impl Point {
 /// What a study reports while it runs.
 #[derive(Clone, Copy, Debug)]
 pub enum Tick {
+    /// A batch starts: this many replications, this much simulated time in
+    /// all.
+    Batch { replications: u32, simulated_ns: u64 },
     /// A replication advanced its simulated clock by this many nanoseconds.
     Simulated(u64),
     /// A replication finished.
@@ -115,6 +118,10 @@ pub fn run_batch(jobs: &[Job], threads: usize, progress: Progress) -> Result<Vec
             threads,
             message: e.to_string(),
         })?;
+    progress(Tick::Batch {
+        replications: jobs.iter().map(|j| j.reps.end.saturating_sub(j.reps.start)).sum(),
+        simulated_ns: simulated_ns(jobs),
+    });
     let tasks: Vec<(usize, u32)> = jobs
         .iter()
         .enumerate()
