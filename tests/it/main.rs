@@ -2,5 +2,7 @@
 
 mod cli;
 mod game;
+mod report;
 mod strategies;
+mod study;
 mod validation;
