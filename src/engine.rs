@@ -230,7 +230,7 @@ pub fn run_observed<M: Model>(
         sched.now = SimTime(e.time);
         model.handle(e.event, sched);
         events += 1;
-        if events % OBSERVE_EVERY == 0 {
+        if events.is_multiple_of(OBSERVE_EVERY) {
             observe(sched.now);
         }
     };

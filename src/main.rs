@@ -394,8 +394,7 @@ fn compare(args: CompareArgs) -> Result<()> {
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("{} strategies", names.len()));
     let started = Instant::now();
-    let outcomes =
-        study::run_points(&points, c.threads, &|t| progress.tick(t)).context("simulation failed")?;
+    let outcomes = study::run_points(&points, c.threads, &|t| progress.tick(t)).context("simulation failed")?;
     let wall = started.elapsed().as_secs_f64();
     progress.pb.finish_and_clear();
     let command = format!(
@@ -439,8 +438,7 @@ fn sweep(args: StudyArgs) -> Result<()> {
     let progress = Progress::new(args.quiet);
     progress.set_label(&format!("{} points", points.len()));
     let started = Instant::now();
-    let outcomes =
-        study::run_points(&points, args.threads, &|t| progress.tick(t)).context("simulation failed")?;
+    let outcomes = study::run_points(&points, args.threads, &|t| progress.tick(t)).context("simulation failed")?;
     let wall = started.elapsed().as_secs_f64();
     progress.pb.finish_and_clear();
     let command = format!(
@@ -479,7 +477,10 @@ fn plan(args: PlanArgs) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?;
     let (key, arg, _current, lo, hi) = study::plan::parse_vary(&base, &args.vary)?;
     let replications = first.replications.max(3);
-    let max_replications = args.max_replications.unwrap_or(replications.saturating_mul(4)).clamp(replications, 10_000);
+    let max_replications = args
+        .max_replications
+        .unwrap_or(replications.saturating_mul(4))
+        .clamp(replications, 10_000);
     let seed = first.seed;
     // --seed applies through the fixed assignments.
     let mut fixed = fixed;

@@ -204,7 +204,11 @@ pub fn to_html(md: &str, dir: &Path) -> String {
                 .flatten()
             {
                 Some(svg) => {
-                    let _ = writeln!(body, "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>", esc(alt));
+                    let _ = writeln!(
+                        body,
+                        "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>",
+                        esc(alt)
+                    );
                 }
                 None => {
                     let _ = writeln!(body, "<p class=\"missing\">[chart not available: {}]</p>", esc(alt));
@@ -220,7 +224,10 @@ pub fn to_html(md: &str, dir: &Path) -> String {
                 .map(str::to_string)
                 .or_else(|| {
                     let d = l.find(". ")?;
-                    l[..d].chars().all(|c| c.is_ascii_digit()).then(|| l[d + 2..].to_string())
+                    l[..d]
+                        .chars()
+                        .all(|c| c.is_ascii_digit())
+                        .then(|| l[d + 2..].to_string())
                 })
         };
         if bullet(t).is_some() {

@@ -58,7 +58,10 @@ pub fn write_run(out: &Path, sc: &Scenario, outcome: &Outcome, info: &RunInfo) -
             files.extend(charts::write_charts(dir, first, sc.sample_interval.as_secs_f64())?);
         }
         files.push(files::write_report_md(&dir.join("report.md"), sc, outcome, info)?);
-        files.push(html::write_html_from_md(&dir.join("report.md"), &dir.join("report.html"))?);
+        files.push(html::write_html_from_md(
+            &dir.join("report.md"),
+            &dir.join("report.html"),
+        )?);
         Ok(files
             .iter()
             .map(|f| f.strip_prefix(dir).unwrap_or(f).to_path_buf())

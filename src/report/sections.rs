@@ -72,7 +72,10 @@ pub fn assumptions(sc: &Scenario) -> String {
             "Balancer semantics follow HAProxy 2.x/3.x (configuration manual: `balance`, `maxconn`, `maxqueue`, \
              `timeout queue`, `retries`, `option redispatch`, `slowstart`): here strategy `{}`, health checks \
              `inter {}`, `fall {}`, `rise {}` (HAProxy's defaults are 2s/3/2).",
-            sc.balancer.strategy, sc.balancer.health_check.inter, sc.balancer.health_check.fall, sc.balancer.health_check.rise
+            sc.balancer.strategy,
+            sc.balancer.health_check.inter,
+            sc.balancer.health_check.fall,
+            sc.balancer.health_check.rise
         ),
         format!(
             "Each socket server holds at most {} connections and has {} core(s); accepts, moves, fan-out and relay \

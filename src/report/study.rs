@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::charts::study::{Bar, BarPanel, LinePanel, Series, XKind, write_bars, write_lines, write_time};
+use super::charts::study::{Bar, BarPanel, LinePanel, Series, TimeSeries, XKind, write_bars, write_lines, write_time};
 use super::{ReportError, RunInfo, charts, html, io_err, sections};
 use crate::experiment::Outcome;
 use crate::scenario::Scenario;
@@ -38,7 +38,9 @@ pub fn pm(mean: f64, ci: f64) -> String {
 }
 
 fn agg(o: &Outcome, metric: &str) -> (f64, f64) {
-    o.aggregate(metric).map(|a| (a.mean, a.ci95)).unwrap_or((f64::NAN, f64::NAN))
+    o.aggregate(metric)
+        .map(|a| (a.mean, a.ci95))
+        .unwrap_or((f64::NAN, f64::NAN))
 }
 
 /// Writes `rows` as CSV.
@@ -62,7 +64,11 @@ fn metric_names(outcomes: &[&Outcome]) -> Vec<&'static str> {
 }
 
 /// One row per (label, replication) with every metric.
-fn replications_csv(path: &Path, label_cols: &[String], rows: &[(Vec<String>, &Outcome)]) -> Result<PathBuf, ReportError> {
+fn replications_csv(
+    path: &Path,
+    label_cols: &[String],
+    rows: &[(Vec<String>, &Outcome)],
+) -> Result<PathBuf, ReportError> {
     let names = metric_names(&rows.iter().map(|r| r.1).collect::<Vec<_>>());
     let mut header = label_cols.to_vec();
     header.push("replication".into());
@@ -254,12 +260,15 @@ pub fn write_compare(
         } else {
             ("Connect latency p99", |s| s.connect_ms_p99)
         };
-        let series: Vec<(String, Vec<(f64, Option<f64>)>)> = names
+        let series: Vec<TimeSeries> = names
             .iter()
             .zip(outcomes)
             .filter_map(|(n, o)| {
                 let r = o.replications.first()?;
-                Some((n.clone(), r.samples.iter().map(|s| (s.time.as_secs_f64(), pick(s))).collect()))
+                Some((
+                    n.clone(),
+                    r.samples.iter().map(|s| (s.time.as_secs_f64(), pick(s))).collect(),
+                ))
             })
             .collect();
         let timeline = outcomes
@@ -339,7 +348,9 @@ fn compare_md(
         );
     }
     for key in [primary, "refused_ratio", "imbalance_max_over_mean"] {
-        let Some(r) = rankings.iter().find(|r| r.metric == key) else { continue };
+        let Some(r) = rankings.iter().find(|r| r.metric == key) else {
+            continue;
+        };
         let label = heads.iter().find(|h| h.0 == key).map(|h| h.1).unwrap_or(key);
         let (m, c) = agg(&outcomes[r.best], key);
         let _ = write!(s, " Best {label}: **{}** ({})", names[r.best], pm(m, c));
@@ -407,7 +418,12 @@ fn compare_md(
                 if let Some(d) = paired(&outcomes[a], &outcomes[b], m)
                     && !d.significant()
                 {
-                    pairs.push(format!("{} vs {} (difference {})", names[a], names[b], pm(d.mean, d.ci95)));
+                    pairs.push(format!(
+                        "{} vs {} (difference {})",
+                        names[a],
+                        names[b],
+                        pm(d.mean, d.ci95)
+                    ));
                 }
             }
         }
@@ -580,14 +596,22 @@ fn sweep_md(
         outcomes.first().map_or(0, |o| o.replications.len())
     );
     // The answer names the key metrics; the table has them all.
-    let primary = if heads.iter().any(|h| h.0 == "move_ms_p99") { "move_ms_p99" } else { "connect_ms_p99" };
+    let primary = if heads.iter().any(|h| h.0 == "move_ms_p99") {
+        "move_ms_p99"
+    } else {
+        "connect_ms_p99"
+    };
     for &(m, label, big) in heads
         .iter()
         .filter(|h| [primary, "clients_refused_ratio", "imbalance_max_over_mean"].contains(&h.0))
     {
-        let mut idx: Vec<usize> = (0..points.len()).filter(|&i| !agg(&outcomes[i], m).0.is_nan()).collect();
+        let mut idx: Vec<usize> = (0..points.len())
+            .filter(|&i| !agg(&outcomes[i], m).0.is_nan())
+            .collect();
         idx.sort_by(|&a, &b| agg(&outcomes[a], m).0.total_cmp(&agg(&outcomes[b], m).0));
-        let (Some(&lo), Some(&hi)) = (idx.first(), idx.last()) else { continue };
+        let (Some(&lo), Some(&hi)) = (idx.first(), idx.last()) else {
+            continue;
+        };
         if agg(&outcomes[lo], m).0 == agg(&outcomes[hi], m).0 {
             let _ = write!(s, " {label}: {} at every point.", fmt(agg(&outcomes[lo], m).0));
             continue;
@@ -677,7 +701,10 @@ fn sweep_md(
     }
     s.push_str(&sections::scenario_as_run(sc).replace(
         "All defaults filled in",
-        &format!("Point 0 ({}); the others differ only in the swept keys. All defaults filled in", point_label(&points[0])),
+        &format!(
+            "Point 0 ({}); the others differ only in the swept keys. All defaults filled in",
+            point_label(&points[0])
+        ),
     ));
     s.push_str(&sections::assumptions(sc));
     s.push_str(&outputs_list(files, dir));
@@ -705,11 +732,21 @@ fn plural(key: &str, n: i64) -> bool {
 
 /// Writes the outputs of `wscap plan`; `chosen` is the scenario of the
 /// answer (its replication 0 gets the usual run charts).
-pub fn write_plan(out: &Path, plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo) -> Result<Vec<PathBuf>, ReportError> {
+pub fn write_plan(
+    out: &Path,
+    plan: &Plan,
+    chosen: Option<&Scenario>,
+    info: &RunInfo,
+) -> Result<Vec<PathBuf>, ReportError> {
     super::replace_dir(out, |dir| {
         let slos = &plan.request.slos;
         let key = plan.request.key.text.clone();
-        let mut header = vec![key.clone(), "replications".into(), "meets_slos".into(), "rejected".into()];
+        let mut header = vec![
+            key.clone(),
+            "replications".into(),
+            "meets_slos".into(),
+            "rejected".into(),
+        ];
         for s in slos {
             for suffix in ["mean", "ci95", "bound", "met"] {
                 header.push(format!("{}_{suffix}", s.metric));
@@ -732,9 +769,16 @@ pub fn write_plan(out: &Path, plan: &Plan, chosen: Option<&Scenario>, info: &Run
         };
         let rows: Vec<Vec<String>> = plan.evals.iter().map(|(v, e)| eval_row(v.to_string(), e)).collect();
         let mut files = vec![write_csv(&dir.join("plan.csv"), &header, &rows)?];
-        let reps: Vec<(Vec<String>, &Outcome)> =
-            plan.evals.iter().map(|(v, e)| (vec![v.to_string()], &e.outcome)).collect();
-        files.push(replications_csv(&dir.join("plan_replications.csv"), std::slice::from_ref(&key), &reps)?);
+        let reps: Vec<(Vec<String>, &Outcome)> = plan
+            .evals
+            .iter()
+            .map(|(v, e)| (vec![v.to_string()], &e.outcome))
+            .collect();
+        files.push(replications_csv(
+            &dir.join("plan_replications.csv"),
+            std::slice::from_ref(&key),
+            &reps,
+        )?);
         if let Some(h) = &plan.headroom {
             let mut hh = header.clone();
             hh[0] = "load_factor".into();
@@ -748,7 +792,11 @@ pub fn write_plan(out: &Path, plan: &Plan, chosen: Option<&Scenario>, info: &Run
             .iter()
             .map(|s| (s.metric, Some((s.threshold, format!("SLO {}", s.text)))))
             .collect();
-        let p99 = if any("move_ms_p99") { "move_ms_p99" } else { "connect_ms_p99" };
+        let p99 = if any("move_ms_p99") {
+            "move_ms_p99"
+        } else {
+            "connect_ms_p99"
+        };
         for m in [p99, "refused_ratio"] {
             if !metrics.iter().any(|x| x.0 == m) && any(m) {
                 metrics.push((m, None));
@@ -773,8 +821,17 @@ pub fn write_plan(out: &Path, plan: &Plan, chosen: Option<&Scenario>, info: &Run
                 }],
             })
             .collect();
-        let title = format!("{}: capacity curve against {key} (mean and 95 % CI)", plan_name(plan, chosen));
-        files.extend(write_lines(dir, "capacity", &title, &XKind::Numeric(key.clone()), &panels)?);
+        let title = format!(
+            "{}: capacity curve against {key} (mean and 95 % CI)",
+            plan_name(plan, chosen)
+        );
+        files.extend(write_lines(
+            dir,
+            "capacity",
+            &title,
+            &XKind::Numeric(key.clone()),
+            &panels,
+        )?);
         if let (Some(sc), Some(v)) = (chosen, plan.answer)
             && let Some(r) = plan.evals.get(&v).and_then(|e| e.outcome.replications.first())
         {
@@ -863,7 +920,11 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
                                 " Headroom: **{pct:.0} %** more load still meets every SLO; at {:.0} % more, {} \
                                  no longer holds.",
                                 (f - 1.0) * 100.0,
-                                if names.is_empty() { "an SLO".to_string() } else { names.join(" and ") }
+                                if names.is_empty() {
+                                    "an SLO".to_string()
+                                } else {
+                                    names.join(" and ")
+                                }
                             );
                         }
                         None => {
@@ -881,7 +942,11 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
         }
         None => {
             let top = plan.evals.iter().next_back();
-            let _ = write!(s, "No value of `{key}` from {} to {} meets every SLO with 95 % confidence", req.lo, req.hi);
+            let _ = write!(
+                s,
+                "No value of `{key}` from {} to {} meets every SLO with 95 % confidence",
+                req.lo, req.hi
+            );
             match top {
                 Some((v, e)) if e.rejected.is_none() => {
                     let _ = write!(s, ": at {}, {}.", value_phrase(key, *v), checks_text(plan, e, true));
@@ -915,7 +980,11 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
     let row = |s: &mut String, label: String, e: &crate::study::plan::Eval| {
         let _ = write!(s, "| {label} | {} |", e.replications());
         if let Some(r) = &e.rejected {
-            let _ = write!(s, " rejected by the scenario: {} |", r.lines().last().unwrap_or("").replace('|', "\\|"));
+            let _ = write!(
+                s,
+                " rejected by the scenario: {} |",
+                r.lines().last().unwrap_or("").replace('|', "\\|")
+            );
             s.push_str(&" |".repeat(req.slos.len().saturating_sub(1)));
             s.push_str(" no |\n");
             return;
@@ -970,7 +1039,11 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
             ("cpu", "Server CPU utilisation"),
         ] {
             if files.iter().any(|f| f.ends_with(format!("{file}.svg"))) {
-                let _ = writeln!(s, "![{title}, {} (replication 0; shaded: outages)]({file}.svg)\n", value_phrase(key, v));
+                let _ = writeln!(
+                    s,
+                    "![{title}, {} (replication 0; shaded: outages)]({file}.svg)\n",
+                    value_phrase(key, v)
+                );
             }
         }
     }

@@ -120,7 +120,11 @@ pub fn rank(outcomes: &[Outcome], metric: &'static str, larger_is_better: bool) 
     let means: Vec<f64> = outcomes.iter().map(|o| stats::mean(&values(o, metric))).collect();
     let best = (0..outcomes.len()).filter(|&i| !means[i].is_nan()).min_by(|&i, &j| {
         let (a, b) = (means[i], means[j]);
-        if larger_is_better { b.total_cmp(&a) } else { a.total_cmp(&b) }
+        if larger_is_better {
+            b.total_cmp(&a)
+        } else {
+            a.total_cmp(&b)
+        }
     })?;
     let ties = (0..outcomes.len())
         .filter(|&i| i != best && !means[i].is_nan())

@@ -104,7 +104,12 @@ pub struct Job<'a> {
 /// Total simulated nanoseconds of a batch (for a progress bar's length).
 pub fn simulated_ns(jobs: &[Job]) -> u64 {
     jobs.iter()
-        .map(|j| j.scenario.duration.0.saturating_mul(u64::from(j.reps.end - j.reps.start)))
+        .map(|j| {
+            j.scenario
+                .duration
+                .0
+                .saturating_mul(u64::from(j.reps.end - j.reps.start))
+        })
         .fold(0u64, u64::saturating_add)
 }
 
@@ -178,10 +183,7 @@ pub fn run_points(points: &[Point], threads: usize, progress: Progress) -> Resul
             reps: 0..p.scenario.replications,
         })
         .collect();
-    Ok(run_batch(&jobs, threads, progress)?
-        .into_iter()
-        .map(outcome)
-        .collect())
+    Ok(run_batch(&jobs, threads, progress)?.into_iter().map(outcome).collect())
 }
 
 /// An outcome from replications (aggregated).

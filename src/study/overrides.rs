@@ -125,7 +125,9 @@ impl Setting {
             message,
         };
         let Some((k, v)) = text.split_once('=') else {
-            return Err(bad("expected key=value, e.g. servers.count=12 or servers.count=10..20".into()));
+            return Err(bad(
+                "expected key=value, e.g. servers.count=12 or servers.count=10..20".into()
+            ));
         };
         let key = Key::parse(k).map_err(bad)?;
         let values = parse_values(v).map_err(bad)?;
@@ -300,11 +302,9 @@ impl Base {
         }
         let mut doc = self.doc.clone();
         for a in assigns {
-            set_in(doc.as_table_mut(), &a.key.segs, a.value.value.clone(), "").map_err(|message| {
-                StudyError::Arg {
-                    arg: a.arg.clone(),
-                    message,
-                }
+            set_in(doc.as_table_mut(), &a.key.segs, a.value.value.clone(), "").map_err(|message| StudyError::Arg {
+                arg: a.arg.clone(),
+                message,
             })?;
         }
         let text = doc.to_string();
@@ -359,7 +359,11 @@ impl Base {
 
 /// Does a problem's field (`population[0].arrival.rate`) concern `key`?
 fn related(field: &str, key: &Key) -> bool {
-    let norm = |s: &str| s.replace('[', ".").replace(']', "").replace("populations", "population");
+    let norm = |s: &str| {
+        s.replace('[', ".")
+            .replace(']', "")
+            .replace("populations", "population")
+    };
     let (f, k) = (norm(field), norm(&key.text));
     !f.is_empty() && (f.starts_with(&k) || k.starts_with(&f))
 }
@@ -458,7 +462,10 @@ fn set_in(table: &mut dyn TableLike, segs: &[Seg], value: Value, path: &str) -> 
 fn out_of_range(here: &str, i: usize, n: usize) -> String {
     match n {
         0 => format!("`{here}` is empty: there is no entry {i}"),
-        _ => format!("`{here}` has {n} entries, numbered 0..={}: there is no entry {i}", n - 1),
+        _ => format!(
+            "`{here}` has {n} entries, numbered 0..={}: there is no entry {i}",
+            n - 1
+        ),
     }
 }
 
@@ -509,12 +516,10 @@ mod tests {
 
     #[test]
     fn split_respects_nesting() {
-        assert_eq!(split_top("a,random(2),{x=1,y=2},'p,q'", ','), [
-            "a",
-            "random(2)",
-            "{x=1,y=2}",
-            "'p,q'"
-        ]);
+        assert_eq!(
+            split_top("a,random(2),{x=1,y=2},'p,q'", ','),
+            ["a", "random(2)", "{x=1,y=2}", "'p,q'"]
+        );
     }
 
     fn set(src: &str, key: &str, value: &str) -> Result<String, String> {

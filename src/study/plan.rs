@@ -90,7 +90,9 @@ pub fn parse_slo(text: &str, metrics: &[&'static str]) -> Result<Slo, StudyError
     };
     let t = text.trim();
     let Some(pos) = t.find(['<', '>']) else {
-        return Err(bad("expected metric<value, metric<=value, metric>value or metric>=value".into()));
+        return Err(bad(
+            "expected metric<value, metric<=value, metric>value or metric>=value".into(),
+        ));
     };
     let name = t[..pos].trim();
     let rest = &t[pos..];
@@ -295,7 +297,10 @@ pub fn parse_vary(base: &Base, text: &str) -> Result<(Key, String, i64, i64, i64
     let key = Key::parse(k).map_err(bad)?;
     let current = current_value(base, &key, &arg)?;
     let (lo, hi) = match range {
-        None => (1.min(current), (current.saturating_mul(4)).max(current.saturating_add(16))),
+        None => (
+            1.min(current),
+            (current.saturating_mul(4)).max(current.saturating_add(16)),
+        ),
         Some(r) => {
             let vals = super::overrides::parse_values(r).map_err(bad)?;
             let ints: Vec<i64> = vals
@@ -485,7 +490,11 @@ pub fn describe(what: &str, e: &Eval, slos: &[Slo]) -> String {
         .collect();
     format!(
         "{what}: {} with {} replications: {}",
-        if e.met() { "meets the SLOs" } else { "does not meet the SLOs" },
+        if e.met() {
+            "meets the SLOs"
+        } else {
+            "does not meet the SLOs"
+        },
         e.replications(),
         parts.join("; ")
     )
@@ -549,7 +558,13 @@ fn headroom(
         let e = if problems.is_empty() {
             evaluate_scenario(&s, request, threads, progress)?
         } else {
-            rejected(problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("; "))
+            rejected(
+                problems
+                    .iter()
+                    .map(|p| p.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
         };
         note(&describe(&format!("load × {f:.3}"), &e, &request.slos));
         let met = e.met();
@@ -616,7 +631,10 @@ mod tests {
         assert_eq!(parse_slo("jain_index>0.9", &NAMES).unwrap().cmp, Cmp::Gt);
         assert_eq!(parse_slo("jain_index>=0.9", &NAMES).unwrap().cmp, Cmp::Ge);
         let e = parse_slo("p99<100", &NAMES).unwrap_err().to_string();
-        assert!(e.contains("--slo p99<100") && e.contains("move_ms_p99, refused_ratio"), "{e}");
+        assert!(
+            e.contains("--slo p99<100") && e.contains("move_ms_p99, refused_ratio"),
+            "{e}"
+        );
         assert!(parse_slo("move_ms_p99<abc", &NAMES).is_err());
         assert!(parse_slo("move_ms_p99=3", &NAMES).is_err());
     }

@@ -11,7 +11,10 @@ use markup5ever_rcdom::{Handle, NodeData, RcDom};
 
 use crate::cli::{text, wscap};
 
-fn walk(h: &Handle, f: &mut dyn FnMut(&str, &[(String, String)])) {
+/// An element's attributes as (name, value).
+type Attrs = [(String, String)];
+
+fn walk(h: &Handle, f: &mut dyn FnMut(&str, &Attrs)) {
     if let NodeData::Element { name, attrs, .. } = &h.data {
         let attrs: Vec<(String, String)> = attrs
             .borrow()
@@ -61,7 +64,11 @@ pub fn validate_html(dir: &Path) -> usize {
                     !v.contains(':') && !v.starts_with('/'),
                     "{name} {k}={v} is not a local reference"
                 );
-                assert!(dir.join(v).exists(), "{name} {k}={v}: no such file in {}", dir.display());
+                assert!(
+                    dir.join(v).exists(),
+                    "{name} {k}={v}: no such file in {}",
+                    dir.display()
+                );
             }
         }
     });
@@ -94,7 +101,12 @@ fn run_report_html_is_valid_and_self_contained() {
     assert_eq!(svgs, 7);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let answer = md.find("**Answer.**").unwrap();
-    for section in ["## Per server", "## Scenario as run", "## Assumptions and sources", "## Reproduce"] {
+    for section in [
+        "## Per server",
+        "## Scenario as run",
+        "## Assumptions and sources",
+        "## Reproduce",
+    ] {
         let at = md.find(section).unwrap_or_else(|| panic!("no {section} in report.md"));
         assert!(at > answer, "the answer comes first");
     }

@@ -137,10 +137,20 @@ fn sweep_runs_the_grid_and_writes_a_row_per_point_and_replication() {
     );
     // Replication i of every point arrives the same clients (common random numbers).
     let arrived = col(&rows, "clients_arrived");
-    let first: Vec<&str> = rows[1..].iter().filter(|x| x[r] == "0").map(|x| x[arrived].as_str()).collect();
+    let first: Vec<&str> = rows[1..]
+        .iter()
+        .filter(|x| x[r] == "0")
+        .map(|x| x[arrived].as_str())
+        .collect();
     assert!(first.windows(2).all(|w| w[0] == w[1]), "{first:?}");
     // Same outputs whatever the thread count.
-    for f in ["sweep.csv", "sweep_summary.csv", "report.md", "sweep.svg", "report.html"] {
+    for f in [
+        "sweep.csv",
+        "sweep_summary.csv",
+        "report.md",
+        "sweep.svg",
+        "report.html",
+    ] {
         assert!(
             std::fs::read(outs[0].join(f)).unwrap() == std::fs::read(outs[1].join(f)).unwrap(),
             "{f} differs between --threads 1 and 2"
@@ -196,7 +206,10 @@ fn compare_finds_identical_and_different_strategies() {
         md.contains("refused ratio: leastconn vs first (difference 0 ± 0): not significantly different"),
         "{md}"
     );
-    assert!(md.contains("**Answer.** Use **leastconn**") || md.contains("**Answer.** Use **first**"), "{md}");
+    assert!(
+        md.contains("**Answer.** Use **leastconn**") || md.contains("**Answer.** Use **first**"),
+        "{md}"
+    );
     let rows = csv(&out.join("compare.csv"));
     assert_eq!(rows.len(), 1 + 3 * 4);
     assert_eq!(validate_html(&out), 2);
@@ -207,7 +220,11 @@ fn erlang_load_factor(n: u64, a: f64, x: f64) -> f64 {
     let (mut lo, mut hi) = (1.0, 4.0);
     for _ in 0..60 {
         let mid = (lo + hi) / 2.0;
-        if stats::erlang_b(n, a * mid) < x { lo = mid } else { hi = mid }
+        if stats::erlang_b(n, a * mid) < x {
+            lo = mid
+        } else {
+            hi = mid
+        }
     }
     lo
 }
@@ -222,7 +239,12 @@ fn plan_finds_the_erlang_b_server_count_and_its_headroom() {
     let b = |n: u64| stats::erlang_b(n * CAP, LOAD);
     let want = (1..20u64).find(|&n| b(n) < SLO).unwrap();
     assert_eq!(want, 5);
-    assert!(b(want - 1) > 2.0 * SLO && b(want) < SLO / 4.0, "{} {}", b(want - 1), b(want));
+    assert!(
+        b(want - 1) > 2.0 * SLO && b(want) < SLO / 4.0,
+        "{} {}",
+        b(want - 1),
+        b(want)
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     // The scenario starts at 3 servers: the search must go up.
@@ -243,11 +265,17 @@ fn plan_finds_the_erlang_b_server_count_and_its_headroom() {
     assert!(t.contains(&format!("{want} servers meet every SLO")), "{t}");
     let rows = csv(&out.join("plan.csv"));
     let (v, met) = (col(&rows, "servers.count"), col(&rows, "meets_slos"));
-    let verdicts: Vec<(u64, bool)> = rows[1..].iter().map(|r| (r[v].parse().unwrap(), r[met] == "true")).collect();
+    let verdicts: Vec<(u64, bool)> = rows[1..]
+        .iter()
+        .map(|r| (r[v].parse().unwrap(), r[met] == "true"))
+        .collect();
     for &(n, m) in &verdicts {
         assert_eq!(m, n >= want, "servers.count={n}: {verdicts:?}");
     }
-    assert!(verdicts.iter().any(|&(n, _)| n == want - 1), "the value below was tried: {verdicts:?}");
+    assert!(
+        verdicts.iter().any(|&(n, _)| n == want - 1),
+        "the value below was tried: {verdicts:?}"
+    );
     assert!(verdicts.len() <= 6, "a search, not a grid: {verdicts:?}");
 
     // Headroom: the load factor at which ErlangB(50, 34·f) reaches the SLO,
@@ -261,9 +289,15 @@ fn plan_finds_the_erlang_b_server_count_and_its_headroom() {
         .map(|r| r[f].parse::<f64>().unwrap())
         .fold(1.0, f64::max);
     eprintln!("headroom factor {best}, Erlang B {theory:.4}");
-    assert!(best >= 1.05 && best <= theory + 0.02, "headroom factor {best} vs Erlang B {theory}");
+    assert!(
+        best >= 1.05 && best <= theory + 0.02,
+        "headroom factor {best} vs Erlang B {theory}"
+    );
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.starts_with("# wscap plan: loss\n\n**Answer.** 4 servers are not enough"), "{md}");
+    assert!(
+        md.starts_with("# wscap plan: loss\n\n**Answer.** 4 servers are not enough"),
+        "{md}"
+    );
     assert!(md.contains("Headroom: **"), "{md}");
     validate_html(&out);
 }
@@ -303,7 +337,12 @@ fn bad_arguments_exit_2_before_anything_runs() {
         ),
         (
             vec!["plan", f, "--slo", "p99<100", "--vary", "servers.count"],
-            vec!["--slo p99<100", "unknown metric `p99`", "connect_ms_p99", "refused_ratio"],
+            vec![
+                "--slo p99<100",
+                "unknown metric `p99`",
+                "connect_ms_p99",
+                "refused_ratio",
+            ],
         ),
         (
             vec!["plan", f, "--slo", "refused_ratio<0.1", "--vary", "balancer.strategy"],

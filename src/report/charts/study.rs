@@ -68,6 +68,12 @@ pub enum XKind {
     Categories(String, Vec<String>),
 }
 
+/// A labelled time series: (seconds, value) points, `None` breaks it.
+pub type TimeSeries = (String, Vec<(f64, Option<f64>)>);
+
+type DrawPng<'a> = &'a dyn Fn(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>;
+type DrawSvg<'a> = &'a dyn Fn(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>;
+
 fn color(i: usize) -> RGBColor {
     SERIES_COLORS[i % SERIES_COLORS.len()]
 }
@@ -82,8 +88,8 @@ fn both(
     dir: &Path,
     stem: &str,
     size: (u32, u32),
-    draw: &dyn Fn(DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
-    draw_svg: &dyn Fn(DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
+    draw: DrawPng,
+    draw_svg: DrawSvg,
 ) -> Result<Vec<PathBuf>, ChartError> {
     register_font()?;
     std::fs::create_dir_all(dir).map_err(|source| ChartError::Dir {
@@ -110,7 +116,10 @@ fn figure_size(panels: usize, legend_rows: u32) -> (u32, u32) {
 
 /// Bars per strategy, one panel per metric.
 pub fn write_bars(dir: &Path, stem: &str, title: &str, panels: &[BarPanel]) -> Result<Vec<PathBuf>, ChartError> {
-    let labels: Vec<String> = panels.first().map(|p| p.bars.iter().map(|b| b.label.clone()).collect()).unwrap_or_default();
+    let labels: Vec<String> = panels
+        .first()
+        .map(|p| p.bars.iter().map(|b| b.label.clone()).collect())
+        .unwrap_or_default();
     let legend = legend_rows(&labels);
     let size = figure_size(panels.len(), legend);
     both(
@@ -134,7 +143,11 @@ pub fn write_lines(
         .first()
         .map(|p| p.series.iter().map(|s| s.label.clone()).collect())
         .unwrap_or_default();
-    let labels = if labels.len() == 1 && labels[0].is_empty() { vec![] } else { labels };
+    let labels = if labels.len() == 1 && labels[0].is_empty() {
+        vec![]
+    } else {
+        labels
+    };
     let legend = legend_rows(&labels);
     let size = figure_size(panels.len(), legend);
     both(
@@ -153,7 +166,7 @@ pub fn write_time(
     stem: &'static str,
     title: String,
     y_desc: &'static str,
-    series: Vec<(String, Vec<(f64, Option<f64>)>)>,
+    series: Vec<TimeSeries>,
     timeline: &[TimelineEvent],
     end_s: f64,
 ) -> Result<Vec<PathBuf>, ChartError> {
@@ -217,7 +230,11 @@ pub fn write_time(
 
 /// Legend rows needed for `labels` (about five per row).
 fn legend_rows(labels: &[String]) -> u32 {
-    if labels.is_empty() { 0 } else { labels.len().div_ceil(5) as u32 }
+    if labels.is_empty() {
+        0
+    } else {
+        labels.len().div_ceil(5) as u32
+    }
 }
 
 fn draw_title<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str) -> Result<(), String> {
@@ -441,7 +458,12 @@ fn draw_lines<DB: DrawingBackend>(
         if let Some((t, label)) = &p.threshold {
             let red = RGBColor(200, 30, 30);
             chart
-                .draw_series(DashedLineSeries::new([(xr.start, *t), (xr.end, *t)], 8, 5, red.stroke_width(2)))
+                .draw_series(DashedLineSeries::new(
+                    [(xr.start, *t), (xr.end, *t)],
+                    8,
+                    5,
+                    red.stroke_width(2),
+                ))
                 .map_err(err)?;
             chart
                 .draw_series(std::iter::once(Text::new(
@@ -454,7 +476,12 @@ fn draw_lines<DB: DrawingBackend>(
         let cap = (xr.end - xr.start) * 0.012;
         for (i, s) in p.series.iter().enumerate() {
             let col = color(i);
-            let pts: Vec<(f64, f64)> = s.points.iter().filter(|q| q.1.is_finite()).map(|q| (q.0, q.1)).collect();
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .filter(|q| q.1.is_finite())
+                .map(|q| (q.0, q.1))
+                .collect();
             if pts.len() > 1 {
                 chart
                     .draw_series(LineSeries::new(pts.clone(), col.stroke_width(2)))
@@ -486,8 +513,16 @@ mod tests {
             BarPanel {
                 title: "move p99 (ms)".into(),
                 bars: vec![
-                    Bar { label: "leastconn".into(), mean: 40.0, ci95: 2.0 },
-                    Bar { label: "random(2)".into(), mean: 45.0, ci95: f64::NAN },
+                    Bar {
+                        label: "leastconn".into(),
+                        mean: 40.0,
+                        ci95: 2.0
+                    },
+                    Bar {
+                        label: "random(2)".into(),
+                        mean: 45.0,
+                        ci95: f64::NAN
+                    },
                 ],
             };
             4
@@ -504,13 +539,31 @@ mod tests {
             }],
             threshold: Some((0.002, "SLO < 0.002".into())),
         }];
-        write_lines(dir.path(), "lines", "Sweep", &XKind::Numeric("servers.count".into()), &lines).unwrap();
+        write_lines(
+            dir.path(),
+            "lines",
+            "Sweep",
+            &XKind::Numeric("servers.count".into()),
+            &lines,
+        )
+        .unwrap();
         let a = std::fs::read(dir.path().join("lines.svg")).unwrap();
-        write_lines(dir.path(), "lines", "Sweep", &XKind::Numeric("servers.count".into()), &lines).unwrap();
+        write_lines(
+            dir.path(),
+            "lines",
+            "Sweep",
+            &XKind::Numeric("servers.count".into()),
+            &lines,
+        )
+        .unwrap();
         assert_eq!(a, std::fs::read(dir.path().join("lines.svg")).unwrap());
         let cats = XKind::Categories("strategy".into(), vec!["a".into(), "b".into(), "c".into()]);
         write_lines(dir.path(), "cats", "Sweep", &cats, &lines).unwrap();
-        assert!(std::fs::read_to_string(dir.path().join("lines.svg")).unwrap().contains("SLO &lt; 0.002"));
+        assert!(
+            std::fs::read_to_string(dir.path().join("lines.svg"))
+                .unwrap()
+                .contains("SLO &lt; 0.002")
+        );
         let t = write_time(
             dir.path(),
             "time",
