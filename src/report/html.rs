@@ -155,7 +155,6 @@ pub fn to_html(md: &str, dir: &Path) -> String {
         .unwrap_or("wscap report");
     let mut body = String::new();
     let mut i = 0;
-    let mut first_para = true;
     while i < lines.len() {
         let line = lines[i];
         let t = line.trim();
@@ -265,12 +264,11 @@ pub fn to_html(md: &str, dir: &Path) -> String {
             i += 1;
         }
         let text = inline(&para.join(" "));
-        if first_para && para[0].starts_with("**") {
+        if para[0].starts_with("**Answer.**") {
             let _ = writeln!(body, "<p class=\"answer\">{text}</p>");
         } else {
             let _ = writeln!(body, "<p>{text}</p>");
         }
-        first_para = false;
     }
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\

@@ -296,6 +296,7 @@ fn panel_chart<'a, DB: DrawingBackend>(
     y: (f64, f64),
     x_desc: &str,
     categorical: bool,
+    integer_x: bool,
 ) -> Result<ChartContext<'a, DB, Coords>, String> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, font(16.0))
@@ -312,8 +313,18 @@ fn panel_chart<'a, DB: DrawingBackend>(
         .axis_desc_style(font(13.0))
         .bold_line_style(RGBColor(220, 220, 220))
         .light_line_style(RGBColor(242, 242, 242));
+    // Whole-number keys (server counts) get whole-number ticks only.
+    let whole = |v: &f64| {
+        if v.fract().abs() > 1e-9 {
+            String::new()
+        } else {
+            fmt_num(v)
+        }
+    };
     if categorical {
         mesh.disable_x_mesh().x_labels(0);
+    } else if integer_x {
+        mesh.x_labels(10).x_label_formatter(&whole).x_desc(x_desc);
     } else {
         mesh.x_labels(8).x_label_formatter(&fmt_num).x_desc(x_desc);
     }
@@ -396,7 +407,7 @@ fn draw_bars<DB: DrawingBackend>(
     for (area, p) in areas.iter().zip(panels) {
         let n = p.bars.len();
         let y = y_range(p.bars.iter().map(|b| (b.mean, b.ci95)), None);
-        let mut chart = panel_chart(area, &p.title, -0.6..(n as f64 - 0.4), y, "", true)?;
+        let mut chart = panel_chart(area, &p.title, -0.6..(n as f64 - 0.4), y, "", true, false)?;
         for (i, b) in p.bars.iter().enumerate() {
             if !b.mean.is_finite() {
                 continue;
@@ -454,7 +465,8 @@ fn draw_lines<DB: DrawingBackend>(
             p.series.iter().flat_map(|s| s.points.iter().map(|q| (q.1, q.2))),
             p.threshold.as_ref().map(|t| t.0),
         );
-        let mut chart = panel_chart(area, &p.title, xr.clone(), y, desc, categorical)?;
+        let integer_x = xs().all(|v| v.fract() == 0.0);
+        let mut chart = panel_chart(area, &p.title, xr.clone(), y, desc, categorical, integer_x)?;
         if let Some((t, label)) = &p.threshold {
             let red = RGBColor(200, 30, 30);
             chart
