@@ -14,7 +14,7 @@ use super::{ReportError, RunInfo, charts, html, io_err, sections};
 use crate::experiment::Outcome;
 use crate::scenario::Scenario;
 use crate::study::compare::{paired, rank};
-use crate::study::plan::{Plan, fmt};
+use crate::study::plan::{Cmp, Plan, fmt};
 use crate::study::{Point, Setting, headline_metrics};
 
 fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> ReportError + '_ {
@@ -947,13 +947,69 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
                 "No value of `{key}` from {} to {} meets every SLO with 95 % confidence",
                 req.lo, req.hi
             );
+            let mut flat = vec![];
             match top {
                 Some((v, e)) if e.rejected.is_none() => {
                     let _ = write!(s, ": at {}, {}.", value_phrase(key, *v), checks_text(plan, e, true));
+                    // An SLO whose metric does not improve from the lowest
+                    // value tried to the highest: more of the key will not help.
+                    if let Some((lo_v, lo_e)) = plan.evals.iter().find(|(_, e)| e.rejected.is_none())
+                        && lo_v < v
+                    {
+                        for (slo, c) in req.slos.iter().zip(&e.checks) {
+                            if c.met {
+                                continue;
+                            }
+                            let Some(d) = paired(&e.outcome, &lo_e.outcome, slo.metric) else { continue };
+                            let better = if matches!(slo.cmp, Cmp::Lt | Cmp::Le) { d.mean < 0.0 } else { d.mean > 0.0 };
+                            if !(d.significant() && better) {
+                                flat.push(format!(
+                                    "{} does not improve as `{key}` grows ({} at {lo_v}, {} at {v}: the difference \
+                                     {} is {}), so more of it will not meet {}",
+                                    slo.metric,
+                                    fmt(agg(&lo_e.outcome, slo.metric).0),
+                                    fmt(c.mean),
+                                    pm(d.mean, d.ci95),
+                                    if d.significant() { "the wrong way" } else { "not significant" },
+                                    slo.text
+                                ));
+                            }
+                        }
+                    }
                 }
                 _ => s.push('.'),
             }
-            s.push_str(" Widen the range (`--vary key=lo..hi`) or relax the SLOs.");
+            // Each SLO alone: from which value on it is met.
+            let alone: Vec<String> = req
+                .slos
+                .iter()
+                .enumerate()
+                .map(|(i, slo)| {
+                    let ok = |e: &crate::study::plan::Eval| e.checks.get(i).is_some_and(|c| c.met);
+                    let from = plan
+                        .evals
+                        .iter()
+                        .filter(|(v, e)| ok(e) && plan.evals.range(**v..).all(|(_, e)| ok(e)))
+                        .map(|(v, _)| *v)
+                        .next();
+                    match from {
+                        Some(v) => format!("{} is met from {} on (of the values tried)", slo.text, value_phrase(key, v)),
+                        None => format!("{} at no value tried", slo.text),
+                    }
+                })
+                .collect();
+            if req.slos.len() > 1 {
+                let _ = write!(s, " Taken alone, {}.", alone.join("; "));
+            }
+            if flat.is_empty() {
+                s.push_str(" Widen the range (`--vary key=lo..hi`) or relax the SLOs.");
+            } else {
+                let _ = write!(
+                    s,
+                    " {}. Relax that SLO or change what drives it (the report's assumptions list the model's inputs).",
+                    flat.join("; ")
+                );
+            }
         }
     }
     s.push_str("\n\n");

@@ -267,7 +267,6 @@ impl Assign {
 /// A scenario file, read once, from which variants are built.
 pub struct Base {
     pub file: PathBuf,
-    src: String,
     doc: DocumentMut,
     /// The file as it is (no overrides), validated.
     pub scenario: Scenario,
@@ -288,7 +287,6 @@ impl Base {
         })?;
         Ok(Base {
             file: file.to_path_buf(),
-            src,
             doc,
             scenario,
         })
@@ -349,11 +347,6 @@ impl Base {
             };
         }
         Some(v)
-    }
-
-    /// The scenario text, for messages.
-    pub fn source(&self) -> &str {
-        &self.src
     }
 }
 

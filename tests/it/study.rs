@@ -361,3 +361,31 @@ fn bad_arguments_exit_2_before_anything_runs() {
         assert!(!out.exists(), "{args:?}: nothing may be written");
     }
 }
+
+#[test]
+fn plan_says_when_no_value_can_meet_an_slo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "loss.toml", &loss_system(3));
+    let out = tmp.path().join("plan");
+    // Connect latency is fixed by the network (2 µs RTT, 1 µs hops and
+    // accept): no server count brings it under 1 µs.
+    let t = ok(&[
+        "plan",
+        file.to_str().unwrap(),
+        "--slo",
+        "connect_ms_p99<0.001",
+        "--slo",
+        "refused_ratio<0.015",
+        "--vary",
+        "servers.count=3..6",
+        "--set",
+        "duration=40s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(t.contains("No value of `servers.count` from 3 to 6 meets every SLO"), "{t}");
+    assert!(t.contains("connect_ms_p99 does not improve as `servers.count` grows"), "{t}");
+    assert!(t.contains("refused_ratio<0.015 is met from 6 servers on"), "{t}");
+    assert!(!out.join("headroom.csv").exists());
+    validate_html(&out);
+}
