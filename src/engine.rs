@@ -190,6 +190,21 @@ pub fn run<M: Model>(
     until: SimTime,
     max_events: u64,
 ) -> Result<LoopStats, EngineError> {
+    run_observed(model, sched, until, max_events, |_| {})
+}
+
+/// Events between two calls of a [`run_observed`] observer.
+pub const OBSERVE_EVERY: u64 = 1 << 16;
+
+/// [`run`], calling `observe` with the simulated clock every
+/// [`OBSERVE_EVERY`] events (for progress bars; it must not touch the model).
+pub fn run_observed<M: Model>(
+    model: &mut M,
+    sched: &mut Scheduler<M::Event>,
+    until: SimTime,
+    max_events: u64,
+    mut observe: impl FnMut(SimTime),
+) -> Result<LoopStats, EngineError> {
     let mut events = 0u64;
     let stop = loop {
         if events >= max_events {
@@ -215,6 +230,9 @@ pub fn run<M: Model>(
         sched.now = SimTime(e.time);
         model.handle(e.event, sched);
         events += 1;
+        if events.is_multiple_of(OBSERVE_EVERY) {
+            observe(sched.now);
+        }
     };
     if stop == StopReason::EndTime {
         sched.now = sched.now.max(until);

@@ -87,8 +87,18 @@ pub enum SimError {
 
 /// Runs one replication and checks its invariants.
 pub fn run_replication(sc: &Scenario, index: u32) -> Result<Replication, SimError> {
+    run_replication_observed(sc, index, |_| {})
+}
+
+/// [`run_replication`], reporting the simulated clock to `observe` now and
+/// then (see [`World::run_observed`]).
+pub fn run_replication_observed(
+    sc: &Scenario,
+    index: u32,
+    observe: impl FnMut(SimTime),
+) -> Result<Replication, SimError> {
     let mut w = World::new(sc, index);
-    let stats: LoopStats = w.run().map_err(|source| SimError::Engine {
+    let stats: LoopStats = w.run_observed(observe).map_err(|source| SimError::Engine {
         replication: index,
         source,
     })?;

@@ -19,5 +19,6 @@ pub mod rng;
 pub mod scenario;
 pub mod sim;
 pub mod stats;
+pub mod study;
 pub mod time;
 pub mod units;

@@ -10,9 +10,10 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use wscap::experiment::{self, Outcome};
+use wscap::experiment::Outcome;
 use wscap::report::{self, RunInfo};
 use wscap::scenario::{self, Scenario, ScenarioError};
+use wscap::study::{self, Assign, Base, Setting, StudyError, Tick};
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,67 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Run one scenario under several balancing strategies (same seeds) and compare them.
+    Compare(CompareArgs),
+    /// Run every point of a grid of `--set` values (ranges, lists) in parallel.
+    Sweep(StudyArgs),
+    /// Find the smallest value of a key that meets every SLO with 95 % confidence, and its headroom.
+    Plan(PlanArgs),
+}
+
+/// Options shared by compare, sweep and plan.
+#[derive(Args)]
+struct StudyArgs {
+    /// Scenario file (TOML).
+    file: PathBuf,
+    /// Override a scenario key: `key=value`, `key=v1,v2`, `key=10..20` or `key=10..20:2`
+    /// (dotted paths, e.g. servers.count, balancer.strategy, population.0.arrival.rate, duration).
+    /// Several values are allowed in sweep only.
+    #[arg(long = "set", value_name = "KEY=VALUES")]
+    set: Vec<String>,
+    /// Output folder [default: output/<scenario name>-<command>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Master seed (overrides the scenario's `seed`).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Replications per point (overrides the scenario's `replications`).
+    #[arg(long)]
+    replications: Option<u32>,
+    /// Worker threads (0 = one per core). Results do not depend on it.
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Print nothing but errors.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Strategies, comma-separated: e.g. roundrobin,leastconn,source,room,random(2),first.
+    #[arg(long, required = true)]
+    strategies: String,
+    #[command(flatten)]
+    common: StudyArgs,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    /// A service-level objective: `metric<value`, `metric<=value`, `metric>value`, `metric>=value`
+    /// (e.g. move_ms_p99<100, refused_ratio<0.001). Repeat for several.
+    #[arg(long, required = true, value_name = "SLO")]
+    slo: Vec<String>,
+    /// The whole-number key to size, optionally with its search range: servers.count or servers.count=8..64.
+    #[arg(long, required = true, value_name = "KEY[=LO..HI]")]
+    vary: String,
+    /// Most replications per value near the SLO boundary [default: 4 × the starting replications].
+    #[arg(long)]
+    max_replications: Option<u32>,
+    /// Skip the headroom search (load scaling) of the chosen deployment.
+    #[arg(long)]
+    no_headroom: bool,
+    #[command(flatten)]
+    common: StudyArgs,
 }
 
 #[derive(Args)]
@@ -56,6 +118,9 @@ struct RunArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Override a scenario key (one value): e.g. `--set servers.count=16`, `--set duration=20m`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -63,12 +128,16 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Check { files } => check(&files),
+        Command::Compare(args) => compare(args),
+        Command::Sweep(args) => sweep(args),
+        Command::Plan(args) => plan(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A bad scenario is the user's to fix: exit 2, like a usage error.
-            let code = if e.downcast_ref::<ScenarioError>().is_some() {
+            let usage = e.downcast_ref::<StudyError>().is_some_and(StudyError::is_usage);
+            let code = if usage || e.downcast_ref::<ScenarioError>().is_some() {
                 2
             } else {
                 1
@@ -102,47 +171,164 @@ fn check(files: &[PathBuf]) -> Result<()> {
     }
 }
 
-fn load_with_overrides(args: &RunArgs) -> Result<Scenario> {
-    let mut sc = scenario::load(&args.file)?;
-    if let Some(s) = args.seed {
-        sc.seed = s;
+/// Parses `--set` arguments; unless `many`, each must have one value.
+fn settings(args: &[String], many: bool) -> Result<Vec<Setting>> {
+    let mut out = vec![];
+    for a in args {
+        let s = Setting::parse("--set", a)?;
+        if !many && s.values.len() > 1 {
+            return Err(StudyError::Arg {
+                arg: s.arg,
+                message: "several values are for `wscap sweep`; give one here".into(),
+            }
+            .into());
+        }
+        out.push(s);
     }
-    if let Some(r) = args.replications {
+    Ok(out)
+}
+
+/// Single-valued settings as assignments.
+fn fixed(settings: &[Setting]) -> Vec<Assign> {
+    settings
+        .iter()
+        .map(|s| Assign::new(s.arg.clone(), &s.key, s.values[0].clone()))
+        .collect()
+}
+
+fn check_replications(r: Option<u32>) -> Result<()> {
+    if let Some(r) = r {
         anyhow::ensure!(
             (1..=10_000).contains(&r),
             "--replications must be between 1 and 10000, got {r}"
         );
+    }
+    Ok(())
+}
+
+/// Applies `--seed` and `--replications` to a built scenario.
+fn seed_and_reps(sc: &mut Scenario, seed: Option<u64>, replications: Option<u32>) {
+    if let Some(s) = seed {
+        sc.seed = s;
+    }
+    if let Some(r) = replications {
         sc.replications = r;
     }
+}
+
+fn load_with_overrides(args: &RunArgs) -> Result<Scenario> {
+    check_replications(args.replications)?;
+    let mut sc = if args.set.is_empty() {
+        scenario::load(&args.file)?
+    } else {
+        let sets = settings(&args.set, false)?;
+        Base::load(&args.file)?.build(&fixed(&sets))?
+    };
+    seed_and_reps(&mut sc, args.seed, args.replications);
     Ok(sc)
 }
 
-fn progress_bar(len: u64, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
+/// `--set a=b --set c=d` as it would be typed again.
+fn set_args(sets: &[String]) -> String {
+    sets.iter().map(|s| format!(" --set {}", shell_quote(s))).collect()
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_alphanumeric() || "-_.=,:/+".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
-    // Draws only on a terminal: piped output stays clean.
-    let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} replications, {elapsed}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    pb
+}
+
+/// A progress bar over simulated time, drawn only on a terminal (stderr)
+/// and never with `--quiet`. Each batch of replications restarts it.
+struct Progress {
+    pb: ProgressBar,
+    done: std::sync::atomic::AtomicU32,
+    total: std::sync::atomic::AtomicU32,
+    label: std::sync::Mutex<String>,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Progress {
+        let pb = if quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::stderr())
+        };
+        pb.set_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {percent:>3}% simulated, {elapsed} (eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        Progress {
+            pb,
+            done: 0.into(),
+            total: 0.into(),
+            label: String::new().into(),
+        }
+    }
+    fn set_label(&self, label: &str) {
+        *self.label.lock().expect("not poisoned") = label.to_string();
+        self.message();
+    }
+    fn message(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let label = self.label.lock().expect("not poisoned").clone();
+        self.pb.set_message(format!(
+            "{label} {}/{} replications",
+            self.done.load(Relaxed),
+            self.total.load(Relaxed)
+        ));
+    }
+    fn tick(&self, t: Tick) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match t {
+            Tick::Batch {
+                replications,
+                simulated_ns,
+            } => {
+                self.pb.set_length(simulated_ns.max(1));
+                self.pb.set_position(0);
+                self.pb.reset_eta();
+                self.done.store(0, Relaxed);
+                self.total.store(replications, Relaxed);
+                self.message();
+            }
+            Tick::Simulated(ns) => self.pb.inc(ns),
+            Tick::Replication => {
+                self.done.fetch_add(1, Relaxed);
+                self.message();
+            }
+        }
+    }
+    /// Prints a line to stderr above the bar (unless quiet).
+    fn note(&self, quiet: bool, line: &str) {
+        if !quiet {
+            self.pb.suspend(|| eprintln!("{line}"));
+        }
+    }
 }
 
 fn run(args: RunArgs) -> Result<()> {
     let sc = load_with_overrides(&args)?;
     let out = args.out.clone().unwrap_or_else(|| Path::new("output").join(&sc.name));
-    let pb = progress_bar(sc.replications as u64, args.quiet);
-    pb.set_message(sc.name.clone());
+    let progress = Progress::new(args.quiet);
+    progress.set_label(&sc.name);
     let started = Instant::now();
-    let outcome = experiment::run(&sc, args.threads, &|| pb.inc(1)).context("simulation failed")?;
+    let job = study::Job {
+        scenario: &sc,
+        reps: 0..sc.replications,
+    };
+    let reps = study::run_batch(&[job], args.threads, &|t| progress.tick(t)).context("simulation failed")?;
+    let outcome = study::outcome(reps.into_iter().next().unwrap_or_default());
     let wall = started.elapsed().as_secs_f64();
-    pb.finish_and_clear();
+    progress.pb.finish_and_clear();
     let command = format!(
-        "wscap run {} --seed {} --replications {}",
+        "wscap run {}{} --seed {} --replications {}",
         args.file.display(),
+        set_args(&args.set),
         sc.seed,
         sc.replications
     );
@@ -159,6 +345,199 @@ fn run(args: RunArgs) -> Result<()> {
     if !args.quiet {
         print_summary(&sc, &outcome, wall, &out, files.len());
     }
+    Ok(())
+}
+
+/// The answer paragraph of a report, as plain text.
+fn answer_of(out: &Path) -> String {
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap_or_default();
+    md.split("\n\n")
+        .find(|p| p.starts_with("**Answer.**"))
+        .unwrap_or("")
+        .replace("**", "")
+}
+
+fn finish_study(quiet: bool, out: &Path, n_files: usize, wall: f64, events: u64) {
+    if quiet {
+        return;
+    }
+    println!("{}\n", answer_of(out));
+    println!(
+        "  {events} events in {wall:.2} s wall = {:.2} M events/s; peak memory {}",
+        events as f64 / wall.max(1e-9) / 1e6,
+        peak_memory().unwrap_or_else(|| "unknown".into())
+    );
+    println!(
+        "  report: {} and report.html ({n_files} files: CSVs, charts…)",
+        out.join("report.md").display()
+    );
+}
+
+fn study_out(args: &StudyArgs, name: &str, command: &str) -> PathBuf {
+    args.out
+        .clone()
+        .unwrap_or_else(|| Path::new("output").join(format!("{name}-{command}")))
+}
+
+fn compare(args: CompareArgs) -> Result<()> {
+    let c = &args.common;
+    check_replications(c.replications)?;
+    let base = Base::load(&c.file)?;
+    let sets = settings(&c.set, false)?;
+    let names = study::compare::parse_strategies(&args.strategies)?;
+    let mut points = study::compare::points(&base, &fixed(&sets), &names)?;
+    for p in &mut points {
+        seed_and_reps(&mut p.scenario, c.seed, c.replications);
+    }
+    let sc = &points[0].scenario;
+    let out = study_out(c, &sc.name, "compare");
+    let progress = Progress::new(c.quiet);
+    progress.set_label(&format!("{} strategies", names.len()));
+    let started = Instant::now();
+    let outcomes = study::run_points(&points, c.threads, &|t| progress.tick(t)).context("simulation failed")?;
+    let wall = started.elapsed().as_secs_f64();
+    progress.pb.finish_and_clear();
+    let command = format!(
+        "wscap compare {} --strategies {}{} --seed {} --replications {}",
+        c.file.display(),
+        shell_quote(&names.join(",")),
+        set_args(&c.set),
+        sc.seed,
+        sc.replications
+    );
+    let info = RunInfo {
+        scenario_file: &c.file,
+        command,
+    };
+    let files = report::study::write_compare(&out, &names, &points, &outcomes, &info)
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    let events = outcomes.iter().map(Outcome::total_events).sum();
+    finish_study(c.quiet, &out, files.len(), wall, events);
+    Ok(())
+}
+
+fn sweep(args: StudyArgs) -> Result<()> {
+    check_replications(args.replications)?;
+    let base = Base::load(&args.file)?;
+    let sets = settings(&args.set, true)?;
+    anyhow::ensure!(
+        !sets.is_empty(),
+        StudyError::Arg {
+            arg: "--set".into(),
+            message: "give at least one --set key=values to sweep, e.g. --set servers.count=10..20".into(),
+        }
+    );
+    // Single values are fixed for every point; the others are swept.
+    let (sets, single): (Vec<Setting>, Vec<Setting>) = sets.into_iter().partition(|s| s.values.len() > 1);
+    let mut points = study::sweep::points(&base, &fixed(&single), &sets)?;
+    for p in &mut points {
+        seed_and_reps(&mut p.scenario, args.seed, args.replications);
+    }
+    let sc = &points[0].scenario;
+    let out = study_out(&args, &sc.name, "sweep");
+    let progress = Progress::new(args.quiet);
+    progress.set_label(&format!("{} points", points.len()));
+    let started = Instant::now();
+    let outcomes = study::run_points(&points, args.threads, &|t| progress.tick(t)).context("simulation failed")?;
+    let wall = started.elapsed().as_secs_f64();
+    progress.pb.finish_and_clear();
+    let command = format!(
+        "wscap sweep {}{} --seed {} --replications {}",
+        args.file.display(),
+        set_args(&args.set),
+        sc.seed,
+        sc.replications
+    );
+    let info = RunInfo {
+        scenario_file: &args.file,
+        command,
+    };
+    let x = study::sweep::x_key(&sets);
+    let files = report::study::write_sweep(&out, &sets, x, &points, &outcomes, &info)
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    let events = outcomes.iter().map(Outcome::total_events).sum();
+    finish_study(args.quiet, &out, files.len(), wall, events);
+    Ok(())
+}
+
+fn plan(args: PlanArgs) -> Result<()> {
+    let c = &args.common;
+    check_replications(c.replications)?;
+    let base = Base::load(&c.file)?;
+    let sets = settings(&c.set, false)?;
+    let fixed = fixed(&sets);
+    // The scenario as it will run (fixed overrides), for metric names.
+    let mut first = base.build(&fixed)?;
+    seed_and_reps(&mut first, c.seed, c.replications);
+    let names = study::plan::metric_names(&first);
+    let slos = args
+        .slo
+        .iter()
+        .map(|s| study::plan::parse_slo(s, &names))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (key, arg, _current, lo, hi) = study::plan::parse_vary(&base, &args.vary)?;
+    let replications = first.replications.max(3);
+    let max_replications = args
+        .max_replications
+        .unwrap_or(replications.saturating_mul(4))
+        .clamp(replications, 10_000);
+    let seed = first.seed;
+    // --seed applies through the fixed assignments.
+    let mut fixed = fixed;
+    if let Some(s) = c.seed {
+        fixed.push(Assign::new(
+            format!("--seed {s}"),
+            &study::Key::parse("seed").expect("a valid key"),
+            study::overrides::int_value(i64::try_from(s).unwrap_or(i64::MAX)),
+        ));
+    }
+    let request = study::plan::Request {
+        key,
+        arg,
+        lo,
+        hi,
+        slos,
+        replications,
+        max_replications,
+        headroom: !args.no_headroom,
+        fixed,
+    };
+    let progress = Progress::new(c.quiet);
+    progress.set_label(&format!("plan {}", request.key.text));
+    let started = Instant::now();
+    let plan = study::plan::run(&base, request, c.threads, &|t| progress.tick(t), &|line| {
+        progress.note(c.quiet, line)
+    })?;
+    let wall = started.elapsed().as_secs_f64();
+    progress.pb.finish_and_clear();
+    let chosen = match plan.answer {
+        Some(v) => {
+            let mut sc = base.build(&plan.assigns(v))?;
+            sc.replications = plan.evals[&v].replications() as u32;
+            Some(sc)
+        }
+        None => None,
+    };
+    let out = study_out(c, &first.name, "plan");
+    let slo_args: String = args.slo.iter().map(|s| format!(" --slo {}", shell_quote(s))).collect();
+    let command = format!(
+        "wscap plan {}{slo_args} --vary {}{} --seed {seed} --replications {replications} --max-replications {max_replications}{}",
+        c.file.display(),
+        shell_quote(&args.vary),
+        set_args(&c.set),
+        if args.no_headroom { " --no-headroom" } else { "" }
+    );
+    let info = RunInfo {
+        scenario_file: &c.file,
+        command,
+    };
+    let files = report::study::write_plan(&out, &plan, chosen.as_ref(), &info)
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    let mut events: u64 = plan.evals.values().map(|e| e.outcome.total_events()).sum();
+    if let Some(h) = &plan.headroom {
+        events += h.evals.iter().map(|(_, e)| e.outcome.total_events()).sum::<u64>();
+    }
+    finish_study(c.quiet, &out, files.len(), wall, events);
     Ok(())
 }
 

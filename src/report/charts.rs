@@ -30,6 +30,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use crate::experiment::Replication;
 use crate::metrics::{Sample, ServerSample, StorageSample, TimelineEvent, db_node_name};
 
+pub mod study;
+
 /// Chart size in pixels (PNG and SVG alike).
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 600;

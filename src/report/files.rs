@@ -403,6 +403,12 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
             );
         }
     }
+    if let Some(r) = o.replications.first() {
+        s.push('\n');
+        s.push_str(&super::sections::servers_table(sc, r, "## Per server"));
+    }
+    s.push_str(&super::sections::scenario_as_run(sc));
+    s.push_str(&super::sections::assumptions(sc));
     let _ = writeln!(
         s,
         "\n## Reproduce\n\nScenario `{}`, seed {}.\n\n```\n{}\n```",

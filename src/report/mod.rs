@@ -1,5 +1,6 @@
 //! Writing results: `summary.csv`/`.json`, `timeseries.csv`, `events.csv`,
-//! charts and `report.md`, into one output folder, atomically.
+//! charts, `report.md` and `report.html`, into one output folder, atomically
+//! (and, in [`study`], the outputs of `compare`, `sweep` and `plan`).
 //!
 //! Everything is written into a fresh temporary folder beside the target and
 //! swapped into place only when complete, so an interrupted run leaves either
@@ -8,6 +9,9 @@
 
 pub mod charts;
 mod files;
+pub mod html;
+pub mod sections;
+pub mod study;
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +60,10 @@ pub fn write_run(out: &Path, sc: &Scenario, outcome: &Outcome, info: &RunInfo) -
             files.extend(charts::write_charts(dir, first, sc.sample_interval.as_secs_f64())?);
         }
         files.push(files::write_report_md(&dir.join("report.md"), sc, outcome, info)?);
+        files.push(html::write_html_from_md(
+            &dir.join("report.md"),
+            &dir.join("report.html"),
+        )?);
         Ok(files
             .iter()
             .map(|f| f.strip_prefix(dir).unwrap_or(f).to_path_buf())

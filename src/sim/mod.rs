@@ -482,9 +482,15 @@ impl<'a> World<'a> {
 
     /// Runs to the end of the scenario.
     pub fn run(&mut self) -> Result<LoopStats, engine::EngineError> {
+        self.run_observed(|_| {})
+    }
+
+    /// [`World::run`], reporting the simulated clock to `observe` every
+    /// [`engine::OBSERVE_EVERY`] events (progress bars).
+    pub fn run_observed(&mut self, observe: impl FnMut(SimTime)) -> Result<LoopStats, engine::EngineError> {
         let mut sched = Scheduler::new();
         self.prime(&mut sched);
-        engine::run(self, &mut sched, self.end, self.sc.max_events)
+        engine::run_observed(self, &mut sched, self.end, self.sc.max_events, observe)
     }
 
     fn next_arrival_time(&mut self, pop: usize, now: SimTime) -> Option<SimTime> {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn wscap(args: &[&str]) -> Output {
+pub fn wscap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wscap"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -12,7 +12,7 @@ fn wscap(args: &[&str]) -> Output {
         .expect("wscap runs")
 }
 
-fn text(o: &Output) -> String {
+pub fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),

@@ -3,7 +3,9 @@
 mod cli;
 mod cluster;
 mod game;
+mod report;
 mod storage;
 mod strategies;
+mod study;
 mod validation;
 mod web;

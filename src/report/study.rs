@@ -1,0 +1,1135 @@
+//! The outputs of `compare`, `sweep` and `plan`: CSVs, charts, `report.md`
+//! and `report.html`, into one output folder replaced whole (see
+//! [`super::replace_dir`]).
+//!
+//! Every CSV is generic over the metric list, so new metrics appear in it
+//! without changes here; the report tables show the headline metrics
+//! ([`crate::study::HEADLINE`]).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::charts::study::{Bar, BarPanel, LinePanel, Series, TimeSeries, XKind, write_bars, write_lines, write_time};
+use super::{ReportError, RunInfo, charts, html, io_err, sections};
+use crate::experiment::Outcome;
+use crate::scenario::Scenario;
+use crate::study::compare::{paired, rank};
+use crate::study::plan::{Cmp, Plan, fmt};
+use crate::study::{Point, Setting, headline_metrics};
+
+fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> ReportError + '_ {
+    move |source| ReportError::Csv {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn num(v: f64) -> String {
+    if v.is_nan() { String::new() } else { format!("{v}") }
+}
+
+/// `mean ± ci` with four significant digits (no ± without a CI).
+pub fn pm(mean: f64, ci: f64) -> String {
+    if ci.is_nan() || mean.is_nan() {
+        fmt(mean)
+    } else {
+        format!("{} ± {}", fmt(mean), fmt(ci))
+    }
+}
+
+fn agg(o: &Outcome, metric: &str) -> (f64, f64) {
+    o.aggregate(metric)
+        .map(|a| (a.mean, a.ci95))
+        .unwrap_or((f64::NAN, f64::NAN))
+}
+
+/// Writes `rows` as CSV.
+fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<PathBuf, ReportError> {
+    let mut w = csv::Writer::from_path(path).map_err(csv_err(path))?;
+    w.write_record(header).map_err(csv_err(path))?;
+    for r in rows {
+        w.write_record(r).map_err(csv_err(path))?;
+    }
+    w.flush().map_err(io_err(path))?;
+    Ok(path.to_path_buf())
+}
+
+/// Metric names of the outcomes (from the first replication found).
+fn metric_names(outcomes: &[&Outcome]) -> Vec<&'static str> {
+    outcomes
+        .iter()
+        .find_map(|o| o.replications.first())
+        .map(|r| r.metrics.iter().map(|m| m.name).collect())
+        .unwrap_or_default()
+}
+
+/// One row per (label, replication) with every metric.
+fn replications_csv(
+    path: &Path,
+    label_cols: &[String],
+    rows: &[(Vec<String>, &Outcome)],
+) -> Result<PathBuf, ReportError> {
+    let names = metric_names(&rows.iter().map(|r| r.1).collect::<Vec<_>>());
+    let mut header = label_cols.to_vec();
+    header.push("replication".into());
+    header.extend(names.iter().map(|n| n.to_string()));
+    let mut out = vec![];
+    for (labels, o) in rows {
+        for r in &o.replications {
+            let mut row = labels.clone();
+            row.push(r.index.to_string());
+            row.extend(names.iter().map(|n| r.metric(n).map(num).unwrap_or_default()));
+            out.push(row);
+        }
+    }
+    write_csv(path, &header, &out)
+}
+
+/// `mean` and `ci95` rows per label, every metric.
+fn summary_csv(path: &Path, label_cols: &[String], rows: &[(Vec<String>, &Outcome)]) -> Result<PathBuf, ReportError> {
+    let names = metric_names(&rows.iter().map(|r| r.1).collect::<Vec<_>>());
+    let mut header = label_cols.to_vec();
+    header.push("stat".into());
+    header.extend(names.iter().map(|n| n.to_string()));
+    let mut out = vec![];
+    for (labels, o) in rows {
+        for (stat, pick) in [("mean", 0), ("ci95", 1)] {
+            let mut row = labels.clone();
+            row.push(stat.into());
+            row.extend(names.iter().map(|n| {
+                let (m, c) = agg(o, n);
+                num(if pick == 0 { m } else { c })
+            }));
+            out.push(row);
+        }
+    }
+    write_csv(path, &header, &out)
+}
+
+fn reproduce(info: &RunInfo, seed: u64) -> String {
+    format!(
+        "## Reproduce\n\nScenario `{}`, seed {seed}. Same scenario and seed give byte-identical outputs, whatever \
+         `--threads` is.\n\n```\n{}\n```\n",
+        info.scenario_file.display(),
+        info.command
+    )
+}
+
+fn relative(dir: &Path, files: Vec<PathBuf>) -> Vec<PathBuf> {
+    files
+        .iter()
+        .map(|f| f.strip_prefix(dir).unwrap_or(f).to_path_buf())
+        .collect()
+}
+
+fn finish(dir: &Path, md: String, mut files: Vec<PathBuf>) -> Result<Vec<PathBuf>, ReportError> {
+    let p = dir.join("report.md");
+    std::fs::write(&p, &md).map_err(io_err(&p))?;
+    files.push(p);
+    files.push(html::write_html(&dir.join("report.html"), &md, dir)?);
+    Ok(relative(dir, files))
+}
+
+fn outputs_list(files: &[PathBuf], dir: &Path) -> String {
+    let mut s = String::from("## Files\n\n");
+    for f in files {
+        let name = f.strip_prefix(dir).unwrap_or(f).display().to_string();
+        if name.ends_with(".csv") {
+            let _ = writeln!(s, "- [{name}]({name})");
+        }
+    }
+    s.push('\n');
+    s
+}
+
+// ---------------------------------------------------------------------------
+// compare
+
+/// The `## Per server` table of a compare: each strategy's peak
+/// connections per server in replication 0.
+fn compare_servers(sc: &Scenario, names: &[String], outcomes: &[Outcome]) -> String {
+    let warm = sc.warmup.as_secs_f64();
+    let peaks: Vec<Vec<u32>> = outcomes
+        .iter()
+        .map(|o| {
+            let Some(r) = o.replications.first() else { return vec![] };
+            let n = r.samples.iter().map(|s| s.servers.len()).max().unwrap_or(0);
+            (0..n)
+                .map(|i| {
+                    r.samples
+                        .iter()
+                        .filter(|s| s.time.as_secs_f64() > warm)
+                        .filter_map(|s| s.servers.get(i))
+                        .map(|v| v.connections)
+                        .max()
+                        .unwrap_or(0)
+                })
+                .collect()
+        })
+        .collect();
+    let n = peaks.iter().map(Vec::len).max().unwrap_or(0);
+    if n == 0 {
+        return String::new();
+    }
+    let mut s = format!(
+        "## Per server\n\nPeak connections of each server after the warm-up, replication 0 (cap {}).\n\n| server |",
+        sc.servers.max_connections
+    );
+    for name in names {
+        let _ = write!(s, " {} |", name.replace('|', "\\|"));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(names.len()));
+    s.push('\n');
+    for i in 0..n {
+        let _ = write!(s, "| server-{i} |");
+        for p in &peaks {
+            let _ = write!(s, " {} |", p.get(i).map(|v| v.to_string()).unwrap_or_default());
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+    s
+}
+
+/// Writes the outputs of `wscap compare`.
+pub fn write_compare(
+    out: &Path,
+    names: &[String],
+    points: &[Point],
+    outcomes: &[Outcome],
+    info: &RunInfo,
+) -> Result<Vec<PathBuf>, ReportError> {
+    super::replace_dir(out, |dir| {
+        let sc = &points[0].scenario;
+        let rows: Vec<(Vec<String>, &Outcome)> = names.iter().map(|n| vec![n.clone()]).zip(outcomes).collect();
+        let label = vec!["strategy".to_string()];
+        let mut files = vec![
+            replications_csv(&dir.join("compare.csv"), &label, &rows)?,
+            summary_csv(&dir.join("compare_summary.csv"), &label, &rows)?,
+        ];
+        // Every pair on every metric.
+        let metrics = metric_names(&outcomes.iter().collect::<Vec<_>>());
+        let mut pair_rows = vec![];
+        for m in &metrics {
+            for a in 0..names.len() {
+                for b in a + 1..names.len() {
+                    if let Some(d) = paired(&outcomes[a], &outcomes[b], m) {
+                        pair_rows.push(vec![
+                            m.to_string(),
+                            names[a].clone(),
+                            names[b].clone(),
+                            num(d.mean),
+                            num(d.ci95),
+                            d.pairs.to_string(),
+                            d.significant().to_string(),
+                        ]);
+                    }
+                }
+            }
+        }
+        let header: Vec<String> = ["metric", "a", "b", "diff_mean", "diff_ci95", "pairs", "significant"]
+            .map(String::from)
+            .to_vec();
+        files.push(write_csv(&dir.join("compare_pairs.csv"), &header, &pair_rows)?);
+
+        let heads = headline_metrics(outcomes);
+        let panels: Vec<BarPanel> = heads
+            .iter()
+            .map(|&(m, label, _)| BarPanel {
+                title: label.to_string(),
+                bars: names
+                    .iter()
+                    .zip(outcomes)
+                    .map(|(n, o)| {
+                        let (mean, ci95) = agg(o, m);
+                        Bar {
+                            label: n.clone(),
+                            mean,
+                            ci95,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let title = format!("{}: strategies compared (mean and 95 % CI)", sc.name);
+        files.extend(write_bars(dir, "compare", &title, &panels)?);
+        let moves = outcomes.iter().any(|o| agg(o, "moves_validated").0 > 0.0);
+        let (what, pick): (&str, fn(&crate::metrics::Sample) -> Option<f64>) = if moves {
+            ("Move latency p99 (to the opponent)", |s| s.move_ms_p99)
+        } else {
+            ("Connect latency p99", |s| s.connect_ms_p99)
+        };
+        let series: Vec<TimeSeries> = names
+            .iter()
+            .zip(outcomes)
+            .filter_map(|(n, o)| {
+                let r = o.replications.first()?;
+                Some((
+                    n.clone(),
+                    r.samples.iter().map(|s| (s.time.as_secs_f64(), pick(s))).collect(),
+                ))
+            })
+            .collect();
+        let timeline = outcomes
+            .first()
+            .and_then(|o| o.replications.first())
+            .map(|r| r.timeline.clone())
+            .unwrap_or_default();
+        files.extend(write_time(
+            dir,
+            "compare_latency",
+            format!("{what} per interval, each strategy (replication 0)"),
+            "latency (ms)",
+            series,
+            &timeline,
+            sc.duration.as_secs_f64(),
+        )?);
+
+        let md = compare_md(sc, names, outcomes, info, &files, dir, what);
+        finish(dir, md, files)
+    })
+}
+
+fn compare_md(
+    sc: &Scenario,
+    names: &[String],
+    outcomes: &[Outcome],
+    info: &RunInfo,
+    files: &[PathBuf],
+    dir: &Path,
+    latency_what: &str,
+) -> String {
+    let heads = headline_metrics(outcomes);
+    let rankings: Vec<_> = heads.iter().filter_map(|&(m, _, big)| rank(outcomes, m, big)).collect();
+    let mut s = format!("# wscap compare: {}\n\n", sc.name);
+    // The answer: among the strategies that refuse no more clients than
+    // the best (not significantly), the lowest mean p99 latency.
+    let primary = if outcomes.iter().any(|o| agg(o, "moves_validated").0 > 0.0) {
+        "move_ms_p99"
+    } else {
+        "connect_ms_p99"
+    };
+    let refusals = rankings
+        .iter()
+        .find(|r| r.metric == "clients_refused_ratio")
+        .or_else(|| rankings.iter().find(|r| r.metric == "refused_ratio"));
+    let candidates: Vec<usize> = match refusals {
+        Some(r) => std::iter::once(r.best).chain(r.ties.iter().copied()).collect(),
+        None => (0..names.len()).collect(),
+    };
+    let latency = |i: usize| {
+        let m = agg(&outcomes[i], primary).0;
+        if m.is_nan() { f64::INFINITY } else { m }
+    };
+    let best = candidates
+        .iter()
+        .copied()
+        .min_by(|&a, &b| latency(a).total_cmp(&latency(b)))
+        .unwrap_or(0);
+    let primary_label = heads.iter().find(|h| h.0 == primary).map(|h| h.1).unwrap_or(primary);
+    let n_reps = outcomes[best].replications.len();
+    if candidates.len() == names.len() {
+        let _ = write!(
+            s,
+            "**Answer.** Use **{}**: no strategy refuses significantly fewer clients than another, and {} has the \
+             lowest {primary_label} ({n_reps} replications per strategy, paired over common random numbers).",
+            names[best], names[best]
+        );
+    } else {
+        let group: Vec<&str> = candidates.iter().map(|&i| names[i].as_str()).collect();
+        let _ = write!(
+            s,
+            "**Answer.** Use **{}**: of the strategies that refuse the fewest clients ({}; the others refuse \
+             significantly more), it has the lowest {primary_label} ({n_reps} replications per strategy, paired \
+             over common random numbers).",
+            names[best],
+            group.join(", ")
+        );
+    }
+    for key in [primary, "refused_ratio", "imbalance_max_over_mean"] {
+        let Some(r) = rankings.iter().find(|r| r.metric == key) else {
+            continue;
+        };
+        let label = heads.iter().find(|h| h.0 == key).map(|h| h.1).unwrap_or(key);
+        let (m, c) = agg(&outcomes[r.best], key);
+        let _ = write!(s, " Best {label}: **{}** ({})", names[r.best], pm(m, c));
+        if r.ties.is_empty() {
+            s.push_str(", significantly better than every other strategy.");
+        } else {
+            let ties: Vec<String> = r
+                .ties
+                .iter()
+                .map(|&t| {
+                    let (m, c) = agg(&outcomes[t], key);
+                    format!("{} ({})", names[t], pm(m, c))
+                })
+                .collect();
+            let _ = write!(s, "; not significantly different: {}.", ties.join(", "));
+        }
+    }
+    s.push_str("\n\n");
+    let _ = writeln!(
+        s,
+        "{} strategies × {} replications of {} (warm-up {} not counted), {} servers × {} connections. Replication i \
+         of every strategy uses the same seeds, so arrivals, sessions and RTTs are the same and differences come \
+         from the strategy. Values are means ± 95 % CI half-widths; **bold** is the best on a metric, ≈ marks a \
+         strategy not significantly different from it (the paired 95 % CI of the difference covers 0).\n",
+        names.len(),
+        outcomes.first().map_or(0, |o| o.replications.len()),
+        sc.duration,
+        sc.warmup,
+        sc.servers.count,
+        sc.servers.max_connections
+    );
+    let _ = write!(s, "| strategy |");
+    for (_, label, _) in &heads {
+        let _ = write!(s, " {label} |");
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(heads.len()));
+    s.push('\n');
+    for (i, (n, o)) in names.iter().zip(outcomes).enumerate() {
+        let _ = write!(s, "| {} |", n.replace('|', "\\|"));
+        for (m, ..) in &heads {
+            let (mean, ci) = agg(o, m);
+            let r = rankings.iter().find(|r| r.metric == *m);
+            let cell = pm(mean, ci);
+            match r {
+                Some(r) if r.best == i => {
+                    let _ = write!(s, " **{cell}** |");
+                }
+                Some(r) if r.ties.contains(&i) => {
+                    let _ = write!(s, " ≈ {cell} |");
+                }
+                _ => {
+                    let _ = write!(s, " {cell} |");
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s.push_str("\n## Pairs that do not differ significantly\n\n");
+    let mut any = false;
+    for (m, label, _) in &heads {
+        let mut pairs = vec![];
+        for a in 0..names.len() {
+            for b in a + 1..names.len() {
+                if let Some(d) = paired(&outcomes[a], &outcomes[b], m)
+                    && !d.significant()
+                {
+                    pairs.push(format!(
+                        "{} vs {} (difference {})",
+                        names[a],
+                        names[b],
+                        pm(d.mean, d.ci95)
+                    ));
+                }
+            }
+        }
+        if !pairs.is_empty() {
+            any = true;
+            let _ = writeln!(s, "- {label}: {}: not significantly different.", pairs.join("; "));
+        }
+    }
+    if !any {
+        s.push_str("Every pair of strategies differs significantly on every headline metric.\n");
+    }
+    s.push_str("\nAll metrics and all pairs: `compare_summary.csv`, `compare_pairs.csv`.\n\n## Charts\n\n");
+    let _ = writeln!(s, "![Headline metrics per strategy, mean and 95 % CI](compare.svg)\n");
+    let _ = writeln!(
+        s,
+        "![{latency_what} per interval, each strategy, replication 0; shaded: outages](compare_latency.svg)\n"
+    );
+    s.push_str(&compare_servers(sc, names, outcomes));
+    s.push_str(&sections::scenario_as_run(sc).replace(
+        "All defaults filled in",
+        &format!(
+            "With the first strategy (`{}`); the others differ only in `balancer.strategy`. All defaults filled in",
+            names[0]
+        ),
+    ));
+    s.push_str(&sections::assumptions(sc));
+    s.push_str(&outputs_list(files, dir));
+    s.push_str(&reproduce(info, sc.seed));
+    s
+}
+
+// ---------------------------------------------------------------------------
+// sweep
+
+/// Writes the outputs of `wscap sweep`.
+pub fn write_sweep(
+    out: &Path,
+    settings: &[Setting],
+    x_key: Option<usize>,
+    points: &[Point],
+    outcomes: &[Outcome],
+    info: &RunInfo,
+) -> Result<Vec<PathBuf>, ReportError> {
+    super::replace_dir(out, |dir| {
+        let sc = &points[0].scenario;
+        let keys: Vec<String> = settings.iter().map(|s| s.key.text.clone()).collect();
+        let mut label_cols = vec!["point".to_string()];
+        label_cols.extend(keys.iter().cloned());
+        let values_of = |p: &Point| -> Vec<String> {
+            settings
+                .iter()
+                .map(|st| {
+                    p.assigns
+                        .iter()
+                        .rev()
+                        .find(|a| a.key == st.key)
+                        .map(|a| a.value.text.clone())
+                        .unwrap_or_default()
+                })
+                .collect()
+        };
+        let rows: Vec<(Vec<String>, &Outcome)> = points
+            .iter()
+            .zip(outcomes)
+            .enumerate()
+            .map(|(i, (p, o))| {
+                let mut l = vec![i.to_string()];
+                l.extend(values_of(p));
+                (l, o)
+            })
+            .collect();
+        let mut files = vec![
+            replications_csv(&dir.join("sweep.csv"), &label_cols, &rows)?,
+            summary_csv(&dir.join("sweep_summary.csv"), &label_cols, &rows)?,
+        ];
+        let heads = headline_metrics(outcomes);
+        if let Some(xk) = x_key {
+            let xs = &settings[xk];
+            let numeric = xs.values.iter().all(|v| v.as_f64().is_some());
+            let xkind = if numeric {
+                XKind::Numeric(xs.key.text.clone())
+            } else {
+                XKind::Categories(xs.key.text.clone(), xs.values.iter().map(|v| v.text.clone()).collect())
+            };
+            // Series: the other keys' combinations, in point order.
+            let other = |p: &Point| -> String {
+                p.assigns
+                    .iter()
+                    .filter(|a| a.key != xs.key && settings.iter().any(|s| s.key == a.key && s.values.len() > 1))
+                    .map(|a| a.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut series_names: Vec<String> = vec![];
+            for p in points {
+                let o = other(p);
+                if !series_names.contains(&o) {
+                    series_names.push(o);
+                }
+            }
+            let panels: Vec<LinePanel> = heads
+                .iter()
+                .map(|&(m, label, _)| LinePanel {
+                    title: label.to_string(),
+                    threshold: None,
+                    series: series_names
+                        .iter()
+                        .map(|sn| Series {
+                            label: sn.clone(),
+                            points: points
+                                .iter()
+                                .zip(outcomes)
+                                .filter(|(p, _)| &other(p) == sn)
+                                .filter_map(|(p, o)| {
+                                    let a = p.assigns.iter().rev().find(|a| a.key == xs.key)?;
+                                    let x = if numeric {
+                                        a.value.as_f64()?
+                                    } else {
+                                        xs.values.iter().position(|v| v.text == a.value.text)? as f64
+                                    };
+                                    let (mean, ci) = agg(o, m);
+                                    Some((x, mean, ci))
+                                })
+                                .collect(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            let title = format!("{}: metrics against {} (mean and 95 % CI)", sc.name, xs.key.text);
+            files.extend(write_lines(dir, "sweep", &title, &xkind, &panels)?);
+        }
+        let md = sweep_md(sc, settings, points, outcomes, info, &files, dir, &heads);
+        finish(dir, md, files)
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sweep_md(
+    sc: &Scenario,
+    settings: &[Setting],
+    points: &[Point],
+    outcomes: &[Outcome],
+    info: &RunInfo,
+    files: &[PathBuf],
+    dir: &Path,
+    heads: &[(&'static str, &'static str, bool)],
+) -> String {
+    let mut s = format!("# wscap sweep: {}\n\n", sc.name);
+    // A point by its swept keys only.
+    let point_label = |p: &Point| -> String {
+        p.assigns
+            .iter()
+            .filter(|a| settings.iter().any(|st| st.key == a.key))
+            .map(|a| a.label())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let swept: Vec<String> = settings
+        .iter()
+        .map(|st| {
+            let vals: Vec<&str> = st.values.iter().map(|v| v.text.as_str()).collect();
+            format!("`{}` over {}", st.key.text, vals.join(", "))
+        })
+        .collect();
+    let _ = write!(
+        s,
+        "**Answer.** {} points ({}), {} replications each.",
+        points.len(),
+        swept.join("; "),
+        outcomes.first().map_or(0, |o| o.replications.len())
+    );
+    // The answer names the key metrics; the table has them all.
+    let primary = if heads.iter().any(|h| h.0 == "move_ms_p99") {
+        "move_ms_p99"
+    } else {
+        "connect_ms_p99"
+    };
+    for &(m, label, big) in heads
+        .iter()
+        .filter(|h| [primary, "clients_refused_ratio", "imbalance_max_over_mean"].contains(&h.0))
+    {
+        let mut idx: Vec<usize> = (0..points.len())
+            .filter(|&i| !agg(&outcomes[i], m).0.is_nan())
+            .collect();
+        idx.sort_by(|&a, &b| agg(&outcomes[a], m).0.total_cmp(&agg(&outcomes[b], m).0));
+        let (Some(&lo), Some(&hi)) = (idx.first(), idx.last()) else {
+            continue;
+        };
+        if agg(&outcomes[lo], m).0 == agg(&outcomes[hi], m).0 {
+            let _ = write!(s, " {label}: {} at every point.", fmt(agg(&outcomes[lo], m).0));
+            continue;
+        }
+        let (best, worst) = if big { (hi, lo) } else { (lo, hi) };
+        let (bm, bc) = agg(&outcomes[best], m);
+        let (wm, wc) = agg(&outcomes[worst], m);
+        let _ = write!(
+            s,
+            " {label}: best {} at {}, worst {} at {}.",
+            pm(bm, bc),
+            point_label(&points[best]),
+            pm(wm, wc),
+            point_label(&points[worst])
+        );
+    }
+    s.push_str("\n\n");
+    let _ = writeln!(
+        s,
+        "Every point runs the same replications with the same seeds (common random numbers). Values are means ± \
+         95 % CI half-widths over {} replications of {} (warm-up {} not counted).\n",
+        outcomes.first().map_or(0, |o| o.replications.len()),
+        sc.duration,
+        sc.warmup
+    );
+    let _ = write!(s, "| point |");
+    for st in settings {
+        let _ = write!(s, " {} |", st.key.text);
+    }
+    for (_, label, _) in heads {
+        let _ = write!(s, " {label} |");
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(settings.len() + heads.len()));
+    s.push('\n');
+    for (i, (p, o)) in points.iter().zip(outcomes).enumerate() {
+        let _ = write!(s, "| {i} |");
+        for st in settings {
+            let v = p
+                .assigns
+                .iter()
+                .rev()
+                .find(|a| a.key == st.key)
+                .map(|a| a.value.text.replace('|', "\\|"))
+                .unwrap_or_default();
+            let _ = write!(s, " {v} |");
+        }
+        for (m, ..) in heads {
+            let (mean, ci) = agg(o, m);
+            let _ = write!(s, " {} |", pm(mean, ci));
+        }
+        s.push('\n');
+    }
+    s.push_str("\nEvery metric of every point and replication: `sweep.csv`; means and CIs: `sweep_summary.csv`.\n\n");
+    if files.iter().any(|f| f.ends_with("sweep.svg")) {
+        s.push_str("## Charts\n\n![Headline metrics against the swept key, mean and 95 % CI](sweep.svg)\n\n");
+    }
+    // Per component: the busiest server and the servers' CPU per point.
+    let comps: Vec<(&str, &str)> = [
+        ("max_conn_per_server", "busiest server (peak connections)"),
+        ("imbalance_max_over_mean", "imbalance max/mean"),
+        ("cpu_util_mean", "mean server CPU"),
+        ("cpu_util_max", "busiest interval CPU"),
+        ("relay_ms_p99", "relay p99 (ms)"),
+        ("relay_backlog_max", "relay backlog (max)"),
+    ]
+    .into_iter()
+    .filter(|(m, _)| outcomes.iter().any(|o| !agg(o, m).0.is_nan() && agg(o, m).0 != 0.0))
+    .collect();
+    if !comps.is_empty() {
+        s.push_str("## Per component\n\n| point |");
+        for (_, l) in &comps {
+            let _ = write!(s, " {l} |");
+        }
+        s.push_str("\n|---|");
+        s.push_str(&"---|".repeat(comps.len()));
+        s.push('\n');
+        for (i, (p, o)) in points.iter().zip(outcomes).enumerate() {
+            let _ = write!(s, "| {i}: {} |", point_label(p).replace('|', "\\|"));
+            for (m, _) in &comps {
+                let (mean, ci) = agg(o, m);
+                let _ = write!(s, " {} |", pm(mean, ci));
+            }
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    s.push_str(&sections::scenario_as_run(sc).replace(
+        "All defaults filled in",
+        &format!(
+            "Point 0 ({}); the others differ only in the swept keys. All defaults filled in",
+            point_label(&points[0])
+        ),
+    ));
+    s.push_str(&sections::assumptions(sc));
+    s.push_str(&outputs_list(files, dir));
+    s.push_str(&reproduce(info, sc.seed));
+    s
+}
+
+// ---------------------------------------------------------------------------
+// plan
+
+/// How to name `n` of the varied key in a sentence.
+fn value_phrase(key: &str, n: i64) -> String {
+    match key {
+        "servers.count" => format!("{n} server{}", if n == 1 { "" } else { "s" }),
+        "servers.cores" => format!("{n} core{} per server", if n == 1 { "" } else { "s" }),
+        "servers.max_connections" => format!("{n} connections per server"),
+        _ => format!("`{key}` = {n}"),
+    }
+}
+
+/// Whether `value_phrase(key, n)` is a plural noun.
+fn plural(key: &str, n: i64) -> bool {
+    matches!(key, "servers.count" | "servers.cores" | "servers.max_connections") && n != 1
+}
+
+/// Writes the outputs of `wscap plan`; `chosen` is the scenario of the
+/// answer (its replication 0 gets the usual run charts).
+pub fn write_plan(
+    out: &Path,
+    plan: &Plan,
+    chosen: Option<&Scenario>,
+    info: &RunInfo,
+) -> Result<Vec<PathBuf>, ReportError> {
+    super::replace_dir(out, |dir| {
+        let slos = &plan.request.slos;
+        let key = plan.request.key.text.clone();
+        let mut header = vec![
+            key.clone(),
+            "replications".into(),
+            "meets_slos".into(),
+            "rejected".into(),
+        ];
+        for s in slos {
+            for suffix in ["mean", "ci95", "bound", "met"] {
+                header.push(format!("{}_{suffix}", s.metric));
+            }
+        }
+        let eval_row = |label: String, e: &crate::study::plan::Eval| -> Vec<String> {
+            let mut row = vec![
+                label,
+                e.replications().to_string(),
+                e.met().to_string(),
+                e.rejected.clone().unwrap_or_default(),
+            ];
+            for (i, _) in slos.iter().enumerate() {
+                match e.checks.get(i) {
+                    Some(c) => row.extend([num(c.mean), num(c.ci95), num(c.bound), c.met.to_string()]),
+                    None => row.extend([String::new(), String::new(), String::new(), "false".into()]),
+                }
+            }
+            row
+        };
+        let rows: Vec<Vec<String>> = plan.evals.iter().map(|(v, e)| eval_row(v.to_string(), e)).collect();
+        let mut files = vec![write_csv(&dir.join("plan.csv"), &header, &rows)?];
+        let reps: Vec<(Vec<String>, &Outcome)> = plan
+            .evals
+            .iter()
+            .map(|(v, e)| (vec![v.to_string()], &e.outcome))
+            .collect();
+        files.push(replications_csv(
+            &dir.join("plan_replications.csv"),
+            std::slice::from_ref(&key),
+            &reps,
+        )?);
+        if let Some(h) = &plan.headroom {
+            let mut hh = header.clone();
+            hh[0] = "load_factor".into();
+            let rows: Vec<Vec<String>> = h.evals.iter().map(|(f, e)| eval_row(format!("{f:.4}"), e)).collect();
+            files.push(write_csv(&dir.join("headroom.csv"), &hh, &rows)?);
+        }
+
+        // The capacity curve: every SLO metric, plus p99 and refusals.
+        let any = |m: &str| plan.evals.values().any(|e| !agg(&e.outcome, m).0.is_nan());
+        let mut metrics: Vec<(&str, Option<(f64, String)>)> = slos
+            .iter()
+            .map(|s| (s.metric, Some((s.threshold, format!("SLO {}", s.text)))))
+            .collect();
+        let p99 = if any("move_ms_p99") {
+            "move_ms_p99"
+        } else {
+            "connect_ms_p99"
+        };
+        for m in [p99, "refused_ratio"] {
+            if !metrics.iter().any(|x| x.0 == m) && any(m) {
+                metrics.push((m, None));
+            }
+        }
+        let evaluated: Vec<(&i64, &crate::study::plan::Eval)> =
+            plan.evals.iter().filter(|(_, e)| e.rejected.is_none()).collect();
+        let panels: Vec<LinePanel> = metrics
+            .iter()
+            .map(|(m, thr)| LinePanel {
+                title: m.to_string(),
+                threshold: thr.clone(),
+                series: vec![Series {
+                    label: String::new(),
+                    points: evaluated
+                        .iter()
+                        .map(|(v, e)| {
+                            let (mean, ci) = agg(&e.outcome, m);
+                            (**v as f64, mean, ci)
+                        })
+                        .collect(),
+                }],
+            })
+            .collect();
+        let title = format!(
+            "{}: capacity curve against {key} (mean and 95 % CI)",
+            plan_name(plan, chosen)
+        );
+        files.extend(write_lines(
+            dir,
+            "capacity",
+            &title,
+            &XKind::Numeric(key.clone()),
+            &panels,
+        )?);
+        if let (Some(sc), Some(v)) = (chosen, plan.answer)
+            && let Some(r) = plan.evals.get(&v).and_then(|e| e.outcome.replications.first())
+        {
+            files.extend(charts::write_charts(dir, r, sc.sample_interval.as_secs_f64())?);
+        }
+        let md = plan_md(plan, chosen, info, &files, dir);
+        finish(dir, md, files)
+    })
+}
+
+fn plan_name(plan: &Plan, chosen: Option<&Scenario>) -> String {
+    chosen
+        .map(|s| s.name.clone())
+        .or_else(|| plan.evals.values().next().map(|_| "plan".to_string()))
+        .unwrap_or_else(|| "plan".into())
+}
+
+fn checks_text(plan: &Plan, e: &crate::study::plan::Eval, only_broken: bool) -> String {
+    plan.request
+        .slos
+        .iter()
+        .zip(&e.checks)
+        .filter(|(_, c)| !only_broken || !c.met)
+        .map(|(s, c)| {
+            let side = if matches!(s.cmp, crate::study::plan::Cmp::Lt | crate::study::plan::Cmp::Le) {
+                "upper"
+            } else {
+                "lower"
+            };
+            format!(
+                "{} is {} (95 % {side} bound {}; SLO {})",
+                s.metric,
+                pm(c.mean, c.ci95),
+                fmt(c.bound),
+                s.text
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[PathBuf], dir: &Path) -> String {
+    let req = &plan.request;
+    let key = req.key.text.as_str();
+    let mut s = format!("# wscap plan: {}\n\n**Answer.** ", plan_name(plan, chosen));
+    match plan.answer {
+        Some(v) => {
+            let e = &plan.evals[&v];
+            let meets = format!(
+                "{} {} every SLO with 95 % confidence: {}.",
+                value_phrase(key, v),
+                if plural(key, v) { "meet" } else { "meets" },
+                checks_text(plan, e, false)
+            );
+            match plan.evals.range(..v).next_back() {
+                Some((b, eb)) if *b == v - 1 => {
+                    let why = match &eb.rejected {
+                        Some(r) => format!("the scenario rejects it ({})", r.lines().last().unwrap_or("")),
+                        None if eb.checks.iter().any(|c| !c.met && c.decided) => checks_text(plan, eb, true),
+                        None => format!(
+                            "{} (not met with 95 % confidence after {} replications)",
+                            checks_text(plan, eb, true),
+                            eb.replications()
+                        ),
+                    };
+                    let _ = write!(
+                        s,
+                        "{} {} not enough: {why}. {meets}",
+                        value_phrase(key, *b),
+                        if plural(key, *b) { "are" } else { "is" }
+                    );
+                }
+                _ if v == req.lo => {
+                    let _ = write!(s, "{meets} ({v} is the bottom of the search range.)");
+                }
+                _ => s.push_str(&meets),
+            }
+            match &plan.headroom {
+                Some(h) => {
+                    let pct = (h.factor - 1.0) * 100.0;
+                    match &h.broken {
+                        Some((f, which)) => {
+                            let names: Vec<&str> = which.iter().map(|&i| req.slos[i].text.as_str()).collect();
+                            let _ = write!(
+                                s,
+                                " Headroom: **{pct:.0} %** more load still meets every SLO; at {:.0} % more, {} \
+                                 no longer holds.",
+                                (f - 1.0) * 100.0,
+                                if names.is_empty() {
+                                    "an SLO".to_string()
+                                } else {
+                                    names.join(" and ")
+                                }
+                            );
+                        }
+                        None => {
+                            let _ = write!(
+                                s,
+                                " Headroom: more than **{pct:.0} %**: every SLO still holds at {:.1}× the load.",
+                                h.factor
+                            );
+                        }
+                    }
+                }
+                None if req.headroom => {}
+                None => s.push_str(" (Headroom not measured: `--no-headroom`.)"),
+            }
+        }
+        None => {
+            let top = plan.evals.iter().next_back();
+            let _ = write!(
+                s,
+                "No value of `{key}` from {} to {} meets every SLO with 95 % confidence",
+                req.lo, req.hi
+            );
+            let mut flat = vec![];
+            match top {
+                Some((v, e)) if e.rejected.is_none() => {
+                    let _ = write!(s, ": at {}, {}.", value_phrase(key, *v), checks_text(plan, e, true));
+                    // An SLO whose metric does not improve from the lowest
+                    // value tried to the highest: more of the key will not help.
+                    if let Some((lo_v, lo_e)) = plan.evals.iter().find(|(_, e)| e.rejected.is_none())
+                        && lo_v < v
+                    {
+                        for (slo, c) in req.slos.iter().zip(&e.checks) {
+                            if c.met {
+                                continue;
+                            }
+                            let Some(d) = paired(&e.outcome, &lo_e.outcome, slo.metric) else { continue };
+                            let better = if matches!(slo.cmp, Cmp::Lt | Cmp::Le) { d.mean < 0.0 } else { d.mean > 0.0 };
+                            if !(d.significant() && better) {
+                                flat.push(format!(
+                                    "{} does not improve as `{key}` grows ({} at {lo_v}, {} at {v}: the difference \
+                                     {} is {}), so more of it will not meet {}",
+                                    slo.metric,
+                                    fmt(agg(&lo_e.outcome, slo.metric).0),
+                                    fmt(c.mean),
+                                    pm(d.mean, d.ci95),
+                                    if d.significant() { "the wrong way" } else { "not significant" },
+                                    slo.text
+                                ));
+                            }
+                        }
+                    }
+                }
+                _ => s.push('.'),
+            }
+            // Each SLO alone: from which value on it is met.
+            let alone: Vec<String> = req
+                .slos
+                .iter()
+                .enumerate()
+                .map(|(i, slo)| {
+                    let ok = |e: &crate::study::plan::Eval| e.checks.get(i).is_some_and(|c| c.met);
+                    let from = plan
+                        .evals
+                        .iter()
+                        .filter(|(v, e)| ok(e) && plan.evals.range(**v..).all(|(_, e)| ok(e)))
+                        .map(|(v, _)| *v)
+                        .next();
+                    match from {
+                        Some(v) => format!("{} is met from {} on (of the values tried)", slo.text, value_phrase(key, v)),
+                        None => format!("{} at no value tried", slo.text),
+                    }
+                })
+                .collect();
+            if req.slos.len() > 1 {
+                let _ = write!(s, " Taken alone, {}.", alone.join("; "));
+            }
+            if flat.is_empty() {
+                s.push_str(" Widen the range (`--vary key=lo..hi`) or relax the SLOs.");
+            } else {
+                let _ = write!(
+                    s,
+                    " {}. Relax that SLO or change what drives it (the report's assumptions list the model's inputs).",
+                    flat.join("; ")
+                );
+            }
+        }
+    }
+    s.push_str("\n\n");
+    let _ = writeln!(
+        s,
+        "**How this was decided.** A value *meets* an SLO `metric < x` when the one-sided 95 % upper confidence \
+         bound of the metric's mean over the replications, mean + t(0.95, n−1)·s/√n, is below x (for `>`: the lower \
+         bound above x). Each value starts with {} replications; while an SLO's 95 % interval straddles its \
+         threshold the replications are doubled, up to {} (still undecided then counts as not met). Larger values \
+         of `{key}` are assumed to help. The search starts at the scenario's value ({}), steps by 1, 2, 4, … and \
+         bisects, within {}..={}. Headroom scales every population's arrival rate, ramp target and step count by \
+         a factor (1.05, 1.1, 1.2, 1.4, …, then bisection to 1 %) until an SLO is no longer met.\n",
+        req.replications, req.max_replications, plan.current, req.lo, req.hi
+    );
+    s.push_str("## Values evaluated\n\n| ");
+    s.push_str(key);
+    s.push_str(" | replications |");
+    for slo in &req.slos {
+        let _ = write!(s, " {} |", slo.text);
+    }
+    s.push_str(" verdict |\n|---|---|");
+    s.push_str(&"---|".repeat(req.slos.len() + 1));
+    s.push('\n');
+    let row = |s: &mut String, label: String, e: &crate::study::plan::Eval| {
+        let _ = write!(s, "| {label} | {} |", e.replications());
+        if let Some(r) = &e.rejected {
+            let _ = write!(
+                s,
+                " rejected by the scenario: {} |",
+                r.lines().last().unwrap_or("").replace('|', "\\|")
+            );
+            s.push_str(&" |".repeat(req.slos.len().saturating_sub(1)));
+            s.push_str(" no |\n");
+            return;
+        }
+        for c in &e.checks {
+            let _ = write!(
+                s,
+                " {} (bound {}) {} |",
+                pm(c.mean, c.ci95),
+                fmt(c.bound),
+                if c.met { "✓" } else { "✗" }
+            );
+        }
+        let _ = writeln!(s, " {} |", if e.met() { "**meets**" } else { "does not meet" });
+    };
+    for (v, e) in &plan.evals {
+        row(&mut s, v.to_string(), e);
+    }
+    s.push('\n');
+    if let Some(h) = &plan.headroom {
+        s.push_str("## Headroom\n\n| load factor | replications |");
+        for slo in &req.slos {
+            let _ = write!(s, " {} |", slo.text);
+        }
+        s.push_str(" verdict |\n|---|---|");
+        s.push_str(&"---|".repeat(req.slos.len() + 1));
+        s.push('\n');
+        for (f, e) in &h.evals {
+            row(&mut s, format!("{f:.3}"), e);
+        }
+        if !h.unscaled.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nNot scaled (trace arrivals replay fixed times): {}.",
+                h.unscaled.join(", ")
+            );
+        }
+        s.push('\n');
+    }
+    for n in &plan.notes {
+        let _ = writeln!(s, "Note: {n}\n");
+    }
+    s.push_str("## Charts\n\n![Capacity curve: the SLO metrics against the varied key, mean and 95 % CI; dashed: the SLO](capacity.svg)\n\n");
+    if let Some(v) = plan.answer {
+        for (file, title) in [
+            ("connections", "Connections per server"),
+            ("connect_latency", "Connect latency p50/p99"),
+            ("refusals", "Refusals and reconnects"),
+            ("move_latency", "Move latency over time"),
+            ("spectator_cdf", "Delivery-latency distribution"),
+            ("relay_backlog", "Relay backlog"),
+            ("cpu", "Server CPU utilisation"),
+        ] {
+            if files.iter().any(|f| f.ends_with(format!("{file}.svg"))) {
+                let _ = writeln!(
+                    s,
+                    "![{title}, {} (replication 0; shaded: outages)]({file}.svg)\n",
+                    value_phrase(key, v)
+                );
+            }
+        }
+    }
+    if let (Some(sc), Some(v)) = (chosen, plan.answer)
+        && let Some(r) = plan.evals.get(&v).and_then(|e| e.outcome.replications.first())
+    {
+        s.push_str(&sections::servers_table(
+            sc,
+            r,
+            &format!("## Per server, {}", value_phrase(key, v)),
+        ));
+        s.push_str(&sections::scenario_as_run(sc).replace(
+            "All defaults filled in",
+            &format!("The chosen deployment ({key} = {v}). All defaults filled in"),
+        ));
+        s.push_str(&sections::assumptions(sc));
+    }
+    s.push_str(&outputs_list(files, dir));
+    let seed = chosen.map(|c| c.seed).unwrap_or_default();
+    s.push_str(&reproduce(info, seed));
+    if let (Some(sc), Some(v)) = (chosen, plan.answer) {
+        let fixed: Vec<String> = req.fixed.iter().map(|a| format!(" --set {}", a.label())).collect();
+        let _ = writeln!(
+            s,
+            "\nThe chosen deployment alone:\n\n```\nwscap run {}{} --set {key}={v} --seed {} --replications {}\n```",
+            info.scenario_file.display(),
+            fixed.join(""),
+            sc.seed,
+            plan.evals[&v].replications()
+        );
+    }
+    s
+}

@@ -1,0 +1,114 @@
+//! `report.html` is one self-contained, valid HTML page: it parses without
+//! errors (html5ever, the HTML5 parser of Servo), every local reference
+//! exists, charts are inline SVG, and nothing points outside the folder.
+
+use std::path::Path;
+
+use html5ever::tendril::TendrilSink;
+use html5ever::tree_builder::TreeBuilderOpts;
+use html5ever::{ParseOpts, parse_document};
+use markup5ever_rcdom::{Handle, NodeData, RcDom};
+
+use crate::cli::{text, wscap};
+
+/// An element's attributes as (name, value).
+type Attrs = [(String, String)];
+
+fn walk(h: &Handle, f: &mut dyn FnMut(&str, &Attrs)) {
+    if let NodeData::Element { name, attrs, .. } = &h.data {
+        let attrs: Vec<(String, String)> = attrs
+            .borrow()
+            .iter()
+            .map(|a| (a.name.local.to_string(), a.value.to_string()))
+            .collect();
+        f(&name.local, &attrs);
+    }
+    for c in h.children.borrow().iter() {
+        walk(c, f);
+    }
+}
+
+/// Checks `dir/report.html`; returns the number of inline SVG charts.
+pub fn validate_html(dir: &Path) -> usize {
+    let path = dir.join("report.html");
+    let html = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(html.starts_with("<!DOCTYPE html>"), "no doctype");
+    for scheme in ["http://", "https://", "//cdn", "file:"] {
+        assert!(!html.contains(scheme), "{} refers to `{scheme}`", path.display());
+    }
+    let opts = ParseOpts {
+        tree_builder: TreeBuilderOpts {
+            exact_errors: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let dom = parse_document(RcDom::default(), opts)
+        .from_utf8()
+        .read_from(&mut html.as_bytes())
+        .unwrap();
+    let errors = dom.errors.borrow();
+    assert!(errors.is_empty(), "{}: HTML parse errors: {errors:?}", path.display());
+    let (mut svgs, mut titles, mut tables) = (0, 0, 0);
+    walk(&dom.document, &mut |name, attrs| {
+        match name {
+            "svg" => svgs += 1,
+            "title" => titles += 1,
+            "table" => tables += 1,
+            "script" | "iframe" | "object" | "embed" => panic!("<{name}> in a self-contained report"),
+            _ => {}
+        }
+        for (k, v) in attrs {
+            if matches!(k.as_str(), "src" | "href" | "xlink:href") {
+                assert!(
+                    !v.contains(':') && !v.starts_with('/'),
+                    "{name} {k}={v} is not a local reference"
+                );
+                assert!(
+                    dir.join(v).exists(),
+                    "{name} {k}={v}: no such file in {}",
+                    dir.display()
+                );
+            }
+        }
+    });
+    assert_eq!(titles, 1, "one <title>");
+    assert!(tables >= 1, "the report has tables");
+    // Every chart the Markdown names is inline.
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let charts = md.lines().filter(|l| l.starts_with("![")).count();
+    assert_eq!(svgs, charts, "every chart of report.md is inline SVG in report.html");
+    assert!(!html.contains("chart not available"), "a chart is missing");
+    svgs
+}
+
+#[test]
+fn run_report_html_is_valid_and_self_contained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("q");
+    let o = wscap(&[
+        "run",
+        "scenarios/quickstart.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--replications",
+        "2",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let svgs = validate_html(&out);
+    // The seven charts of a game run (connections … cpu).
+    assert_eq!(svgs, 7);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let answer = md.find("**Answer.**").unwrap();
+    for section in [
+        "## Per server",
+        "## Scenario as run",
+        "## Assumptions and sources",
+        "## Reproduce",
+    ] {
+        let at = md.find(section).unwrap_or_else(|| panic!("no {section} in report.md"));
+        assert!(at > answer, "the answer comes first");
+    }
+    assert!(md.contains("seed 42"), "the seed to reproduce it");
+}
