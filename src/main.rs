@@ -587,6 +587,10 @@ fn print_summary(sc: &Scenario, o: &Outcome, wall_s: f64, out: &Path, n_files: u
         show("relay_share", "moves crossing the relay", 100.0, "%");
         show("moves_lost", "moves lost", 1.0, "");
     }
+    // The cluster, web and storage tiers, as the report says them.
+    for line in report::cluster_lines(sc, o).into_iter().chain(report::storage_lines(sc, o)) {
+        println!("  {}", line.replace("**", ""));
+    }
     let events = o.total_events();
     let deliveries: f64 = o.replications.iter().filter_map(|r| r.metric("deliveries")).sum();
     let wall = wall_s.max(1e-9);
