@@ -901,9 +901,14 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
                     };
                     let _ = write!(
                         s,
-                        "{} {} not enough: {why}. {meets}",
+                        "{} {} {}: {why}. {meets}",
                         value_phrase(key, *b),
-                        if plural(key, *b) { "are" } else { "is" }
+                        if plural(key, *b) { "are" } else { "is" },
+                        if eb.rejected.is_some() {
+                            "not possible"
+                        } else {
+                            "not enough"
+                        }
                     );
                 }
                 _ if v == req.lo => {
