@@ -347,7 +347,9 @@ fn compare_md(
             group.join(", ")
         );
     }
-    for key in [primary, "refused_ratio", "imbalance_max_over_mean"] {
+    let mut keys = vec![primary, "connect_ms_p99", "refused_ratio", "imbalance_max_over_mean"];
+    keys.dedup();
+    for key in keys {
         let Some(r) = rankings.iter().find(|r| r.metric == key) else {
             continue;
         };
@@ -899,9 +901,14 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
                     };
                     let _ = write!(
                         s,
-                        "{} {} not enough: {why}. {meets}",
+                        "{} {} {}: {why}. {meets}",
                         value_phrase(key, *b),
-                        if plural(key, *b) { "are" } else { "is" }
+                        if plural(key, *b) { "are" } else { "is" },
+                        if eb.rejected.is_some() {
+                            "not possible"
+                        } else {
+                            "not enough"
+                        }
                     );
                 }
                 _ if v == req.lo => {
@@ -960,8 +967,14 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
                             if c.met {
                                 continue;
                             }
-                            let Some(d) = paired(&e.outcome, &lo_e.outcome, slo.metric) else { continue };
-                            let better = if matches!(slo.cmp, Cmp::Lt | Cmp::Le) { d.mean < 0.0 } else { d.mean > 0.0 };
+                            let Some(d) = paired(&e.outcome, &lo_e.outcome, slo.metric) else {
+                                continue;
+                            };
+                            let better = if matches!(slo.cmp, Cmp::Lt | Cmp::Le) {
+                                d.mean < 0.0
+                            } else {
+                                d.mean > 0.0
+                            };
                             if !(d.significant() && better) {
                                 flat.push(format!(
                                     "{} does not improve as `{key}` grows ({} at {lo_v}, {} at {v}: the difference \
@@ -970,7 +983,11 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
                                     fmt(agg(&lo_e.outcome, slo.metric).0),
                                     fmt(c.mean),
                                     pm(d.mean, d.ci95),
-                                    if d.significant() { "the wrong way" } else { "not significant" },
+                                    if d.significant() {
+                                        "the wrong way"
+                                    } else {
+                                        "not significant"
+                                    },
                                     slo.text
                                 ));
                             }
@@ -993,7 +1010,11 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
                         .map(|(v, _)| *v)
                         .next();
                     match from {
-                        Some(v) => format!("{} is met from {} on (of the values tried)", slo.text, value_phrase(key, v)),
+                        Some(v) => format!(
+                            "{} is met from {} on (of the values tried)",
+                            slo.text,
+                            value_phrase(key, v)
+                        ),
                         None => format!("{} at no value tried", slo.text),
                     }
                 })

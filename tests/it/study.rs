@@ -383,8 +383,14 @@ fn plan_says_when_no_value_can_meet_an_slo() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(t.contains("No value of `servers.count` from 3 to 6 meets every SLO"), "{t}");
-    assert!(t.contains("connect_ms_p99 does not improve as `servers.count` grows"), "{t}");
+    assert!(
+        t.contains("No value of `servers.count` from 3 to 6 meets every SLO"),
+        "{t}"
+    );
+    assert!(
+        t.contains("connect_ms_p99 does not improve as `servers.count` grows"),
+        "{t}"
+    );
     assert!(t.contains("refused_ratio<0.015 is met from 6 servers on"), "{t}");
     assert!(!out.join("headroom.csv").exists());
     validate_html(&out);
