@@ -588,7 +588,10 @@ fn print_summary(sc: &Scenario, o: &Outcome, wall_s: f64, out: &Path, n_files: u
         show("moves_lost", "moves lost", 1.0, "");
     }
     // The cluster, web and storage tiers, as the report says them.
-    for line in report::cluster_lines(sc, o).into_iter().chain(report::storage_lines(sc, o)) {
+    for line in report::cluster_lines(sc, o)
+        .into_iter()
+        .chain(report::storage_lines(sc, o))
+    {
         println!("  {}", line.replace("**", ""));
     }
     let events = o.total_events();
