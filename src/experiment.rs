@@ -393,16 +393,21 @@ pub fn aggregate(reps: &[Replication]) -> Vec<Aggregate> {
         .collect()
 }
 
-/// Runs every replication of `sc` on `threads` worker threads (0 = one per
-/// core). `progress` is called once per finished replication.
-pub fn run(sc: &Scenario, threads: usize, progress: &(dyn Fn() + Sync)) -> Result<Outcome, SimError> {
-    let pool = rayon::ThreadPoolBuilder::new()
+/// A pool of `threads` workers (0 = one per core).
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, SimError> {
+    rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .map_err(|e| SimError::Threads {
             threads,
             message: e.to_string(),
-        })?;
+        })
+}
+
+/// Runs every replication of `sc` on `threads` worker threads (0 = one per
+/// core). `progress` is called once per finished replication.
+pub fn run(sc: &Scenario, threads: usize, progress: &(dyn Fn() + Sync)) -> Result<Outcome, SimError> {
+    let pool = thread_pool(threads)?;
     let replications: Vec<Replication> = pool.install(|| {
         (0..sc.replications)
             .into_par_iter()

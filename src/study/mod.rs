@@ -116,13 +116,7 @@ pub fn simulated_ns(jobs: &[Job]) -> u64 {
 /// Runs every replication of every job in one pool of `threads` workers
 /// (0 = one per core); returns each job's replications in index order.
 pub fn run_batch(jobs: &[Job], threads: usize, progress: Progress) -> Result<Vec<Vec<Replication>>, SimError> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| SimError::Threads {
-            threads,
-            message: e.to_string(),
-        })?;
+    let pool = crate::experiment::thread_pool(threads)?;
     progress(Tick::Batch {
         replications: jobs.iter().map(|j| j.reps.end.saturating_sub(j.reps.start)).sum(),
         simulated_ns: simulated_ns(jobs),
