@@ -117,6 +117,82 @@ pub fn assumptions(sc: &Scenario) -> String {
                 .into(),
         );
     }
+    let b = &sc.balancer;
+    if b.nodes > 1
+        || sc
+            .faults
+            .iter()
+            .any(|f| matches!(f, crate::scenario::Fault::BalancerCrash { .. }))
+    {
+        a.push(format!(
+            "Balancer failover: {} node(s) ({}); a failed node's VIP answers again after {:.3} s — keepalived \
+             (VRRPv2, RFC 3768): master-down interval 3·advert_int + (256 − priority)/256·advert_int, or \
+             Corosync/Pacemaker: token + consensus (default 1.2 × token) + resource start. Without preemption. \
+             A SYN to an unanswered VIP is retransmitted after 1 s, 2 s, 4 s… (Linux, initial RTO 1 s per RFC 6298).",
+            b.nodes,
+            match b.mode {
+                crate::scenario::ClusterMode::ActivePassive => "active-passive",
+                crate::scenario::ClusterMode::ActiveActive => "active-active, DNS round robin",
+            },
+            b.failover.takeover().as_secs_f64()
+        ));
+    }
+    if let Some(tls) = &b.tls {
+        a.push(format!(
+            "TLS termination on the balancer: a full handshake costs {:.0} µs of a core ({} per core, \
+             as measured with `openssl speed` — RSA-2048 ≈ 2 500 signs/s, ECDSA P-256 ≈ 12 000/s); a resumed one \
+             {:.0} % of it (no private-key operation); TLS 1.3, one round trip.",
+            tls.full_cost().as_secs_f64() * 1e6,
+            match tls.key {
+                crate::scenario::TlsKey::Rsa2048 => "RSA-2048",
+                crate::scenario::TlsKey::EcdsaP256 => "ECDSA P-256",
+            },
+            tls.resumed_cost_ratio * 100.0
+        ));
+    }
+    if sc.faults.iter().any(|f| {
+        matches!(
+            f,
+            crate::scenario::Fault::ScaleOut { .. } | crate::scenario::Fault::ScaleIn { .. }
+        )
+    }) {
+        a.push(format!(
+            "Servers added or removed reach the balancers at the backend updater's next tick (every {}), as \
+             HAProxy's `server-template` slots filled by DNS service discovery (`hold valid`).",
+            b.update_interval
+        ));
+    }
+    if sc.cache.is_some() {
+        a.push(
+            "Redis: one thread executes every op in turn; moves are written behind and flushed in batches (as \
+             Lichess does for games in progress); with `appendfsync everysec` a crash loses at most the last second \
+             of writes (Redis persistence documentation)."
+                .into(),
+        );
+    }
+    if let Some(d) = &sc.database {
+        a.push(format!(
+            "Database: MySQL-style asynchronous binlog replication to {} replica(s), applied at {:.0} rows/s by {} \
+             applier thread(s); replica lag = unapplied rows ÷ apply capacity, so it grows at λ/μ − 1 s per s when \
+             writes outrun applying. Semi-sync {} (MySQL's `rpl_semi_sync_master_timeout` default is 10 s); a failed \
+             primary is replaced by the most caught-up replica after {} (orchestrator-style detection).",
+            d.replicas,
+            d.apply_rate.per_s,
+            d.applier_threads,
+            if d.semi_sync { "on" } else { "off" },
+            d.failover_detection
+        ));
+    }
+    if let Some(w) = &sc.web {
+        a.push(format!(
+            "Web tier: nginx serves static files itself ({} % from its cache) and proxies dynamic requests round \
+             robin; gunicorn sync workers handle one request each ({} per app server; gunicorn's advice is \
+             2 × cores + 1), with a listen backlog of {} (gunicorn's default is 2048), beyond which nginx answers 502.",
+            w.nginx.cache_hit_ratio * 100.0,
+            w.app.workers,
+            w.app.backlog
+        ));
+    }
     let mut s = String::from("## Assumptions and sources\n\n");
     for x in a {
         let _ = writeln!(s, "- {x}");
