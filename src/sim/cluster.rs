@@ -168,14 +168,13 @@ impl World<'_> {
             return;
         }
         let node = owner as usize;
+        self.clients[c as usize].node = owner as u8;
         if let Some(max) = self.sc.balancer.node_maxconn
             && self.nodes[node].lb.load() + self.nodes[node].tls.len() as u64 >= max as u64
         {
-            self.clients[c as usize].node = owner as u8;
             self.refuse(c, super::Refusal::NodeFull, s);
             return;
         }
-        self.clients[c as usize].node = owner as u8;
         let Some(tls) = &self.sc.balancer.tls else {
             self.route(c, None, s);
             return;
@@ -196,7 +195,7 @@ impl World<'_> {
         // Remember the handshake's kind in the client until it starts.
         self.clients[c as usize].tls_resumed = resumed;
         match self.nodes[node].tls.arrive(now, (c, generation)) {
-            Admit::Started(id) => self.schedule_handshake(node, id, c, s),
+            Admit::Started(id) => self.schedule_handshake(node, id, (c, generation), s),
             Admit::Queued => {
                 // A client stuck behind a handshake storm gives up after its
                 // connect timeout (and tries again: the storm feeds itself).
@@ -211,9 +210,12 @@ impl World<'_> {
         }
     }
 
-    fn schedule_handshake(&mut self, node: usize, id: u32, c: u32, s: &mut Scheduler<Event>) {
+    /// Schedules the end of a handshake that a core of `node` started: a
+    /// web request's (always full) or a client's (full or resumed).
+    pub(super) fn schedule_handshake(&mut self, node: usize, id: u32, item: Handshake, s: &mut Scheduler<Event>) {
         let Some(tls) = &self.sc.balancer.tls else { return };
-        let cost = if self.clients[c as usize].tls_resumed {
+        let (c, generation) = item;
+        let cost = if generation != WEB_HANDSHAKE && self.clients[c as usize].tls_resumed {
             tls.resumed_cost()
         } else {
             tls.full_cost()
@@ -240,12 +242,8 @@ impl World<'_> {
         let Some((c, generation)) = nd.tls.complete(now, nd.tls.epoch(), id) else {
             return;
         };
-        if let Some((next, &(nc, ngen))) = nd.tls.next(now) {
-            if ngen == WEB_HANDSHAKE {
-                self.schedule_web_handshake(node, next, s);
-            } else {
-                self.schedule_handshake(node, next, nc, s);
-            }
+        if let Some((next, &item)) = nd.tls.next(now) {
+            self.schedule_handshake(node, next, item, s);
         }
         if generation == WEB_HANDSHAKE {
             self.web_tls_done(node, c, s);
@@ -412,20 +410,12 @@ impl World<'_> {
     fn apply_admin(&mut self, srv: u32, admin: Admin, s: &mut Scheduler<Event>) {
         let now = s.now();
         self.cluster.admin[srv as usize] = admin;
-        let ss = self.sc.balancer.slowstart;
         for node in 0..self.nodes.len() {
             if !self.nodes[node].up {
                 continue;
             }
-            if self.nodes[node].lb.set_admin(srv, admin, now) && ss.0 > 0 {
-                self.nodes[node].lb.slowstart(srv, now, ss);
-                s.after(
-                    super::slowstart_tick(ss),
-                    Event::WeightTick {
-                        node: node as u16,
-                        server: srv,
-                    },
-                );
+            if self.nodes[node].lb.set_admin(srv, admin, now) {
+                self.start_slowstart(node, srv, s);
             }
             if admin == Admin::Ready {
                 self.drain_queue(node, srv, s);

@@ -1062,17 +1062,7 @@ impl<'a> World<'a> {
                     "marked-up",
                     format!("health checks passed{who}"),
                 );
-                let ss = self.sc.balancer.slowstart;
-                if ss.0 > 0 {
-                    self.nodes[node].lb.slowstart(srv, now, ss);
-                    s.after(
-                        slowstart_tick(ss),
-                        Event::WeightTick {
-                            node: node as u16,
-                            server: srv,
-                        },
-                    );
-                }
+                self.start_slowstart(node, srv, s);
                 self.drain_queue(node, srv, s);
             }
             None => {}
@@ -1130,6 +1120,24 @@ impl<'a> World<'a> {
         let next = now + self.sc.sample_interval;
         if next <= self.end {
             s.at(next, Event::Sample);
+        }
+    }
+}
+
+impl World<'_> {
+    /// `srv` just entered `node`'s list UP: ramp its weight if `slowstart`
+    /// is set (the ramp goes on in `WeightTick` events).
+    fn start_slowstart(&mut self, node: usize, srv: u32, s: &mut Scheduler<Event>) {
+        let ss = self.sc.balancer.slowstart;
+        if ss.0 > 0 {
+            self.nodes[node].lb.slowstart(srv, s.now(), ss);
+            s.after(
+                slowstart_tick(ss),
+                Event::WeightTick {
+                    node: node as u16,
+                    server: srv,
+                },
+            );
         }
     }
 }

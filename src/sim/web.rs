@@ -305,23 +305,10 @@ impl World<'_> {
         let node = owner as usize;
         self.nodes[node].full_handshakes += 1;
         match self.nodes[node].tls.arrive(now, (req, WEB_HANDSHAKE)) {
-            Admit::Started(id) => self.schedule_web_handshake(node, id, s),
+            Admit::Started(id) => self.schedule_handshake(node, id, (req, WEB_HANDSHAKE), s),
             Admit::Queued => {}
             Admit::Rejected(_) => unreachable!("an up node's handshake queue is unbounded"),
         }
-    }
-
-    pub(super) fn schedule_web_handshake(&mut self, node: usize, id: u32, s: &mut Scheduler<Event>) {
-        let Some(tls) = &self.sc.balancer.tls else { return };
-        let epoch = self.nodes[node].epoch;
-        s.after(
-            tls.full_cost(),
-            Event::TlsDone {
-                node: node as u16,
-                epoch,
-                id,
-            },
-        );
     }
 
     /// A web request's handshake finished on `node`.
