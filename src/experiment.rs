@@ -201,8 +201,14 @@ pub fn run_replication_observed(
         m("web_dynamic_ms_p99", ms(&w.web.dynamic, 0.99)),
         m("app_wait_ms_mean", w.web.app_wait_ms_mean()),
         m("app_wait_ms_p99", ms(&w.web.app_wait, 0.99)),
-        m("app_util_mean", web_mean(&w.rec.samples, sc, |s| s.app_util)),
-        m("nginx_util_mean", web_mean(&w.rec.samples, sc, |s| s.nginx_util)),
+        m(
+            "app_util_mean",
+            mean_after_warmup(&w.rec.samples, sc, |s| s.web.map(|x| x.app_util)),
+        ),
+        m(
+            "nginx_util_mean",
+            mean_after_warmup(&w.rec.samples, sc, |s| s.web.map(|x| x.nginx_util)),
+        ),
         m(
             "tls_full_handshakes",
             w.nodes.iter().map(|n| n.full_handshakes).sum::<u64>() as f64,
@@ -262,7 +268,10 @@ pub fn run_replication_observed(
         m("games_started", c.games_started as f64),
         m("games_completed", c.games_completed as f64),
         m("games_abandoned", c.games_abandoned as f64),
-        m("cpu_util_mean", cpu_mean(&w.rec.samples, sc)),
+        m(
+            "cpu_util_mean",
+            mean_after_warmup(&w.rec.samples, sc, |s| s.servers.iter().map(|v| v.cpu_util)),
+        ),
         m(
             "cpu_util_max",
             samples_max(&w.rec.samples, |s| {
@@ -341,34 +350,16 @@ fn samples_max(samples: &[crate::metrics::Sample], f: impl Fn(&crate::metrics::S
     samples.iter().map(f).fold(0.0, f64::max)
 }
 
-/// Mean of a web-tier sample value after the warm-up (NaN without a web tier).
-fn web_mean(samples: &[crate::metrics::Sample], sc: &Scenario, f: fn(&crate::metrics::WebSample) -> f64) -> f64 {
+/// Mean of the values `f` gives for each sample after the warm-up (NaN if
+/// there are none).
+fn mean_after_warmup<'a, I: IntoIterator<Item = f64>>(
+    samples: &'a [crate::metrics::Sample],
+    sc: &Scenario,
+    f: impl Fn(&'a crate::metrics::Sample) -> I,
+) -> f64 {
     let w = SimTime::ZERO + sc.warmup;
-    let vals: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.time > w)
-        .filter_map(|s| s.web.as_ref().map(f))
-        .collect();
-    if vals.is_empty() {
-        f64::NAN
-    } else {
-        vals.iter().sum::<f64>() / vals.len() as f64
-    }
-}
-
-/// Mean core utilisation over servers and samples after the warm-up.
-fn cpu_mean(samples: &[crate::metrics::Sample], sc: &Scenario) -> f64 {
-    let w = SimTime::ZERO + sc.warmup;
-    let vals: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.time > w)
-        .flat_map(|s| s.servers.iter().map(|v| v.cpu_util))
-        .collect();
-    if vals.is_empty() {
-        f64::NAN
-    } else {
-        vals.iter().sum::<f64>() / vals.len() as f64
-    }
+    let vals: Vec<f64> = samples.iter().filter(|s| s.time > w).flat_map(f).collect();
+    stats::mean(&vals)
 }
 
 /// Aggregates replications metric by metric (NaN values are left out).

@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario: replications in parallel, then CSV, JSON, charts and a report.
-    Run(RunArgs),
+    Run(StudyArgs),
     /// Validate scenario files without running them.
     Check {
         /// Scenario files (TOML).
@@ -44,7 +44,7 @@ enum Command {
     Plan(PlanArgs),
 }
 
-/// Options shared by compare, sweep and plan.
+/// Options shared by run, compare, sweep and plan.
 #[derive(Args)]
 struct StudyArgs {
     /// Scenario file (TOML).
@@ -54,7 +54,7 @@ struct StudyArgs {
     /// Several values are allowed in sweep only.
     #[arg(long = "set", value_name = "KEY=VALUES")]
     set: Vec<String>,
-    /// Output folder [default: output/<scenario name>-<command>].
+    /// Output folder [default: output/<scenario name> for run, output/<scenario name>-<command> otherwise].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Master seed (overrides the scenario's `seed`).
@@ -97,30 +97,6 @@ struct PlanArgs {
     no_headroom: bool,
     #[command(flatten)]
     common: StudyArgs,
-}
-
-#[derive(Args)]
-struct RunArgs {
-    /// Scenario file (TOML).
-    file: PathBuf,
-    /// Output folder [default: output/<scenario name>].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Master seed (overrides the scenario's `seed`).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Number of replications (overrides the scenario's `replications`).
-    #[arg(long)]
-    replications: Option<u32>,
-    /// Worker threads (0 = one per core). Results do not depend on it.
-    #[arg(long, default_value_t = 0)]
-    threads: usize,
-    /// Print nothing but errors.
-    #[arg(long, short)]
-    quiet: bool,
-    /// Override a scenario key (one value): e.g. `--set servers.count=16`, `--set duration=20m`.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -216,7 +192,7 @@ fn seed_and_reps(sc: &mut Scenario, seed: Option<u64>, replications: Option<u32>
     }
 }
 
-fn load_with_overrides(args: &RunArgs) -> Result<Scenario> {
+fn load_with_overrides(args: &StudyArgs) -> Result<Scenario> {
     check_replications(args.replications)?;
     let mut sc = if args.set.is_empty() {
         scenario::load(&args.file)?
@@ -311,7 +287,7 @@ impl Progress {
     }
 }
 
-fn run(args: RunArgs) -> Result<()> {
+fn run(args: StudyArgs) -> Result<()> {
     let sc = load_with_overrides(&args)?;
     let out = args.out.clone().unwrap_or_else(|| Path::new("output").join(&sc.name));
     let progress = Progress::new(args.quiet);

@@ -158,36 +158,27 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
             }
             w.write_record(all.iter().chain(&extra)).map_err(csv_err(path))?;
             for (i, sv) in s.servers.iter().enumerate() {
-                let mut row: [String; 22] = Default::default();
-                row[0] = rep.clone();
-                row[1] = t.clone();
-                row[2] = format!("server-{i}");
+                let mut row = component_row(&rep, &t, format!("server-{i}"));
                 row[3] = sv.connections.to_string();
                 row[4] = sv.queued.to_string();
                 row[5] = (if sv.process_up { "up" } else { "down" }).into();
                 row[6] = (if sv.lb_up { "UP" } else { "DOWN" }).into();
                 row[7] = format!("{:.4}", sv.cpu_util);
                 row[8] = sv.jobs_waiting.to_string();
-                w.write_record(row.iter().chain(&[const { String::new() }; 12]))
-                    .map_err(csv_err(path))?;
+                w.write_record(&row).map_err(csv_err(path))?;
             }
             if let Some(st) = st {
-                for row in storage_rows(st) {
-                    let mut head: [String; 22] = Default::default();
-                    head[0] = rep.clone();
-                    head[1] = t.clone();
-                    head[2] = row[0].clone();
-                    w.write_record(head.iter().chain(&row[1..])).map_err(csv_err(path))?;
+                for [name, storage @ ..] in storage_rows(st) {
+                    let mut row = component_row(&rep, &t, name);
+                    row[22..].clone_from_slice(&storage);
+                    w.write_record(&row).map_err(csv_err(path))?;
                 }
             }
             // The web tier: requests and failures in the interval, response
             // time p50/p99 (in the connect columns), app workers busy (in
             // cpu_util) and requests waiting for a worker.
             if let Some(web) = &s.web {
-                let mut row: [String; 22] = Default::default();
-                row[0] = rep.clone();
-                row[1] = t.clone();
-                row[2] = "web".into();
+                let mut row = component_row(&rep, &t, "web".into());
                 row[7] = format!("{:.4}", web.app_util);
                 row[8] = web.app_waiting.to_string();
                 row[9] = web.requests.to_string();
@@ -195,27 +186,32 @@ pub fn write_timeseries_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportE
                 row[11] = web.failed.to_string();
                 row[14] = opt(web.ms_p50);
                 row[15] = opt(web.ms_p99);
-                w.write_record(row.iter().chain(&[const { String::new() }; 12]))
-                    .map_err(csv_err(path))?;
+                w.write_record(&row).map_err(csv_err(path))?;
             }
             // Balancer nodes: client connections held, handshakes waiting
             // for a core (in `jobs_waiting`), TLS core utilisation.
             for (k, nd) in s.nodes.iter().enumerate() {
-                let mut row: [String; 22] = Default::default();
-                row[0] = rep.clone();
-                row[1] = t.clone();
-                row[2] = format!("balancer-{k}");
+                let mut row = component_row(&rep, &t, format!("balancer-{k}"));
                 row[3] = nd.connections.to_string();
                 row[5] = (if nd.up { "up" } else { "down" }).into();
                 row[7] = format!("{:.4}", nd.cpu_util);
                 row[8] = nd.handshakes_waiting.to_string();
-                w.write_record(row.iter().chain(&[const { String::new() }; 12]))
-                    .map_err(csv_err(path))?;
+                w.write_record(&row).map_err(csv_err(path))?;
             }
         }
     }
     w.flush().map_err(io_err(path))?;
     Ok(path.to_path_buf())
+}
+
+/// A `timeseries.csv` row of one component, blank but for its replication,
+/// time and name: the 22 base columns and the 12 storage columns.
+fn component_row(rep: &str, t: &str, component: String) -> [String; 34] {
+    let mut row: [String; 34] = std::array::from_fn(|_| String::new());
+    row[0] = rep.to_string();
+    row[1] = t.to_string();
+    row[2] = component;
+    row
 }
 
 /// The storage columns of `timeseries.csv`: on the `all` row the moves at
