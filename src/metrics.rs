@@ -186,8 +186,8 @@ impl TimelineEvent {
     }
 }
 
-fn new_hist() -> Histogram<u64> {
-    // 1 µs .. 1 h, 3 significant digits.
+/// A latency histogram in µs: 1 µs .. 1 h, 3 significant digits.
+pub fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid HDR bounds")
 }
 

@@ -23,7 +23,7 @@ use super::cluster::NO_NODE;
 use super::storage::{DbCaller, profile_key};
 use super::{Event, NONE, World};
 use crate::engine::Scheduler;
-use crate::metrics::WebSample;
+use crate::metrics::{WebSample, new_hist as hist};
 use crate::model::station::{Admit, Station};
 use crate::rng::{self, SimRng, streams};
 use crate::scenario::Scenario;
@@ -130,10 +130,6 @@ pub struct WebTier {
     app_wait_sum_ns: u128,
     app_waits: u64,
     warmup: SimTime,
-}
-
-fn hist() -> hdrhistogram::Histogram<u64> {
-    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid HDR bounds")
 }
 
 impl WebTier {
