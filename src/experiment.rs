@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::check;
 use crate::engine::{EngineError, LoopStats, StopReason};
-use crate::metrics::{Sample, StorageSample, TimelineEvent, imbalance, jain};
+use crate::metrics::{Ending, FaultWindow, Sample, StorageSample, TimelineEvent, WindowStats, imbalance, jain};
 use crate::scenario::Scenario;
 use crate::sim::World;
 use crate::stats;
@@ -38,6 +38,10 @@ pub struct Replication {
     /// (latency ms, fraction ≤ it): "connect", "move" (to the opponent),
     /// "spectator", "last_spectator", "relay". Empty when nothing was measured.
     pub cdfs: Vec<(&'static str, Vec<(f64, f64)>)>,
+    /// What each scenario fault cost, in scenario order (see [`fault_costs`]).
+    pub faults: Vec<Vec<Metric>>,
+    /// Each fault's window: (start, end, ending), in scenario order.
+    pub fault_windows: Vec<FaultWindow>,
     pub events: u64,
     pub end: SimTime,
     pub stop: StopReason,
@@ -63,9 +67,19 @@ pub struct Aggregate {
 pub struct Outcome {
     pub replications: Vec<Replication>,
     pub aggregate: Vec<Aggregate>,
+    /// Per scenario fault, the aggregate of its cost over replications.
+    pub faults: Vec<Vec<Aggregate>>,
 }
 
 impl Outcome {
+    /// Replications in index order, aggregated.
+    pub fn new(replications: Vec<Replication>) -> Outcome {
+        Outcome {
+            aggregate: aggregate(&replications),
+            faults: aggregate_faults(&replications),
+            replications,
+        }
+    }
     pub fn total_events(&self) -> u64 {
         self.replications.iter().map(|r| r.events).sum()
     }
@@ -102,6 +116,7 @@ pub fn run_replication_observed(
         replication: index,
         source,
     })?;
+    w.rec.finish();
     let violations = check::check(&w);
     if !violations.is_empty() {
         return Err(SimError::Invariant {
@@ -133,9 +148,15 @@ pub fn run_replication_observed(
     } else {
         c.connections_refused as f64 / c.connection_attempts as f64
     };
+    let (steady, faults) = split(&w.rec.window_stats);
+    let (steady_s, fault_s) = w.rec.windows.durations(end);
+    let has_faults = !sc.faults.is_empty();
+    let if_faults = |v: f64| if has_faults { v } else { f64::NAN };
+    let recovered = w.rec.windows.faults.iter().filter(|f| f.ending == Ending::Recovered).count();
     let m = |name: &'static str, value: f64| Metric { name, value };
     let mut metrics = vec![
         m("clients_arrived", c.clients_arrived as f64),
+        m("clients_attempting", c.clients_attempting as f64),
         m("connection_attempts", c.connection_attempts as f64),
         m("connections_accepted", c.connections_accepted as f64),
         m("connections_refused", c.connections_refused as f64),
@@ -143,15 +164,24 @@ pub fn run_replication_observed(
         m("clients_refused", c.clients_refused as f64),
         m(
             "clients_refused_ratio",
-            if c.clients_arrived == 0 {
+            if c.clients_attempting == 0 {
                 0.0
             } else {
-                c.clients_refused as f64 / c.clients_arrived as f64
+                c.clients_refused as f64 / c.clients_attempting as f64
             },
         ),
         m("reconnects", c.reconnects as f64),
         m("dropped", c.dropped as f64),
         m("gave_up", c.gave_up as f64),
+        m("refused_ratio_steady", refused_ratio(&steady)),
+        m("refused_ratio_faults", if_faults(refused_ratio(&faults))),
+        m("clients_refused_ratio_steady", clients_refused_ratio(&steady)),
+        m("clients_refused_ratio_faults", if_faults(clients_refused_ratio(&faults))),
+        m("connect_ms_p99_steady", ms(&steady.connect, 0.99)),
+        m("connect_ms_p99_faults", if_faults(ms(&faults.connect, 0.99))),
+        m("steady_s", steady_s),
+        m("fault_window_s", if_faults(fault_s)),
+        m("faults_recovered", if_faults(recovered as f64)),
         m(
             "connect_ms_mean",
             if h.is_empty() { f64::NAN } else { h.mean() / 1000.0 },
@@ -246,12 +276,16 @@ pub fn run_replication_observed(
         m("move_ms_p99", ms(&w.rec.move_player, 0.99)),
         m("move_ms_p999", ms(&w.rec.move_player, 0.999)),
         m("move_ms_max", max_ms(&w.rec.move_player)),
+        m("move_ms_p99_steady", ms(&steady.moves, 0.99)),
+        m("move_ms_p99_faults", if_faults(ms(&faults.moves, 0.99))),
         m("spectator_ms_mean", mean_ms(&w.rec.move_spectator)),
         m("spectator_ms_p50", ms(&w.rec.move_spectator, 0.5)),
         m("spectator_ms_p90", ms(&w.rec.move_spectator, 0.9)),
         m("spectator_ms_p99", ms(&w.rec.move_spectator, 0.99)),
         m("spectator_ms_p999", ms(&w.rec.move_spectator, 0.999)),
         m("spectator_ms_max", max_ms(&w.rec.move_spectator)),
+        m("spectator_ms_p99_steady", ms(&steady.spectators, 0.99)),
+        m("spectator_ms_p99_faults", if_faults(ms(&faults.spectators, 0.99))),
         m("last_spectator_ms_p50", ms(&w.rec.move_last_spectator, 0.5)),
         m("last_spectator_ms_p99", ms(&w.rec.move_last_spectator, 0.99)),
         m("last_spectator_ms_max", max_ms(&w.rec.move_last_spectator)),
@@ -292,10 +326,17 @@ pub fn run_replication_observed(
         ("last_spectator", cdf(&w.rec.move_last_spectator)),
         ("relay", cdf(&w.rec.relay)),
     ];
+    let faults = fault_costs(&w, sc, end);
     Ok(Replication {
         index,
         metrics,
         cdfs,
+        faults,
+        fault_windows: {
+            let mut v = w.rec.windows.faults.clone();
+            v.sort_by_key(|f| f.fault);
+            v
+        },
         final_conns: w.servers.iter().map(|s| s.conns.len() as u32).collect(),
         samples: std::mem::take(&mut w.rec.samples),
         storage_samples: std::mem::take(&mut w.rec.storage_samples),
@@ -364,22 +405,131 @@ fn mean_after_warmup<'a, I: IntoIterator<Item = f64>>(
 
 /// Aggregates replications metric by metric (NaN values are left out).
 pub fn aggregate(reps: &[Replication]) -> Vec<Aggregate> {
-    let Some(first) = reps.first() else { return vec![] };
+    aggregate_rows(&reps.iter().map(|r| r.metrics.as_slice()).collect::<Vec<_>>())
+}
+
+/// Aggregates rows of the same metrics (NaN values are left out).
+fn aggregate_rows(rows: &[&[Metric]]) -> Vec<Aggregate> {
+    let Some(first) = rows.first() else { return vec![] };
     first
-        .metrics
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let xs: Vec<f64> = reps
-                .iter()
-                .map(|r| r.metrics[i].value)
-                .filter(|v| !v.is_nan())
-                .collect();
+            let xs: Vec<f64> = rows.iter().map(|r| r[i].value).filter(|v| !v.is_nan()).collect();
             Aggregate {
                 name: m.name,
                 mean: stats::mean(&xs),
                 ci95: stats::ci_half_width(&xs, 0.95),
             }
+        })
+        .collect()
+}
+
+/// Aggregates each fault's cost over the replications.
+pub fn aggregate_faults(reps: &[Replication]) -> Vec<Vec<Aggregate>> {
+    let n = reps.first().map_or(0, |r| r.faults.len());
+    (0..n)
+        .map(|k| aggregate_rows(&reps.iter().map(|r| r.faults[k].as_slice()).collect::<Vec<_>>()))
+        .collect()
+}
+
+/// Steady state (slot 0) and the union of the fault windows.
+fn split(stats: &[WindowStats]) -> (WindowStats, WindowStats) {
+    let mut faults = WindowStats::default();
+    for w in &stats[1..] {
+        faults.add(w);
+    }
+    (stats[0].clone(), faults)
+}
+
+fn refused_ratio(w: &WindowStats) -> f64 {
+    if w.attempts == 0 {
+        f64::NAN
+    } else {
+        w.refused as f64 / w.attempts as f64
+    }
+}
+
+fn clients_refused_ratio(w: &WindowStats) -> f64 {
+    if w.clients == 0 {
+        f64::NAN
+    } else {
+        w.clients_refused as f64 / w.clients as f64
+    }
+}
+
+/// The names of a fault's cost, in [`fault_costs`] order.
+pub const FAULT_COSTS: [&str; 15] = [
+    "start_s",
+    "window_s",
+    "time_to_recover_s",
+    "recovered",
+    "dropped",
+    "attempts",
+    "refused",
+    "refused_ratio",
+    "clients_refused",
+    "gave_up",
+    "reconnect_peak_per_s",
+    "connect_ms_p99",
+    "move_ms_p99",
+    "moves_lost",
+    "moves_at_risk",
+];
+
+/// What each scenario fault cost, from its window: connections dropped,
+/// attempts refused and clients refused, clients who gave up, the peak
+/// reconnection rate, the time to recover (NaN when the window ended
+/// otherwise: cap, next fault, end of run), the p99 latencies of the
+/// window's attempts and moves, moves lost and moves at risk at the fault.
+fn fault_costs(w: &World, sc: &Scenario, end: SimTime) -> Vec<Vec<Metric>> {
+    let mut windows = w.rec.windows.faults.clone();
+    windows.sort_by_key(|f| f.fault);
+    let interval_s = sc.sample_interval.as_secs_f64();
+    windows
+        .iter()
+        .map(|f| {
+            let st = &w.rec.window_stats[1 + f.fault];
+            let stop = f.end.min(end);
+            let span = stop.0.saturating_sub(f.start.0) as f64 * 1e-9;
+            let peak = w
+                .rec
+                .samples
+                .iter()
+                .filter(|s| s.time > f.start && s.time <= stop.max(f.start + sc.sample_interval))
+                .map(|s| s.reconnects as f64 / interval_s)
+                .fold(0.0, f64::max);
+            let recover = match (f.ending, f.recovered) {
+                (Ending::Recovered, Some(t)) => t.since(f.start).as_secs_f64(),
+                _ => f64::NAN,
+            };
+            let at_risk = if w.storage.is_on() {
+                st.moves_at_risk.unwrap_or(0) as f64
+            } else {
+                f64::NAN
+            };
+            let has_moves = sc.game.is_some();
+            let if_moves = |v: f64| if has_moves { v } else { f64::NAN };
+            let m = |name: &'static str, value: f64| Metric { name, value };
+            let v = vec![
+                m("start_s", f.start.as_secs_f64()),
+                m("window_s", span),
+                m("time_to_recover_s", recover),
+                m("recovered", if f.ending == Ending::Recovered { 1.0 } else { 0.0 }),
+                m("dropped", st.dropped as f64),
+                m("attempts", st.attempts as f64),
+                m("refused", st.refused as f64),
+                m("refused_ratio", refused_ratio(st)),
+                m("clients_refused", st.clients_refused as f64),
+                m("gave_up", st.gave_up as f64),
+                m("reconnect_peak_per_s", peak),
+                m("connect_ms_p99", ms(&st.connect, 0.99)),
+                m("move_ms_p99", if_moves(ms(&st.moves, 0.99))),
+                m("moves_lost", if_moves(st.moves_lost as f64)),
+                m("moves_at_risk", at_risk),
+            ];
+            debug_assert!(v.iter().map(|m| m.name).eq(FAULT_COSTS.iter().copied()));
+            v
         })
         .collect()
 }
@@ -409,11 +559,7 @@ pub fn run(sc: &Scenario, threads: usize, progress: &(dyn Fn() + Sync)) -> Resul
             })
             .collect::<Result<Vec<_>, _>>()
     })?;
-    let aggregate = aggregate(&replications);
-    Ok(Outcome {
-        replications,
-        aggregate,
-    })
+    Ok(Outcome::new(replications))
 }
 
 /// The storage metrics: every one NaN when its tier (`[cache]`,

@@ -8,7 +8,11 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::scenario::{Fault, Scenario};
 use crate::time::{NS_PER_US, SimTime};
+
+pub mod windows;
+pub use windows::{Ending, FaultWindow, NOT_COUNTED, Phase, WindowStats, Windows};
 
 /// Why a connection attempt was refused (503), for the breakdown columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,14 +29,18 @@ pub enum RefuseKind {
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Counters {
     pub clients_arrived: u64,
+    /// Distinct clients that started an attempt after the warm-up.
+    pub clients_attempting: u64,
     pub connection_attempts: u64,
     pub connections_accepted: u64,
     pub connections_refused: u64,
-    /// Distinct clients that saw at least one 503.
+    /// Distinct clients refused on an attempt started after the warm-up.
     pub clients_refused: u64,
     pub reconnects: u64,
     pub dropped: u64,
     pub gave_up: u64,
+    /// Of `gave_up`, those whose last attempt was refused.
+    pub gave_up_refused: u64,
     pub refused_no_server: u64,
     pub refused_queue_full: u64,
     pub refused_queue_timeout: u64,
@@ -203,6 +211,14 @@ struct ServerConns {
 pub struct Recorder {
     warmup: SimTime,
     pub counters: Counters,
+    /// Steady state and fault windows, and what each counted (slot 0:
+    /// steady state; slot 1 + k: scenario fault k).
+    pub windows: Windows,
+    pub window_stats: Vec<WindowStats>,
+    /// What the windows judge, one per sample.
+    readings: Vec<windows::Reading>,
+    /// Connect latency of the attempts started after the warm-up (filled
+    /// from the windows by [`finish`](Self::finish)).
     pub connect: Histogram<u64>,
     interval_connect: Histogram<u64>,
     /// Move latency, player → opponent (µs).
@@ -226,10 +242,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(servers: usize, warmup: SimTime) -> Self {
+    /// `fault_starts`: each scenario fault's time, in scenario order.
+    pub fn new(servers: usize, warmup: SimTime, fault_starts: &[SimTime]) -> Self {
         Recorder {
             warmup,
             counters: Counters::default(),
+            windows: Windows::new(warmup, fault_starts),
+            window_stats: vec![WindowStats::default(); 1 + fault_starts.len()],
+            readings: Vec::new(),
             connect: new_hist(),
             interval_connect: new_hist(),
             move_player: new_hist(),
@@ -274,8 +294,21 @@ impl Recorder {
         }
     }
 
-    pub fn refused(&mut self, now: SimTime, kind: RefuseKind) {
-        self.count(now, |c| {
+    /// A refused attempt: in the current interval, and in the totals and
+    /// window of its start (`phase`). `first` says whether it is the
+    /// client's first refusal in that phase, `first_ever` its first
+    /// counted refusal at all.
+    pub fn refused(&mut self, phase: Phase, kind: RefuseKind, first: bool, first_ever: bool) {
+        self.interval.connections_refused += 1;
+        if phase == NOT_COUNTED {
+            return;
+        }
+        let w = &mut self.window_stats[self.windows.slot(phase)];
+        w.refused += 1;
+        w.clients_refused += first as u64;
+        let c = &mut self.counters;
+        c.clients_refused += first_ever as u64;
+        {
             c.connections_refused += 1;
             match kind {
                 RefuseKind::NoServer => c.refused_no_server += 1,
@@ -285,18 +318,100 @@ impl Recorder {
                 RefuseKind::NodeFull => c.refused_node_full += 1,
                 RefuseKind::ConnectTimeout => c.connect_timeouts += 1,
             }
-        });
+        }
+    }
+
+    /// An attempt starts at `now` (`again`: a reconnection). Returns its
+    /// phase, which decides where its outcome is counted.
+    #[inline]
+    pub fn attempt(&mut self, now: SimTime, again: bool) -> Phase {
+        self.interval.connection_attempts += 1;
+        self.interval.reconnects += again as u64;
+        let phase = self.windows.phase(now);
+        if phase != NOT_COUNTED {
+            self.counters.connection_attempts += 1;
+            self.counters.reconnects += again as u64;
+            let w = &mut self.window_stats[self.windows.slot(phase)];
+            w.attempts += 1;
+            w.reconnects += again as u64;
+        }
+        phase
+    }
+
+    /// A client counted as attempting in `phase` (`first`: first time in
+    /// that phase; `first_ever`: first counted attempt at all).
+    #[inline]
+    pub fn client_attempting(&mut self, phase: Phase, first: bool, first_ever: bool) {
+        if phase != NOT_COUNTED {
+            self.window_stats[self.windows.slot(phase)].clients += first as u64;
+            self.counters.clients_attempting += first_ever as u64;
+        }
+    }
+
+    /// A client stopped retrying; `phase` is that of its last attempt (or
+    /// of the drop it noticed), `refused` whether that attempt was refused.
+    pub fn gave_up(&mut self, phase: Phase, refused: bool) {
+        self.interval.gave_up += 1;
+        if phase != NOT_COUNTED {
+            self.counters.gave_up += 1;
+            self.counters.gave_up_refused += refused as u64;
+            self.window_stats[self.windows.slot(phase)].gave_up += 1;
+        }
+    }
+
+    /// `n` connections dropped at `now` (a crash or stop).
+    pub fn dropped(&mut self, now: SimTime, n: u64) {
+        self.interval.dropped += n;
+        if let Some(slot) = self.windows.slot_at(now) {
+            self.counters.dropped += n;
+            self.window_stats[slot].dropped += n;
+        }
+    }
+
+    /// A move sent at `sent`, and whether it was lost at once.
+    #[inline]
+    pub fn move_sent(&mut self, sent: SimTime, lost: bool) {
+        self.interval.moves_sent += 1;
+        self.interval.moves_lost += lost as u64;
+        if let Some(slot) = self.windows.slot_at(sent) {
+            self.counters.moves_sent += 1;
+            self.counters.moves_lost += lost as u64;
+            let w = &mut self.window_stats[slot];
+            w.moves_sent += 1;
+            w.moves_lost += lost as u64;
+        }
+    }
+
+    /// A move sent at `sent` lost later (sender or its server gone).
+    pub fn move_lost(&mut self, sent: SimTime) {
+        self.interval.moves_lost += 1;
+        if let Some(slot) = self.windows.slot_at(sent) {
+            self.counters.moves_lost += 1;
+            self.window_stats[slot].moves_lost += 1;
+        }
+    }
+
+    /// Moves at risk when a component crashed at `now`: kept for the fault
+    /// window that opens at `now`, if any.
+    pub fn at_risk_at_fault(&mut self, now: SimTime, n: u64) {
+        let Some(slot) = self.windows.slot_at(now) else { return };
+        if slot > 0 && self.windows.faults.iter().any(|f| f.start == now && f.fault + 1 == slot) {
+            let w = &mut self.window_stats[slot];
+            w.moves_at_risk = Some(w.moves_at_risk.unwrap_or(0).max(n));
+        }
     }
 
     /// An accepted connection with its connect latency (attempt start to
-    /// the client hearing the upgrade).
+    /// the client hearing the upgrade); `phase` is its attempt's.
     #[inline]
-    pub fn accepted(&mut self, now: SimTime, latency_ns: u64) {
+    pub fn accepted(&mut self, phase: Phase, latency_ns: u64) {
         let us = (latency_ns / NS_PER_US).max(1);
         self.interval_connect.saturating_record(us);
         self.interval.connections_accepted += 1;
-        if self.counting(now) {
-            self.connect.saturating_record(us);
+        if phase != NOT_COUNTED {
+            let w = &mut self.window_stats[self.windows.slot(phase)];
+            w.connect.saturating_record(us);
+            w.accepted += 1;
             self.counters.connections_accepted += 1;
         }
     }
@@ -307,17 +422,17 @@ impl Recorder {
     /// `sent` is when the move was sent (it decides the warm-up).
     pub fn delivery(&mut self, sent: SimTime, to_player: bool, latency_ns: u64) {
         let us = (latency_ns / NS_PER_US).max(1);
-        let counting = self.counting(sent);
+        let slot = self.windows.slot_at(sent);
         if to_player {
             self.interval_player.saturating_record(us);
-            if counting {
-                self.move_player.saturating_record(us);
+            if let Some(slot) = slot {
+                self.window_stats[slot].moves.saturating_record(us);
                 self.counters.deliveries_player += 1;
             }
         } else {
             self.interval_spectator.saturating_record(us);
-            if counting {
-                self.move_spectator.saturating_record(us);
+            if let Some(slot) = slot {
+                self.window_stats[slot].spectators.saturating_record(us);
                 self.counters.deliveries_spectator += 1;
             }
         }
@@ -389,10 +504,42 @@ impl Recorder {
             nodes,
             web,
         });
+        let reading = windows::Reading {
+            time: now,
+            connections,
+            connect_ms_p99: pct(0.99),
+        };
+        self.readings.push(reading);
         self.interval = Counters::default();
         self.interval_connect.reset();
         self.interval_player.reset();
         self.interval_spectator.reset();
+    }
+
+    /// Judges the open fault window at the sample just taken (see
+    /// [`windows`]); call after [`sample`](Self::sample) and the storage
+    /// sample of the same time.
+    pub fn judge_windows(&mut self, now: SimTime, faults: &[Fault]) {
+        let Some((reading, history)) = self.readings.split_last() else {
+            return;
+        };
+        let restored = RestoredFromRecord {
+            faults,
+            samples: &self.samples,
+            storage: &self.storage_samples,
+            timeline: &self.timeline,
+        };
+        self.windows.judge(now, *reading, history, &restored);
+    }
+
+    /// Ends the run: the run-level connect and move histograms are the
+    /// union of the windows'.
+    pub fn finish(&mut self) {
+        for w in &self.window_stats {
+            self.connect.add(&w.connect).expect("same bounds");
+            self.move_player.add(&w.moves).expect("same bounds");
+            self.move_spectator.add(&w.spectators).expect("same bounds");
+        }
     }
 
     /// Time-averaged connections per server after the warm-up, closing
@@ -411,6 +558,67 @@ impl Recorder {
     pub fn peak_conns(&self) -> u32 {
         self.servers.iter().map(|s| s.peak).max().unwrap_or(0)
     }
+}
+
+/// Whether a fault's component is back, read off what the run recorded:
+/// a crashed server running and UP again (or, with no restart, marked
+/// DOWN), a balancer node's VIP moved (or the node back), the servers of a
+/// scale-out in the balancers' lists, a scale-in's servers stopped, a
+/// deploy done, Redis up again, a database primary promoted (or back), a
+/// replica back. A fault with nothing to wait for (no restart) is back at
+/// once.
+struct RestoredFromRecord<'a> {
+    faults: &'a [Fault],
+    samples: &'a [Sample],
+    storage: &'a [StorageSample],
+    timeline: &'a [TimelineEvent],
+}
+
+impl windows::Restored for RestoredFromRecord<'_> {
+    fn restored(&self, fault: usize, since: SimTime, _now: SimTime) -> bool {
+        use crate::scenario::DbTarget;
+        let timeline = self.timeline;
+        let after = |event: &'static str| timeline.iter().filter(move |e| e.time >= since && e.event == event);
+        let last = self.samples.last();
+        let storage = self.storage.last();
+        match &self.faults[fault] {
+            Fault::Crash {
+                server, restart_after, ..
+            } => last
+                .and_then(|s| s.servers.get(*server as usize))
+                .is_some_and(|v| if restart_after.is_some() { v.process_up && v.lb_up } else { !v.lb_up }),
+            Fault::BalancerCrash { node, restart_after, .. } => {
+                after("vip-moved").next().is_some()
+                    || (restart_after.is_some()
+                        && last.and_then(|s| s.nodes.get(*node as usize)).is_some_and(|n| n.up))
+            }
+            Fault::ScaleOut { boot, .. } => after("servers-updated").any(|e| e.time >= since + *boot),
+            Fault::ScaleIn { count, .. } => after("stopped").count() >= *count as usize,
+            Fault::RollingRestart { .. } => after("deploy-done").next().is_some(),
+            Fault::CacheCrash { restart_after, .. } => {
+                restart_after.is_none() || storage.and_then(|s| s.cache).is_some_and(|c| c.up)
+            }
+            Fault::DbCrash {
+                target, restart_after, ..
+            } => match target {
+                DbTarget::Primary => {
+                    after("promoted").next().is_some()
+                        || storage.is_some_and(|s| s.db_nodes.iter().any(|n| n.role == "primary"))
+                }
+                DbTarget::Replica(k) => {
+                    restart_after.is_none()
+                        || storage
+                            .and_then(|s| s.db_nodes.get(*k as usize + 1))
+                            .is_some_and(|n| n.role != "down")
+                }
+            },
+        }
+    }
+}
+
+/// Each fault's time, in scenario order.
+pub fn fault_starts(sc: &Scenario) -> Vec<SimTime> {
+    sc.faults.iter().map(|f| SimTime::ZERO + f.at()).collect()
 }
 
 /// The storage tier at one sample time.
@@ -501,7 +709,7 @@ mod tests {
 
     #[test]
     fn area_ignores_warmup() {
-        let mut r = Recorder::new(1, SimTime(100));
+        let mut r = Recorder::new(1, SimTime(100), &[]);
         r.server_conns(0, SimTime(50), 10);
         r.server_conns(0, SimTime(150), 20);
         // 10 connections from 100 to 150, then 20 until 200.

@@ -1383,6 +1383,8 @@ mod tests {
                 event(23, 1, "marked-up"),
             ],
             cdfs: Vec::new(),
+            faults: Vec::new(),
+            fault_windows: Vec::new(),
             final_conns: vec![],
             events: 0,
             end: SimTime(30 * NS_PER_S),

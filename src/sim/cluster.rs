@@ -313,7 +313,12 @@ impl World<'_> {
                 self.detach(c, now);
                 dropped += 1;
             }
+            let phase = self.rec.windows.phase(now);
             let cl = &mut self.clients[c as usize];
+            if cl.state == ClientState::Connected {
+                // A connecting client's outcome stays with its attempt.
+                cl.attempt_phase = phase;
+            }
             cl.holds_slot = false;
             cl.queue = NONE;
             cl.node = NO_NODE;
@@ -326,7 +331,7 @@ impl World<'_> {
             let generation = cl.generation;
             s.after(notice, Event::DropNoticed { client: c, generation });
         }
-        self.rec.count(now, |k| k.dropped += dropped);
+        self.rec.dropped(now, dropped);
         let how = match mode {
             CrashMode::Process => "process",
             CrashMode::Host => "host",

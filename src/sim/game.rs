@@ -207,10 +207,7 @@ impl World<'_> {
                 // went into a dead connection.
                 self.tally.moves_sent += 1;
                 self.tally.moves_lost += 1;
-                self.rec.count_from(sent_at, |k| {
-                    k.moves_sent += 1;
-                    k.moves_lost += 1;
-                });
+                self.rec.move_sent(sent_at, true);
             }
             // Otherwise it was not connected to send; it plays when back.
             return;
@@ -235,7 +232,7 @@ impl World<'_> {
         let srv = cl.server;
         let id = self.msgs.insert(m) as u32;
         self.tally.moves_sent += 1;
-        self.rec.count_from(sent_at, |k| k.moves_sent += 1);
+        self.rec.move_sent(sent_at, false);
         self.push_job(srv, Job::Receive { msg: id }, s);
     }
 
@@ -243,7 +240,7 @@ impl World<'_> {
     pub(super) fn move_lost(&mut self, msg: u32) {
         let m = self.msgs.remove(msg as usize);
         self.tally.moves_lost += 1;
-        self.rec.count_from(m.sent_at, |k| k.moves_lost += 1);
+        self.rec.move_lost(m.sent_at);
         // If it is still this player's turn, they resend when they rejoin
         // (joining a room whose turn is theirs schedules their move).
     }

@@ -27,7 +27,7 @@ use rand::RngExt;
 use rand_distr::{Distribution, Exp, Zipf};
 
 use crate::engine::{self, LoopStats, Model, Scheduler};
-use crate::metrics::{NodeSample, Recorder, RefuseKind, ServerSample};
+use crate::metrics::{NOT_COUNTED, NodeSample, Phase, Recorder, RefuseKind, ServerSample};
 use crate::model::backoff;
 use crate::model::balancer::{Admin, Choice, Refusal, Transition, Waiter};
 use crate::model::relay::Relay;
@@ -95,8 +95,16 @@ pub struct Client {
     pub depart_at: SimTime,
     pub prev_backoff: SimDuration,
     pub ever_attempted: bool,
-    /// Has seen at least one 503.
+    /// Refused on an attempt counted after the warm-up.
     pub ever_refused: bool,
+    /// Counted as attempting after the warm-up.
+    pub counted: bool,
+    /// The phase (steady stretch or fault window) of the current attempt's
+    /// start, or of the drop it is noticing; where its outcome is counted.
+    pub attempt_phase: Phase,
+    /// The last phase it was counted attempting in, and refused in.
+    pub seen_phase: Phase,
+    pub refused_phase: Phase,
     /// Index in `World::rooms`, or `NONE`.
     pub room_idx: u32,
     /// Group and slot in the room while connected.
@@ -439,7 +447,7 @@ impl<'a> World<'a> {
             nodes: (0..sc.balancer.nodes).map(|_| Node::new(sc)).collect(),
             cluster: Cluster::new(sc),
             web: web::WebTier::new(sc, replication),
-            rec: Recorder::new(n, SimTime::ZERO + sc.warmup),
+            rec: Recorder::new(n, SimTime::ZERO + sc.warmup, &crate::metrics::fault_starts(sc)),
             state_counts: [0; N_STATES],
             end: SimTime::ZERO + sc.duration,
             rng_game: rng::stream(sc.seed, r, streams::GAME),
@@ -622,6 +630,10 @@ impl<'a> World<'a> {
             prev_backoff: SimDuration::ZERO,
             ever_attempted: false,
             ever_refused: false,
+            counted: false,
+            attempt_phase: NOT_COUNTED,
+            seen_phase: NOT_COUNTED,
+            refused_phase: NOT_COUNTED,
             room_idx,
             group: NONE,
             gslot: NONE,
@@ -652,12 +664,15 @@ impl<'a> World<'a> {
         cl.node = NO_NODE;
         cl.syn_tries = 0;
         let (generation, half) = (cl.generation, SimDuration(cl.rtt.0 / 2));
-        self.rec.count(now, |k| {
-            k.connection_attempts += 1;
-            if again {
-                k.reconnects += 1;
-            }
-        });
+        let phase = self.rec.attempt(now, again);
+        let first = phase != cl.seen_phase;
+        let first_ever = !cl.counted && phase != NOT_COUNTED;
+        cl.attempt_phase = phase;
+        if phase != NOT_COUNTED {
+            cl.seen_phase = phase;
+            cl.counted = true;
+        }
+        self.rec.client_attempting(phase, first, first_ever);
         s.after(half, Event::AtBalancer { client: c, generation });
     }
 
@@ -735,7 +750,6 @@ impl<'a> World<'a> {
     }
 
     fn refuse(&mut self, c: u32, r: Refusal, s: &mut Scheduler<Event>) {
-        let now = s.now();
         let kind = match r {
             Refusal::NoServer => RefuseKind::NoServer,
             Refusal::QueueFull => RefuseKind::QueueFull,
@@ -744,19 +758,24 @@ impl<'a> World<'a> {
             Refusal::NodeFull => RefuseKind::NodeFull,
             Refusal::ConnectTimeout => RefuseKind::ConnectTimeout,
         };
-        self.rec.refused(now, kind);
         let cl = &mut self.clients[c as usize];
-        if !cl.ever_refused {
+        let phase = cl.attempt_phase;
+        let counted = phase != NOT_COUNTED;
+        let first = counted && cl.refused_phase != phase;
+        let first_ever = counted && !cl.ever_refused;
+        if counted {
+            cl.refused_phase = phase;
             cl.ever_refused = true;
-            self.rec.count(now, |k| k.clients_refused += 1);
         }
+        self.rec.refused(phase, kind, first, first_ever);
         // The 503 travels back to the client, which then applies its policy.
         let half = SimDuration(self.clients[c as usize].rtt.0 / 2);
-        self.retry_or_give_up(c, half, s);
+        self.retry_or_give_up(c, half, true, s);
     }
 
-    /// After a refusal or a noticed drop: wait and try again, or give up.
-    fn retry_or_give_up(&mut self, c: u32, delay0: SimDuration, s: &mut Scheduler<Event>) {
+    /// After a refusal (`refused`) or a noticed drop: wait and try again,
+    /// or give up.
+    fn retry_or_give_up(&mut self, c: u32, delay0: SimDuration, refused: bool, s: &mut Scheduler<Event>) {
         let now = s.now();
         let pop = self.clients[c as usize].pop as usize;
         let (failures, prev, depart) = {
@@ -783,7 +802,8 @@ impl<'a> World<'a> {
             }
             None => {
                 self.set_state(c, ClientState::GaveUp);
-                self.rec.count(now, |k| k.gave_up += 1);
+                let phase = self.clients[c as usize].attempt_phase;
+                self.rec.gave_up(phase, refused);
             }
         }
     }
@@ -900,8 +920,8 @@ impl<'a> World<'a> {
         if cl.depart_at == SimTime::MAX {
             cl.depart_at = now + cl.session;
         }
-        let (generation, depart) = (cl.generation, cl.depart_at);
-        self.rec.accepted(now, latency);
+        let (generation, depart, phase) = (cl.generation, cl.depart_at, cl.attempt_phase);
+        self.rec.accepted(phase, latency);
         s.at(depart, Event::SessionEnd { client: c, generation });
         self.join_room(c, srv, s);
     }
@@ -989,11 +1009,13 @@ impl<'a> World<'a> {
             }
         }
         let n = conns.len() as u64;
+        let phase = self.rec.windows.phase(now);
         for c in conns {
             self.leave_room(c);
             self.set_state(c, ClientState::Orphaned);
             let cl = &mut self.clients[c as usize];
             cl.slot = NONE;
+            cl.attempt_phase = phase;
             let notice = match mode {
                 CrashMode::Process => SimDuration(cl.rtt.0 / 2),
                 CrashMode::Host => self.sc.populations[cl.pop as usize].heartbeat_timeout,
@@ -1004,7 +1026,7 @@ impl<'a> World<'a> {
         // After the clients are dropped: a lost batch's sender is then gone.
         self.drop_producer_batches(srv);
         self.rec.server_conns(srv as usize, now, 0);
-        self.rec.count(now, |k| k.dropped += n);
+        self.rec.dropped(now, n);
         let how = match mode {
             CrashMode::Process => "process",
             CrashMode::Host => "host",
@@ -1117,6 +1139,7 @@ impl<'a> World<'a> {
             .collect();
         let web = self.web.sample(now, since);
         self.rec.sample(now, queued, backlog, servers, nodes, web);
+        self.rec.judge_windows(now, &self.sc.faults);
         let next = now + self.sc.sample_interval;
         if next <= self.end {
             s.at(next, Event::Sample);
@@ -1292,7 +1315,7 @@ impl Model for World<'_> {
                     if let Some((node, srv)) = self.release_slot(client) {
                         self.drain_queue(node, srv, s);
                     }
-                    self.retry_or_give_up(client, SimDuration::ZERO, s);
+                    self.retry_or_give_up(client, SimDuration::ZERO, false, s);
                 }
             }
             Event::Check { node, epoch, server } => {

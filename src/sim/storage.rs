@@ -593,6 +593,7 @@ impl World<'_> {
     fn note_at_risk(&mut self, now: SimTime, component: String) {
         let sc = self.sc;
         let n = self.storage.moves_at_risk();
+        self.rec.at_risk_at_fault(now, n);
         if now >= SimTime::ZERO + sc.warmup {
             self.storage.at_risk_at_crash_max = self.storage.at_risk_at_crash_max.max(n);
             self.storage.at_risk_max = self.storage.at_risk_max.max(n);

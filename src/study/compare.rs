@@ -152,6 +152,8 @@ mod tests {
                 storage_samples: vec![],
                 final_conns: vec![],
                 cdfs: vec![],
+                faults: vec![],
+                fault_windows: vec![],
                 events: 0,
                 end: SimTime::ZERO,
                 stop: StopReason::EndTime,

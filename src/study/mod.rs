@@ -182,11 +182,7 @@ pub fn run_points(points: &[Point], threads: usize, progress: Progress) -> Resul
 
 /// An outcome from replications (aggregated).
 pub fn outcome(replications: Vec<Replication>) -> Outcome {
-    let aggregate = experiment::aggregate(&replications);
-    Outcome {
-        replications,
-        aggregate,
-    }
+    Outcome::new(replications)
 }
 
 /// The headline metrics of study tables and charts, in display order, with
