@@ -219,9 +219,9 @@ pub fn counts(w: &World) -> Vec<String> {
         ("gave up", sum(|s| s.gave_up), c.gave_up),
         ("moves sent", sum(|s| s.moves_sent), c.moves_sent),
         ("moves lost", sum(|s| s.moves_lost), c.moves_lost),
-        ("connect latencies", w.rec.connect.len(), c.connections_accepted),
-        ("move deliveries", w.rec.move_player.len(), c.deliveries_player),
-        ("spectator deliveries", w.rec.move_spectator.len(), c.deliveries_spectator),
+        ("connect latencies", sum(|s| s.connect.len()), c.connections_accepted),
+        ("move deliveries", sum(|s| s.moves.len()), c.deliveries_player),
+        ("spectator deliveries", sum(|s| s.spectators.len()), c.deliveries_spectator),
     ] {
         if windows != total {
             bad.push(format!("{what}: the windows count {windows} but the run {total}"));

@@ -177,10 +177,7 @@ fn lag_grows_at_lambda_over_mu_minus_one() {
         assert_eq!(one(&r, "replica_lag_unbounded"), 1.0);
         assert!((one(&r, "replica_lag_slope") - expected).abs() <= 2.0 * tol);
         assert!((one(&r, "replica_apply_capacity_rows_per_s") - mu).abs() < 1e-9);
-        let o = experiment::Outcome {
-            aggregate: experiment::aggregate(std::slice::from_ref(&r)),
-            replications: vec![r],
-        };
+        let o = experiment::Outcome::new(vec![r]);
         let lines = report::storage_lines(&sc, &o).join("\n").to_lowercase();
         assert!(
             lines.contains(&format!(
@@ -200,10 +197,7 @@ fn lag_grows_at_lambda_over_mu_minus_one() {
     );
     assert_eq!(one(&r, "replica_lag_unbounded"), 0.0);
     assert!(one(&r, "replica_lag_max_s") < 0.1);
-    let o = experiment::Outcome {
-        aggregate: experiment::aggregate(std::slice::from_ref(&r)),
-        replications: vec![r],
-    };
+    let o = experiment::Outcome::new(vec![r]);
     assert!(!report::storage_lines(&sc, &o).join(" ").contains("without bound"));
 }
 
