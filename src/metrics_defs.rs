@@ -840,7 +840,7 @@ pub static METRICS: &[MetricDef] = &[
         T::Balancer,
         W::WholeRun,
         LOWER,
-        "Full TLS handshakes started on the balancer nodes (socket and web clients), each costing the most CPU.",
+        "Full TLS handshakes asked of the balancer nodes by socket and web clients (the costly kind).",
     ),
     m(
         "tls_resumed_handshakes",
