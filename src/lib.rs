@@ -13,6 +13,7 @@ pub mod dist;
 pub mod engine;
 pub mod experiment;
 pub mod metrics;
+pub mod metrics_defs;
 pub mod model;
 pub mod report;
 pub mod rng;
