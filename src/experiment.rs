@@ -153,6 +153,9 @@ pub fn run_replication_observed(
     let has_faults = !sc.faults.is_empty();
     let if_faults = |v: f64| if has_faults { v } else { f64::NAN };
     let recovered = w.rec.windows.faults.iter().filter(|f| f.ending == Ending::Recovered).count();
+    let p99_us = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99);
+    let connect_shares = w.rec.connect_tail.shares_above(p99_us(h));
+    let move_shares = w.rec.move_tail.shares_above(p99_us(&w.rec.move_player));
     let m = |name: &'static str, value: f64| Metric { name, value };
     let mut metrics = vec![
         m("clients_arrived", c.clients_arrived as f64),
@@ -179,6 +182,12 @@ pub fn run_replication_observed(
         m("clients_refused_ratio_faults", if_faults(clients_refused_ratio(&faults))),
         m("connect_ms_p99_steady", ms(&steady.connect, 0.99)),
         m("connect_ms_p99_faults", if_faults(ms(&faults.connect, 0.99))),
+        m("connect_p99_share_network", connect_shares[0]),
+        m("connect_p99_share_balancer_queue", connect_shares[1]),
+        m("connect_p99_share_retries", connect_shares[2]),
+        m("connect_p99_share_tls", connect_shares[3]),
+        m("connect_p99_share_accept", connect_shares[4]),
+        m("connect_p99_share_reconnect", connect_shares[5]),
         m("steady_s", steady_s),
         m("fault_window_s", if_faults(fault_s)),
         m("faults_recovered", if_faults(recovered as f64)),
@@ -278,6 +287,10 @@ pub fn run_replication_observed(
         m("move_ms_max", max_ms(&w.rec.move_player)),
         m("move_ms_p99_steady", ms(&steady.moves, 0.99)),
         m("move_ms_p99_faults", if_faults(ms(&faults.moves, 0.99))),
+        m("move_p99_share_network", move_shares[0]),
+        m("move_p99_share_server", move_shares[1]),
+        m("move_p99_share_relay", move_shares[2]),
+        m("move_p99_share_fanout", move_shares[3]),
         m("spectator_ms_mean", mean_ms(&w.rec.move_spectator)),
         m("spectator_ms_p50", ms(&w.rec.move_spectator, 0.5)),
         m("spectator_ms_p90", ms(&w.rec.move_spectator, 0.9)),

@@ -11,7 +11,9 @@ use serde::Serialize;
 use crate::scenario::{Fault, Scenario};
 use crate::time::{NS_PER_US, SimTime};
 
+pub mod tail;
 pub mod windows;
+pub use tail::{CONNECT_PARTS, MOVE_PARTS, Tail};
 pub use windows::{Ending, FaultWindow, NOT_COUNTED, Phase, WindowStats, Windows};
 
 /// Why a connection attempt was refused (503), for the breakdown columns.
@@ -217,6 +219,9 @@ pub struct Recorder {
     pub window_stats: Vec<WindowStats>,
     /// What the windows judge, one per sample.
     readings: Vec<windows::Reading>,
+    /// Connect and move latencies split into their parts (see [`tail`]).
+    pub connect_tail: Tail<6>,
+    pub move_tail: Tail<4>,
     /// Connect latency of the attempts started after the warm-up (filled
     /// from the windows by [`finish`](Self::finish)).
     pub connect: Histogram<u64>,
@@ -250,6 +255,8 @@ impl Recorder {
             windows: Windows::new(warmup, fault_starts),
             window_stats: vec![WindowStats::default(); 1 + fault_starts.len()],
             readings: Vec::new(),
+            connect_tail: Tail::default(),
+            move_tail: Tail::default(),
             connect: new_hist(),
             interval_connect: new_hist(),
             move_player: new_hist(),
@@ -402,17 +409,32 @@ impl Recorder {
     }
 
     /// An accepted connection with its connect latency (attempt start to
-    /// the client hearing the upgrade); `phase` is its attempt's.
+    /// the client hearing the upgrade); `phase` is its attempt's. `parts`
+    /// (µs, [`CONNECT_PARTS`] but the network) say where the time went;
+    /// the network gets the rest.
     #[inline]
-    pub fn accepted(&mut self, phase: Phase, latency_ns: u64) {
+    pub fn accepted(&mut self, phase: Phase, latency_ns: u64, parts: [u32; 5]) {
         let us = (latency_ns / NS_PER_US).max(1);
         self.interval_connect.saturating_record(us);
         self.interval.connections_accepted += 1;
         if phase != NOT_COUNTED {
+            let p = parts.map(u64::from);
+            let network = us.saturating_sub(p.iter().sum());
+            self.connect_tail.record(us, [network, p[0], p[1], p[2], p[3], p[4]]);
             let w = &mut self.window_stats[self.windows.slot(phase)];
             w.connect.saturating_record(us);
             w.accepted += 1;
             self.counters.connections_accepted += 1;
+        }
+    }
+
+    /// The parts (ns, [`MOVE_PARTS`]) of a move's delivery to a player,
+    /// sent at `sent`.
+    #[inline]
+    pub fn move_parts(&mut self, sent: SimTime, parts: [u64; 4]) {
+        if self.windows.phase(sent) != NOT_COUNTED {
+            let p = parts.map(|x| x / NS_PER_US);
+            self.move_tail.record(p.iter().sum::<u64>().max(1), p);
         }
     }
 

@@ -340,6 +340,14 @@ pub static METRICS: &[MetricDef] = &[
         "New clients that arrived after the warm-up (web sessions included), whether or not they ever connected.",
     ),
     m(
+        "clients_attempting",
+        U::Count,
+        T::Connections,
+        W::Clients,
+        NEITHER,
+        "Distinct clients that started at least one connection attempt after the warm-up.",
+    ),
+    m(
         "connection_attempts",
         U::Count,
         T::Connections,
@@ -416,14 +424,6 @@ pub static METRICS: &[MetricDef] = &[
         "Clients that stopped trying because their reconnect policy allowed no further attempt (`max_attempts` \
          consecutive failures reached, or policy `none`) after a refused attempt or a dropped connection, counted \
          when they give up.",
-    ),
-    m(
-        "clients_attempting",
-        U::Count,
-        T::Connections,
-        W::Clients,
-        NEITHER,
-        "Distinct clients that started at least one connection attempt after the warm-up.",
     ),
     m(
         "refused_ratio_steady",

@@ -163,6 +163,7 @@ impl World<'_> {
                     Event::ConnectTimeout { client: c, generation },
                 );
             } else {
+                cl.add_part_us(super::Part::Reconnect, wait);
                 s.after(wait, Event::AtBalancer { client: c, generation });
             }
             return;
@@ -194,6 +195,7 @@ impl World<'_> {
         }
         // Remember the handshake's kind in the client until it starts.
         self.clients[c as usize].tls_resumed = resumed;
+        self.clients[c as usize].mark = now;
         match self.nodes[node].tls.arrive(now, (c, generation)) {
             Admit::Started(id) => self.schedule_handshake(node, id, (c, generation), s),
             Admit::Queued => {
@@ -253,6 +255,7 @@ impl World<'_> {
             return; // gave up meanwhile: the handshake was wasted work
         }
         let cl = &mut self.clients[c as usize];
+        cl.add_part(super::Part::Tls, now);
         cl.tls_node = node as u8;
         let rtt = cl.rtt;
         s.after(rtt, Event::TlsRtt { client: c, generation });
@@ -600,6 +603,7 @@ impl World<'_> {
             cl.generation == w.generation && cl.state == ClientState::Queued && cl.queue != BACKEND
         });
         for w in waiters {
+            self.clients[w.client as usize].add_part_us(super::Part::Queue, s.now().since(w.since));
             self.route(w.client, Some(srv), s);
         }
     }

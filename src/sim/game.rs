@@ -220,6 +220,7 @@ impl World<'_> {
             sender_generation: cl.generation,
             server: cl.server,
             sent_at,
+            arrived_at: now,
             validated_at: SimTime::ZERO,
             validated: false,
             pending: 0,
@@ -277,7 +278,15 @@ impl World<'_> {
         if local {
             self.msgs[msg as usize].pending += 1;
             self.tally.copies_created += 1;
-            self.push_job(srv, Job::FanOut { msg, relayed: false }, s);
+            self.push_job(
+                srv,
+                Job::FanOut {
+                    msg,
+                    relayed: false,
+                    ready: now,
+                },
+                s,
+            );
         }
         if !remote.is_empty() {
             self.rec.count_from(sent, |k| k.moves_relayed += 1);
@@ -356,7 +365,15 @@ impl World<'_> {
         let latency = now.since(self.msgs[msg as usize].validated_at).0;
         self.rec.latency(now, |r| &mut r.relay, latency);
         if self.servers[server as usize].up {
-            self.push_job(server, Job::FanOut { msg, relayed: true }, s);
+            self.push_job(
+                server,
+                Job::FanOut {
+                    msg,
+                    relayed: true,
+                    ready: now,
+                },
+                s,
+            );
         } else {
             // Redis pub/sub is at-most-once; a dead Kafka consumer's members
             // are gone too. Either way this server's copy is lost.
@@ -367,7 +384,14 @@ impl World<'_> {
 
     /// Walks `srv`'s members of the message's room, computing and recording
     /// each delivery; returns the core time of the whole walk.
-    pub(super) fn fan_out(&mut self, srv: u32, msg: u32, relayed: bool, s: &mut Scheduler<Event>) -> SimDuration {
+    pub(super) fn fan_out(
+        &mut self,
+        srv: u32,
+        msg: u32,
+        relayed: bool,
+        ready: SimTime,
+        s: &mut Scheduler<Event>,
+    ) -> SimDuration {
         let now = s.now();
         let sv = &self.sc.servers;
         let mut t = now;
@@ -375,7 +399,7 @@ impl World<'_> {
             t += sv.consume_cost.sample(&mut self.rng_servers);
         }
         let m = &self.msgs[msg as usize];
-        let (sender, sent_at) = (m.sender, m.sent_at);
+        let (sender, sent_at, arrived, validated) = (m.sender, m.sent_at, m.arrived_at, m.validated_at);
         let room = &self.rooms[m.room as usize];
         let latest = room.active && room.game == m.game && room.moves_made == m.seq + 1;
         let next = if latest { room.to_move() } else { None };
@@ -396,6 +420,18 @@ impl World<'_> {
             let latency = at.since(sent_at).0;
             if room.is_player(mm.client) {
                 rec.delivery(sent_at, true, latency);
+                // Network both ways, the sender's server, the relay, and
+                // this server's queue and walk up to this send.
+                let relay = if relayed { ready.since(validated).0 } else { 0 };
+                rec.move_parts(
+                    sent_at,
+                    [
+                        arrived.since(sent_at).0 + at.since(t).0,
+                        validated.since(arrived).0,
+                        relay,
+                        t.since(ready).0,
+                    ],
+                );
                 if Some(mm.client) == next {
                     next_at = Some(at);
                 }

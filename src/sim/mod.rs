@@ -105,6 +105,10 @@ pub struct Client {
     /// The last phase it was counted attempting in, and refused in.
     pub seen_phase: Phase,
     pub refused_phase: Phase,
+    /// Where the current attempt's time went (µs; see `Part`), and when
+    /// the part under way began.
+    pub parts: [u32; 5],
+    pub mark: SimTime,
     /// Index in `World::rooms`, or `NONE`.
     pub room_idx: u32,
     /// Group and slot in the room while connected.
@@ -123,6 +127,37 @@ pub struct Client {
     pub tls_resumed: bool,
 }
 
+/// The parts of a connect attempt's time that are not the network
+/// (`metrics::CONNECT_PARTS` after its first).
+#[derive(Clone, Copy, Debug)]
+pub enum Part {
+    /// Waiting in a balancer queue for a slot.
+    Queue,
+    /// From forwarding to a server that failed to the HAProxy retry.
+    Retries,
+    /// The handshake queue and CPU of the balancer node.
+    Tls,
+    /// The accept queue and CPU of the socket server (and a room's state).
+    Accept,
+    /// SYN retransmissions to a VIP nobody answers.
+    Reconnect,
+}
+
+impl Client {
+    /// Adds the time since `mark` to `part`.
+    #[inline]
+    pub fn add_part(&mut self, part: Part, now: SimTime) {
+        self.add_part_us(part, now.since(self.mark));
+    }
+
+    #[inline]
+    pub fn add_part_us(&mut self, part: Part, d: SimDuration) {
+        let us = (d.0 / crate::time::NS_PER_US).min(u32::MAX as u64) as u32;
+        let p = &mut self.parts[part as usize];
+        *p = p.saturating_add(us);
+    }
+}
+
 /// Work for a server's cores (an M/G/c FIFO per server).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Job {
@@ -131,7 +166,9 @@ pub enum Job {
     /// Receive a move and validate it against the room state.
     Receive { msg: u32 },
     /// Send a message to this server's members of its room.
-    FanOut { msg: u32, relayed: bool },
+    /// `ready`: when the copy was on this server (validated here, or
+    /// delivered by the relay).
+    FanOut { msg: u32, relayed: bool, ready: SimTime },
 }
 
 /// One socket server process.
@@ -383,6 +420,8 @@ pub struct Msg {
     pub sender_generation: u32,
     pub server: u32,
     pub sent_at: SimTime,
+    /// When it reached its server.
+    pub arrived_at: SimTime,
     pub validated_at: SimTime,
     pub validated: bool,
     /// Server copies not yet fanned out (local + relayed).
@@ -634,6 +673,8 @@ impl<'a> World<'a> {
             attempt_phase: NOT_COUNTED,
             seen_phase: NOT_COUNTED,
             refused_phase: NOT_COUNTED,
+            parts: [0; 5],
+            mark: now,
             room_idx,
             group: NONE,
             gslot: NONE,
@@ -660,6 +701,7 @@ impl<'a> World<'a> {
         let cl = &mut self.clients[c as usize];
         cl.ever_attempted = true;
         cl.attempt_start = now;
+        cl.parts = [0; 5];
         cl.backend_tries = 0;
         cl.node = NO_NODE;
         cl.syn_tries = 0;
@@ -702,6 +744,7 @@ impl<'a> World<'a> {
         self.nodes[node].lb.on_forward(srv);
         self.set_state(c, ClientState::Connecting);
         let cl = &mut self.clients[c as usize];
+        cl.mark = s.now();
         cl.server = srv;
         cl.holds_slot = true;
         cl.queue = NONE;
@@ -861,7 +904,7 @@ impl<'a> World<'a> {
                 }
                 c
             }
-            Job::FanOut { msg, relayed } => self.fan_out(srv, msg, relayed, s),
+            Job::FanOut { msg, relayed, ready } => self.fan_out(srv, msg, relayed, ready, s),
         }
     }
 
@@ -920,8 +963,9 @@ impl<'a> World<'a> {
         if cl.depart_at == SimTime::MAX {
             cl.depart_at = now + cl.session;
         }
+        cl.add_part(Part::Accept, now);
         let (generation, depart, phase) = (cl.generation, cl.depart_at, cl.attempt_phase);
-        self.rec.accepted(phase, latency);
+        self.rec.accepted(phase, latency, cl.parts);
         s.at(depart, Event::SessionEnd { client: c, generation });
         self.join_room(c, srv, s);
     }
@@ -954,6 +998,7 @@ impl<'a> World<'a> {
             let Some((w, _)) = self.nodes[node].lb.next_waiter(srv, is_live) else {
                 break;
             };
+            self.clients[w.client as usize].add_part_us(Part::Queue, s.now().since(w.since));
             self.forward(w.client, srv, s);
         }
     }
@@ -1000,7 +1045,7 @@ impl<'a> World<'a> {
                     }
                 }
                 Job::Receive { msg } => self.move_lost(msg),
-                Job::FanOut { msg, relayed } => {
+                Job::FanOut { msg, relayed, .. } => {
                     if relayed {
                         self.rec.count(now, |k| k.relay_copies_lost += 1);
                     }
@@ -1243,7 +1288,10 @@ impl Model for World<'_> {
                             server,
                         },
                     ),
-                    None => self.push_job(server, Job::Accept { client, generation }, s),
+                    None => {
+                        self.clients[client as usize].mark = now;
+                        self.push_job(server, Job::Accept { client, generation }, s)
+                    }
                 }
             }
             Event::BackendFailed {
@@ -1281,6 +1329,7 @@ impl Model for World<'_> {
                 if !self.live(client, generation) {
                     return;
                 }
+                self.clients[client as usize].add_part(Part::Retries, now);
                 let b = &self.sc.balancer;
                 if b.redispatch && self.clients[client as usize].backend_tries == b.retries {
                     self.route(client, Some(server), s);
