@@ -12,6 +12,7 @@ pub mod check;
 pub mod dist;
 pub mod engine;
 pub mod experiment;
+pub mod explain;
 pub mod metrics;
 pub mod metrics_defs;
 pub mod model;

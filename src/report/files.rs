@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use super::{ReportError, RunInfo, io_err};
-use crate::experiment::{Outcome, STORAGE_METRICS};
-use crate::scenario::Scenario;
+use crate::experiment::{FAULT_COSTS, Outcome};
+use crate::explain::{self, Latency};
+use crate::metrics_defs::{self, Tier, Unit};
+use crate::scenario::{Role, Scenario};
 
 fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> ReportError + '_ {
     move |source| ReportError::Csv {
@@ -280,61 +282,13 @@ pub fn write_events_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportError
 /// A short human report: the headline numbers with their CIs, the charts,
 /// the timeline of replication 0, and how to reproduce the run.
 pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) -> Result<PathBuf, ReportError> {
-    let get = |n: &str| o.aggregate(n).map(|a| (a.mean, a.ci95)).unwrap_or((f64::NAN, f64::NAN));
-    let pm = |(m, c): (f64, f64), digits: usize| {
-        if c.is_nan() {
-            format!("{m:.digits$}")
-        } else {
-            format!("{m:.digits$} ± {c:.digits$}")
-        }
-    };
     let mut s = String::new();
     let _ = writeln!(s, "# wscap run: {}\n", sc.name);
     if !sc.description.is_empty() {
         let _ = writeln!(s, "{}\n", sc.description);
     }
-    let refused = get("refused_ratio");
-    let _ = writeln!(
-        s,
-        "**Answer.** {:.3} % of clients were refused at least once ({:.3} % of all connection attempts, \
-         retries included); {:.0} gave up. Connect latency p99 {} ms; \
-         the busiest server peaked at {:.0} connections (cap {}).\n",
-        get("clients_refused_ratio").0 * 100.0,
-        refused.0 * 100.0,
-        get("gave_up").0,
-        pm(get("connect_ms_p99"), 1),
-        get("max_conn_per_server").0,
-        sc.servers.max_connections
-    );
-    if get("moves_validated").0 > 0.0 {
-        let spectators = get("deliveries").0 > 0.0 && !get("spectator_ms_p99").0.is_nan();
-        let _ = write!(
-            s,
-            "**Moves.** A move reaches the opponent in {} ms at p99 (p50 {} ms); {:.1} % of moves crossed the relay \
-             (relay p99 {} ms); {:.0} moves were lost.",
-            pm(get("move_ms_p99"), 1),
-            pm(get("move_ms_p50"), 1),
-            get("relay_share").0 * 100.0,
-            pm(get("relay_ms_p99"), 1),
-            get("moves_lost").0,
-        );
-        if spectators {
-            let _ = write!(
-                s,
-                " Spectators have a move within {} ms at p99 (p50 {} ms); the last spectator of a move has it within {} ms \
-                 at p99 (worst {} ms).",
-                pm(get("spectator_ms_p99"), 1),
-                pm(get("spectator_ms_p50"), 1),
-                pm(get("last_spectator_ms_p99"), 1),
-                pm(get("last_spectator_ms_max"), 1),
-            );
-        }
-        let _ = writeln!(
-            s,
-            " Server cores were {:.1} % busy on average, {:.1} % in the busiest interval.\n",
-            get("cpu_util_mean").0 * 100.0,
-            get("cpu_util_max").0 * 100.0
-        );
+    for line in answer_lines(sc, o) {
+        let _ = writeln!(s, "{line}\n");
     }
     for line in cluster_lines(sc, o).into_iter().chain(storage_lines(sc, o)) {
         let _ = writeln!(s, "{line}\n");
@@ -350,14 +304,8 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
         sc.servers.max_connections,
         sc.balancer.strategy
     );
-    let _ = writeln!(s, "| metric | value |\n|---|---|");
-    for a in &o.aggregate {
-        // Storage metrics of a tier that is not configured are left out.
-        if a.mean.is_nan() && STORAGE_METRICS.contains(&a.name) {
-            continue;
-        }
-        let _ = writeln!(s, "| {} | {} |", a.name, pm((a.mean, a.ci95), 4));
-    }
+    s.push_str(&faults_table(sc, o));
+    s.push_str(&metrics_table(sc, o));
     let _ = writeln!(s, "\n## Charts (replication 0)\n");
     for (file, title) in [
         ("connections", "Connections per server"),
@@ -579,4 +527,304 @@ pub fn storage_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
         }
     }
     out
+}
+
+/// A mean and its CI as a report prints it: with the unit's precision,
+/// counts as whole numbers, no "± NaN" with one replication.
+pub fn value_text(mean: f64, ci95: f64, unit: Unit) -> String {
+    let digits = match unit {
+        Unit::Count | Unit::Connections | Unit::Flag => 0,
+        Unit::Ms | Unit::Seconds => 1,
+        Unit::Fraction | Unit::Index | Unit::SecondsPerSecond => 3,
+        Unit::PerSecond | Unit::RowsPerSecond => 1,
+        Unit::Ratio => 4,
+    };
+    if ci95.is_nan() {
+        format!("{mean:.digits$}")
+    } else {
+        format!("{mean:.digits$} ± {ci95:.digits$}")
+    }
+}
+
+/// The tiers a scenario has (the report shows only their metrics).
+pub fn tiers_present(sc: &Scenario) -> Vec<Tier> {
+    let sockets = sc.populations.iter().any(|p| p.role != Role::Web);
+    let mut v = Vec::new();
+    if sockets {
+        v.push(Tier::Connections);
+    }
+    if sc.balancer.nodes > 1 || sc.balancer.tls.is_some() {
+        v.push(Tier::Balancer);
+    }
+    if sc.game.is_some() {
+        v.push(Tier::Game);
+    }
+    if sc.web.is_some() {
+        v.push(Tier::Web);
+    }
+    if sc.cache.is_some() {
+        v.push(Tier::Cache);
+    }
+    if sc.database.is_some() {
+        v.push(Tier::Database);
+    }
+    v.push(Tier::Run);
+    v
+}
+
+/// A percentage for a sentence.
+fn pct(x: f64) -> String {
+    let p = x * 100.0;
+    if p == 0.0 {
+        "0 %".into()
+    } else if p < 0.1 {
+        format!("{p:.3} %")
+    } else {
+        format!("{p:.1} %")
+    }
+}
+
+/// The answer: connections in steady state and during the fault windows,
+/// why connect p99 is what it is, the moves likewise. Never a NaN: a
+/// clause whose value was not measured is left out.
+pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
+    let get = |n: &str| o.aggregate(n).map(|a| (a.mean, a.ci95)).unwrap_or((f64::NAN, f64::NAN));
+    let ms = |n: &str| {
+        let (m, c) = get(n);
+        value_text(m, c, Unit::Ms) + " ms"
+    };
+    let mut out = Vec::new();
+    let has_faults = !sc.faults.is_empty();
+    if get("connection_attempts").0 > 0.0 {
+        let mut a = String::from("**Answer.** ");
+        let steady = get("refused_ratio_steady").0;
+        if !steady.is_nan() {
+            a.push_str(&format!(
+                "In steady state {} of connection attempts were refused ({} of clients at least once) and \
+                 connect latency p99 was {}. ",
+                pct(steady),
+                pct(get("clients_refused_ratio_steady").0),
+                ms("connect_ms_p99_steady")
+            ));
+        } else {
+            a.push_str("No connection attempt started in steady state. ");
+        }
+        if has_faults {
+            let faults = get("refused_ratio_faults").0;
+            let n = sc.faults.len();
+            a.push_str(&format!(
+                "During the {} ({:.0} s in all, after the warm-up) ",
+                if n == 1 { "fault's window".to_string() } else { format!("{n} faults' windows") },
+                get("fault_window_s").0
+            ));
+            if faults.is_nan() {
+                a.push_str("no attempt started. ");
+            } else {
+                a.push_str(&format!(
+                    "{} of attempts were refused ({} of the clients who tried then), connect p99 {}. ",
+                    pct(faults),
+                    pct(get("clients_refused_ratio_faults").0),
+                    ms("connect_ms_p99_faults")
+                ));
+            }
+        }
+        a.push_str(&format!(
+            "Over the whole run after the warm-up: {} of attempts refused, {} of clients refused at least once, \
+             {:.0} gave up, connect p99 {}; the busiest server peaked at {:.0} connections (cap {}).",
+            pct(get("refused_ratio").0),
+            pct(get("clients_refused_ratio").0),
+            get("gave_up").0,
+            ms("connect_ms_p99"),
+            get("max_conn_per_server").0,
+            sc.servers.max_connections
+        ));
+        if has_faults {
+            a.push_str(
+                " Whole-run ratios depend on how long the run is against the faults; \
+                 judge steady state and the fault windows separately.",
+            );
+        }
+        out.push(a);
+        if let Some(why) = explain::sentence(o, Latency::Connect) {
+            out.push(format!(
+                "**Why connect p99 is {}.** {why}",
+                ms("connect_ms_p99")
+            ));
+        }
+    }
+    if get("moves_validated").0 > 0.0 {
+        let mut a = format!(
+            "**Moves.** A move reaches the opponent within {} at p99 (p50 {})",
+            ms("move_ms_p99"),
+            ms("move_ms_p50")
+        );
+        if has_faults && !get("move_ms_p99_faults").0.is_nan() {
+            a.push_str(&format!(
+                "; {} in steady state, {} during the fault windows",
+                ms("move_ms_p99_steady"),
+                ms("move_ms_p99_faults")
+            ));
+        }
+        a.push_str(&format!("; {} of moves crossed the relay", pct(get("relay_share").0)));
+        if !get("relay_ms_p99").0.is_nan() {
+            a.push_str(&format!(" (relay p99 {})", ms("relay_ms_p99")));
+        }
+        a.push_str(&format!("; {:.0} moves were lost.", get("moves_lost").0));
+        if get("deliveries").0 > 0.0 && !get("spectator_ms_p99").0.is_nan() {
+            a.push_str(&format!(
+                " Spectators have a move within {} at p99 (p50 {}); the last spectator of a move has it within {} \
+                 at p99 (worst {}).",
+                ms("spectator_ms_p99"),
+                ms("spectator_ms_p50"),
+                ms("last_spectator_ms_p99"),
+                ms("last_spectator_ms_max"),
+            ));
+        }
+        let (cpu, cpu_max) = (get("cpu_util_mean").0, get("cpu_util_max").0);
+        if !cpu.is_nan() {
+            a.push_str(&format!(
+                " Server cores were {} busy on average, {} in the busiest interval.",
+                pct(cpu),
+                pct(cpu_max)
+            ));
+        }
+        out.push(a);
+        if let Some(why) = explain::sentence(o, Latency::Move) {
+            out.push(format!("**Why move p99 is {}.** {why}", ms("move_ms_p99")));
+        }
+    }
+    out
+}
+
+/// "What each fault costs": one row per scenario fault, means ± 95 % CI
+/// over the replications (empty without faults).
+pub fn faults_table(sc: &Scenario, o: &Outcome) -> String {
+    if o.faults.is_empty() {
+        return String::new();
+    }
+    let has_moves = sc.game.is_some();
+    let has_storage = sc.cache.is_some() || sc.database.is_some();
+    let mut cols: Vec<(&str, &str, Unit)> = vec![
+        ("dropped", "dropped", Unit::Count),
+        ("refused", "attempts refused", Unit::Count),
+        ("refused_ratio", "refused ratio", Unit::Ratio),
+        ("clients_refused", "clients refused", Unit::Count),
+        ("gave_up", "gave up", Unit::Count),
+        ("reconnect_peak_per_s", "reconnect peak (/s)", Unit::PerSecond),
+        ("window_s", "window (s)", Unit::Seconds),
+        ("time_to_recover_s", "recovered after (s)", Unit::Seconds),
+        ("connect_ms_p99", "connect p99 (ms)", Unit::Ms),
+    ];
+    if has_moves {
+        cols.push(("move_ms_p99", "move p99 (ms)", Unit::Ms));
+        cols.push(("moves_lost", "moves lost", Unit::Count));
+    }
+    if has_storage {
+        cols.push(("moves_at_risk", "moves at risk", Unit::Count));
+    }
+    debug_assert!(cols.iter().all(|c| FAULT_COSTS.contains(&c.0)));
+    let mut s = String::from("## What each fault costs\n\n");
+    s.push_str(
+        "Each fault's window runs from the fault until its component is back and the total connections and the \
+         connect p99 have been back in their pre-fault steady band for 3 samples (at most 300 s after the \
+         component is back, or until the next fault). Attempts and moves count in the window they started in. \
+         Means ± 95 % CI over the replications; \"recovered after\" is the time to the first in-band sample, \
+         over the replications that recovered.\n\n",
+    );
+    s.push_str("| fault |");
+    for c in &cols {
+        s.push_str(&format!(" {} |", c.1));
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|".repeat(cols.len()));
+    s.push('\n');
+    for (k, agg) in o.faults.iter().enumerate() {
+        let label = sc.faults.get(k).map(|f| f.describe()).unwrap_or_default();
+        s.push_str(&format!("| {label} |"));
+        for c in &cols {
+            let a = agg.iter().find(|a| a.name == c.0);
+            let cell = match a {
+                Some(a) if !a.mean.is_nan() => value_text(a.mean, a.ci95, c.2),
+                _ if c.0 == "time_to_recover_s" => "not within the window".into(),
+                _ => "–".into(),
+            };
+            s.push_str(&format!(" {cell} |"));
+        }
+        s.push('\n');
+    }
+    s.push('\n');
+    s
+}
+
+/// The metrics of the tiers present, grouped by tier: value (mean ± 95 %
+/// CI), unit and window from `metrics_defs`. Metrics not measured in this
+/// run (NaN) are left out.
+pub fn metrics_table(sc: &Scenario, o: &Outcome) -> String {
+    let mut s = String::from("## Metrics\n\n");
+    s.push_str(
+        "Every metric's definition and window is in `summary_columns.csv` beside this report (and in the \
+         README). Means over the replications ± 95 % confidence half-widths.\n\n",
+    );
+    for tier in tiers_present(sc) {
+        let rows: Vec<String> = o
+            .aggregate
+            .iter()
+            .filter_map(|a| {
+                let d = metrics_defs::def(a.name)?;
+                (d.tier == tier && !a.mean.is_nan()).then(|| {
+                    format!(
+                        "| `{}` | {} | {} | {} |",
+                        a.name,
+                        value_text(a.mean, a.ci95, d.unit),
+                        d.unit.label(),
+                        d.window.label()
+                    )
+                })
+            })
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        s.push_str(&format!(
+            "### {}\n\n| metric | value | unit | window |\n|---|---:|---|---|\n",
+            tier.title()
+        ));
+        for r in rows {
+            s.push_str(&r);
+            s.push('\n');
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// `faults.csv`: per scenario fault, one row per replication, then `mean`
+/// and `ci95` rows, with [`FAULT_COSTS`] as columns.
+pub fn write_faults_csv(path: &Path, sc: &Scenario, o: &Outcome) -> Result<PathBuf, ReportError> {
+    let mut w = csv::Writer::from_path(path).map_err(csv_err(path))?;
+    let mut header = vec!["fault".to_string(), "description".into(), "replication".into()];
+    header.extend(FAULT_COSTS.iter().map(|c| c.to_string()));
+    w.write_record(&header).map_err(csv_err(path))?;
+    for (k, agg) in o.faults.iter().enumerate() {
+        let desc = sc.faults.get(k).map(|f| f.describe()).unwrap_or_default();
+        for r in &o.replications {
+            let mut row = vec![k.to_string(), desc.clone(), r.index.to_string()];
+            row.extend(r.faults[k].iter().map(|m| num(m.value)));
+            w.write_record(&row).map_err(csv_err(path))?;
+        }
+        for (label, f) in [("mean", 0), ("ci95", 1)] {
+            let mut row = vec![k.to_string(), desc.clone(), label.to_string()];
+            row.extend(agg.iter().map(|a| num(if f == 0 { a.mean } else { a.ci95 })));
+            w.write_record(&row).map_err(csv_err(path))?;
+        }
+    }
+    w.flush().map_err(io_err(path))?;
+    Ok(path.to_path_buf())
+}
+
+/// `summary_columns.csv`: each `summary.csv` column's unit, tier, window
+/// and definition.
+pub fn write_columns_csv(path: &Path) -> Result<PathBuf, ReportError> {
+    std::fs::write(path, metrics_defs::columns_csv()).map_err(io_err(path))?;
+    Ok(path.to_path_buf())
 }

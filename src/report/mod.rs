@@ -55,7 +55,11 @@ pub fn write_run(out: &Path, sc: &Scenario, outcome: &Outcome, info: &RunInfo) -
             write_summary_json(&dir.join("summary.json"), sc, outcome)?,
             write_timeseries_csv(&dir.join("timeseries.csv"), outcome)?,
             write_events_csv(&dir.join("events.csv"), outcome)?,
+            files::write_columns_csv(&dir.join("summary_columns.csv"))?,
         ];
+        if !sc.faults.is_empty() {
+            files.push(files::write_faults_csv(&dir.join("faults.csv"), sc, outcome)?);
+        }
         if let Some(first) = outcome.replications.first() {
             files.extend(charts::write_charts(dir, first, sc.sample_interval.as_secs_f64())?);
         }

@@ -843,6 +843,46 @@ fn d_pause() -> SimDuration {
 }
 
 impl Fault {
+    /// The fault in a few words: "server-7 crash (process) at 1200 s,
+    /// restart after 60 s".
+    pub fn describe(&self) -> String {
+        let restart = |r: &Option<SimDuration>| match r {
+            Some(d) => format!(", restart after {d}"),
+            None => String::new(),
+        };
+        let mode = |m: &CrashMode| match m {
+            CrashMode::Process => "process",
+            CrashMode::Host => "host",
+        };
+        let what = match self {
+            Fault::Crash {
+                server,
+                mode: m,
+                restart_after,
+                ..
+            } => format!("server-{server} crash ({}){}", mode(m), restart(restart_after)),
+            Fault::BalancerCrash {
+                node,
+                mode: m,
+                restart_after,
+                ..
+            } => format!("balancer-{node} crash ({}){}", mode(m), restart(restart_after)),
+            Fault::ScaleOut { count, .. } => format!("scale-out by {count}"),
+            Fault::ScaleIn { count, .. } => format!("scale-in by {count}"),
+            Fault::RollingRestart { .. } => "rolling restart".to_string(),
+            Fault::CacheCrash { restart_after, .. } => format!("Redis crash{}", restart(restart_after)),
+            Fault::DbCrash {
+                target, restart_after, ..
+            } => match target {
+                super::storage::DbTarget::Primary => format!("database primary crash{}", restart(restart_after)),
+                super::storage::DbTarget::Replica(k) => {
+                    format!("database replica {k} crash{}", restart(restart_after))
+                }
+            },
+        };
+        format!("{what} at {}", self.at())
+    }
+
     /// When the fault starts.
     pub fn at(&self) -> SimDuration {
         match self {
