@@ -179,9 +179,21 @@ pub fn counts(w: &World) -> Vec<String> {
         c.connection_attempts,
     );
     le("reconnects <= attempts", c.reconnects, c.connection_attempts);
-    le("clients refused <= clients attempting", c.clients_refused, c.clients_attempting);
-    le("clients attempting <= clients", c.clients_attempting, w.clients.len() as u64);
-    le("gave up after a refusal <= clients refused", c.gave_up_refused, c.clients_refused);
+    le(
+        "clients refused <= clients attempting",
+        c.clients_refused,
+        c.clients_attempting,
+    );
+    le(
+        "clients attempting <= clients",
+        c.clients_attempting,
+        w.clients.len() as u64,
+    );
+    le(
+        "gave up after a refusal <= clients refused",
+        c.gave_up_refused,
+        c.clients_refused,
+    );
     le(
         "gave up <= clients in state gave-up",
         c.gave_up,
@@ -193,9 +205,21 @@ pub fn counts(w: &World) -> Vec<String> {
         c.moves_sent,
     );
     for (k, s) in w.rec.window_stats.iter().enumerate() {
-        let name = if k == 0 { "steady state".to_string() } else { format!("fault {}", k - 1) };
-        le(&format!("{name}: accepted + refused <= attempts"), s.accepted + s.refused, s.attempts);
-        le(&format!("{name}: clients refused <= clients attempting"), s.clients_refused, s.clients);
+        let name = if k == 0 {
+            "steady state".to_string()
+        } else {
+            format!("fault {}", k - 1)
+        };
+        le(
+            &format!("{name}: accepted + refused <= attempts"),
+            s.accepted + s.refused,
+            s.attempts,
+        );
+        le(
+            &format!("{name}: clients refused <= clients attempting"),
+            s.clients_refused,
+            s.clients,
+        );
         le(&format!("{name}: clients <= attempts"), s.clients, s.attempts);
     }
     let by_cause = c.refused_no_server
@@ -221,7 +245,11 @@ pub fn counts(w: &World) -> Vec<String> {
         ("moves lost", sum(|s| s.moves_lost), c.moves_lost),
         ("connect latencies", sum(|s| s.connect.len()), c.connections_accepted),
         ("move deliveries", sum(|s| s.moves.len()), c.deliveries_player),
-        ("spectator deliveries", sum(|s| s.spectators.len()), c.deliveries_spectator),
+        (
+            "spectator deliveries",
+            sum(|s| s.spectators.len()),
+            c.deliveries_spectator,
+        ),
     ] {
         if windows != total {
             bad.push(format!("{what}: the windows count {windows} but the run {total}"));
@@ -254,7 +282,9 @@ mod tests {
         assert!(ok.is_empty(), "{ok:?}");
         type Break = fn(&mut World);
         let breaks: [(&str, Break); 6] = [
-            ("accepted + refused <= attempts", |w| w.rec.counters.connections_accepted += 1_000_000),
+            ("accepted + refused <= attempts", |w| {
+                w.rec.counters.connections_accepted += 1_000_000
+            }),
             ("clients refused <= clients attempting", |w| {
                 w.rec.counters.clients_refused = w.rec.counters.clients_attempting + 1
             }),

@@ -152,7 +152,13 @@ pub fn run_replication_observed(
     let (steady_s, fault_s) = w.rec.windows.durations(end);
     let has_faults = !sc.faults.is_empty();
     let if_faults = |v: f64| if has_faults { v } else { f64::NAN };
-    let recovered = w.rec.windows.faults.iter().filter(|f| f.ending == Ending::Recovered).count();
+    let recovered = w
+        .rec
+        .windows
+        .faults
+        .iter()
+        .filter(|f| f.ending == Ending::Recovered)
+        .count();
     let p99_us = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99);
     let connect_shares = w.rec.connect_tail.shares_above(p99_us(h));
     let move_shares = w.rec.move_tail.shares_above(p99_us(&w.rec.move_player));
@@ -179,7 +185,10 @@ pub fn run_replication_observed(
         m("refused_ratio_steady", refused_ratio(&steady)),
         m("refused_ratio_faults", if_faults(refused_ratio(&faults))),
         m("clients_refused_ratio_steady", clients_refused_ratio(&steady)),
-        m("clients_refused_ratio_faults", if_faults(clients_refused_ratio(&faults))),
+        m(
+            "clients_refused_ratio_faults",
+            if_faults(clients_refused_ratio(&faults)),
+        ),
         m("connect_ms_p99_steady", ms(&steady.connect, 0.99)),
         m("connect_ms_p99_faults", if_faults(ms(&faults.connect, 0.99))),
         m("connect_p99_share_network", connect_shares[0]),

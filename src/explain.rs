@@ -197,7 +197,10 @@ mod tests {
         assert!(!capacity_drives(&o, "connect_ms_p99"));
         assert!(capacity_drives(&o, "refused_ratio"));
         let s = sentence(&o, Latency::Connect).unwrap();
-        assert!(s.contains("97 %") && s.contains("health_check") && s.contains("does not"), "{s}");
+        assert!(
+            s.contains("97 %") && s.contains("health_check") && s.contains("does not"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -402,7 +402,13 @@ impl Recorder {
     /// window that opens at `now`, if any.
     pub fn at_risk_at_fault(&mut self, now: SimTime, n: u64) {
         let Some(slot) = self.windows.slot_at(now) else { return };
-        if slot > 0 && self.windows.faults.iter().any(|f| f.start == now && f.fault + 1 == slot) {
+        if slot > 0
+            && self
+                .windows
+                .faults
+                .iter()
+                .any(|f| f.start == now && f.fault + 1 == slot)
+        {
             let w = &mut self.window_stats[slot];
             w.moves_at_risk = Some(w.moves_at_risk.unwrap_or(0).max(n));
         }
@@ -606,13 +612,18 @@ impl windows::Restored for RestoredFromRecord<'_> {
         match &self.faults[fault] {
             Fault::Crash {
                 server, restart_after, ..
-            } => last
-                .and_then(|s| s.servers.get(*server as usize))
-                .is_some_and(|v| if restart_after.is_some() { v.process_up && v.lb_up } else { !v.lb_up }),
-            Fault::BalancerCrash { node, restart_after, .. } => {
+            } => last.and_then(|s| s.servers.get(*server as usize)).is_some_and(|v| {
+                if restart_after.is_some() {
+                    v.process_up && v.lb_up
+                } else {
+                    !v.lb_up
+                }
+            }),
+            Fault::BalancerCrash {
+                node, restart_after, ..
+            } => {
                 after("vip-moved").next().is_some()
-                    || (restart_after.is_some()
-                        && last.and_then(|s| s.nodes.get(*node as usize)).is_some_and(|n| n.up))
+                    || (restart_after.is_some() && last.and_then(|s| s.nodes.get(*node as usize)).is_some_and(|n| n.up))
             }
             Fault::ScaleOut { boot, .. } => after("servers-updated").any(|e| e.time >= since + *boot),
             Fault::ScaleIn { count, .. } => after("stopped").count() >= *count as usize,

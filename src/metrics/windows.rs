@@ -217,7 +217,7 @@ impl Windows {
     #[inline]
     pub fn slot(&self, phase: Phase) -> usize {
         debug_assert!(phase != NOT_COUNTED);
-        if phase % 2 == 0 {
+        if phase.is_multiple_of(2) {
             0
         } else {
             1 + self.faults[(phase as usize - 1) / 2].fault
@@ -319,7 +319,7 @@ impl Windows {
 fn band(warmup: SimTime, start: SimTime, history: &[Reading], w: &Windows) -> Option<Band> {
     let steady: Vec<&Reading> = history
         .iter()
-        .filter(|r| r.time > warmup && r.time <= start && w.phase(r.time) % 2 == 0)
+        .filter(|r| r.time > warmup && r.time <= start && w.phase(r.time).is_multiple_of(2))
         .collect();
     let steady = &steady[steady.len().saturating_sub(BAND_SAMPLES)..];
     if steady.len() < MIN_BAND_SAMPLES {
@@ -386,11 +386,17 @@ mod tests {
     #[test]
     fn window_closes_after_settle_in_band_samples() {
         let mut w = Windows::new(s(0), &[s(100)]);
-        let mut hist: Vec<Reading> = (1..=99).map(|t| reading(t, 1000 + t % 3, 50.0 + (t % 5) as f64)).collect();
+        let mut hist: Vec<Reading> = (1..=99)
+            .map(|t| reading(t, 1000 + t % 3, 50.0 + (t % 5) as f64))
+            .collect();
         let back = BackAt(s(130));
         // Connections down and latency up until 140, back from 141 on.
         for t in 100..200 {
-            let r = if t < 141 { reading(t, 900, 3000.0) } else { reading(t, 1001, 52.0) };
+            let r = if t < 141 {
+                reading(t, 900, 3000.0)
+            } else {
+                reading(t, 1001, 52.0)
+            };
             w.judge(s(t), r, &hist, &back);
             hist.push(r);
         }

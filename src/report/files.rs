@@ -290,7 +290,11 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
     for line in answer_lines(sc, o) {
         let _ = writeln!(s, "{line}\n");
     }
-    for line in cluster_lines(sc, o).into_iter().chain(storage_lines(sc, o)) {
+    for line in cluster_lines(sc, o)
+        .into_iter()
+        .chain(storage_lines(sc, o))
+        .map(|l| without_nan(&l))
+    {
         let _ = writeln!(s, "{line}\n");
     }
     let _ = writeln!(
@@ -480,11 +484,13 @@ pub fn storage_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
             line.push_str(&format!(" A failover took {failover:.1} s on average."));
         }
         if d.replicas > 0 {
-            line.push_str(&format!(
-                " Replica lag peaked at {:.2} s ({:.2} s at the end).",
-                get("replica_lag_max_s"),
-                get("replica_lag_end_s")
-            ));
+            line.push_str(&format!(" Replica lag peaked at {:.2} s", get("replica_lag_max_s")));
+            let end = get("replica_lag_end_s");
+            line.push_str(&if end.is_nan() {
+                " (no replica running at the end).".to_string()
+            } else {
+                format!(" ({end:.2} s at the end).")
+            });
         }
         let ratio = get("stale_read_ratio");
         if !ratio.is_nan() {
@@ -546,6 +552,20 @@ pub fn value_text(mean: f64, ci95: f64, unit: Unit) -> String {
     }
 }
 
+/// A paragraph without the sentences that would print a value not
+/// measured in this run ("NaN"): nothing is said rather than nonsense.
+pub fn without_nan(paragraph: &str) -> String {
+    if !paragraph.contains("NaN") {
+        return paragraph.to_string();
+    }
+    paragraph
+        .split_inclusive(". ")
+        .filter(|s| !s.contains("NaN"))
+        .collect::<String>()
+        .trim_end()
+        .to_string()
+}
+
 /// The tiers a scenario has (the report shows only their metrics).
 pub fn tiers_present(sc: &Scenario) -> Vec<Tier> {
     let sockets = sc.populations.iter().any(|p| p.role != Role::Web);
@@ -600,12 +620,15 @@ pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
         let steady = get("refused_ratio_steady").0;
         if !steady.is_nan() {
             a.push_str(&format!(
-                "In steady state {} of connection attempts were refused ({} of clients at least once) and \
-                 connect latency p99 was {}. ",
+                "In steady state {} of connection attempts were refused ({} of clients at least once)",
                 pct(steady),
                 pct(get("clients_refused_ratio_steady").0),
-                ms("connect_ms_p99_steady")
             ));
+            a.push_str(&if get("connect_ms_p99_steady").0.is_nan() {
+                " and none was accepted. ".to_string()
+            } else {
+                format!(" and connect latency p99 was {}. ", ms("connect_ms_p99_steady"))
+            });
         } else {
             a.push_str("No connection attempt started in steady state. ");
         }
@@ -614,18 +637,26 @@ pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
             let n = sc.faults.len();
             a.push_str(&format!(
                 "During the {} ({:.0} s in all, after the warm-up) ",
-                if n == 1 { "fault's window".to_string() } else { format!("{n} faults' windows") },
+                if n == 1 {
+                    "fault's window".to_string()
+                } else {
+                    format!("{n} faults' windows")
+                },
                 get("fault_window_s").0
             ));
             if faults.is_nan() {
                 a.push_str("no attempt started. ");
             } else {
                 a.push_str(&format!(
-                    "{} of attempts were refused ({} of the clients who tried then), connect p99 {}. ",
+                    "{} of attempts were refused ({} of the clients who tried then)",
                     pct(faults),
                     pct(get("clients_refused_ratio_faults").0),
-                    ms("connect_ms_p99_faults")
                 ));
+                a.push_str(&if get("connect_ms_p99_faults").0.is_nan() {
+                    ", none was accepted. ".to_string()
+                } else {
+                    format!(", connect p99 {}. ", ms("connect_ms_p99_faults"))
+                });
             }
         }
         a.push_str(&format!(
@@ -644,12 +675,9 @@ pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
                  judge steady state and the fault windows separately.",
             );
         }
-        out.push(a);
+        out.push(without_nan(&a));
         if let Some(why) = explain::sentence(o, Latency::Connect) {
-            out.push(format!(
-                "**Why connect p99 is {}.** {why}",
-                ms("connect_ms_p99")
-            ));
+            out.push(format!("**Why connect p99 is {}.** {why}", ms("connect_ms_p99")));
         }
     }
     if get("moves_validated").0 > 0.0 {
@@ -688,7 +716,7 @@ pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
                 pct(cpu_max)
             ));
         }
-        out.push(a);
+        out.push(without_nan(&a));
         if let Some(why) = explain::sentence(o, Latency::Move) {
             out.push(format!("**Why move p99 is {}.** {why}", ms("move_ms_p99")));
         }

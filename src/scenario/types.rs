@@ -843,18 +843,19 @@ fn d_pause() -> SimDuration {
 }
 
 impl Fault {
-    /// The fault in a few words: "server-7 crash (process) at 1200 s,
-    /// restart after 60 s".
+    /// The fault in a few words: "server-7 crash (process) at 20m, restart
+    /// after 60s".
     pub fn describe(&self) -> String {
+        let at = self.at();
         let restart = |r: &Option<SimDuration>| match r {
-            Some(d) => format!(", restart after {d}"),
-            None => String::new(),
+            Some(d) => format!(" at {at}, restart after {d}"),
+            None => format!(" at {at}"),
         };
         let mode = |m: &CrashMode| match m {
             CrashMode::Process => "process",
             CrashMode::Host => "host",
         };
-        let what = match self {
+        match self {
             Fault::Crash {
                 server,
                 mode: m,
@@ -867,9 +868,9 @@ impl Fault {
                 restart_after,
                 ..
             } => format!("balancer-{node} crash ({}){}", mode(m), restart(restart_after)),
-            Fault::ScaleOut { count, .. } => format!("scale-out by {count}"),
-            Fault::ScaleIn { count, .. } => format!("scale-in by {count}"),
-            Fault::RollingRestart { .. } => "rolling restart".to_string(),
+            Fault::ScaleOut { count, .. } => format!("scale-out by {count} at {at}"),
+            Fault::ScaleIn { count, .. } => format!("scale-in by {count} at {at}"),
+            Fault::RollingRestart { .. } => format!("rolling restart at {at}"),
             Fault::CacheCrash { restart_after, .. } => format!("Redis crash{}", restart(restart_after)),
             Fault::DbCrash {
                 target, restart_after, ..
@@ -879,8 +880,7 @@ impl Fault {
                     format!("database replica {k} crash{}", restart(restart_after))
                 }
             },
-        };
-        format!("{what} at {}", self.at())
+        }
     }
 
     /// When the fault starts.

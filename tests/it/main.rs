@@ -1,5 +1,6 @@
 //! The integration-test binary: one crate so that the library is linked once.
 
+mod answers;
 mod cli;
 mod cluster;
 mod game;
