@@ -293,6 +293,7 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
     if !sc.description.is_empty() {
         let _ = writeln!(s, "{}\n", sc.description);
     }
+    s.push_str(&super::study::slo_verdict_md(info.slo));
     let refused = get("refused_ratio");
     let _ = writeln!(
         s,
