@@ -13,7 +13,7 @@ use super::charts::study::{Bar, BarPanel, LinePanel, Series, TimeSeries, XKind, 
 use super::{ReportError, RunInfo, charts, html, io_err, sections};
 use crate::experiment::Outcome;
 use crate::scenario::Scenario;
-use crate::study::compare::{Recommendation, paired, rank};
+use crate::study::compare::{Decision, Recommendation, paired, rank};
 use crate::study::plan::{Check, Cmp, Plan, Slo, Verdict, fmt};
 use crate::study::{HEADLINE, Point, Setting, headline_metrics};
 
@@ -693,12 +693,20 @@ fn compare_answer(names: &[String], outcomes: &[Outcome], rec: &Recommendation) 
             let _ = write!(s, " Dominated: {}.", dominated.join("; "));
         }
         // The choice within the set.
+        let tie_break = match rec.decision {
+            Decision::MessageP99 => crate::study::compare::message_metric(outcomes)
+                .map(|m| format!(" Of the strategies tied so far it has the lowest {}.", metric_label(m)))
+                .unwrap_or_default(),
+            Decision::Order => " It is tied with others on all of this and listed first.".into(),
+            Decision::Count => " Others have as large a shortfall, but on more objectives.".into(),
+            Decision::Only | Decision::Shortfall => String::new(),
+        };
         if members.len() > 1 {
             if rec.shortfalls[c].is_empty() {
                 let _ = write!(
                     s,
                     " {} is chosen: it is the best of the set, or not significantly different from the best, on \
-                     every one of these.",
+                     every one of these.{tie_break}",
                     code(&names[c])
                 );
             } else {
@@ -722,7 +730,8 @@ fn compare_answer(names: &[String], outcomes: &[Outcome], rec: &Recommendation) 
                     .collect();
                 let _ = write!(
                     s,
-                    " {} is chosen because its largest shortfall against the best of the set is the smallest: {}.",
+                    " {} is chosen because its largest shortfall against the best of the set is the smallest: \
+                     {}.{tie_break}",
                     code(&names[c]),
                     parts.join("; ")
                 );
@@ -730,14 +739,24 @@ fn compare_answer(names: &[String], outcomes: &[Outcome], rec: &Recommendation) 
         }
         // Trade-offs against the other members.
         let mut trades = vec![];
+        let tied: Vec<String> = rec
+            .tradeoffs
+            .iter()
+            .filter(|t| t.better.is_empty() && t.worse.is_empty())
+            .map(|t| code(&names[t.other]))
+            .collect();
+        if !tied.is_empty() {
+            let _ = write!(
+                s,
+                " {} {} not significantly different from {} on any of these.",
+                and_list(&tied),
+                if tied.len() == 1 { "is" } else { "are" },
+                code(&names[c])
+            );
+        }
         for t in &rec.tradeoffs {
             let o = t.other;
             if t.better.is_empty() && t.worse.is_empty() {
-                trades.push(format!(
-                    "{} is not significantly different from {} on any of these",
-                    code(&names[o]),
-                    code(&names[c])
-                ));
                 continue;
             }
             let better: Vec<String> = t

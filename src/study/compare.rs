@@ -297,6 +297,21 @@ pub struct TradeOff {
     pub worse: Vec<usize>,
 }
 
+/// What settled the choice within the Pareto set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// The set has one member.
+    Only,
+    /// The smallest largest shortfall.
+    Shortfall,
+    /// Equal largest shortfalls; fewer shortfalls.
+    Count,
+    /// Equal shortfalls; the lowest message p99.
+    MessageP99,
+    /// Tied on everything; the first in `--strategies` order.
+    Order,
+}
+
 /// The recommendation of a compare (see the module documentation).
 #[derive(Clone, Debug)]
 pub struct Recommendation {
@@ -314,6 +329,8 @@ pub struct Recommendation {
     pub shortfalls: Vec<Vec<Shortfall>>,
     /// The recommended strategy (None: no strategy meets every SLO).
     pub chosen: Option<usize>,
+    /// What settled the choice.
+    pub decision: Decision,
     /// The other members of the Pareto set against the choice.
     pub tradeoffs: Vec<TradeOff>,
 }
@@ -412,13 +429,33 @@ pub fn recommend(outcomes: &[Outcome], slos: &[Slo], objectives: &[Objective]) -
             if msg.is_nan() { f64::INFINITY } else { msg },
         )
     };
-    let chosen = members.iter().copied().min_by(|&a, &b| {
+    let order = |a: usize, b: usize| {
         let (ka, kb) = (key(a), key(b));
         ka.0.total_cmp(&kb.0)
             .then(ka.1.cmp(&kb.1))
             .then(ka.2.total_cmp(&kb.2))
             .then(a.cmp(&b))
-    });
+    };
+    let chosen = members.iter().copied().min_by(|&a, &b| order(a, b));
+    // The runner-up tells which rule separated them.
+    let decision = match chosen {
+        Some(c) => match members.iter().copied().filter(|&i| i != c).min_by(|&a, &b| order(a, b)) {
+            None => Decision::Only,
+            Some(r) => {
+                let (kc, kr) = (key(c), key(r));
+                if kc.0 != kr.0 {
+                    Decision::Shortfall
+                } else if kc.1 != kr.1 {
+                    Decision::Count
+                } else if kc.2 != kr.2 {
+                    Decision::MessageP99
+                } else {
+                    Decision::Order
+                }
+            }
+        },
+        None => Decision::Only,
+    };
     let tradeoffs = match chosen {
         Some(c) => members
             .iter()
@@ -444,6 +481,7 @@ pub fn recommend(outcomes: &[Outcome], slos: &[Slo], objectives: &[Objective]) -
         dominated_by,
         shortfalls,
         chosen,
+        decision,
         tradeoffs,
     }
 }
@@ -473,6 +511,148 @@ mod tests {
             })
             .collect();
         super::super::outcome(reps)
+    }
+
+    /// An outcome with several metrics; replication i of metric m is
+    /// `means[m] + noise[i]·spread[m]` (the same noise for every strategy:
+    /// common random numbers).
+    fn multi(means: &[(&'static str, f64)]) -> Outcome {
+        const NOISE: [f64; 4] = [0.0, 1.0, -1.0, 0.5];
+        let reps = (0..4)
+            .map(|i| Replication {
+                index: i as u32,
+                metrics: means
+                    .iter()
+                    .map(|&(name, v)| Metric {
+                        name,
+                        value: v + NOISE[i] * v.abs() * 0.01,
+                    })
+                    .collect(),
+                samples: vec![],
+                timeline: vec![],
+                storage_samples: vec![],
+                final_conns: vec![],
+                cdfs: vec![],
+                events: 0,
+                end: SimTime::ZERO,
+                stop: StopReason::EndTime,
+            })
+            .collect();
+        super::super::outcome(reps)
+    }
+
+    /// A 150k-like compare: `first` has the lowest move p99 but a connect
+    /// p99 16 times roundrobin's; `slow` is dominated by roundrobin.
+    fn strategies() -> Vec<Outcome> {
+        let s = |connect: f64, moves: f64, jain: f64| {
+            multi(&[
+                ("refused_ratio", 0.0),
+                ("connect_ms_p99", connect),
+                ("move_ms_p99", moves),
+                ("jain_index", jain),
+                ("moves_validated", 1000.0),
+            ])
+        };
+        vec![
+            s(3700.0, 157.7, 0.8), // first
+            s(232.0, 161.2, 0.99), // roundrobin
+            s(3000.0, 170.0, 0.9), // slow: worse than roundrobin on all but refusals
+        ]
+    }
+
+    #[test]
+    fn objectives_default_and_parse() {
+        let o = strategies();
+        let names: Vec<&str> = default_objectives(&o).iter().map(|x| x.metric).collect();
+        assert_eq!(names, ["refused_ratio", "connect_ms_p99", "move_ms_p99", "jain_index"]);
+        assert!(default_objectives(&o)[3].larger_is_better);
+        const M: [&str; 3] = ["connect_ms_p99", "jain_index", "gave_up"];
+        let p = parse_objectives("connect_ms_p99, jain_index,gave_up:max", &M).unwrap();
+        assert_eq!(
+            p.iter().map(|x| (x.metric, x.larger_is_better)).collect::<Vec<_>>(),
+            [("connect_ms_p99", false), ("jain_index", true), ("gave_up", true)]
+        );
+        let e = parse_objectives("p99", &M).unwrap_err().to_string();
+        assert!(
+            e.contains("--pareto p99") && e.contains("connect_ms_p99, jain_index"),
+            "{e}"
+        );
+        assert!(parse_objectives("jain_index:up", &M).is_err());
+        assert!(parse_objectives("jain_index,jain_index", &M).is_err());
+        assert!(parse_objectives("jain_index,", &M).is_err());
+    }
+
+    #[test]
+    fn the_recommendation_is_never_dominated_and_weighs_the_gaps() {
+        let o = strategies();
+        let objs = default_objectives(&o);
+        assert!(dominates(&o[1], &o[2], &objs));
+        assert!(!dominates(&o[1], &o[0], &objs) && !dominates(&o[0], &o[1], &objs));
+        let r = recommend(&o, &[], &objs);
+        assert_eq!(r.meets, [true, true, true]);
+        assert_eq!(r.pareto, [true, true, false]);
+        assert_eq!(r.dominated_by, [None, None, Some(1)]);
+        // The old rule (fewest refusals, then lowest move p99) chose
+        // `first`; its connect p99 is 15× roundrobin's, roundrobin's move
+        // p99 only 2.2 % above first's.
+        assert_eq!(r.chosen, Some(1));
+        assert_eq!(r.decision, Decision::Shortfall);
+        assert_eq!(r.shortfalls[1].len(), 1);
+        let f = r.shortfalls[1][0];
+        assert_eq!((f.objective, f.best), (2, 0));
+        assert!((f.relative - (161.2 - 157.7) / 157.7).abs() < 1e-9, "{f:?}");
+        assert_eq!(
+            r.tradeoffs,
+            [TradeOff {
+                other: 0,
+                better: vec![2],
+                worse: vec![1, 3]
+            }]
+        );
+    }
+
+    #[test]
+    fn slos_filter_the_candidates() {
+        const M: [&str; 2] = ["move_ms_p99", "connect_ms_p99"];
+        let o = strategies();
+        let objs = default_objectives(&o);
+        // Only `first` has a move p99 under 160.
+        let slo = super::super::plan::parse_slo("move_ms_p99<160", &M).unwrap();
+        let r = recommend(&o, std::slice::from_ref(&slo), &objs);
+        assert_eq!(r.meets, [true, false, false]);
+        assert_eq!(r.pareto, [true, false, false]);
+        assert_eq!((r.chosen, r.decision), (Some(0), Decision::Only));
+        assert!(r.tradeoffs.is_empty());
+        // Nobody connects within 100 ms.
+        let slo = super::super::plan::parse_slo("connect_ms_p99<100", &M).unwrap();
+        let r = recommend(&o, std::slice::from_ref(&slo), &objs);
+        assert_eq!(r.meets, [false, false, false]);
+        assert_eq!(r.chosen, None);
+        assert!(r.checks.iter().all(|c| !c[0].met && c[0].decided));
+    }
+
+    #[test]
+    fn ties_go_to_the_lower_message_p99_then_the_list() {
+        let a = multi(&[
+            ("connect_ms_p99", 100.0),
+            ("moves_validated", 10.0),
+            ("move_ms_p99", 50.0),
+        ]);
+        let objs = [Objective {
+            metric: "connect_ms_p99",
+            larger_is_better: false,
+        }];
+        let r = recommend(&[a.clone(), a.clone()], &[], &objs);
+        assert_eq!((r.chosen, r.decision), (Some(0), Decision::Order));
+        assert_eq!(r.pareto, [true, true]);
+        assert_eq!(r.tradeoffs[0].better, Vec::<usize>::new());
+        let b = multi(&[
+            ("connect_ms_p99", 100.0),
+            ("moves_validated", 10.0),
+            ("move_ms_p99", 49.0),
+        ]);
+        let r = recommend(&[a, b], &[], &objs);
+        assert_eq!((r.chosen, r.decision), (Some(1), Decision::MessageP99));
     }
 
     #[test]
