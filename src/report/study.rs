@@ -1486,6 +1486,7 @@ fn plan_md(
                     flat.join("; ")
                 );
             }
+            s.push_str(" `wscap plan` exits with status 3.");
         }
     }
     s.push_str("\n\n");
@@ -1592,14 +1593,31 @@ fn plan_md(
             &format!("The chosen deployment ({key} = {v}). All defaults filled in"),
         ));
         s.push_str(&sections::assumptions(sc));
+    } else if plan.answer.is_none() {
+        s.push_str(&sections::scenario_as_run(start).replace(
+            "All defaults filled in",
+            &format!(
+                "The scenario as given ({key} = {}; the search varied it). All defaults filled in",
+                plan.current
+            ),
+        ));
+        s.push_str(&sections::assumptions(start));
     }
     s.push_str(&outputs_list(files, dir));
     s.push_str(&reproduce(info, start.seed));
     if let (Some(sc), Some(v)) = (chosen, plan.answer) {
-        let fixed: Vec<String> = req.fixed.iter().map(|a| format!(" --set {}", a.label())).collect();
+        // `--seed` is given as such, not as the `seed` key it was applied as.
+        let fixed: Vec<String> = req
+            .fixed
+            .iter()
+            .filter(|a| a.key.text != "seed")
+            .map(|a| format!(" --set {}", quote(&a.label())))
+            .collect();
+        let slos: String = req.slos.iter().map(|x| format!(" --slo {}", quote(&x.text))).collect();
         let _ = writeln!(
             s,
-            "\nThe chosen deployment alone:\n\n```\nwscap run {}{} --set {key}={v} --seed {} --replications {}\n```",
+            "\nThe chosen deployment alone, with the same SLO verdict (exit status 0 when every SLO is \
+             met, 3 when not):\n\n```\nwscap run {}{} --set {key}={v}{slos} --seed {} --replications {}\n```",
             info.scenario_file.display(),
             fixed.join(""),
             sc.seed,
@@ -1607,4 +1625,13 @@ fn plan_md(
         );
     }
     s
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+fn quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_alphanumeric() || "-_.=,:/+".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

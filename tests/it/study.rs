@@ -348,6 +348,40 @@ fn bad_arguments_exit_2_before_anything_runs() {
             vec!["plan", f, "--slo", "refused_ratio<0.1", "--vary", "balancer.strategy"],
             vec!["--vary balancer.strategy", "whole number"],
         ),
+        (
+            vec!["compare", f, "--strategies", "leastconn,first", "--slo", "p99<100"],
+            vec!["--slo p99<100", "unknown metric `p99`", "connect_ms_p99"],
+        ),
+        (
+            vec![
+                "compare",
+                f,
+                "--strategies",
+                "leastconn,first",
+                "--pareto",
+                "jain_index,p99",
+            ],
+            vec!["--pareto jain_index,p99", "unknown metric `p99`", "connect_ms_p99"],
+        ),
+        (
+            vec![
+                "compare",
+                f,
+                "--strategies",
+                "leastconn,first",
+                "--pareto",
+                "jain_index:up",
+            ],
+            vec!["`up` is not a direction"],
+        ),
+        (
+            vec!["compare", f, "--strategies", "leastconn,first", "--replications", "0"],
+            vec!["--replications 0", "between 1 and 10000"],
+        ),
+        (
+            vec!["sweep", f, "--set", "servers.count=2,3", "--replications", "0"],
+            vec!["--replications 0"],
+        ),
     ];
     for (mut args, needles) in cases {
         args.extend(["--out", o]);
