@@ -530,6 +530,15 @@ fn compare_never_recommends_a_dominated_strategy() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("| first | yes | no | dominated by leastconn |"), "{md}");
     assert!(md.contains("| leastconn | yes | yes | **recommended** |"), "{md}");
+    // The same answer, byte for byte, whatever the thread count.
+    let (o1, out1) = compare_loss(tmp.path(), "first,leastconn", &["--threads", "1", "--quiet"]);
+    assert_eq!(o1.status.code(), Some(0), "{}", text(&o1));
+    for f in ["report.md", "compare.csv", "compare_summary.csv", "compare_pairs.csv"] {
+        assert!(
+            std::fs::read(out.join(f)).unwrap() == std::fs::read(out1.join(f)).unwrap(),
+            "{f} differs between --threads 1 and the default"
+        );
+    }
 }
 
 #[test]
