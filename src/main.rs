@@ -45,6 +45,7 @@ enum Command {
     #[command(after_help = EXIT_STATUS)]
     Run(RunArgs),
     /// Validate scenario files without running them.
+    #[command(after_help = EXIT_STATUS)]
     Check {
         /// Scenario files (TOML).
         #[arg(required = true)]
@@ -54,6 +55,7 @@ enum Command {
     #[command(after_help = EXIT_STATUS)]
     Compare(CompareArgs),
     /// Run every point of a grid of `--set` values (ranges, lists) in parallel.
+    #[command(after_help = EXIT_STATUS)]
     Sweep(StudyArgs),
     /// Find the smallest value of a key that meets every SLO with 95 % confidence, and its headroom.
     #[command(after_help = EXIT_STATUS)]

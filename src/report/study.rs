@@ -637,25 +637,37 @@ fn compare_answer(names: &[String], outcomes: &[Outcome], rec: &Recommendation) 
                 .filter(|&i| !rec.meets[i])
                 .map(|i| format!("{}: {}", code(&names[i]), failed_slos(rec, i)))
                 .collect();
-            let _ = write!(
-                s,
-                " {} of {} strategies meet every SLO ({}): {}; the others are left out ({}).",
-                meeting.len(),
-                names.len(),
-                and_list(&slo_list),
-                and_list(&meeting),
-                fails.join("; ")
-            );
+            if meeting.len() == 1 {
+                let _ = write!(
+                    s,
+                    " It is the only strategy that meets every SLO ({}); the others are left out ({}).",
+                    and_list(&slo_list),
+                    fails.join("; ")
+                );
+            } else {
+                let _ = write!(
+                    s,
+                    " {} of {} strategies meet every SLO ({}): {}; the others are left out ({}).",
+                    meeting.len(),
+                    names.len(),
+                    and_list(&slo_list),
+                    and_list(&meeting),
+                    fails.join("; ")
+                );
+            }
         }
     }
     let obj_labels: Vec<String> = objs.iter().map(|o| metric_label(o.metric)).collect();
     let members: Vec<usize> = (0..names.len()).filter(|&i| rec.pareto[i]).collect();
     if !objs.is_empty() {
         let member_names: Vec<String> = members.iter().map(|&i| code(&names[i])).collect();
-        if members.len() == 1 {
+        let candidates = rec.meets.iter().filter(|&&m| m).count();
+        if candidates == 1 {
+            // Nothing to weigh: the SLOs decided.
+        } else if members.len() == 1 {
             let _ = write!(
                 s,
-                " On {} it is the only strategy of the Pareto set: it dominates every other{}.",
+                " On {} it dominates every other strategy{}: it is the whole Pareto set.",
                 and_list(&obj_labels),
                 if rec.slos.is_empty() {
                     ""

@@ -280,6 +280,7 @@ fn run_slo_not_met_exits_3() {
     );
     let top = &md[..md.find("**Answer.**").unwrap()];
     assert!(top.contains("| **not met** |") && !top.contains("NaN"), "{top}");
+    crate::report::validate_html(&out);
 }
 
 #[test]
