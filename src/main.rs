@@ -1,6 +1,9 @@
 //! The `wscap` command line: a thin layer over the library. It parses
 //! arguments, loads the scenario, runs it, prints a summary and asks
 //! `wscap::report` to write the outputs. `anyhow` is used here only.
+//!
+//! Exit status (see [`EXIT_STATUS`]): 0 ok, 1 the run failed, 2 bad input,
+//! 3 an SLO verdict failed.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,11 +18,21 @@ use wscap::report::{self, RunInfo};
 use wscap::scenario::{self, Scenario, ScenarioError};
 use wscap::study::{self, Assign, Base, Setting, StudyError, Tick};
 
+/// The exit status table, shown by `wscap --help` (and the README).
+const EXIT_STATUS: &str = "\
+Exit status:
+  0  ok; with --slo (run, compare) or for plan: every SLO is met
+  1  the run failed: I/O error writing outputs, internal invariant violated (a bug in wscap)
+  2  bad input: scenario file or argument error (nothing is run)
+  3  an SLO verdict failed: `run --slo` not met, `compare --slo` with no strategy meeting
+     every SLO, `plan` with no value of the varied key meeting every SLO";
+
 #[derive(Parser)]
 #[command(
     name = "wscap",
     version,
-    about = "Discrete-event capacity simulator for real-time WebSocket backends"
+    about = "Discrete-event capacity simulator for real-time WebSocket backends",
+    after_help = EXIT_STATUS
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,18 +42,23 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario: replications in parallel, then CSV, JSON, charts and a report.
-    Run(StudyArgs),
+    #[command(after_help = EXIT_STATUS)]
+    Run(RunArgs),
     /// Validate scenario files without running them.
+    #[command(after_help = EXIT_STATUS)]
     Check {
         /// Scenario files (TOML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
     /// Run one scenario under several balancing strategies (same seeds) and compare them.
+    #[command(after_help = EXIT_STATUS)]
     Compare(CompareArgs),
     /// Run every point of a grid of `--set` values (ranges, lists) in parallel.
+    #[command(after_help = EXIT_STATUS)]
     Sweep(StudyArgs),
     /// Find the smallest value of a key that meets every SLO with 95 % confidence, and its headroom.
+    #[command(after_help = EXIT_STATUS)]
     Plan(PlanArgs),
 }
 
@@ -71,20 +89,39 @@ struct StudyArgs {
     quiet: bool,
 }
 
+/// The syntax of `--slo`, shared by run, compare and plan.
+const SLO_HELP: &str = "A service-level objective: `metric<value`, `metric<=value`, `metric>value` or \
+                        `metric>=value` on any column of summary.csv (e.g. connect_ms_p99<500, refused_ratio<0.01). \
+                        Met when the one-sided 95 % confidence bound of the mean over the replications is on the \
+                        right side. Repeat for several.";
+
+#[derive(Args)]
+struct RunArgs {
+    #[arg(long, value_name = "SLO", help = SLO_HELP)]
+    slo: Vec<String>,
+    #[command(flatten)]
+    common: StudyArgs,
+}
+
 #[derive(Args)]
 struct CompareArgs {
     /// Strategies, comma-separated: e.g. roundrobin,leastconn,source,room,random(2),first.
     #[arg(long, required = true)]
     strategies: String,
+    /// Recommend only among the strategies that meet every SLO.
+    #[arg(long, value_name = "SLO", long_help = SLO_HELP)]
+    slo: Vec<String>,
+    /// The metrics of the Pareto set, comma-separated, each optionally `:min` or `:max`
+    /// [default: refused_ratio, connect_ms_p99, move_ms_p99 (or web_ms_p99), jain_index:max].
+    #[arg(long, value_name = "M1,M2,...")]
+    pareto: Option<String>,
     #[command(flatten)]
     common: StudyArgs,
 }
 
 #[derive(Args)]
 struct PlanArgs {
-    /// A service-level objective: `metric<value`, `metric<=value`, `metric>value`, `metric>=value`
-    /// (e.g. move_ms_p99<100, refused_ratio<0.001). Repeat for several.
-    #[arg(long, required = true, value_name = "SLO")]
+    #[arg(long, required = true, value_name = "SLO", help = SLO_HELP)]
     slo: Vec<String>,
     /// The whole-number key to size, optionally with its search range: servers.count or servers.count=8..64.
     #[arg(long, required = true, value_name = "KEY[=LO..HI]")]
@@ -99,19 +136,36 @@ struct PlanArgs {
     common: StudyArgs,
 }
 
+/// What a command concluded, when it ran to the end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Done; every SLO (if any) met.
+    Ok,
+    /// Done, and an SLO verdict failed (exit status 3).
+    SloFailed,
+}
+
+impl Status {
+    fn of(met: bool) -> Status {
+        if met { Status::Ok } else { Status::SloFailed }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::Check { files } => check(&files),
+        Command::Check { files } => check(&files).map(|()| Status::Ok),
         Command::Compare(args) => compare(args),
-        Command::Sweep(args) => sweep(args),
+        Command::Sweep(args) => sweep(args).map(|()| Status::Ok),
         Command::Plan(args) => plan(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Status::Ok) => ExitCode::SUCCESS,
+        Ok(Status::SloFailed) => ExitCode::from(3),
         Err(e) => {
-            // A bad scenario is the user's to fix: exit 2, like a usage error.
+            // A bad scenario or argument is the user's to fix: exit 2, like
+            // a usage error; anything else is a failure of the run.
             let usage = e.downcast_ref::<StudyError>().is_some_and(StudyError::is_usage);
             let code = if usage || e.downcast_ref::<ScenarioError>().is_some() {
                 2
@@ -172,14 +226,14 @@ fn fixed(settings: &[Setting]) -> Vec<Assign> {
         .collect()
 }
 
-fn check_replications(r: Option<u32>) -> Result<()> {
-    if let Some(r) = r {
-        anyhow::ensure!(
-            (1..=10_000).contains(&r),
-            "--replications must be between 1 and 10000, got {r}"
-        );
+fn check_replications(r: Option<u32>) -> Result<(), StudyError> {
+    match r {
+        Some(r) if !(1..=10_000).contains(&r) => Err(StudyError::Arg {
+            arg: format!("--replications {r}"),
+            message: "must be between 1 and 10000".into(),
+        }),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Applies `--seed` and `--replications` to a built scenario.
@@ -287,8 +341,28 @@ impl Progress {
     }
 }
 
-fn run(args: StudyArgs) -> Result<()> {
+/// `--slo` arguments as they would be typed again.
+fn slo_args(slos: &[String]) -> String {
+    slos.iter().map(|s| format!(" --slo {}", shell_quote(s))).collect()
+}
+
+/// Parses `--slo` against the metrics `sc` reports; at least 2
+/// replications are needed to judge them.
+fn parse_slos(texts: &[String], sc: &Scenario) -> Result<Vec<study::plan::Slo>, StudyError> {
+    if texts.is_empty() {
+        return Ok(vec![]);
+    }
+    let slos = study::plan::parse_slos(texts, &study::plan::metric_names(sc))?;
+    study::plan::check_slo_replications(&slos, sc.replications)?;
+    Ok(slos)
+}
+
+fn run(args: RunArgs) -> Result<Status> {
+    let slo_texts = args.slo;
+    let args = args.common;
     let sc = load_with_overrides(&args)?;
+    // Judged after the run, checked before it.
+    let slos = parse_slos(&slo_texts, &sc)?;
     let out = args.out.clone().unwrap_or_else(|| Path::new("output").join(&sc.name));
     let progress = Progress::new(args.quiet);
     progress.set_label(&sc.name);
@@ -302,12 +376,14 @@ fn run(args: StudyArgs) -> Result<()> {
     let wall = started.elapsed().as_secs_f64();
     progress.pb.finish_and_clear();
     let command = format!(
-        "wscap run {}{} --seed {} --replications {}",
+        "wscap run {}{}{} --seed {} --replications {}",
         args.file.display(),
         set_args(&args.set),
+        slo_args(&slo_texts),
         sc.seed,
         sc.replications
     );
+    let verdicts = study::plan::verdicts(&slos, &outcome);
     let files = report::write_run(
         &out,
         &sc,
@@ -315,13 +391,53 @@ fn run(args: StudyArgs) -> Result<()> {
         &RunInfo {
             scenario_file: &args.file,
             command,
+            slo: &verdicts,
         },
     )
     .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     if !args.quiet {
         print_summary(&sc, &outcome, wall, &out, files.len());
+        print_verdicts(&verdicts);
     }
-    Ok(())
+    Ok(Status::of(verdicts.iter().all(|v| v.check.met)))
+}
+
+/// The SLO verdict of a run, one line per SLO.
+fn print_verdicts(verdicts: &[study::plan::Verdict]) {
+    if verdicts.is_empty() {
+        return;
+    }
+    let failed = verdicts.iter().filter(|v| !v.check.met).count();
+    let n = verdicts.iter().map(|v| v.check.n).max().unwrap_or(0);
+    let (what, status) = if failed == 0 {
+        ("every SLO is met".to_string(), "")
+    } else {
+        (format!("{failed} of {} not met", verdicts.len()), "; exit status 3")
+    };
+    println!("SLO verdict: {what} (one-sided 95 % bound of the mean over {n} replications){status}");
+    let width = verdicts.iter().map(|v| v.slo.text.len()).max().unwrap_or(0);
+    for v in verdicts {
+        let c = &v.check;
+        let (fmt, pm) = (study::plan::fmt, report::study::pm);
+        let detail = if c.mean.is_nan() {
+            "not measured".to_string()
+        } else if c.bound.is_nan() {
+            format!("mean {}, no 95 % bound (fewer than 2 values)", pm(c.mean, c.ci95))
+        } else {
+            format!(
+                "mean {}, {} bound {} vs {}",
+                pm(c.mean, c.ci95),
+                if v.slo.cmp.is_upper() { "upper" } else { "lower" },
+                fmt(c.bound),
+                v.slo.threshold
+            )
+        };
+        println!(
+            "  {:<width$}  {:<7}  {detail}",
+            v.slo.text,
+            if c.met { "met" } else { "NOT MET" }
+        );
+    }
 }
 
 /// The answer paragraph of a report, as plain text.
@@ -355,7 +471,7 @@ fn study_out(args: &StudyArgs, name: &str, command: &str) -> PathBuf {
         .unwrap_or_else(|| Path::new("output").join(format!("{name}-{command}")))
 }
 
-fn compare(args: CompareArgs) -> Result<()> {
+fn compare(args: CompareArgs) -> Result<Status> {
     let c = &args.common;
     check_replications(c.replications)?;
     let base = Base::load(&c.file)?;
@@ -366,6 +482,11 @@ fn compare(args: CompareArgs) -> Result<()> {
         seed_and_reps(&mut p.scenario, c.seed, c.replications);
     }
     let sc = &points[0].scenario;
+    let slos = parse_slos(&args.slo, sc)?;
+    let objectives = match &args.pareto {
+        Some(p) => Some(study::compare::parse_objectives(p, &study::plan::metric_names(sc))?),
+        None => None,
+    };
     let out = study_out(c, &sc.name, "compare");
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("{} strategies", names.len()));
@@ -373,23 +494,32 @@ fn compare(args: CompareArgs) -> Result<()> {
     let outcomes = study::run_points(&points, c.threads, &|t| progress.tick(t)).context("simulation failed")?;
     let wall = started.elapsed().as_secs_f64();
     progress.pb.finish_and_clear();
+    let pareto_arg = args
+        .pareto
+        .as_deref()
+        .map(|p| format!(" --pareto {}", shell_quote(p)))
+        .unwrap_or_default();
     let command = format!(
-        "wscap compare {} --strategies {}{} --seed {} --replications {}",
+        "wscap compare {} --strategies {}{}{}{pareto_arg} --seed {} --replications {}",
         c.file.display(),
         shell_quote(&names.join(",")),
         set_args(&c.set),
+        slo_args(&args.slo),
         sc.seed,
         sc.replications
     );
     let info = RunInfo {
         scenario_file: &c.file,
         command,
+        slo: &[],
     };
-    let files = report::study::write_compare(&out, &names, &points, &outcomes, &info)
+    let objectives = objectives.unwrap_or_else(|| study::compare::default_objectives(&outcomes));
+    let rec = study::compare::recommend(&outcomes, &slos, &objectives);
+    let files = report::study::write_compare(&out, &names, &points, &outcomes, &rec, &info)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     let events = outcomes.iter().map(Outcome::total_events).sum();
     finish_study(c.quiet, &out, files.len(), wall, events);
-    Ok(())
+    Ok(Status::of(rec.chosen.is_some()))
 }
 
 fn sweep(args: StudyArgs) -> Result<()> {
@@ -427,6 +557,7 @@ fn sweep(args: StudyArgs) -> Result<()> {
     let info = RunInfo {
         scenario_file: &args.file,
         command,
+        slo: &[],
     };
     let x = study::sweep::x_key(&sets);
     let files = report::study::write_sweep(&out, &sets, x, &points, &outcomes, &info)
@@ -436,7 +567,7 @@ fn sweep(args: StudyArgs) -> Result<()> {
     Ok(())
 }
 
-fn plan(args: PlanArgs) -> Result<()> {
+fn plan(args: PlanArgs) -> Result<Status> {
     let c = &args.common;
     check_replications(c.replications)?;
     let base = Base::load(&c.file)?;
@@ -495,10 +626,10 @@ fn plan(args: PlanArgs) -> Result<()> {
         None => None,
     };
     let out = study_out(c, &first.name, "plan");
-    let slo_args: String = args.slo.iter().map(|s| format!(" --slo {}", shell_quote(s))).collect();
     let command = format!(
-        "wscap plan {}{slo_args} --vary {}{} --seed {seed} --replications {replications} --max-replications {max_replications}{}",
+        "wscap plan {}{} --vary {}{} --seed {seed} --replications {replications} --max-replications {max_replications}{}",
         c.file.display(),
+        slo_args(&args.slo),
         shell_quote(&args.vary),
         set_args(&c.set),
         if args.no_headroom { " --no-headroom" } else { "" }
@@ -506,15 +637,16 @@ fn plan(args: PlanArgs) -> Result<()> {
     let info = RunInfo {
         scenario_file: &c.file,
         command,
+        slo: &[],
     };
-    let files = report::study::write_plan(&out, &plan, chosen.as_ref(), &info)
+    let files = report::study::write_plan(&out, &plan, &first, chosen.as_ref(), &info)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     let mut events: u64 = plan.evals.values().map(|e| e.outcome.total_events()).sum();
     if let Some(h) = &plan.headroom {
         events += h.evals.iter().map(|(_, e)| e.outcome.total_events()).sum::<u64>();
     }
     finish_study(c.quiet, &out, files.len(), wall, events);
-    Ok(())
+    Ok(Status::of(plan.answer.is_some()))
 }
 
 fn print_summary(sc: &Scenario, o: &Outcome, wall_s: f64, out: &Path, n_files: usize) {

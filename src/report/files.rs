@@ -287,6 +287,7 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
     if !sc.description.is_empty() {
         let _ = writeln!(s, "{}\n", sc.description);
     }
+    s.push_str(&super::study::slo_verdict_md(info.slo));
     for line in answer_lines(sc, o) {
         let _ = writeln!(s, "{line}\n");
     }

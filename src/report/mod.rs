@@ -44,6 +44,9 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError 
 pub struct RunInfo<'a> {
     pub scenario_file: &'a Path,
     pub command: String,
+    /// `run --slo`: each SLO's verdict, shown near the top of `report.md`
+    /// (empty: no SLO was given).
+    pub slo: &'a [crate::study::plan::Verdict],
 }
 
 /// Writes every output of a `run` into `out` (created or replaced whole).

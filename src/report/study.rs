@@ -13,9 +13,9 @@ use super::charts::study::{Bar, BarPanel, LinePanel, Series, TimeSeries, XKind, 
 use super::{ReportError, RunInfo, charts, html, io_err, sections};
 use crate::experiment::Outcome;
 use crate::scenario::Scenario;
-use crate::study::compare::{paired, rank};
-use crate::study::plan::{Cmp, Plan, fmt};
-use crate::study::{Point, Setting, headline_metrics};
+use crate::study::compare::{Decision, Recommendation, paired, rank};
+use crate::study::plan::{Check, Cmp, Plan, Slo, Verdict, fmt};
+use crate::study::{HEADLINE, Point, Setting, headline_metrics};
 
 fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> ReportError + '_ {
     move |source| ReportError::Csv {
@@ -35,6 +35,149 @@ pub fn pm(mean: f64, ci: f64) -> String {
     } else {
         format!("{} ± {}", fmt(mean), fmt(ci))
     }
+}
+
+/// A number for a sentence: four significant digits, trailing zeros
+/// dropped ("3.7", "232", "0.0012").
+fn short(v: f64) -> String {
+    let s = fmt(v);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// A metric's value in words, with its unit: "157.7 ms", "3.7 s", "0.1 %"
+/// (ratios), or "not measured" (NaN).
+pub fn words(metric: &str, v: f64) -> String {
+    if v.is_nan() {
+        "not measured".into()
+    } else if metric.contains("_ms") {
+        if v.abs() >= 1000.0 {
+            format!("{} s", short(v / 1000.0))
+        } else {
+            format!("{} ms", short(v))
+        }
+    } else if metric.ends_with("_ratio") {
+        format!("{} %", short(v * 100.0))
+    } else if metric.ends_with("_s") {
+        format!("{} s", short(v))
+    } else {
+        short(v)
+    }
+}
+
+/// A metric's name in a sentence: the headline label without its unit
+/// ("move p99", "Jain's index"), else the column name in backticks.
+pub fn metric_label(metric: &str) -> String {
+    if metric == "web_ms_p99" {
+        return "web response p99".into();
+    }
+    HEADLINE
+        .iter()
+        .find(|h| h.0 == metric)
+        .map(|h| h.1.trim_end_matches(" (ms)").to_string())
+        .unwrap_or_else(|| format!("`{metric}`"))
+}
+
+/// A relative gap as a percentage: "0.8 %", "8.8 %", "66 %", "2200 %".
+fn percent(x: f64) -> String {
+    let p = x * 100.0;
+    if p >= 10.0 {
+        format!("{p:.0} %")
+    } else {
+        format!("{p:.1} %")
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [a] => a.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// One SLO's verdict in a sentence: "refused_ratio is 0.03 ± 0.01 (95 %
+/// upper bound 0.04; SLO refused_ratio<0.01)", never with NaN.
+fn check_sentence(slo: &Slo, c: &Check) -> String {
+    if c.mean.is_nan() {
+        return format!("{} is not measured (SLO {})", slo.metric, slo.text);
+    }
+    let side = if slo.cmp.is_upper() { "upper" } else { "lower" };
+    if c.bound.is_nan() {
+        format!(
+            "{} is {} (fewer than 2 replications measured it: no 95 % bound; SLO {})",
+            slo.metric,
+            pm(c.mean, c.ci95),
+            slo.text
+        )
+    } else {
+        format!(
+            "{} is {} (95 % {side} bound {}; SLO {})",
+            slo.metric,
+            pm(c.mean, c.ci95),
+            fmt(c.bound),
+            slo.text
+        )
+    }
+}
+
+/// The `**SLO verdict.**` block of a run's `report.md` (empty without
+/// `--slo`): one row per SLO, and whether every one is met (exit status 3
+/// when not).
+pub fn slo_verdict_md(verdicts: &[Verdict]) -> String {
+    if verdicts.is_empty() {
+        return String::new();
+    }
+    let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.check.met).collect();
+    let n = verdicts.iter().map(|v| v.check.n).max().unwrap_or(0);
+    let mut s = if failed.is_empty() {
+        format!(
+            "**SLO verdict: every SLO is met** with 95 % confidence ({} of {}; one-sided 95 % bound of the mean \
+             over {n} replications).\n\n",
+            verdicts.len(),
+            verdicts.len()
+        )
+    } else {
+        let names: Vec<String> = failed.iter().map(|v| format!("`{}`", v.slo.text)).collect();
+        format!(
+            "**SLO verdict: not met.** {} of {} SLOs {} not met with 95 % confidence ({}; one-sided 95 % bound \
+             of the mean over {n} replications); `wscap run` exits with status 3.\n\n",
+            failed.len(),
+            verdicts.len(),
+            if failed.len() == 1 { "is" } else { "are" },
+            names.join(", ")
+        )
+    };
+    s.push_str("| SLO | mean ± 95 % CI | one-sided 95 % bound | verdict |\n|---|---|---|---|\n");
+    for v in verdicts {
+        let c = &v.check;
+        let bound = if c.bound.is_nan() {
+            "none (fewer than 2 values)".to_string()
+        } else {
+            format!(
+                "{} {}",
+                if v.slo.cmp.is_upper() { "upper" } else { "lower" },
+                fmt(c.bound)
+            )
+        };
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {bound} | {} |",
+            v.slo.text,
+            if c.mean.is_nan() {
+                "not measured".into()
+            } else {
+                pm(c.mean, c.ci95)
+            },
+            if c.met { "met" } else { "**not met**" }
+        );
+    }
+    s.push('\n');
+    s
 }
 
 fn agg(o: &Outcome, metric: &str) -> (f64, f64) {
@@ -192,18 +335,34 @@ fn compare_servers(sc: &Scenario, names: &[String], outcomes: &[Outcome]) -> Str
     s
 }
 
-/// Writes the outputs of `wscap compare`.
+/// Writes the outputs of `wscap compare`; `rec` is the recommendation
+/// (SLO verdicts, Pareto set, choice) of `study::compare::recommend`.
 pub fn write_compare(
     out: &Path,
     names: &[String],
     points: &[Point],
     outcomes: &[Outcome],
+    rec: &Recommendation,
     info: &RunInfo,
 ) -> Result<Vec<PathBuf>, ReportError> {
     super::replace_dir(out, |dir| {
         let sc = &points[0].scenario;
-        let rows: Vec<(Vec<String>, &Outcome)> = names.iter().map(|n| vec![n.clone()]).zip(outcomes).collect();
-        let label = vec!["strategy".to_string()];
+        let rows: Vec<(Vec<String>, &Outcome)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                vec![
+                    n.clone(),
+                    rec.meets[i].to_string(),
+                    rec.pareto[i].to_string(),
+                    (rec.chosen == Some(i)).to_string(),
+                ]
+            })
+            .zip(outcomes)
+            .collect();
+        let label: Vec<String> = ["strategy", "meets_slos", "pareto", "recommended"]
+            .map(String::from)
+            .to_vec();
         let mut files = vec![
             replications_csv(&dir.join("compare.csv"), &label, &rows)?,
             summary_csv(&dir.join("compare_summary.csv"), &label, &rows)?,
@@ -286,15 +445,17 @@ pub fn write_compare(
             sc.duration.as_secs_f64(),
         )?);
 
-        let md = compare_md(sc, names, outcomes, info, &files, dir, what);
+        let md = compare_md(sc, names, outcomes, rec, info, &files, dir, what);
         finish(dir, md, files)
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compare_md(
     sc: &Scenario,
     names: &[String],
     outcomes: &[Outcome],
+    rec: &Recommendation,
     info: &RunInfo,
     files: &[PathBuf],
     dir: &Path,
@@ -303,61 +464,21 @@ fn compare_md(
     let heads = headline_metrics(outcomes);
     let rankings: Vec<_> = heads.iter().filter_map(|&(m, _, big)| rank(outcomes, m, big)).collect();
     let mut s = format!("# wscap compare: {}\n\n", sc.name);
-    // The answer: among the strategies that refuse no more clients than
-    // the best (not significantly), the lowest mean p99 latency.
-    let primary = if outcomes.iter().any(|o| agg(o, "moves_validated").0 > 0.0) {
-        "move_ms_p99"
-    } else {
-        "connect_ms_p99"
-    };
-    let refusals = rankings
-        .iter()
-        .find(|r| r.metric == "clients_refused_ratio")
-        .or_else(|| rankings.iter().find(|r| r.metric == "refused_ratio"));
-    let candidates: Vec<usize> = match refusals {
-        Some(r) => std::iter::once(r.best).chain(r.ties.iter().copied()).collect(),
-        None => (0..names.len()).collect(),
-    };
-    let latency = |i: usize| {
-        let m = agg(&outcomes[i], primary).0;
-        if m.is_nan() { f64::INFINITY } else { m }
-    };
-    let best = candidates
-        .iter()
-        .copied()
-        .min_by(|&a, &b| latency(a).total_cmp(&latency(b)))
-        .unwrap_or(0);
-    let primary_label = heads.iter().find(|h| h.0 == primary).map(|h| h.1).unwrap_or(primary);
-    let n_reps = outcomes[best].replications.len();
-    if candidates.len() == names.len() {
-        let _ = write!(
-            s,
-            "**Answer.** Use **{}**: no strategy refuses significantly fewer clients than another, and {} has the \
-             lowest {primary_label} ({n_reps} replications per strategy, paired over common random numbers).",
-            names[best], names[best]
-        );
-    } else {
-        let group: Vec<&str> = candidates.iter().map(|&i| names[i].as_str()).collect();
-        let _ = write!(
-            s,
-            "**Answer.** Use **{}**: of the strategies that refuse the fewest clients ({}; the others refuse \
-             significantly more), it has the lowest {primary_label} ({n_reps} replications per strategy, paired \
-             over common random numbers).",
-            names[best],
-            group.join(", ")
-        );
-    }
+    s.push_str(&compare_answer(names, outcomes, rec));
+    // Each headline metric's best, for reference (not the recommendation).
+    let primary = crate::study::compare::message_metric(outcomes).unwrap_or("connect_ms_p99");
     let mut keys = vec![primary, "connect_ms_p99", "refused_ratio", "imbalance_max_over_mean"];
     keys.dedup();
+    let mut per_metric = String::new();
     for key in keys {
         let Some(r) = rankings.iter().find(|r| r.metric == key) else {
             continue;
         };
         let label = heads.iter().find(|h| h.0 == key).map(|h| h.1).unwrap_or(key);
         let (m, c) = agg(&outcomes[r.best], key);
-        let _ = write!(s, " Best {label}: **{}** ({})", names[r.best], pm(m, c));
+        let _ = write!(per_metric, " Best {label}: **{}** ({})", names[r.best], pm(m, c));
         if r.ties.is_empty() {
-            s.push_str(", significantly better than every other strategy.");
+            per_metric.push_str(", significantly better than every other strategy.");
         } else {
             let ties: Vec<String> = r
                 .ties
@@ -367,8 +488,11 @@ fn compare_md(
                     format!("{} ({})", names[t], pm(m, c))
                 })
                 .collect();
-            let _ = write!(s, "; not significantly different: {}.", ties.join(", "));
+            let _ = write!(per_metric, "; not significantly different: {}.", ties.join(", "));
         }
+    }
+    if !per_metric.is_empty() {
+        let _ = write!(s, "\n\n**Per metric.**{per_metric}");
     }
     s.push_str("\n\n");
     let _ = writeln!(
@@ -411,7 +535,10 @@ fn compare_md(
         }
         s.push('\n');
     }
-    s.push_str("\n## Pairs that do not differ significantly\n\n");
+    s.push('\n');
+    s.push_str(&compare_slo_md(names, rec));
+    s.push_str(&compare_pareto_md(names, outcomes, rec));
+    s.push_str("## Pairs that do not differ significantly\n\n");
     let mut any = false;
     for (m, label, _) in &heads {
         let mut pairs = vec![];
@@ -454,6 +581,357 @@ fn compare_md(
     s.push_str(&sections::assumptions(sc));
     s.push_str(&outputs_list(files, dir));
     s.push_str(&reproduce(info, sc.seed));
+    s
+}
+
+/// `` `name` ``, for strategy names in sentences.
+fn code(name: &str) -> String {
+    format!("`{name}`")
+}
+
+/// The SLOs a strategy fails, in a sentence.
+fn failed_slos(rec: &Recommendation, i: usize) -> String {
+    let parts: Vec<String> = rec
+        .slos
+        .iter()
+        .zip(&rec.checks[i])
+        .filter(|(_, c)| !c.met)
+        .map(|(slo, c)| check_sentence(slo, c))
+        .collect();
+    parts.join(", ")
+}
+
+/// The `**Answer.**` paragraph of a compare: the SLO filter, the Pareto
+/// set, the choice and its trade-offs (see `study::compare`).
+fn compare_answer(names: &[String], outcomes: &[Outcome], rec: &Recommendation) -> String {
+    let mut s = String::from("**Answer.** ");
+    let n_reps = outcomes.first().map_or(0, |o| o.replications.len());
+    let objs = &rec.objectives;
+    let mean = |i: usize, k: usize| agg(&outcomes[i], objs[k].metric).0;
+    let val = |i: usize, k: usize| words(objs[k].metric, mean(i, k));
+    let slo_list: Vec<String> = rec.slos.iter().map(|x| format!("`{}`", x.text)).collect();
+    let Some(c) = rec.chosen else {
+        let fails: Vec<String> = (0..names.len())
+            .map(|i| format!("{} fails: {}", code(&names[i]), failed_slos(rec, i)))
+            .collect();
+        let _ = write!(
+            s,
+            "**No strategy meets every SLO** ({}) with 95 % confidence: {}. Relax the SLOs or change the \
+             deployment (e.g. `wscap plan … --vary servers.count`); `wscap compare` exits with status 3. ({n_reps} \
+             replications per strategy.)",
+            and_list(&slo_list),
+            fails.join("; ")
+        );
+        return s;
+    };
+    let _ = write!(s, "Use **{}**.", names[c]);
+    if !rec.slos.is_empty() {
+        let meeting: Vec<String> = (0..names.len())
+            .filter(|&i| rec.meets[i])
+            .map(|i| code(&names[i]))
+            .collect();
+        if meeting.len() == names.len() {
+            let _ = write!(s, " Every strategy meets every SLO ({}).", and_list(&slo_list));
+        } else {
+            let fails: Vec<String> = (0..names.len())
+                .filter(|&i| !rec.meets[i])
+                .map(|i| format!("{}: {}", code(&names[i]), failed_slos(rec, i)))
+                .collect();
+            if meeting.len() == 1 {
+                let _ = write!(
+                    s,
+                    " It is the only strategy that meets every SLO ({}); the others are left out ({}).",
+                    and_list(&slo_list),
+                    fails.join("; ")
+                );
+            } else {
+                let _ = write!(
+                    s,
+                    " {} of {} strategies meet every SLO ({}): {}; the others are left out ({}).",
+                    meeting.len(),
+                    names.len(),
+                    and_list(&slo_list),
+                    and_list(&meeting),
+                    fails.join("; ")
+                );
+            }
+        }
+    }
+    let obj_labels: Vec<String> = objs.iter().map(|o| metric_label(o.metric)).collect();
+    let members: Vec<usize> = (0..names.len()).filter(|&i| rec.pareto[i]).collect();
+    if !objs.is_empty() {
+        let member_names: Vec<String> = members.iter().map(|&i| code(&names[i])).collect();
+        let candidates = rec.meets.iter().filter(|&&m| m).count();
+        if candidates == 1 {
+            // Nothing to weigh: the SLOs decided.
+        } else if members.len() == 1 {
+            let _ = write!(
+                s,
+                " On {} it dominates every other strategy{}: it is the whole Pareto set.",
+                and_list(&obj_labels),
+                if rec.slos.is_empty() {
+                    ""
+                } else {
+                    " that meets the SLOs"
+                }
+            );
+        } else {
+            let _ = write!(
+                s,
+                " On {} the Pareto set (strategies that no other{} beats on one of these without being worse on \
+                 another) is {}.",
+                and_list(&obj_labels),
+                if rec.slos.is_empty() { "" } else { " meeting the SLOs" },
+                and_list(&member_names)
+            );
+        }
+        let dominated: Vec<String> = (0..names.len())
+            .filter_map(|i| {
+                let j = rec.dominated_by[i]?;
+                let (better, _) = crate::study::compare::better_worse(&outcomes[j], &outcomes[i], objs);
+                let on: Vec<String> = better
+                    .iter()
+                    .map(|&k| format!("{} {} vs {}", obj_labels[k], val(j, k), val(i, k)))
+                    .collect();
+                Some(format!(
+                    "{} by {} (better on {}, not significantly worse on any)",
+                    code(&names[i]),
+                    code(&names[j]),
+                    and_list(&on)
+                ))
+            })
+            .collect();
+        if !dominated.is_empty() {
+            let _ = write!(s, " Dominated: {}.", dominated.join("; "));
+        }
+        // The choice within the set.
+        let tie_break = match rec.decision {
+            Decision::MessageP99 => crate::study::compare::message_metric(outcomes)
+                .map(|m| format!(" Of the strategies tied so far it has the lowest {}.", metric_label(m)))
+                .unwrap_or_default(),
+            Decision::Order => " It is tied with others on all of this and listed first.".into(),
+            Decision::Count => " Others have as large a shortfall, but on more objectives.".into(),
+            Decision::Only | Decision::Shortfall => String::new(),
+        };
+        if members.len() > 1 {
+            if rec.shortfalls[c].is_empty() {
+                let _ = write!(
+                    s,
+                    " {} is chosen: it is the best of the set, or not significantly different from the best, on \
+                     every one of these.{tie_break}",
+                    code(&names[c])
+                );
+            } else {
+                let parts: Vec<String> = rec.shortfalls[c]
+                    .iter()
+                    .map(|f| {
+                        let k = f.objective;
+                        let rel = if f.relative.is_finite() {
+                            format!(", {} worse", percent(f.relative))
+                        } else {
+                            String::new()
+                        };
+                        format!(
+                            "its {} is {} against {} for {}{rel}",
+                            obj_labels[k],
+                            val(c, k),
+                            val(f.best, k),
+                            code(&names[f.best])
+                        )
+                    })
+                    .collect();
+                let _ = write!(
+                    s,
+                    " {} is chosen because its largest shortfall against the best of the set is the smallest: \
+                     {}.{tie_break}",
+                    code(&names[c]),
+                    parts.join("; ")
+                );
+            }
+        }
+        // Trade-offs against the other members.
+        let mut trades = vec![];
+        let tied: Vec<String> = rec
+            .tradeoffs
+            .iter()
+            .filter(|t| t.better.is_empty() && t.worse.is_empty())
+            .map(|t| code(&names[t.other]))
+            .collect();
+        if !tied.is_empty() {
+            let _ = write!(
+                s,
+                " {} {} not significantly different from {} on any of these.",
+                and_list(&tied),
+                if tied.len() == 1 { "is" } else { "are" },
+                code(&names[c])
+            );
+        }
+        for t in &rec.tradeoffs {
+            let o = t.other;
+            if t.better.is_empty() && t.worse.is_empty() {
+                continue;
+            }
+            let better: Vec<String> = t
+                .better
+                .iter()
+                .map(|&k| {
+                    let best_of_set = members.iter().all(|&m| {
+                        let (x, y) = (mean(o, k), mean(m, k));
+                        y.is_nan() || if objs[k].larger_is_better { x >= y } else { x <= y }
+                    });
+                    let adj = match (best_of_set, objs[k].larger_is_better) {
+                        (true, false) => "the lowest",
+                        (true, true) => "the highest",
+                        (false, false) => "a lower",
+                        (false, true) => "a higher",
+                    };
+                    format!("{adj} {} ({} vs {})", obj_labels[k], val(o, k), val(c, k))
+                })
+                .collect();
+            let worse: Vec<String> = t
+                .worse
+                .iter()
+                .map(|&k| {
+                    format!(
+                        "its {} is {} against {} for {}",
+                        obj_labels[k],
+                        val(o, k),
+                        val(c, k),
+                        code(&names[c])
+                    )
+                })
+                .collect();
+            trades.push(format!(
+                "{} has {}{}",
+                code(&names[o]),
+                and_list(&better),
+                if worse.is_empty() {
+                    String::new()
+                } else {
+                    format!(" but {}", and_list(&worse))
+                }
+            ));
+        }
+        match trades.len() {
+            0 => {}
+            1 => {
+                let _ = write!(s, " Trade-off: {}.", trades[0]);
+            }
+            _ => {
+                let _ = write!(s, " Trade-offs: {}.", trades.join("; "));
+            }
+        }
+    }
+    let _ = write!(
+        s,
+        " ({n_reps} replications per strategy, paired over common random numbers; a difference counts only when \
+         its paired 95 % CI excludes 0.)"
+    );
+    s
+}
+
+/// The `## SLO verdict` section of a compare (empty without `--slo`).
+fn compare_slo_md(names: &[String], rec: &Recommendation) -> String {
+    if rec.slos.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "## SLO verdict\n\nEach SLO is judged as `wscap plan` judges it: met when the one-sided 95 % bound of the \
+         mean over the replications is on the right side of the threshold. Only strategies that meet every SLO \
+         can be recommended.\n\n| strategy |",
+    );
+    for slo in &rec.slos {
+        let _ = write!(s, " `{}` |", slo.text);
+    }
+    s.push_str(" meets every SLO |\n|---|");
+    s.push_str(&"---|".repeat(rec.slos.len() + 1));
+    s.push('\n');
+    for (i, n) in names.iter().enumerate() {
+        let _ = write!(s, "| {} |", n.replace('|', "\\|"));
+        for c in &rec.checks[i] {
+            let cell = if c.mean.is_nan() {
+                "not measured".to_string()
+            } else if c.bound.is_nan() {
+                format!("{} (no bound)", pm(c.mean, c.ci95))
+            } else {
+                format!("{} (bound {})", pm(c.mean, c.ci95), fmt(c.bound))
+            };
+            let _ = write!(s, " {cell} {} |", if c.met { "✓" } else { "✗" });
+        }
+        let _ = writeln!(s, " {} |", if rec.meets[i] { "**yes**" } else { "no" });
+    }
+    s.push('\n');
+    s
+}
+
+/// The `## Pareto set` section of a compare: the rule, and each strategy's
+/// place.
+fn compare_pareto_md(names: &[String], outcomes: &[Outcome], rec: &Recommendation) -> String {
+    let objs = &rec.objectives;
+    if objs.is_empty() {
+        return String::new();
+    }
+    let labels: Vec<String> = objs
+        .iter()
+        .map(|o| {
+            format!(
+                "{} (`{}`, {} is better)",
+                metric_label(o.metric),
+                o.metric,
+                if o.larger_is_better { "higher" } else { "lower" }
+            )
+        })
+        .collect();
+    let mut s = format!(
+        "## Pareto set\n\nObjectives: {}. A strategy *dominates* another when it is significantly better on at \
+         least one objective and significantly worse on none (a difference whose paired 95 % CI covers 0 is a \
+         tie). The Pareto set is the strategies{} that no other dominates. Within it wscap recommends the one \
+         whose largest *shortfall* is smallest — a shortfall is a significant gap to the set's best on one \
+         objective, relative to that best (infinite when the best is 0) — then the one with fewer shortfalls, \
+         then the lowest message p99, then the first listed. `--pareto m1,m2:max,…` changes the objectives.\n\n\
+         | strategy | meets every SLO | Pareto set | note |\n|---|---|---|---|\n",
+        and_list(&labels),
+        if rec.slos.is_empty() { "" } else { " meeting every SLO" }
+    );
+    for (i, n) in names.iter().enumerate() {
+        let note = if !rec.meets[i] {
+            "fails an SLO".to_string()
+        } else if let Some(j) = rec.dominated_by[i] {
+            format!("dominated by {}", names[j])
+        } else if rec.chosen == Some(i) {
+            "**recommended**".to_string()
+        } else {
+            let worse: Vec<String> = rec.shortfalls[i]
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{} {} (best {} {})",
+                        metric_label(objs[f.objective].metric),
+                        words(objs[f.objective].metric, agg(&outcomes[i], objs[f.objective].metric).0),
+                        names[f.best],
+                        words(
+                            objs[f.objective].metric,
+                            agg(&outcomes[f.best], objs[f.objective].metric).0
+                        )
+                    )
+                })
+                .collect();
+            if worse.is_empty() {
+                "tied with the best on every objective".into()
+            } else {
+                format!("behind on {}", worse.join(", "))
+            }
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            n.replace('|', "\\|"),
+            if rec.meets[i] { "yes" } else { "no" },
+            if rec.pareto[i] { "yes" } else { "no" },
+            note.replace('|', "\\|")
+        );
+    }
+    s.push('\n');
     s
 }
 
@@ -732,11 +1210,14 @@ fn plural(key: &str, n: i64) -> bool {
     matches!(key, "servers.count" | "servers.cores" | "servers.max_connections") && n != 1
 }
 
-/// Writes the outputs of `wscap plan`; `chosen` is the scenario of the
-/// answer (its replication 0 gets the usual run charts).
+/// Writes the outputs of `wscap plan`; `start` is the scenario as given
+/// (with `--set`, `--seed`, `--replications`: its name and seed title the
+/// report), `chosen` the scenario of the answer (its replication 0 gets the
+/// usual run charts).
 pub fn write_plan(
     out: &Path,
     plan: &Plan,
+    start: &Scenario,
     chosen: Option<&Scenario>,
     info: &RunInfo,
 ) -> Result<Vec<PathBuf>, ReportError> {
@@ -823,10 +1304,7 @@ pub fn write_plan(
                 }],
             })
             .collect();
-        let title = format!(
-            "{}: capacity curve against {key} (mean and 95 % CI)",
-            plan_name(plan, chosen)
-        );
+        let title = format!("{}: capacity curve against {key} (mean and 95 % CI)", start.name);
         files.extend(write_lines(
             dir,
             "capacity",
@@ -839,16 +1317,9 @@ pub fn write_plan(
         {
             files.extend(charts::write_charts(dir, r, sc.sample_interval.as_secs_f64())?);
         }
-        let md = plan_md(plan, chosen, info, &files, dir);
+        let md = plan_md(plan, start, chosen, info, &files, dir);
         finish(dir, md, files)
     })
-}
-
-fn plan_name(plan: &Plan, chosen: Option<&Scenario>) -> String {
-    chosen
-        .map(|s| s.name.clone())
-        .or_else(|| plan.evals.values().next().map(|_| "plan".to_string()))
-        .unwrap_or_else(|| "plan".into())
 }
 
 fn checks_text(plan: &Plan, e: &crate::study::plan::Eval, only_broken: bool) -> String {
@@ -857,28 +1328,22 @@ fn checks_text(plan: &Plan, e: &crate::study::plan::Eval, only_broken: bool) -> 
         .iter()
         .zip(&e.checks)
         .filter(|(_, c)| !only_broken || !c.met)
-        .map(|(s, c)| {
-            let side = if matches!(s.cmp, crate::study::plan::Cmp::Lt | crate::study::plan::Cmp::Le) {
-                "upper"
-            } else {
-                "lower"
-            };
-            format!(
-                "{} is {} (95 % {side} bound {}; SLO {})",
-                s.metric,
-                pm(c.mean, c.ci95),
-                fmt(c.bound),
-                s.text
-            )
-        })
+        .map(|(s, c)| check_sentence(s, c))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[PathBuf], dir: &Path) -> String {
+fn plan_md(
+    plan: &Plan,
+    start: &Scenario,
+    chosen: Option<&Scenario>,
+    info: &RunInfo,
+    files: &[PathBuf],
+    dir: &Path,
+) -> String {
     let req = &plan.request;
     let key = req.key.text.as_str();
-    let mut s = format!("# wscap plan: {}\n\n**Answer.** ", plan_name(plan, chosen));
+    let mut s = format!("# wscap plan: {}\n\n**Answer.** ", start.name);
     match plan.answer {
         Some(v) => {
             let e = &plan.evals[&v];
@@ -975,12 +1440,14 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
                             } else {
                                 d.mean > 0.0
                             };
-                            if !(d.significant() && better) {
+                            let lo_mean = agg(&lo_e.outcome, slo.metric).0;
+                            let measured = !lo_mean.is_nan() && !c.mean.is_nan();
+                            if measured && !(d.significant() && better) {
                                 flat.push(format!(
                                     "{} does not improve as `{key}` grows ({} at {lo_v}, {} at {v}: the difference \
                                      {} is {}), so more of it will not meet {}",
                                     slo.metric,
-                                    fmt(agg(&lo_e.outcome, slo.metric).0),
+                                    fmt(lo_mean),
                                     fmt(c.mean),
                                     pm(d.mean, d.ci95),
                                     if d.significant() {
@@ -1031,6 +1498,7 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
                     flat.join("; ")
                 );
             }
+            s.push_str(" `wscap plan` exits with status 3.");
         }
     }
     s.push_str("\n\n");
@@ -1137,15 +1605,31 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
             &format!("The chosen deployment ({key} = {v}). All defaults filled in"),
         ));
         s.push_str(&sections::assumptions(sc));
+    } else if plan.answer.is_none() {
+        s.push_str(&sections::scenario_as_run(start).replace(
+            "All defaults filled in",
+            &format!(
+                "The scenario as given ({key} = {}; the search varied it). All defaults filled in",
+                plan.current
+            ),
+        ));
+        s.push_str(&sections::assumptions(start));
     }
     s.push_str(&outputs_list(files, dir));
-    let seed = chosen.map(|c| c.seed).unwrap_or_default();
-    s.push_str(&reproduce(info, seed));
+    s.push_str(&reproduce(info, start.seed));
     if let (Some(sc), Some(v)) = (chosen, plan.answer) {
-        let fixed: Vec<String> = req.fixed.iter().map(|a| format!(" --set {}", a.label())).collect();
+        // `--seed` is given as such, not as the `seed` key it was applied as.
+        let fixed: Vec<String> = req
+            .fixed
+            .iter()
+            .filter(|a| a.key.text != "seed")
+            .map(|a| format!(" --set {}", quote(&a.label())))
+            .collect();
+        let slos: String = req.slos.iter().map(|x| format!(" --slo {}", quote(&x.text))).collect();
         let _ = writeln!(
             s,
-            "\nThe chosen deployment alone:\n\n```\nwscap run {}{} --set {key}={v} --seed {} --replications {}\n```",
+            "\nThe chosen deployment alone, with the same SLO verdict (exit status 0 when every SLO is \
+             met, 3 when not):\n\n```\nwscap run {}{} --set {key}={v}{slos} --seed {} --replications {}\n```",
             info.scenario_file.display(),
             fixed.join(""),
             sc.seed,
@@ -1153,4 +1637,13 @@ fn plan_md(plan: &Plan, chosen: Option<&Scenario>, info: &RunInfo, files: &[Path
         );
     }
     s
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+fn quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_alphanumeric() || "-_.=,:/+".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

@@ -52,6 +52,10 @@ pub enum Cmp {
 }
 
 impl Cmp {
+    /// `<` and `<=`: the SLO bounds the metric from above.
+    pub fn is_upper(self) -> bool {
+        self.upper()
+    }
     pub fn symbol(self) -> &'static str {
         match self {
             Cmp::Lt => "<",
@@ -142,6 +146,8 @@ pub fn metric_names(sc: &Scenario) -> Vec<&'static str> {
 /// One SLO judged on one evaluation.
 #[derive(Clone, Debug)]
 pub struct Check {
+    /// Replications that measured the metric.
+    pub n: usize,
     pub mean: f64,
     /// Two-sided 95 % half-width.
     pub ci95: f64,
@@ -161,6 +167,7 @@ pub fn judge(slo: &Slo, xs: &[f64]) -> Check {
     let one = stats::ci_half_width(xs, 0.90);
     if xs.len() < 2 || !one.is_finite() {
         return Check {
+            n: xs.len(),
             mean,
             ci95,
             bound: f64::NAN,
@@ -176,11 +183,49 @@ pub fn judge(slo: &Slo, xs: &[f64]) -> Check {
     let met = slo.cmp.holds(bound, slo.threshold);
     let broken = !slo.cmp.holds(other, slo.threshold);
     Check {
+        n: xs.len(),
         mean,
         ci95,
         bound,
         met,
         decided: met || broken,
+    }
+}
+
+/// One SLO and its verdict on an outcome (`wscap run --slo`).
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    pub slo: Slo,
+    pub check: Check,
+}
+
+/// Judges every SLO on `o`'s replications.
+pub fn verdicts(slos: &[Slo], o: &Outcome) -> Vec<Verdict> {
+    slos.iter()
+        .map(|s| Verdict {
+            slo: s.clone(),
+            check: judge(s, &values(o, s.metric)),
+        })
+        .collect()
+}
+
+/// Parses every `--slo`; `metrics` are the valid names.
+pub fn parse_slos(texts: &[String], metrics: &[&'static str]) -> Result<Vec<Slo>, StudyError> {
+    texts.iter().map(|t| parse_slo(t, metrics)).collect()
+}
+
+/// An SLO is judged on the 95 % bound of a mean over replications: at
+/// least two are needed.
+pub fn check_slo_replications(slos: &[Slo], replications: u32) -> Result<(), StudyError> {
+    match slos.first() {
+        Some(s) if replications < 2 => Err(StudyError::Arg {
+            arg: format!("--slo {}", s.text),
+            message: format!(
+                "an SLO is judged on the one-sided 95 % confidence bound of the mean over replications, which \
+                 needs at least 2 (this run has {replications}): add --replications 2 or more"
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -189,6 +189,7 @@ fn every_ratio_counts_one_set() {
     let info = RunInfo {
         scenario_file: path,
         command: "test".into(),
+        slo: &[],
     };
     report::write_run(tmp.path(), &sc, &o, &info).unwrap();
     let md = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();
@@ -213,6 +214,7 @@ fn reports_show_only_the_tiers_present() {
     let info = RunInfo {
         scenario_file: path,
         command: "test".into(),
+        slo: &[],
     };
     report::write_run(tmp.path(), &sc, &o, &info).unwrap();
     let md = std::fs::read_to_string(tmp.path().join("report.md")).unwrap();

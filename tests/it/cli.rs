@@ -197,3 +197,136 @@ fn check_accepts_every_bundled_scenario() {
     let o = wscap(&args);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// `VALID` as a file, run with `args` (2 replications unless given).
+fn run_valid(dir: &Path, extra: &[&str]) -> (Output, PathBuf) {
+    let p = dir.join("valid.toml");
+    std::fs::write(&p, VALID).unwrap();
+    let out = dir.join("out");
+    let mut args = vec!["run", p.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    if !extra.contains(&"--replications") {
+        args.extend(["--replications", "3"]);
+    }
+    args.extend(extra);
+    (wscap(&args), out)
+}
+
+#[test]
+fn help_documents_the_exit_status() {
+    for args in [vec!["--help"], vec!["run", "--help"], vec!["plan", "--help"]] {
+        let o = wscap(&args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{t}");
+        for needle in [
+            "Exit status:",
+            "0  ok",
+            "1  the run failed",
+            "2  bad input",
+            "3  an SLO verdict failed",
+        ] {
+            assert!(t.contains(needle), "{args:?}: no `{needle}` in {t}");
+        }
+    }
+}
+
+#[test]
+fn run_slo_met_exits_0_and_reports_the_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (o, out) = run_valid(
+        tmp.path(),
+        &["--slo", "connect_ms_p99<10000", "--slo", "refused_ratio<=0.5"],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("SLO verdict: every SLO is met (one-sided 95 % bound of the mean over 3 replications)"),
+        "{t}"
+    );
+    assert!(t.contains("  connect_ms_p99<10000  met "), "{t}");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let verdict = md
+        .find("**SLO verdict: every SLO is met**")
+        .expect("verdict in report.md");
+    assert!(
+        verdict < md.find("**Answer.**").unwrap(),
+        "the verdict comes first:\n{md}"
+    );
+    assert!(md.contains("| `connect_ms_p99<10000` |"), "{md}");
+    assert!(
+        md.contains("--slo 'connect_ms_p99<10000' --slo 'refused_ratio<=0.5'"),
+        "{md}"
+    );
+}
+
+#[test]
+fn run_slo_not_met_exits_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Connect latency includes the clients' RTT: never under 1 µs.
+    let (o, out) = run_valid(
+        tmp.path(),
+        &["--slo", "connect_ms_p99<0.001", "--slo", "connect_ms_p99<10000"],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("SLO verdict: 1 of 2 not met"), "{t}");
+    let line = t.lines().find(|l| l.contains("connect_ms_p99<0.001")).unwrap();
+    assert!(line.contains("NOT MET") && line.contains("upper bound"), "{line}");
+    assert!(!t.contains("error:"), "a verdict is not an error: {t}");
+    // The outputs are written all the same.
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("**SLO verdict: not met.** 1 of 2 SLOs is not met with 95 % confidence (`connect_ms_p99<0.001`"),
+        "{md}"
+    );
+    let top = &md[..md.find("**Answer.**").unwrap()];
+    assert!(top.contains("| **not met** |") && !top.contains("NaN"), "{top}");
+    crate::report::validate_html(&out);
+}
+
+#[test]
+fn bad_input_exits_2_and_failures_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["--replications", "0"],
+            vec!["--replications 0", "between 1 and 10000"],
+        ),
+        (
+            vec!["--slo", "p99<100"],
+            vec![
+                "--slo p99<100",
+                "unknown metric `p99`",
+                "connect_ms_p99",
+                "refused_ratio",
+            ],
+        ),
+        (vec!["--slo", "connect_ms_p99=100"], vec!["expected metric<value"]),
+        (vec!["--slo", "connect_ms_p99<abc"], vec!["`abc` is not a number"]),
+        (
+            vec!["--slo", "connect_ms_p99<100", "--replications", "1"],
+            vec!["at least 2", "--replications 2"],
+        ),
+    ];
+    for (extra, needles) in cases {
+        let (o, out) = run_valid(tmp.path(), &extra);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {t}");
+        for n in needles {
+            assert!(t.contains(n), "{extra:?}: wanted `{n}` in {t}");
+        }
+        assert!(!out.exists(), "{extra:?}: nothing runs, nothing is written");
+    }
+    // An output folder that cannot be created: the run failed (1), not the input.
+    let blocker = tmp.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let p = tmp.path().join("valid.toml");
+    let o = wscap(&[
+        "run",
+        p.to_str().unwrap(),
+        "--out",
+        blocker.join("out").to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("cannot write outputs"), "{}", text(&o));
+}

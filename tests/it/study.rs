@@ -348,6 +348,40 @@ fn bad_arguments_exit_2_before_anything_runs() {
             vec!["plan", f, "--slo", "refused_ratio<0.1", "--vary", "balancer.strategy"],
             vec!["--vary balancer.strategy", "whole number"],
         ),
+        (
+            vec!["compare", f, "--strategies", "leastconn,first", "--slo", "p99<100"],
+            vec!["--slo p99<100", "unknown metric `p99`", "connect_ms_p99"],
+        ),
+        (
+            vec![
+                "compare",
+                f,
+                "--strategies",
+                "leastconn,first",
+                "--pareto",
+                "jain_index,p99",
+            ],
+            vec!["--pareto jain_index,p99", "unknown metric `p99`", "connect_ms_p99"],
+        ),
+        (
+            vec![
+                "compare",
+                f,
+                "--strategies",
+                "leastconn,first",
+                "--pareto",
+                "jain_index:up",
+            ],
+            vec!["`up` is not a direction"],
+        ),
+        (
+            vec!["compare", f, "--strategies", "leastconn,first", "--replications", "0"],
+            vec!["--replications 0", "between 1 and 10000"],
+        ),
+        (
+            vec!["sweep", f, "--set", "servers.count=2,3", "--replications", "0"],
+            vec!["--replications 0"],
+        ),
     ];
     for (mut args, needles) in cases {
         args.extend(["--out", o]);
@@ -369,7 +403,7 @@ fn plan_says_when_no_value_can_meet_an_slo() {
     let out = tmp.path().join("plan");
     // Connect latency is fixed by the network (2 µs RTT, 1 µs hops and
     // accept): no server count brings it under 1 µs.
-    let t = ok(&[
+    let o = wscap(&[
         "plan",
         file.to_str().unwrap(),
         "--slo",
@@ -380,9 +414,15 @@ fn plan_says_when_no_value_can_meet_an_slo() {
         "servers.count=3..6",
         "--set",
         "duration=40s",
+        "--seed",
+        "2026",
         "--out",
         out.to_str().unwrap(),
     ]);
+    let t = text(&o);
+    // No value meets the SLOs: a failed verdict, not an error.
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(!t.contains("error:"), "{t}");
     assert!(
         t.contains("No value of `servers.count` from 3 to 6 meets every SLO"),
         "{t}"
@@ -393,5 +433,151 @@ fn plan_says_when_no_value_can_meet_an_slo() {
     );
     assert!(t.contains("refused_ratio<0.015 is met from 6 servers on"), "{t}");
     assert!(!out.join("headroom.csv").exists());
+    // Titled by the scenario, with the seed it ran with.
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.starts_with("# wscap plan: loss\n\n**Answer.** No value"), "{md}");
+    assert!(md.contains("Scenario `") && md.contains("`, seed 2026."), "{md}");
+    assert!(md.contains(" --seed 2026 "), "{md}");
+    assert!(!md.contains("seed 0") && !md.contains("NaN"), "{md}");
     validate_html(&out);
+}
+
+#[test]
+fn plan_reports_are_titled_by_the_scenario_and_its_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "small.toml", SMALL);
+    let out = tmp.path().join("plan");
+    // A web SLO on a scenario without a web tier: never measured, never met.
+    let o = wscap(&[
+        "plan",
+        file.to_str().unwrap(),
+        "--slo",
+        "web_ms_p99<100",
+        "--vary",
+        "servers.count=2..3",
+        "--set",
+        "duration=4s",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.starts_with("# wscap plan: small\n"), "{md}");
+    // SMALL has no seed: the default one, the same in the text and the command.
+    let seed = md
+        .split("`, seed ")
+        .nth(1)
+        .and_then(|r| r.split('.').next())
+        .unwrap_or_else(|| panic!("no seed in {md}"));
+    assert!(md.contains(&format!("--seed {seed} ")), "seed {seed}: {md}");
+    let answer = md.split("\n\n").nth(1).unwrap();
+    assert!(answer.contains("web_ms_p99 is not measured"), "{answer}");
+    for p in md.split("\n\n").filter(|p| !p.starts_with('|')) {
+        assert!(!p.contains("NaN") && !p.contains("n/a"), "a sentence with NaN: {p}");
+    }
+}
+
+/// Compare's recommendation on the pooled loss system: `first` and
+/// `leastconn` refuse exactly the same clients with the same connect
+/// latency, but `first` piles them on server 0.
+fn compare_loss(tmp: &Path, strategies: &str, extra: &[&str]) -> (std::process::Output, PathBuf) {
+    let file = write(tmp, "loss.toml", &loss_system(4));
+    let out = tmp.join(format!("cmp-{}", extra.len()));
+    let mut args = vec![
+        "compare",
+        file.to_str().unwrap(),
+        "--strategies",
+        strategies,
+        "--set",
+        "duration=40s",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    (wscap(&args), out)
+}
+
+#[test]
+fn compare_never_recommends_a_dominated_strategy() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The old rule (fewest refusals, then lowest p99) took the first listed
+    // of equals: `first`, which leastconn dominates on balance.
+    let (o, out) = compare_loss(tmp.path(), "first,leastconn", &[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let answer = t.lines().find(|l| l.starts_with("Answer.")).unwrap();
+    assert!(answer.starts_with("Answer. Use leastconn."), "{answer}");
+    assert!(
+        answer.contains("Dominated: `first` by `leastconn` (better on Jain's index"),
+        "{answer}"
+    );
+    let rows = csv(&out.join("compare.csv"));
+    let (st, pareto, rec, meets) = (
+        col(&rows, "strategy"),
+        col(&rows, "pareto"),
+        col(&rows, "recommended"),
+        col(&rows, "meets_slos"),
+    );
+    for r in &rows[1..] {
+        let lc = r[st] == "leastconn";
+        assert_eq!(
+            (r[pareto] == "true", r[rec] == "true", r[meets].as_str()),
+            (lc, lc, "true"),
+            "{r:?}"
+        );
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("| first | yes | no | dominated by leastconn |"), "{md}");
+    assert!(md.contains("| leastconn | yes | yes | **recommended** |"), "{md}");
+    // The same answer, byte for byte, whatever the thread count.
+    let (o1, out1) = compare_loss(tmp.path(), "first,leastconn", &["--threads", "1", "--quiet"]);
+    assert_eq!(o1.status.code(), Some(0), "{}", text(&o1));
+    for f in ["report.md", "compare.csv", "compare_summary.csv", "compare_pairs.csv"] {
+        assert!(
+            std::fs::read(out.join(f)).unwrap() == std::fs::read(out1.join(f)).unwrap(),
+            "{f} differs between --threads 1 and the default"
+        );
+    }
+}
+
+#[test]
+fn compare_recommends_only_strategies_that_meet_the_slos() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Source hashing refuses per server (ErlangB(10, 8.5) ≈ 14.5 %), the
+    // pooled ones ErlangB(40, 34) ≈ 4.4 %.
+    let (o, out) = compare_loss(tmp.path(), "source,first,leastconn", &["--slo", "refused_ratio<0.1"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("2 of 3 strategies meet every SLO (`refused_ratio<0.1`): `first` and `leastconn`"),
+        "{t}"
+    );
+    assert!(t.contains("Answer. Use leastconn."), "{t}");
+    let rows = csv(&out.join("compare.csv"));
+    let (st, meets) = (col(&rows, "strategy"), col(&rows, "meets_slos"));
+    for r in &rows[1..] {
+        assert_eq!(r[meets] == "true", r[st] != "source", "{r:?}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## SLO verdict"), "{md}");
+    assert!(md.contains("| source | no | no | fails an SLO |"), "{md}");
+    assert!(md.contains("--slo 'refused_ratio<0.1'"), "{md}");
+
+    // An SLO nobody meets: exit 3, and the report says so.
+    let (o, out) = compare_loss(
+        tmp.path(),
+        "source,first,leastconn",
+        &["--slo", "refused_ratio<0.001", "--quiet"],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("**Answer.** **No strategy meets every SLO** (`refused_ratio<0.001`) with 95 % confidence: `source` fails: refused_ratio is"),
+        "{md}"
+    );
+    let rows = csv(&out.join("compare.csv"));
+    let rec = col(&rows, "recommended");
+    assert!(rows[1..].iter().all(|r| r[rec] == "false"));
+    assert!(!md.contains("NaN"), "{md}");
 }
