@@ -1463,6 +1463,25 @@ fn plan_md(
                 }
                 _ => s.push('.'),
             }
+            // An SLO whose metric is set by something capacity does not
+            // change (retries against a server not yet DOWN, the network,
+            // the relay), or whose breach comes only from the fault windows.
+            if let Some((_, e)) = top
+                && e.rejected.is_none()
+            {
+                for (slo, c) in req.slos.iter().zip(&e.checks) {
+                    if c.met {
+                        continue;
+                    }
+                    if let Some(why) = not_capacity(&e.outcome, slo.metric, key) {
+                        flat.push(why);
+                    } else if let Some(why) = only_in_faults(&e.outcome, slo)
+                        && !flat.iter().any(|f| f.starts_with(slo.metric))
+                    {
+                        flat.push(why);
+                    }
+                }
+            }
             // Each SLO alone: from which value on it is met.
             let alone: Vec<String> = req
                 .slos
@@ -1646,4 +1665,46 @@ fn quote(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
+}
+
+/// "connect_ms_p99 is set by HAProxy retries … (97 % of its slowest 1 %),
+/// which more `servers.count` does not shorten: what moves it is …" —
+/// when the largest part of the metric's tail is not capacity.
+fn not_capacity(o: &Outcome, metric: &str, key: &str) -> Option<String> {
+    let lat = crate::explain::Latency::of_metric(metric)?;
+    let d = crate::explain::drivers(o, lat).into_iter().next()?;
+    (!d.capacity).then(|| {
+        format!(
+            "{metric} is set by {} ({:.0} % of its slowest 1 %), which more `{key}` does not shorten; what moves it: {}",
+            d.what,
+            d.share * 100.0,
+            d.knobs
+        )
+    })
+}
+
+/// "refused_ratio breaks only in the fault windows (…)": when the SLO's
+/// metric has a steady-state twin that meets it.
+fn only_in_faults(o: &Outcome, slo: &crate::study::plan::Slo) -> Option<String> {
+    let steady = format!("{}_steady", slo.metric);
+    let faults = format!("{}_faults", slo.metric);
+    let (st, fa) = (agg(o, &steady).0, agg(o, &faults).0);
+    if st.is_nan() || fa.is_nan() {
+        return None;
+    }
+    let meets = match slo.cmp {
+        Cmp::Lt => st < slo.threshold,
+        Cmp::Le => st <= slo.threshold,
+        Cmp::Gt => st > slo.threshold,
+        Cmp::Ge => st >= slo.threshold,
+    };
+    meets.then(|| {
+        format!(
+            "{} breaks only because of the faults ({} in steady state, {} in the fault windows): put the SLO on \
+             `{steady}` to size capacity, and read what each fault costs in the run's per-fault table",
+            slo.metric,
+            fmt(st),
+            fmt(fa)
+        )
+    })
 }

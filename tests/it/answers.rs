@@ -224,3 +224,66 @@ fn reports_show_only_the_tiers_present() {
     assert!(md.contains("### Web tier"), "{md}");
     assert!(md.contains("`web_ms_p99`"), "{md}");
 }
+
+/// `plan` does not advise more servers for a connect p99 set by HAProxy
+/// retries against a crashed server: it names the knobs that move it.
+#[test]
+fn plan_names_the_knob_when_capacity_is_not_the_driver() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("crash.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "crash"
+seed = 7
+duration = "120s"
+warmup = "30s"
+replications = 3
+sample_interval = "1s"
+
+[servers]
+count = 4
+max_connections = 1000
+
+[balancer]
+strategy = "leastconn"
+redispatch = true
+
+[[population]]
+name = "players"
+role = "player"
+arrival = { process = "ramp", target = 2000, over = "10s" }
+session = { dist = "exponential", mean = "100h" }
+rtt = "20ms"
+reconnect = { policy = "exponential", base = "1s", cap = "5s", jitter = "full", max_attempts = 20 }
+
+[[fault]]
+kind = "crash"
+server = 2
+at = "60s"
+mode = "process"
+restart_after = "10s"
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("plan");
+    let o = crate::cli::wscap(&[
+        "plan",
+        file.to_str().unwrap(),
+        "--slo",
+        "connect_ms_p99<1000",
+        "--vary",
+        "servers.count=4..6",
+        "--no-headroom",
+        "--max-replications",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", crate::cli::text(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("HAProxy retries"), "{md}");
+    assert!(md.contains("health_check"), "{md}");
+    assert!(!md.contains("Widen the range"), "{md}");
+}
