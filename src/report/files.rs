@@ -857,3 +857,44 @@ pub fn write_columns_csv(path: &Path) -> Result<PathBuf, ReportError> {
     std::fs::write(path, metrics_defs::columns_csv()).map_err(io_err(path))?;
     Ok(path.to_path_buf())
 }
+
+/// One line per fault for the command line: what it cost (means over the
+/// replications).
+pub fn fault_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
+    o.faults
+        .iter()
+        .enumerate()
+        .map(|(k, agg)| {
+            let get = |n: &str| agg.iter().find(|a| a.name == n).map_or(f64::NAN, |a| a.mean);
+            let mut line = format!(
+                "Fault {k}, {}: {:.0} connections dropped, {:.0} attempts refused ({:.0} clients), {:.0} gave up, \
+                 reconnects peaked at {:.0}/s",
+                sc.faults.get(k).map(|f| f.describe()).unwrap_or_default(),
+                get("dropped"),
+                get("refused"),
+                get("clients_refused"),
+                get("gave_up"),
+                get("reconnect_peak_per_s"),
+            );
+            let recover = get("time_to_recover_s");
+            line.push_str(&if recover.is_nan() {
+                format!(
+                    "; not back in its steady band within its {:.0} s window",
+                    get("window_s")
+                )
+            } else {
+                format!("; back in its steady band after {recover:.0} s")
+            });
+            let p99 = get("connect_ms_p99");
+            if !p99.is_nan() {
+                line.push_str(&format!("; connect p99 {p99:.0} ms during it"));
+            }
+            let lost = get("moves_lost");
+            if !lost.is_nan() {
+                line.push_str(&format!("; {lost:.0} moves lost"));
+            }
+            line.push('.');
+            line
+        })
+        .collect()
+}

@@ -19,7 +19,8 @@ use crate::experiment::Outcome;
 use crate::scenario::Scenario;
 
 pub use files::{
-    cluster_lines, storage_lines, write_events_csv, write_summary_csv, write_summary_json, write_timeseries_csv,
+    answer_lines, cluster_lines, fault_lines, storage_lines, write_events_csv, write_summary_csv, write_summary_json,
+    write_timeseries_csv,
 };
 
 /// Why outputs could not be written.
