@@ -50,7 +50,20 @@ pub fn validate_html(dir: &Path) -> usize {
     let errors = dom.errors.borrow();
     assert!(errors.is_empty(), "{}: HTML parse errors: {errors:?}", path.display());
     let (mut svgs, mut titles, mut tables) = (0, 0, 0);
+    let (mut ids, mut anchors, mut headings) = (vec![], vec![], 0);
     walk(&dom.document, &mut |name, attrs| {
+        let attr = |k: &str| attrs.iter().find(|a| a.0 == k).map(|a| a.1.clone());
+        if let Some(id) = attr("id") {
+            ids.push(id);
+        }
+        if matches!(name, "h1" | "h2" | "h3" | "h4" | "h5" | "h6") {
+            headings += 1;
+            assert!(attr("id").is_some(), "a <{name}> without an id");
+        }
+        if let Some(target) = attr("href").and_then(|h| h.strip_prefix('#').map(str::to_string)) {
+            anchors.push(target);
+            return;
+        }
         match name {
             "svg" => svgs += 1,
             "title" => titles += 1,
@@ -73,6 +86,26 @@ pub fn validate_html(dir: &Path) -> usize {
         }
     });
     assert_eq!(titles, 1, "one <title>");
+    // Ids are unique, and every in-page link (the contents) names one.
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "duplicate ids: {ids:?}");
+    for a in &anchors {
+        assert!(ids.contains(a), "link to #{a}, which no element has");
+    }
+    // The contents link to every `##` and `###` heading.
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let mut fenced = false;
+    let md_sections = md
+        .lines()
+        .filter(|l| {
+            fenced ^= l.trim_start().starts_with("```");
+            !fenced && (l.starts_with("## ") || l.starts_with("### "))
+        })
+        .count();
+    assert!(headings > md_sections, "a heading of report.md is missing");
+    assert_eq!(anchors.len(), md_sections, "the contents list every ## and ### heading");
     assert!(tables >= 1, "the report has tables");
     // Every chart the Markdown names is inline.
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
