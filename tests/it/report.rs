@@ -130,8 +130,9 @@ fn run_report_html_is_valid_and_self_contained() {
     ]);
     assert!(o.status.success(), "{}", text(&o));
     let svgs = validate_html(&out);
-    // The seven charts of a game run (connections … cpu).
-    assert_eq!(svgs, 7);
+    // The seven charts of a game run (connections … cpu) and the close-up
+    // of its crash.
+    assert_eq!(svgs, 8);
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let answer = md.find("**Answer.**").unwrap();
     for section in [
@@ -144,4 +145,80 @@ fn run_report_html_is_valid_and_self_contained() {
         assert!(at > answer, "the answer comes first");
     }
     assert!(md.contains("seed 42"), "the seed to reproduce it");
+}
+
+#[test]
+fn every_fault_gets_a_close_up() {
+    // The quickstart with a second fault: server 2 crashes at 3 min and
+    // never comes back.
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("two-faults.toml");
+    let mut toml = std::fs::read_to_string("scenarios/quickstart.toml").unwrap();
+    toml.push_str("\n[[fault]]\nkind = \"crash\"\nserver = 2\nat = \"3m\"\nmode = \"process\"\n");
+    std::fs::write(&file, toml).unwrap();
+    let out = tmp.path().join("out");
+    let o = wscap(&[
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--replications",
+        "1",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    for stem in ["fault_0_crash", "fault_1_crash"] {
+        for ext in ["png", "svg"] {
+            assert!(out.join(format!("{stem}.{ext}")).exists(), "no {stem}.{ext}");
+        }
+    }
+    assert!(!out.join("fault_2_crash.svg").exists());
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let section = md.find("### Faults close-up").expect("a close-up section");
+    let first = md.find("(fault_0_crash.svg)").expect("fault 0 in report.md");
+    let second = md.find("(fault_1_crash.svg)").expect("fault 1 in report.md");
+    assert!(section < first && first < second);
+    assert!(md.contains("fault 1: server-2 crash at 180 s"));
+    // The close-ups are inline in report.html like every chart.
+    let svgs = validate_html(&out);
+    assert_eq!(svgs, 7 + 2, "the game charts and two close-ups");
+    let svg = std::fs::read_to_string(out.join("fault_0_crash.svg")).unwrap();
+    assert!(svg.contains("server-1 crash") && svg.contains("server-1 marked-up"));
+    // The warm-up is shaded on the time charts.
+    let svg = std::fs::read_to_string(out.join("connections.svg")).unwrap();
+    assert!(svg.contains("warm-up (not counted)"));
+}
+
+#[test]
+fn report_html_renders_emphasis_and_keeps_metric_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("q");
+    let o = wscap(&[
+        "run",
+        "scenarios/quickstart.toml",
+        "--out",
+        out.to_str().unwrap(),
+        "--replications",
+        "1",
+        "--quiet",
+        "--set",
+        "duration=3m",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    validate_html(&out);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    // Markdown markup does not leak into the page.
+    assert!(md.contains("**") && html.contains("<strong>"));
+    assert!(md.contains('`') && html.contains("<code>"));
+    let body = &html[html.find("<body>").unwrap()..];
+    assert!(!body.contains("**"), "unrendered bold");
+    // Metric names keep their underscores, in tables, code or text.
+    for name in ["connect_ms_p99", "refused_ratio"] {
+        if md.contains(name) {
+            assert!(body.contains(name), "{name} mangled in report.html");
+        }
+    }
+    assert!(!body.contains("connect<em>"), "an underscore taken for emphasis");
+    assert!(body.contains("<nav class=\"toc\">"));
 }
