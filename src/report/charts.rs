@@ -647,8 +647,10 @@ pub fn fault_closeups(rep: &Replication) -> (Vec<FaultCloseUp>, usize) {
     (faults, more)
 }
 
-/// The two panels of a fault's close-up: connect latency p50/p99, and
-/// refusals, reconnects and drops per second, over its window.
+/// The two panels of a fault's close-up, over its window: connect latency
+/// p50/p99, and refusals, reconnects and drops per second; with a web tier
+/// also web response time p50/p99 and failed web requests per second (and
+/// only those when the run had no WebSocket clients).
 fn closeup_charts(rep: &Replication, marks: &Marks, fault: &FaultCloseUp, interval_s: f64) -> Vec<ChartSpec> {
     let range = fault.range.clone();
     let window = |title: String, y_desc| {
@@ -669,11 +671,28 @@ fn closeup_charts(rep: &Replication, marks: &Marks, fault: &FaultCloseUp, interv
         t[..1].make_ascii_uppercase();
         format!("{t}: {what} (replication {})", rep.index)
     };
-    let series: [Series; 2] = [
-        ("connect p50", BLUE, |s| s.connect_ms_p50),
-        ("connect p99", PURPLE, |s| s.connect_ms_p99),
-    ];
-    let mut lat = window(title("connect latency"), "latency (ms)");
+    // WebSocket series when the run had WebSocket clients, web series when
+    // it had a web tier.
+    let sockets = rep
+        .samples
+        .iter()
+        .any(|s| s.connect_ms_p99.is_some() || s.refused + s.reconnects + s.dropped > 0);
+    let web = rep.samples.iter().any(|s| s.web.is_some());
+    let mut series: Vec<Series> = vec![];
+    if sockets || !web {
+        series.push(("connect p50", BLUE, |s| s.connect_ms_p50));
+        series.push(("connect p99", PURPLE, |s| s.connect_ms_p99));
+    }
+    if web {
+        series.push(("web p50", GREEN, |s| s.web.and_then(|w| w.ms_p50)));
+        series.push(("web p99", ORANGE, |s| s.web.and_then(|w| w.ms_p99)));
+    }
+    let what = match (sockets || !web, web) {
+        (true, true) => "connect latency and web response time",
+        (false, true) => "web response time",
+        _ => "connect latency",
+    };
+    let mut lat = window(title(what), "latency (ms)");
     lat.lines = series
         .iter()
         .map(|&(label, color, f)| {
@@ -688,18 +707,32 @@ fn closeup_charts(rep: &Replication, marks: &Marks, fault: &FaultCloseUp, interv
         lat.y_desc = "latency (ms, log scale)";
     }
     if lat.note.is_none() && !lo.is_finite() {
-        lat.note = Some("no connections accepted in this window".into());
+        lat.note = Some("nothing answered in this window".into());
     }
-    let mut failed = window(title("refusals, reconnects and drops"), "per second");
+    let what = match (sockets || !web, web) {
+        (true, true) => "refusals, reconnects, drops and failed web requests",
+        (false, true) => "failed web requests",
+        _ => "refusals, reconnects and drops",
+    };
+    let mut failed = window(title(what), "per second");
     let rate = |f: fn(&Sample) -> u64| move |s: &Sample| Some(f(s) as f64 / interval_s);
-    failed.lines = vec![
-        sample_line(rep, "reconnects", BLUE, rate(|s| s.reconnects)),
-        sample_line(rep, "dropped", ORANGE, rate(|s| s.dropped)),
-        sample_line(rep, "refused (503 or timeout)", BROWN, rate(|s| s.refused)),
-    ]
-    .into_iter()
-    .map(inside)
-    .collect();
+    if sockets || !web {
+        failed.lines = vec![
+            sample_line(rep, "reconnects", BLUE, rate(|s| s.reconnects)),
+            sample_line(rep, "dropped", ORANGE, rate(|s| s.dropped)),
+            sample_line(rep, "refused (503 or timeout)", BROWN, rate(|s| s.refused)),
+        ];
+    }
+    if web {
+        let failed_web = |s: &Sample| s.web.map(|w| w.failed as f64 / interval_s);
+        failed.lines.push(sample_line(
+            rep,
+            "web requests failed",
+            RGBColor(200, 30, 30),
+            failed_web,
+        ));
+    }
+    failed.lines = failed.lines.into_iter().map(inside).collect();
     // The markers are named once, on the upper panel.
     failed.marker_labels = false;
     vec![lat, failed]
@@ -2094,6 +2127,35 @@ mod tests {
         assert!(!svg.contains("server-3 crash") && !svg.contains("warm-up"));
         let svg = std::fs::read_to_string(dir.path().join("connections.svg")).unwrap();
         assert!(svg.contains("warm-up (not counted)"));
+
+        // A web-only run: the close-up shows the web tier instead.
+        let labels = |rep: &Replication| -> Vec<Vec<String>> {
+            let fault = &fault_closeups(rep).0[0];
+            closeup_charts(rep, &Marks::new(&rep.timeline, 0.0), fault, 1.0)
+                .into_iter()
+                .map(|c| c.lines.into_iter().map(|l| l.label).collect())
+                .collect()
+        };
+        assert_eq!(
+            labels(&rep),
+            [
+                vec!["connect p50", "connect p99"],
+                vec!["reconnects", "dropped", "refused (503 or timeout)"]
+            ]
+        );
+        for s in &mut rep.samples {
+            (s.connect_ms_p50, s.connect_ms_p99, s.refused, s.reconnects) = (None, None, 0, 0);
+            s.web = Some(crate::metrics::WebSample {
+                requests: 10,
+                failed: 2,
+                ms_p50: Some(40.0),
+                ms_p99: Some(200.0),
+                nginx_util: 0.1,
+                app_util: 0.5,
+                app_waiting: 0,
+            });
+        }
+        assert_eq!(labels(&rep), [vec!["web p50", "web p99"], vec!["web requests failed"]]);
     }
 
     #[test]
