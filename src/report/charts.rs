@@ -1048,8 +1048,10 @@ fn marker_color(event: &str) -> RGBColor {
     match event {
         "crash" | "stopped" => RGBColor(215, 25, 28),
         "marked-down" | "drain" | "scale-in" => RGBColor(245, 130, 20),
-        "restarted" | "vip-moved" => RGBColor(30, 90, 220),
-        "servers-updated" | "scale-out" | "promoted" => RGBColor(120, 60, 170),
+        "restarted" => RGBColor(30, 90, 220),
+        "vip-moved" => RGBColor(0, 140, 150),
+        "servers-updated" | "scale-out" => RGBColor(120, 60, 170),
+        "promoted" => RGBColor(190, 40, 150),
         _ => RGBColor(20, 150, 50),
     }
 }
