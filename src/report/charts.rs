@@ -1083,7 +1083,8 @@ impl Marks {
                 kind: e.event,
             });
         }
-        // Outages: a server's crash or stop until it restarts, a lost VIP
+        // Outages: a server's crash or stop until it restarts (a server
+        // stopped and never restarted was scaled in: no outage), a lost VIP
         // until it has moved. (A dead balancer node is not an outage in
         // itself: its VIP's move is.)
         let mut all: Vec<&TimelineEvent> = timeline.iter().filter(|e| e.time.as_secs_f64().is_finite()).collect();
@@ -1103,6 +1104,10 @@ impl Marks {
                 .iter()
                 .find(|r| (r.component == e.component && r.event == until) || (db && r.event == "promoted"))
                 .map(|r| r.time.as_secs_f64());
+            // A server stopped for good was scaled in, not lost.
+            if e.event == "stopped" && end.is_none() {
+                continue;
+            }
             outages.push((e.time.as_secs_f64(), end));
         }
         // Overlapping outages are shaded once (the colour is translucent).
@@ -2105,6 +2110,10 @@ mod tests {
             ]
         );
         assert_eq!(faults[1].title, "fault 1: balancer-0 crash at 200 s");
+        // A server stopped for good (scaled in) is no outage.
+        let outages = Marks::new(&rep.timeline, 0.0).outages;
+        assert!(outages.contains(&(100.0, Some(130.0))), "{outages:?}");
+        assert!(outages.iter().all(|o| o.0 != 730.0), "{outages:?}");
 
         // Two faults: two close-ups, each with both panels, markers and
         // the outage of its own window only.

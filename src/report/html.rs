@@ -27,6 +27,7 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}tr:nth-child(even) td{b
 code{background:#f4f4f4;padding:.05em .3em;border-radius:3px;font-size:.92em}\
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;border:1px solid #e3e3e3}pre code{background:none;padding:0}\
 figure{margin:1em 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
+figure svg text{font-family:'DejaVu Sans',Verdana,sans-serif}\
 figcaption{color:#555;font-size:.9em}.answer{background:#eef6ee;border-left:4px solid #3a3;padding:.6em 1em}\
 .missing{color:#a00}\
 nav.toc{background:#f8f8f8;border:1px solid #e3e3e3;padding:.4em 1em;margin:1em 0;font-size:.92em}\
