@@ -4,9 +4,14 @@
 //! samples: connections per server, connect latency (p50/p99) and refusals
 //! and reconnects per second, and, when the run carried game traffic, move
 //! latency, relay backlog and CPU per server. Every time chart carries the
-//! fault markers of the timeline (crash, restarted, marked-down, marked-up)
-//! as dashed vertical lines with labels, and shades each crash-to-restart
-//! outage. A game run also gets the distribution of move delivery latency
+//! fault markers of the timeline (crash, restarted, marked-down, marked-up…)
+//! as dashed vertical lines with labels stacked in rows so that none
+//! overlaps (those that do not fit are counted in the legend), shades each
+//! crash-to-restart outage red and the warm-up grey. Each fault (a crash of
+//! a server, balancer node, Redis or database node, a scale-out or -in, a
+//! deploy) also gets a two-panel close-up, `fault_<k>_<kind>`, from 20 s
+//! before it to 60 s after the component is back ([`fault_closeups`]).
+//! A game run also gets the distribution of move delivery latency
 //! (CDFs after the warm-up), with the p50/p99/p99.9 of the spectator curve
 //! as labelled guide lines. With a storage tier, `replica_lag` draws each
 //! replica's lag and `cache_backlog` the moves at risk, the unflushed moves
