@@ -9,7 +9,7 @@
 //! overlaps (those that do not fit are counted in the legend), shades each
 //! crash-to-restart outage red and the warm-up grey. Each fault (a crash of
 //! a server, balancer node, Redis or database node, a scale-out or -in, a
-//! deploy) also gets a two-panel close-up, `fault_<k>_<kind>`, from 20 s
+//! deploy) also gets a close-up in panels, `fault_<k>_<kind>`, from 20 s
 //! before it to 60 s after the component is back ([`fault_closeups`]).
 //! A game run also gets the distribution of move delivery latency
 //! (CDFs after the warm-up), with the p50/p99/p99.9 of the spectator curve
@@ -652,8 +652,9 @@ pub fn fault_closeups(rep: &Replication) -> (Vec<FaultCloseUp>, usize) {
     (faults, more)
 }
 
-/// The two panels of a fault's close-up, over its window: connect latency
-/// p50/p99, and refusals, reconnects and drops per second; with a web tier
+/// The panels of a fault's close-up, over its window: connect latency
+/// p50/p99, with game traffic move latency (opponent p50/p99, spectator
+/// p99), and refusals, reconnects and drops per second; with a web tier
 /// also web response time p50/p99 and failed web requests per second (and
 /// only those when the run had no WebSocket clients).
 fn closeup_charts(rep: &Replication, marks: &Marks, fault: &FaultCloseUp, interval_s: f64) -> Vec<ChartSpec> {
@@ -740,7 +741,42 @@ fn closeup_charts(rep: &Replication, marks: &Marks, fault: &FaultCloseUp, interv
     failed.lines = failed.lines.into_iter().map(inside).collect();
     // The markers are named once, on the upper panel.
     failed.marker_labels = false;
-    vec![lat, failed]
+    let mut panels = vec![lat];
+    // With game traffic, what the fault did to the moves, in between.
+    if rep.samples.iter().any(has_move_samples) {
+        let series: [Series; 3] = [
+            ("opponent p50", BLUE, |s| s.move_ms_p50),
+            ("opponent p99", PURPLE, |s| s.move_ms_p99),
+            ("spectator p99", ORANGE, |s| s.spectator_ms_p99),
+        ];
+        let none = "no moves delivered in this window";
+        let mut moves = latency_time_chart(window(title("move latency"), "latency (ms)"), rep, &series, none);
+        moves.lines = moves
+            .lines
+            .into_iter()
+            .map(inside)
+            .filter(|l| l.points.iter().any(|p| p.1.is_some()))
+            .collect();
+        // The scale and the note follow what is inside the window.
+        let (lo, hi) = moves.y_bounds();
+        (moves.scale, moves.y_desc) = if lo > 0.0 && hi / lo > 100.0 {
+            (Scale::Log, "latency (ms, log scale)")
+        } else {
+            (Scale::Linear, "latency (ms)")
+        };
+        if moves.note.is_none() && !lo.is_finite() {
+            moves.note = Some(none.into());
+        }
+        for line in &mut moves.lines {
+            if is_sparse(&line.points) {
+                line.dots = Some(4);
+            }
+        }
+        moves.marker_labels = false;
+        panels.push(moves);
+    }
+    panels.push(failed);
+    panels
 }
 
 // ---------------------------------------------------------------------------
@@ -1822,6 +1858,16 @@ mod tests {
         assert!(read("relay_backlog.svg").contains("server-1 restarted"));
         let svg = read("cpu.svg");
         assert!(svg.contains("server-2") && svg.contains("axis zoomed"));
+        // The close-up of a game run shows the moves too.
+        let svg = read("fault_0_crash.svg");
+        for want in [
+            "connect latency",
+            "move latency",
+            "opponent p99",
+            "refusals, reconnects",
+        ] {
+            assert!(svg.contains(want), "{want} missing from the close-up");
+        }
     }
 
     #[test]
