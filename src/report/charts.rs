@@ -4,9 +4,14 @@
 //! samples: connections per server, connect latency (p50/p99) and refusals
 //! and reconnects per second, and, when the run carried game traffic, move
 //! latency, relay backlog and CPU per server. Every time chart carries the
-//! fault markers of the timeline (crash, restarted, marked-down, marked-up)
-//! as dashed vertical lines with labels, and shades each crash-to-restart
-//! outage. A game run also gets the distribution of move delivery latency
+//! fault markers of the timeline (crash, restarted, marked-down, marked-up…)
+//! as dashed vertical lines with labels stacked in rows so that none
+//! overlaps (those that do not fit are counted in the legend), shades each
+//! crash-to-restart outage red and the warm-up grey. Each fault (a crash of
+//! a server, balancer node, Redis or database node, a scale-out or -in, a
+//! deploy) also gets a close-up in panels, `fault_<k>_<kind>`, from 20 s
+//! before it to 60 s after the component is back ([`fault_closeups`]).
+//! A game run also gets the distribution of move delivery latency
 //! (CDFs after the warm-up), with the p50/p99/p99.9 of the spectator curve
 //! as labelled guide lines. With a storage tier, `replica_lag` draws each
 //! replica's lag and `cache_backlog` the moves at risk, the unflushed moves
@@ -35,6 +40,8 @@ pub mod study;
 /// Chart size in pixels (PNG and SVG alike).
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 600;
+/// Height of each panel of a figure of several charts (a fault close-up).
+const PANEL_H: u32 = 450;
 /// Width of the legend panel on the right.
 const LEGEND_W: u32 = 215;
 /// Above this many servers the per-server charts show a min–max band and
@@ -83,50 +90,85 @@ fn register_font() -> Result<(), ChartError> {
 /// move latency distribution was measured), `relay_backlog` (if the run
 /// used a relay) and `cpu` (if the servers' cores were busy); with a
 /// `[database]` that has replicas `replica_lag`, with a `[cache]`
-/// `cache_backlog`. A run without game traffic gets exactly the first three.
+/// `cache_backlog`. A run without game traffic or faults gets exactly the
+/// first three. Then a close-up per fault of the timeline
+/// ([`fault_closeups`]: `fault_<k>_<kind>`, at most [`MAX_FAULT_CHARTS`]).
 ///
 /// `sample_interval_s` is the sampling interval in seconds, used to turn
 /// per-interval counts into rates; if it is not a positive number the
-/// spacing of the samples is used instead.
-pub fn write_charts(dir: &Path, rep: &Replication, sample_interval_s: f64) -> Result<Vec<PathBuf>, ChartError> {
+/// spacing of the samples is used instead. Time charts shade the warm-up,
+/// from 0 to `warmup_s` (none if it is not positive).
+pub fn write_charts(
+    dir: &Path,
+    rep: &Replication,
+    sample_interval_s: f64,
+    warmup_s: f64,
+) -> Result<Vec<PathBuf>, ChartError> {
     register_font()?;
     std::fs::create_dir_all(dir).map_err(|source| ChartError::Dir {
         dir: dir.to_path_buf(),
         source,
     })?;
-    let marks = Marks::new(&rep.timeline);
+    let marks = Marks::new(&rep.timeline, warmup_s);
     let time = x_range(rep, &marks);
+    let interval = interval_s(&rep.samples, sample_interval_s);
     let mut charts = vec![
         connections_chart(rep, &marks),
         latency_chart(rep),
-        refusals_chart(rep, interval_s(&rep.samples, sample_interval_s)),
+        refusals_chart(rep, interval),
     ];
     charts.extend(game_charts(rep, &marks));
-    charts.extend(cluster_charts(rep, &marks, interval_s(&rep.samples, sample_interval_s)));
+    charts.extend(cluster_charts(rep));
     charts.extend(web_charts(rep));
     charts.extend(storage_charts(rep));
-    let mut written = Vec::with_capacity(2 * charts.len());
-    for chart in &charts {
-        let (marks, x_range, x_scale) = match &chart.x {
-            XAxis::Time => (&marks, time.clone(), Scale::Linear),
-            XAxis::Latency { range, scale, guides } => (guides, range.clone(), *scale),
-            XAxis::Window { range, marks } => (marks, range.clone(), Scale::Linear),
-        };
+    let mut figures: Vec<(String, Vec<ChartSpec>)> =
+        charts.into_iter().map(|c| (c.stem.to_string(), vec![c])).collect();
+    for fault in fault_closeups(rep).0 {
+        let panels = closeup_charts(rep, &marks, &fault, interval);
+        figures.push((fault.stem, panels));
+    }
+    let mut written = Vec::with_capacity(2 * figures.len());
+    for (stem, panels) in &figures {
         let draw_err = |file: &Path| {
             let file = file.to_path_buf();
             move |message| ChartError::Draw { file, message }
         };
-        let png = dir.join(format!("{}.png", chart.stem));
-        let root = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
-        render(root, chart, marks, x_range.clone(), x_scale).map_err(draw_err(&png))?;
+        let height = if panels.len() == 1 {
+            HEIGHT
+        } else {
+            PANEL_H * panels.len() as u32
+        };
+        let png = dir.join(format!("{stem}.png"));
+        let root = BitMapBackend::new(&png, (WIDTH, height)).into_drawing_area();
+        render_panels(root, panels, &marks, &time).map_err(draw_err(&png))?;
         written.push(png);
 
-        let svg = dir.join(format!("{}.svg", chart.stem));
-        let root = SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area();
-        render(root, chart, marks, x_range, x_scale).map_err(draw_err(&svg))?;
+        let svg = dir.join(format!("{stem}.svg"));
+        let root = SVGBackend::new(&svg, (WIDTH, height)).into_drawing_area();
+        render_panels(root, panels, &marks, &time).map_err(draw_err(&svg))?;
         written.push(svg);
     }
     Ok(written)
+}
+
+/// Draws `panels` one above the other on `root` (time charts over `time`
+/// with the markers `marks`) and presents it.
+fn render_panels<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    panels: &[ChartSpec],
+    marks: &Marks,
+    time: &Range<f64>,
+) -> Result<(), String> {
+    let areas = root.split_evenly((panels.len().max(1), 1));
+    for (area, chart) in areas.into_iter().zip(panels) {
+        let (marks, x_range, x_scale) = match &chart.x {
+            XAxis::Time => (marks, time.clone(), Scale::Linear),
+            XAxis::Latency { range, scale, guides } => (guides, range.clone(), *scale),
+            XAxis::Window { range, marks } => (marks, range.clone(), Scale::Linear),
+        };
+        draw_chart(area, chart, marks, x_range, x_scale)?;
+    }
+    root.present().map_err(err)
 }
 
 // ---------------------------------------------------------------------------
@@ -196,6 +238,9 @@ struct ChartSpec {
     extra_legend: Vec<(LegendKey, String)>,
     /// Shown in the middle of an empty chart.
     note: Option<String>,
+    /// Whether the markers are named at the top of the plot (else only
+    /// drawn, e.g. on the lower panel of a figure).
+    marker_labels: bool,
 }
 
 impl ChartSpec {
@@ -213,6 +258,7 @@ impl ChartSpec {
             lines: vec![],
             extra_legend: vec![],
             note: rep.samples.is_empty().then(|| "no samples".to_string()),
+            marker_labels: true,
         }
     }
 
@@ -416,9 +462,8 @@ fn refusals_chart(rep: &Replication, interval_s: f64) -> ChartSpec {
 // Balancer cluster
 
 /// With several balancer nodes: client connections per node; with TLS, the
-/// nodes' core utilisation; after a balancer crash, a close-up of connect
-/// latency and failed attempts around its VIP move.
-fn cluster_charts(rep: &Replication, marks: &Marks, interval_s: f64) -> Vec<ChartSpec> {
+/// nodes' core utilisation.
+fn cluster_charts(rep: &Replication) -> Vec<ChartSpec> {
     let nodes = rep.samples.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
     let mut charts = vec![];
     if nodes > 1 {
@@ -454,62 +499,284 @@ fn cluster_charts(rep: &Replication, marks: &Marks, interval_s: f64) -> Vec<Char
             .collect();
         charts.push(spec);
     }
-    // The first balancer crash: from 20 s before it to 60 s after its VIP
-    // moved (or after the crash if it never did).
-    let crash = rep
+    charts
+}
+
+// ---------------------------------------------------------------------------
+// Fault close-ups
+
+/// At most this many faults get a close-up (the first ones in time).
+pub const MAX_FAULT_CHARTS: usize = 8;
+/// A close-up starts this long before its fault…
+const CLOSEUP_BEFORE_S: f64 = 20.0;
+/// …and ends this long after the component is back…
+const CLOSEUP_AFTER_S: f64 = 60.0;
+/// …or this long after the fault if it never comes back…
+const CLOSEUP_NO_RECOVERY_S: f64 = 120.0;
+/// …and at most this long after the fault.
+const CLOSEUP_MAX_S: f64 = 600.0;
+
+/// A fault of the run, as its timeline shows it, and its close-up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultCloseUp {
+    /// `fault_<k>_<kind>`: k counts the faults in time order from 0; kind
+    /// is the scenario's fault kind (`crash`, `balancer_crash`,
+    /// `cache_crash`, `db_crash`, `scale_out`, `scale_in`,
+    /// `rolling_restart`).
+    pub stem: String,
+    /// What happened and when, e.g. "fault 0: server-7 crash at 1200 s".
+    pub title: String,
+    /// When the fault happened (s).
+    pub start: f64,
+    /// When the component was back (restarted and marked up, VIP moved,
+    /// replica promoted, servers added or removed, deploy done), if it was.
+    pub back: Option<f64>,
+    /// The time window drawn (s).
+    pub range: Range<f64>,
+}
+
+/// How a fault ends: which later events say the component is back, and
+/// whether the first or the last of them counts.
+enum Back {
+    First(fn(&TimelineEvent, &TimelineEvent) -> bool),
+    Last(fn(&TimelineEvent, &TimelineEvent) -> bool),
+}
+
+/// The fault a timeline event starts (its kind, its description and how
+/// it ends), if it starts one. Events inside a deploy are part of it.
+fn fault_start(e: &TimelineEvent, in_deploy: bool) -> Option<(&'static str, String, Back)> {
+    let c = e.component.as_str();
+    Some(match e.event {
+        "crash" if c.starts_with("server-") => (
+            "crash",
+            format!("{c} crash"),
+            // Restarted, then marked up by the balancer(s).
+            Back::Last(|f, r| r.component == f.component && matches!(r.event, "restarted" | "marked-up")),
+        ),
+        "crash" if c.starts_with("balancer-") => (
+            "balancer_crash",
+            format!("{c} crash"),
+            // Its clients are answered again once the VIP has moved.
+            Back::Last(|_, r| r.event == "vip-moved"),
+        ),
+        "crash" if c == "cache" => (
+            "cache_crash",
+            "Redis (cache) crash".into(),
+            Back::First(|f, r| r.component == f.component && r.event == "restarted"),
+        ),
+        "crash" if c.starts_with("db-") => (
+            "db_crash",
+            format!("{c} crash"),
+            Back::First(|f, r| {
+                (r.component == f.component && r.event == "restarted")
+                    || (f.detail.starts_with("primary crash") && r.event == "promoted")
+            }),
+        ),
+        "scale-out" => (
+            "scale_out",
+            "scale-out".into(),
+            Back::First(|_, r| r.event == "servers-updated"),
+        ),
+        "scale-in" => (
+            "scale_in",
+            "scale-in".into(),
+            Back::Last(|_, r| r.event == "stopped" || r.event == "servers-updated"),
+        ),
+        "drain" if !in_deploy && e.detail.starts_with("deploy") => (
+            "rolling_restart",
+            "rolling restart".into(),
+            Back::First(|_, r| r.event == "deploy-done"),
+        ),
+        _ => return None,
+    })
+}
+
+/// Seconds for a title: whole seconds as such, else with a decimal.
+fn fmt_s(t: f64) -> String {
+    if (t - t.round()).abs() < 0.05 {
+        format!("{t:.0}")
+    } else {
+        format!("{t:.1}")
+    }
+}
+
+/// The faults of `rep` in time order, each with the window of its
+/// close-up: from 20 s before the fault to 60 s after the component is back
+/// (2 min after the fault if it never is), at most 10 min after the fault
+/// and within the run. Returns at most [`MAX_FAULT_CHARTS`] of them and how
+/// many more there were.
+pub fn fault_closeups(rep: &Replication) -> (Vec<FaultCloseUp>, usize) {
+    let mut tl: Vec<&TimelineEvent> = rep
         .timeline
         .iter()
-        .find(|e| e.event == "crash" && e.component.starts_with("balancer-"));
-    if let Some(crash) = crash {
-        let t0 = crash.time.as_secs_f64();
-        let moved = rep
-            .timeline
+        .filter(|e| e.time.as_secs_f64().is_finite())
+        .collect();
+    tl.sort_by_key(|e| e.time);
+    let end = rep.end.as_secs_f64();
+    let mut faults = vec![];
+    let mut in_deploy = false;
+    for (i, e) in tl.iter().enumerate() {
+        let start = fault_start(e, in_deploy);
+        in_deploy = match e.event {
+            "deploy-done" => false,
+            _ => in_deploy || start.as_ref().is_some_and(|s| s.0 == "rolling_restart"),
+        };
+        let Some((kind, what, back)) = start else { continue };
+        let t0 = e.time.as_secs_f64();
+        // Later events until the same component crashes again, within the
+        // cap.
+        let later = tl[i + 1..]
             .iter()
-            .find(|e| e.event == "vip-moved" && e.time >= crash.time)
-            .map_or(t0, |e| e.time.as_secs_f64());
-        let end = rep.end.as_secs_f64();
-        let range = (t0 - 20.0).max(0.0)..(moved + 60.0).min(end.max(t0 + 1.0));
-        let window = |stem, title, y_desc| {
-            let mut spec = ChartSpec::time(rep, stem, title, y_desc);
-            spec.x = XAxis::Window {
-                range: range.clone(),
-                marks: marks.window(&range),
-            };
-            spec
+            .take_while(|r| {
+                r.time.as_secs_f64() <= t0 + CLOSEUP_MAX_S && !(r.component == e.component && r.event == "crash")
+            })
+            .filter(|r| r.time >= e.time);
+        let back = match back {
+            Back::First(f) => later.clone().find(|r| f(e, r)),
+            Back::Last(f) => later.clone().filter(|r| f(e, r)).last(),
+        }
+        .map(|r| r.time.as_secs_f64());
+        let after = back.map_or(t0 + CLOSEUP_NO_RECOVERY_S, |b| b + CLOSEUP_AFTER_S);
+        let stop = after.min(t0 + CLOSEUP_MAX_S).min(end.max(t0 + 1.0));
+        let k = faults.len();
+        faults.push(FaultCloseUp {
+            stem: format!("fault_{k}_{kind}"),
+            title: format!("fault {k}: {what} at {} s", fmt_s(t0)),
+            start: t0,
+            back,
+            range: (t0 - CLOSEUP_BEFORE_S).max(0.0)..stop,
+        });
+    }
+    let more = faults.len().saturating_sub(MAX_FAULT_CHARTS);
+    faults.truncate(MAX_FAULT_CHARTS);
+    (faults, more)
+}
+
+/// The panels of a fault's close-up, over its window: connect latency
+/// p50/p99, with game traffic move latency (opponent p50/p99, spectator
+/// p99), and refusals, reconnects and drops per second; with a web tier
+/// also web response time p50/p99 and failed web requests per second (and
+/// only those when the run had no WebSocket clients).
+fn closeup_charts(rep: &Replication, marks: &Marks, fault: &FaultCloseUp, interval_s: f64) -> Vec<ChartSpec> {
+    let range = fault.range.clone();
+    let window = |title: String, y_desc| {
+        let mut spec = ChartSpec::time(rep, "", "", y_desc);
+        spec.title = title;
+        spec.x = XAxis::Window {
+            range: range.clone(),
+            marks: marks.window(&range),
         };
-        let inside = |l: Line| Line {
-            points: l.points.into_iter().filter(|p| range.contains(&p.0)).collect(),
-            ..l
-        };
-        let series: [Series; 2] = [
-            ("connect p50", BLUE, |s| s.connect_ms_p50),
-            ("connect p99", PURPLE, |s| s.connect_ms_p99),
-        ];
-        let mut lat = latency_time_chart(
-            window("failover_latency", "Balancer failover: connect latency", "latency (ms)"),
-            rep,
-            &series,
-            "no connections accepted",
-        );
-        lat.lines = lat.lines.into_iter().map(inside).collect();
-        charts.push(lat);
-        let mut failed = window(
-            "failover_refusals",
-            "Balancer failover: failed attempts and reconnects",
-            "per second",
-        );
-        let rate = |f: fn(&Sample) -> u64| move |s: &Sample| Some(f(s) as f64 / interval_s);
+        spec
+    };
+    let inside = |l: Line| Line {
+        points: l.points.into_iter().filter(|p| range.contains(&p.0)).collect(),
+        ..l
+    };
+    let title = |what: &str| {
+        let mut t = fault.title.clone();
+        t[..1].make_ascii_uppercase();
+        format!("{t}: {what} (replication {})", rep.index)
+    };
+    // WebSocket series when the run had WebSocket clients, web series when
+    // it had a web tier.
+    let sockets = rep
+        .samples
+        .iter()
+        .any(|s| s.connect_ms_p99.is_some() || s.refused + s.reconnects + s.dropped > 0);
+    let web = rep.samples.iter().any(|s| s.web.is_some());
+    let mut series: Vec<Series> = vec![];
+    if sockets || !web {
+        series.push(("connect p50", BLUE, |s| s.connect_ms_p50));
+        series.push(("connect p99", PURPLE, |s| s.connect_ms_p99));
+    }
+    if web {
+        series.push(("web p50", GREEN, |s| s.web.and_then(|w| w.ms_p50)));
+        series.push(("web p99", ORANGE, |s| s.web.and_then(|w| w.ms_p99)));
+    }
+    let what = match (sockets || !web, web) {
+        (true, true) => "connect latency and web response time",
+        (false, true) => "web response time",
+        _ => "connect latency",
+    };
+    let mut lat = window(title(what), "latency (ms)");
+    lat.lines = series
+        .iter()
+        .map(|&(label, color, f)| {
+            inside(sample_line(rep, label, color, |s| {
+                f(s).filter(|x| x.is_finite() && *x > 0.0)
+            }))
+        })
+        .collect();
+    let (lo, hi) = lat.y_bounds();
+    if lo > 0.0 && hi / lo > 100.0 {
+        lat.scale = Scale::Log;
+        lat.y_desc = "latency (ms, log scale)";
+    }
+    if lat.note.is_none() && !lo.is_finite() {
+        lat.note = Some("nothing answered in this window".into());
+    }
+    let what = match (sockets || !web, web) {
+        (true, true) => "refusals, reconnects, drops and failed web requests",
+        (false, true) => "failed web requests",
+        _ => "refusals, reconnects and drops",
+    };
+    let mut failed = window(title(what), "per second");
+    let rate = |f: fn(&Sample) -> u64| move |s: &Sample| Some(f(s) as f64 / interval_s);
+    if sockets || !web {
         failed.lines = vec![
             sample_line(rep, "reconnects", BLUE, rate(|s| s.reconnects)),
-            sample_line(rep, "failed (503 or timeout)", BROWN, rate(|s| s.refused)),
             sample_line(rep, "dropped", ORANGE, rate(|s| s.dropped)),
-        ]
-        .into_iter()
-        .map(inside)
-        .collect();
-        charts.push(failed);
+            sample_line(rep, "refused (503 or timeout)", BROWN, rate(|s| s.refused)),
+        ];
     }
-    charts
+    if web {
+        let failed_web = |s: &Sample| s.web.map(|w| w.failed as f64 / interval_s);
+        failed.lines.push(sample_line(
+            rep,
+            "web requests failed",
+            RGBColor(200, 30, 30),
+            failed_web,
+        ));
+    }
+    failed.lines = failed.lines.into_iter().map(inside).collect();
+    // The markers are named once, on the upper panel.
+    failed.marker_labels = false;
+    let mut panels = vec![lat];
+    // With game traffic, what the fault did to the moves, in between.
+    if rep.samples.iter().any(has_move_samples) {
+        let series: [Series; 3] = [
+            ("opponent p50", BLUE, |s| s.move_ms_p50),
+            ("opponent p99", PURPLE, |s| s.move_ms_p99),
+            ("spectator p99", ORANGE, |s| s.spectator_ms_p99),
+        ];
+        let none = "no moves delivered in this window";
+        let mut moves = latency_time_chart(window(title("move latency"), "latency (ms)"), rep, &series, none);
+        moves.lines = moves
+            .lines
+            .into_iter()
+            .map(inside)
+            .filter(|l| l.points.iter().any(|p| p.1.is_some()))
+            .collect();
+        // The scale and the note follow what is inside the window.
+        let (lo, hi) = moves.y_bounds();
+        (moves.scale, moves.y_desc) = if lo > 0.0 && hi / lo > 100.0 {
+            (Scale::Log, "latency (ms, log scale)")
+        } else {
+            (Scale::Linear, "latency (ms)")
+        };
+        if moves.note.is_none() && !lo.is_finite() {
+            moves.note = Some(none.into());
+        }
+        for line in &mut moves.lines {
+            if is_sparse(&line.points) {
+                line.dots = Some(4);
+            }
+        }
+        moves.marker_labels = false;
+        panels.push(moves);
+    }
+    panels.push(failed);
+    panels
 }
 
 // ---------------------------------------------------------------------------
@@ -683,6 +950,7 @@ fn cdf_chart(rep: &Replication) -> ChartSpec {
                     t,
                     color: GUIDE_COLOR,
                     label: format!("{tag} {} ms", fmt_num(&t)),
+                    kind: "",
                 }),
             }
         }
@@ -704,6 +972,7 @@ fn cdf_chart(rep: &Replication) -> ChartSpec {
                 outages: vec![],
                 kinds,
                 components: vec![],
+                warmup: None,
             },
         },
         x_desc: if log { "latency (ms, log scale)" } else { "latency (ms)" },
@@ -729,6 +998,7 @@ fn cdf_chart(rep: &Replication) -> ChartSpec {
             .collect(),
         extra_legend: vec![],
         note: None,
+        marker_labels: true,
     }
 }
 
@@ -797,6 +1067,8 @@ struct Mark {
     t: f64,
     color: RGBColor,
     label: String,
+    /// The timeline event it shows (empty for a guide line).
+    kind: &'static str,
 }
 
 /// The marker events of a timeline and the crash-to-restart outages, or
@@ -809,22 +1081,29 @@ struct Marks {
     /// Legend entries of the markers.
     kinds: Vec<(String, RGBColor)>,
     components: Vec<String>,
+    /// The warm-up, shaded grey: (start, end) on the x axis, if any.
+    warmup: Option<(f64, f64)>,
 }
 
 fn marker_color(event: &str) -> RGBColor {
     match event {
         "crash" | "stopped" => RGBColor(215, 25, 28),
         "marked-down" | "drain" | "scale-in" => RGBColor(245, 130, 20),
-        "restarted" | "vip-moved" => RGBColor(30, 90, 220),
-        "servers-updated" | "scale-out" | "promoted" => RGBColor(120, 60, 170),
+        "restarted" => RGBColor(30, 90, 220),
+        "vip-moved" => RGBColor(0, 140, 150),
+        "servers-updated" | "scale-out" => RGBColor(120, 60, 170),
+        "promoted" => RGBColor(190, 40, 150),
         _ => RGBColor(20, 150, 50),
     }
 }
 
 const OUTAGE_COLOR: RGBAColor = RGBAColor(215, 25, 28, 0.10);
+const WARMUP_COLOR: RGBAColor = RGBAColor(120, 120, 120, 0.13);
 
 impl Marks {
-    fn new(timeline: &[TimelineEvent]) -> Self {
+    /// The markers and outages of `timeline`, and the warm-up from 0 to
+    /// `warmup_s` (none if it is not positive).
+    fn new(timeline: &[TimelineEvent], warmup_s: f64) -> Self {
         let mut evs: Vec<&TimelineEvent> = timeline
             .iter()
             .filter(|e| e.is_marker() && e.time.as_secs_f64().is_finite())
@@ -842,9 +1121,11 @@ impl Marks {
                 t: e.time.as_secs_f64(),
                 color: marker_color(e.event),
                 label,
+                kind: e.event,
             });
         }
-        // Outages: a server's crash or stop until it restarts, a lost VIP
+        // Outages: a server's crash or stop until it restarts (a server
+        // stopped and never restarted was scaled in: no outage), a lost VIP
         // until it has moved. (A dead balancer node is not an outage in
         // itself: its VIP's move is.)
         let mut all: Vec<&TimelineEvent> = timeline.iter().filter(|e| e.time.as_secs_f64().is_finite()).collect();
@@ -864,6 +1145,10 @@ impl Marks {
                 .iter()
                 .find(|r| (r.component == e.component && r.event == until) || (db && r.event == "promoted"))
                 .map(|r| r.time.as_secs_f64());
+            // A server stopped for good was scaled in, not lost.
+            if e.event == "stopped" && end.is_none() {
+                continue;
+            }
             outages.push((e.time.as_secs_f64(), end));
         }
         // Overlapping outages are shaded once (the colour is translucent).
@@ -910,6 +1195,7 @@ impl Marks {
             outages,
             kinds,
             components,
+            warmup: (warmup_s.is_finite() && warmup_s > 0.0).then_some((0.0, warmup_s)),
         }
     }
 
@@ -924,6 +1210,7 @@ impl Marks {
                     t: m.t,
                     color: m.color,
                     label: m.label.clone(),
+                    kind: m.kind,
                 })
                 .collect(),
             outages: self
@@ -935,10 +1222,14 @@ impl Marks {
             kinds: self
                 .kinds
                 .iter()
-                .filter(|(_, c)| self.events.iter().any(|m| range.contains(&m.t) && m.color == *c))
+                .filter(|(k, _)| self.events.iter().any(|m| range.contains(&m.t) && m.kind == k))
                 .cloned()
                 .collect(),
             components: self.components.clone(),
+            warmup: self
+                .warmup
+                .map(|(a, b)| (a.max(range.start), b.min(range.end)))
+                .filter(|(a, b)| a < b),
         }
     }
 
@@ -1037,7 +1328,21 @@ fn builder<'a, 'b, DB: DrawingBackend>(area: &'a DrawingArea<DB, Shift>) -> Char
     b
 }
 
+/// Draws one chart on `root` and presents it.
 fn render<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    spec: &ChartSpec,
+    marks: &Marks,
+    x_range: Range<f64>,
+    x_scale: Scale,
+) -> Result<(), String> {
+    draw_chart(root.clone(), spec, marks, x_range, x_scale)?;
+    root.present().map_err(err)
+}
+
+/// Draws one chart (plot, markers, legend) on `root`, which may be a part
+/// of a figure.
+fn draw_chart<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     spec: &ChartSpec,
     marks: &Marks,
@@ -1053,8 +1358,7 @@ fn render<DB: DrawingBackend>(
         }
         _ => render_plot(&root, &body, spec, marks, x_range)?,
     };
-    draw_legend(&legend, spec, marks, omitted, plot_top)?;
-    root.present().map_err(err)
+    draw_legend(&legend, spec, marks, omitted, plot_top - root.get_base_pixel().1)
 }
 
 /// Draws the plot of `spec` on `body` with the x axis `x`; returns the
@@ -1077,7 +1381,7 @@ where
         let probe = builder(body).build_cartesian_2d(x.clone(), 0.0..1.0).map_err(err)?;
         let (px, py) = probe.plotting_area().get_pixel_range();
         let mut xs = Vec::with_capacity(marks.events.len());
-        for m in &marks.events {
+        for m in marks.events.iter().filter(|_| spec.marker_labels) {
             let (w, _) = root.estimate_text_size(&m.label, &font(13.0)).map_err(err)?;
             xs.push((probe.backend_coord(&(m.t, 0.0)).0, w as i32));
         }
@@ -1154,7 +1458,18 @@ impl<DB: DrawingBackend> Plot<'_, DB> {
             .draw()
             .map_err(err)?;
 
-        // Outages under everything else.
+        // The warm-up and the outages under everything else.
+        if let Some((a, b)) = marks.warmup {
+            let (a, b) = (a.max(xr.start), b.min(xr.end));
+            if a < b {
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(a, yr.start), (b, yr.end)],
+                        WARMUP_COLOR.filled(),
+                    )))
+                    .map_err(err)?;
+            }
+        }
         chart
             .draw_series(marks.outages.iter().map(|&(a, b)| {
                 let b = b.unwrap_or(xr.end).min(xr.end);
@@ -1197,8 +1512,10 @@ impl<DB: DrawingBackend> Plot<'_, DB> {
                 .map_err(err)?;
         }
 
-        // Labels in backend pixels, on a light background that hides the
-        // other marker lines but not the outage shading.
+        // Labels in pixels, on a light background that hides the other
+        // marker lines but not the outage shading. The layout is in backend
+        // pixels; `root` may be a panel of a figure, offset by its base.
+        let (bx, by) = self.root.get_base_pixel();
         let (_, plot_y) = chart.plotting_area().get_pixel_range();
         let outages: Vec<(i32, i32)> = marks
             .outages
@@ -1206,16 +1523,16 @@ impl<DB: DrawingBackend> Plot<'_, DB> {
             .map(|&(a, b)| {
                 let b = b.unwrap_or(xr.end).min(xr.end);
                 (
-                    chart.backend_coord(&(a, yr.start)).0,
-                    chart.backend_coord(&(b, yr.start)).0,
+                    chart.backend_coord(&(a, yr.start)).0 - bx,
+                    chart.backend_coord(&(b, yr.start)).0 - bx,
                 )
             })
             .collect();
         for p in self.placed {
             let m = &marks.events[p.mark];
-            let y = plot_y.start + 4 + p.row as i32 * LABEL_ROW_H;
-            let (x0, x1, y0, y1) = (p.x - 2, p.x + p.w + 2, y - 1, y + LABEL_ROW_H - 3);
-            let bg = Rectangle::new([(x0, y0), (x1, y1)], WHITE.mix(0.85).filled());
+            let (x, y) = (p.x - bx, plot_y.start - by + 4 + p.row as i32 * LABEL_ROW_H);
+            let (x0, x1, y0, y1) = (x - 2, x + p.w + 2, y - 1, y + LABEL_ROW_H - 3);
+            let bg = Rectangle::new([(x0, y0), (x1, y1)], WHITE.filled());
             self.root.draw(&bg).map_err(err)?;
             for &(a, b) in &outages {
                 let (a, b) = (a.max(x0), b.min(x1));
@@ -1226,13 +1543,13 @@ impl<DB: DrawingBackend> Plot<'_, DB> {
                 }
             }
             self.root
-                .draw(&Text::new(m.label.clone(), (p.x, y), font(13.0).color(&m.color)))
+                .draw(&Text::new(m.label.clone(), (x, y), font(13.0).color(&m.color)))
                 .map_err(err)?;
         }
 
         if let Some(note) = &spec.note {
             let (px, py) = chart.plotting_area().get_pixel_range();
-            let centre = ((px.start + px.end) / 2, (py.start + py.end) / 2);
+            let centre = ((px.start + px.end) / 2 - bx, (py.start + py.end) / 2 - by);
             let style = font(18.0)
                 .color(&RGBColor(120, 120, 120))
                 .pos(Pos::new(HPos::Center, VPos::Center));
@@ -1273,7 +1590,13 @@ fn draw_legend<DB: DrawingBackend>(
     if !marks.outages.is_empty() {
         entries.push((
             LegendKey::Fill(RGBAColor(215, 25, 28, 0.18)),
-            "outage (server, VIP)".into(),
+            "outage (down until back)".into(),
+        ));
+    }
+    if marks.warmup.is_some() {
+        entries.push((
+            LegendKey::Fill(RGBAColor(120, 120, 120, 0.25)),
+            "warm-up (not counted)".into(),
         ));
     }
     if omitted > 0 {
@@ -1433,8 +1756,9 @@ mod tests {
         }
     }
 
+    /// The connection charts and the close-up of `synthetic()`'s crash.
     fn check_files(dir: &Path, written: &[PathBuf]) {
-        check_stems(dir, written, &STEMS);
+        check_stems(dir, written, &[&STEMS[..], &["fault_0_crash"]].concat());
     }
 
     /// Writes the charts of `rep` twice, into two folders and once more in
@@ -1442,8 +1766,8 @@ mod tests {
     fn write_deterministic(rep: &Replication) -> (tempfile::TempDir, Vec<PathBuf>) {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let written = write_charts(a.path(), rep, 1.0).unwrap();
-        assert_eq!(write_charts(b.path(), rep, 1.0).unwrap().len(), written.len());
+        let written = write_charts(a.path(), rep, 1.0, 2.0).unwrap();
+        assert_eq!(write_charts(b.path(), rep, 1.0, 2.0).unwrap().len(), written.len());
         let same = |what: &str| {
             for f in &written {
                 let name = f.file_name().unwrap();
@@ -1455,7 +1779,7 @@ mod tests {
             }
         };
         same("between folders");
-        write_charts(a.path(), rep, 1.0).unwrap();
+        write_charts(a.path(), rep, 1.0, 2.0).unwrap();
         same("after overwriting");
         (a, written)
     }
@@ -1508,7 +1832,12 @@ mod tests {
     #[test]
     fn game_traffic_adds_four_deterministic_charts() {
         let (a, written) = write_deterministic(&game());
-        let stems: Vec<&str> = STEMS.iter().chain(&GAME_STEMS).copied().collect();
+        let stems: Vec<&str> = STEMS
+            .iter()
+            .chain(&GAME_STEMS)
+            .chain(&["fault_0_crash"])
+            .copied()
+            .collect();
         check_stems(a.path(), &written, &stems);
         let read = |name: &str| std::fs::read_to_string(a.path().join(name)).unwrap();
         let svg = read("move_latency.svg");
@@ -1531,12 +1860,22 @@ mod tests {
         assert!(read("relay_backlog.svg").contains("server-1 restarted"));
         let svg = read("cpu.svg");
         assert!(svg.contains("server-2") && svg.contains("axis zoomed"));
+        // The close-up of a game run shows the moves too.
+        let svg = read("fault_0_crash.svg");
+        for want in [
+            "connect latency",
+            "move latency",
+            "opponent p99",
+            "refusals, reconnects",
+        ] {
+            assert!(svg.contains(want), "{want} missing from the close-up");
+        }
     }
 
     #[test]
     fn game_charts_need_their_data() {
         let stems = |rep: &Replication| -> Vec<&'static str> {
-            game_charts(rep, &Marks::new(&rep.timeline))
+            game_charts(rep, &Marks::new(&rep.timeline, 0.0))
                 .iter()
                 .map(|c| c.stem)
                 .collect()
@@ -1634,7 +1973,7 @@ mod tests {
     #[test]
     fn cpu_axis_zooms_on_idle_servers() {
         let rep = game();
-        let marks = Marks::new(&rep.timeline);
+        let marks = Marks::new(&rep.timeline, 0.0);
         let spec = cpu_chart(&rep, &marks);
         assert_eq!(spec.y_top, None);
         assert_eq!(spec.extra_legend[0].1, "peak 6 % (axis zoomed)");
@@ -1649,12 +1988,12 @@ mod tests {
     fn empty_samples() {
         let mut rep = replication(vec![]);
         let dir = tempfile::tempdir().unwrap();
-        let written = write_charts(dir.path(), &rep, 0.0).unwrap();
+        let written = write_charts(dir.path(), &rep, 0.0, 0.0).unwrap();
         check_files(dir.path(), &written);
         rep.timeline.clear();
         rep.end = SimTime::ZERO;
-        let written = write_charts(dir.path(), &rep, f64::NAN).unwrap();
-        check_files(dir.path(), &written);
+        let written = write_charts(dir.path(), &rep, f64::NAN, f64::NAN).unwrap();
+        check_stems(dir.path(), &written, &STEMS);
         let svg = std::fs::read_to_string(dir.path().join("connect_latency.svg")).unwrap();
         assert!(svg.contains("no samples"));
     }
@@ -1672,8 +2011,12 @@ mod tests {
             rep.timeline.push(event(5, s, "crash"));
         }
         let dir = tempfile::tempdir().unwrap();
-        let written = write_charts(dir.path(), &rep, 1.0).unwrap();
-        check_files(dir.path(), &written);
+        let written = write_charts(dir.path(), &rep, 1.0, 5.0).unwrap();
+        // 21 crashes: the first eight get a close-up.
+        let closeups: Vec<String> = (0..MAX_FAULT_CHARTS).map(|k| format!("fault_{k}_crash")).collect();
+        let closeups: Vec<&str> = closeups.iter().map(String::as_str).collect();
+        check_stems(dir.path(), &written, &[&STEMS[..], &closeups].concat());
+        assert_eq!(fault_closeups(&rep).1, 21 - MAX_FAULT_CHARTS);
         let svg = std::fs::read_to_string(dir.path().join("connections.svg")).unwrap();
         assert!(svg.contains("min–max of 100 servers"));
         let svg = std::fs::read_to_string(dir.path().join("connect_latency.svg")).unwrap();
@@ -1686,11 +2029,11 @@ mod tests {
                 v.cpu_util = (i % 10) as f64 / 10.0;
             }
         }
-        let written = write_charts(dir.path(), &rep, 1.0).unwrap();
+        let written = write_charts(dir.path(), &rep, 1.0, 5.0).unwrap();
         check_stems(
             dir.path(),
             &written,
-            &["connections", "connect_latency", "refusals", "cpu"],
+            &[&["connections", "connect_latency", "refusals", "cpu"][..], &closeups].concat(),
         );
         let svg = std::fs::read_to_string(dir.path().join("cpu.svg")).unwrap();
         assert!(svg.contains("min–max of 100 servers") && svg.contains("server-10"));
@@ -1721,6 +2064,162 @@ mod tests {
         let (placed, omitted) = place_labels(&crowded, 50..1050);
         assert_eq!(placed.len(), MAX_LABEL_ROWS);
         assert_eq!(omitted, 20 - MAX_LABEL_ROWS);
+    }
+
+    /// No two placed labels share pixels in a row, every label is inside
+    /// the plot, and each marker is placed or counted as left out.
+    fn assert_no_overlap(xs: &[(i32, i32)], plot: Range<i32>) {
+        let (placed, omitted) = place_labels(xs, plot.clone());
+        assert_eq!(placed.len() + omitted, xs.len());
+        for (i, a) in placed.iter().enumerate() {
+            assert!(
+                a.x >= plot.start && a.x + a.w <= plot.end,
+                "label {} outside the plot",
+                a.mark
+            );
+            assert!(a.row < MAX_LABEL_ROWS);
+            for b in &placed[i + 1..] {
+                let apart = a.x + a.w < b.x || b.x + b.w < a.x;
+                assert!(a.row != b.row || apart, "labels {} and {} overlap", a.mark, b.mark);
+            }
+        }
+    }
+
+    #[test]
+    fn close_markers_are_stacked_or_counted() {
+        // 150k-players: crash, marked-down, restarted and marked-up within
+        // 60 s of a one-hour axis (about 15 px), labels about 150 px wide.
+        assert_no_overlap(&[(400, 120), (402, 150), (414, 140), (416, 150)], 90..960);
+        let (placed, _) = place_labels(&[(400, 120), (402, 150), (414, 140), (416, 150)], 90..960);
+        assert_eq!(placed.iter().map(|p| p.row).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        // Same, at the right edge: the labels end at their lines.
+        assert_no_overlap(&[(950, 120), (952, 150), (955, 140), (958, 150)], 90..960);
+        // Many layouts: pseudo-random positions and widths.
+        let mut x: u64 = 7;
+        for n in [2, 5, 9, 30] {
+            let xs: Vec<(i32, i32)> = (0..n)
+                .map(|_| {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (90 + (x >> 33) as i32 % 870, 60 + (x >> 50) as i32 % 120)
+                })
+                .collect();
+            let mut sorted = xs.clone();
+            sorted.sort();
+            assert_no_overlap(&sorted, 90..960);
+        }
+    }
+
+    #[test]
+    fn a_close_up_per_fault() {
+        let at = |t: f64, component: &str, event: &'static str, detail: &str| TimelineEvent {
+            time: SimTime((t * NS_PER_S as f64) as u64),
+            component: component.into(),
+            event,
+            detail: detail.into(),
+        };
+        let mut rep = replication(vec![]);
+        rep.end = SimTime(2000 * NS_PER_S);
+        rep.timeline = vec![
+            at(100.0, "server-3", "crash", "process crash"),
+            at(105.0, "server-3", "marked-down", ""),
+            at(130.0, "server-3", "restarted", ""),
+            at(134.0, "server-3", "marked-up", ""),
+            at(200.0, "balancer-0", "crash", "host crash"),
+            at(200.0, "vip-0", "vip-lost", "balancer-0 held it"),
+            at(203.6, "vip-0", "vip-moved", ""),
+            at(320.0, "balancer-0", "restarted", ""),
+            at(400.0, "db-primary", "crash", "primary crash: 1 commits"),
+            at(415.0, "db-replica-0", "promoted", ""),
+            at(500.0, "cache", "crash", "Redis crash"),
+            at(600.0, "fleet", "scale-out", ""),
+            at(630.0, "updater", "servers-updated", ""),
+            at(700.0, "server-0", "drain", "deploy: draining for 30s"),
+            at(730.0, "server-0", "stopped", ""),
+            at(760.0, "server-1", "drain", "deploy: draining for 30s"),
+            at(900.0, "fleet", "deploy-done", ""),
+            at(1990.0, "server-5", "crash", "process crash"),
+        ];
+        let (faults, more) = fault_closeups(&rep);
+        assert_eq!(more, 0);
+        let got: Vec<(&str, Option<f64>, f64, f64)> = faults
+            .iter()
+            .map(|f| (f.stem.as_str(), f.back, f.range.start, f.range.end))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                // Back when marked up again; 60 s more.
+                ("fault_0_crash", Some(134.0), 80.0, 194.0),
+                // Back when the VIP moved, not at the node's restart.
+                ("fault_1_balancer_crash", Some(203.6), 180.0, 263.6),
+                ("fault_2_db_crash", Some(415.0), 380.0, 475.0),
+                // Never back: two minutes.
+                ("fault_3_cache_crash", None, 480.0, 620.0),
+                ("fault_4_scale_out", Some(630.0), 580.0, 690.0),
+                // A deploy's drains are one fault.
+                ("fault_5_rolling_restart", Some(900.0), 680.0, 960.0),
+                // Cut at the end of the run.
+                ("fault_6_crash", None, 1970.0, 2000.0),
+            ]
+        );
+        assert_eq!(faults[1].title, "fault 1: balancer-0 crash at 200 s");
+        // A server stopped for good (scaled in) is no outage.
+        let outages = Marks::new(&rep.timeline, 0.0).outages;
+        assert!(outages.contains(&(100.0, Some(130.0))), "{outages:?}");
+        assert!(outages.iter().all(|o| o.0 != 730.0), "{outages:?}");
+
+        // Two faults: two close-ups, each with both panels, markers and
+        // the outage of its own window only.
+        rep.timeline.truncate(8);
+        rep.samples = (1..=400).map(|t| sample(t, &[5, 5], Some(2.0), Some(9.0))).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_charts(dir.path(), &rep, 1.0, 30.0).unwrap();
+        check_stems(
+            dir.path(),
+            &written,
+            &[&STEMS[..], &["fault_0_crash", "fault_1_balancer_crash"]].concat(),
+        );
+        let svg = std::fs::read_to_string(dir.path().join("fault_1_balancer_crash.svg")).unwrap();
+        for want in [
+            "Fault 1: balancer-0 crash at 200 s: connect latency",
+            "refusals, reconnects and drops",
+            "vip-0 vip-moved",
+            "outage (down until back)",
+        ] {
+            assert!(svg.contains(want), "{want} missing from the close-up");
+        }
+        assert!(!svg.contains("server-3 crash") && !svg.contains("warm-up"));
+        let svg = std::fs::read_to_string(dir.path().join("connections.svg")).unwrap();
+        assert!(svg.contains("warm-up (not counted)"));
+
+        // A web-only run: the close-up shows the web tier instead.
+        let labels = |rep: &Replication| -> Vec<Vec<String>> {
+            let fault = &fault_closeups(rep).0[0];
+            closeup_charts(rep, &Marks::new(&rep.timeline, 0.0), fault, 1.0)
+                .into_iter()
+                .map(|c| c.lines.into_iter().map(|l| l.label).collect())
+                .collect()
+        };
+        assert_eq!(
+            labels(&rep),
+            [
+                vec!["connect p50", "connect p99"],
+                vec!["reconnects", "dropped", "refused (503 or timeout)"]
+            ]
+        );
+        for s in &mut rep.samples {
+            (s.connect_ms_p50, s.connect_ms_p99, s.refused, s.reconnects) = (None, None, 0, 0);
+            s.web = Some(crate::metrics::WebSample {
+                requests: 10,
+                failed: 2,
+                ms_p50: Some(40.0),
+                ms_p99: Some(200.0),
+                nginx_util: 0.1,
+                app_util: 0.5,
+                app_waiting: 0,
+            });
+        }
+        assert_eq!(labels(&rep), [vec!["web p50", "web p99"], vec!["web requests failed"]]);
     }
 
     #[test]
@@ -1775,7 +2274,11 @@ mod tests {
         check_stems(
             a.path(),
             &written,
-            &[&STEMS[..], &["replica_lag", "cache_backlog"]].concat(),
+            &[
+                &STEMS[..],
+                &["replica_lag", "cache_backlog", "fault_0_crash", "fault_1_db_crash"],
+            ]
+            .concat(),
         );
         let svg = std::fs::read_to_string(a.path().join("replica_lag.svg")).unwrap();
         assert!(svg.contains("db-replica-0 promoted") && svg.contains("db-primary crash"));
@@ -1784,7 +2287,7 @@ mod tests {
             "only replicas have a lag line"
         );
         // The primary's outage ends at the promotion, not at the end.
-        let marks = Marks::new(&rep.timeline);
+        let marks = Marks::new(&rep.timeline, 0.0);
         assert!(marks.outages.contains(&(22.0, Some(25.0))), "{:?}", marks.outages);
     }
 }

@@ -322,8 +322,6 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
         ("cpu", "Server CPU utilisation"),
         ("balancer_nodes", "Connections per balancer node"),
         ("balancer_cpu", "TLS handshake load per balancer node"),
-        ("failover_latency", "Balancer failover: connect latency"),
-        ("failover_refusals", "Balancer failover: failed attempts"),
         ("web_latency", "Web response time"),
         ("web_load", "Web tier load"),
         ("replica_lag", "Replica lag"),
@@ -332,6 +330,29 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
         // Game charts exist only for runs with game traffic.
         if path.with_file_name(format!("{file}.svg")).exists() {
             let _ = writeln!(s, "![{title}]({file}.svg)\n");
+        }
+    }
+    if let Some(r) = o.replications.first() {
+        let (faults, more) = super::charts::fault_closeups(r);
+        let faults: Vec<_> = faults
+            .into_iter()
+            .filter(|f| path.with_file_name(format!("{}.svg", f.stem)).exists())
+            .collect();
+        if !faults.is_empty() {
+            let _ = writeln!(
+                s,
+                "### Faults close-up\n\nFrom 20 s before each fault to 60 s after the component is back; shaded red: the outage.\n"
+            );
+        }
+        for f in &faults {
+            let _ = writeln!(s, "![Close-up of {}]({}.svg)\n", f.title, f.stem);
+        }
+        if more > 0 {
+            let _ = writeln!(
+                s,
+                "{more} later fault(s) have no close-up (at most {}).\n",
+                super::charts::MAX_FAULT_CHARTS
+            );
         }
     }
     if let Some(r) = o.replications.first()

@@ -2,13 +2,16 @@
 //!
 //! Every report is first written as Markdown; this module turns that
 //! Markdown (the subset the reports use: headings, paragraphs with
-//! `**bold**`, `` `code` `` and local links, pipe tables, lists, fenced code
-//! and images) into HTML with inline CSS, and replaces each image of a
+//! `**bold**`, `*italic*`/`_italic_`, `` `code` ``, backslash escapes and
+//! local links, pipe tables, lists, fenced code and images) into HTML with
+//! inline CSS, and replaces each image of a
 //! local `.svg` chart by the chart's SVG markup, so the page needs nothing
 //! else to be read offline. No external URL is ever written: links and
 //! images must name files in the output folder (anything else is shown as
 //! text), and the SVG namespace attribute is dropped (HTML parsers put an
-//! inline `<svg>` in it anyway).
+//! inline `<svg>` in it anyway). Every heading gets an `id` and the page
+//! opens (after its title) with a table of contents linking to the `##`
+//! and `###` headings.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,8 +27,13 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}tr:nth-child(even) td{b
 code{background:#f4f4f4;padding:.05em .3em;border-radius:3px;font-size:.92em}\
 pre{background:#f6f6f6;padding:.8em;overflow-x:auto;border:1px solid #e3e3e3}pre code{background:none;padding:0}\
 figure{margin:1em 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}\
+figure svg text{font-family:'DejaVu Sans',Verdana,sans-serif}\
 figcaption{color:#555;font-size:.9em}.answer{background:#eef6ee;border-left:4px solid #3a3;padding:.6em 1em}\
-.missing{color:#a00}";
+.missing{color:#a00}\
+nav.toc{background:#f8f8f8;border:1px solid #e3e3e3;padding:.4em 1em;margin:1em 0;font-size:.92em}\
+.toc-title{font-weight:bold;margin:.2em 0}nav.toc>ul{columns:3 18em;margin:.2em 0;padding-left:1.2em}\
+nav.toc li{break-inside:avoid}nav.toc ul ul{padding-left:1.1em;font-size:.93em}nav.toc a{text-decoration:none}\
+nav.toc a:hover{text-decoration:underline}h2,h3{scroll-margin-top:.5em}";
 
 /// Writes `report.html` beside the charts from the Markdown `md`; images
 /// are looked up in `dir`.
@@ -69,28 +77,81 @@ pub fn is_local(target: &str) -> bool {
         && !target.contains(['?', '"', '<', '>', ' '])
 }
 
-/// Inline Markdown: escapes, then `**bold**`, `` `code` `` and `[text](file)`.
+/// Characters a backslash makes literal.
+const ESCAPABLE: &str = "\\`*_[]()#|!<>-.";
+
+/// Whether `c` counts as part of a word for `_` emphasis: `_` inside a
+/// word (`connect_ms_p99`) is an underscore, not emphasis.
+fn wordy(c: Option<char>) -> bool {
+    c.is_some_and(|c| c.is_alphanumeric())
+}
+
+/// The end (byte offset in `r`) of an emphasis run opened by `delim` just
+/// before `r`: the first `delim` preceded by a non-space that closes it
+/// (for `_`, not followed by a word character; for a single `*`, not the
+/// start of `**`). `None` if the opener is followed by a space or nothing
+/// closes it.
+fn closing(r: &str, delim: &str) -> Option<usize> {
+    if r.starts_with(char::is_whitespace) || r.is_empty() || r.starts_with(delim) {
+        return None;
+    }
+    let mut from = 1;
+    while let Some(k) = r.get(from..)?.find(delim) {
+        let at = from + k;
+        let before = r[..at].chars().next_back();
+        let after = r[at + delim.len()..].chars().next();
+        let code_open = r[..at].matches('`').count() % 2 == 1;
+        let ok = before.is_some_and(|c| !c.is_whitespace())
+            && !code_open
+            && match delim {
+                "*" => after != Some('*') && before != Some('*'),
+                "_" | "__" => !wordy(after),
+                _ => true,
+            };
+        if ok {
+            return Some(at);
+        }
+        from = at + delim.len();
+    }
+    None
+}
+
+/// Inline Markdown: escapes, then `` `code` ``, `**bold**`/`__bold__`,
+/// `*italic*`/`_italic_` (an underscore inside a word stays one),
+/// backslash escapes and `[text](file)` or `[text](#anchor)`.
 fn inline(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
+    // The character before `rest`, for the word-boundary rule of `_`.
+    let mut prev: Option<char> = None;
     while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('`')
+        let start_len = rest.len();
+        if let Some(r) = rest.strip_prefix('\\')
+            && let Some(c) = r.chars().next()
+            && ESCAPABLE.contains(c)
+        {
+            out.push_str(&esc(&c.to_string()));
+            rest = &r[c.len_utf8()..];
+        } else if let Some(r) = rest.strip_prefix('`')
             && let Some(end) = r.find('`')
         {
             let _ = write!(out, "<code>{}</code>", esc(&r[..end]));
             rest = &r[end + 1..];
-        } else if let Some(r) = rest.strip_prefix("**")
-            && let Some(end) = r.find("**")
+        } else if let Some((delim, tag)) = [("**", "strong"), ("__", "strong"), ("*", "em"), ("_", "em")]
+            .into_iter()
+            .find(|(d, _)| rest.starts_with(d) && !(d.starts_with('_') && wordy(prev)))
+            && let Some(end) = closing(&rest[delim.len()..], delim)
         {
-            let _ = write!(out, "<strong>{}</strong>", inline(&r[..end]));
-            rest = &r[end + 2..];
+            let r = &rest[delim.len()..];
+            let _ = write!(out, "<{tag}>{}</{tag}>", inline(&r[..end]));
+            rest = &r[end + delim.len()..];
         } else if let Some(r) = rest.strip_prefix('[')
             && let Some(close) = r.find("](")
             && let Some(end) = r[close + 2..].find(')')
         {
             let text = &r[..close];
             let target = &r[close + 2..close + 2 + end];
-            if is_local(target) {
+            if is_local(target) || is_anchor(target) {
                 let _ = write!(out, "<a href=\"{}\">{}</a>", esc(target), inline(text));
             } else {
                 out.push_str(&inline(text));
@@ -101,8 +162,114 @@ fn inline(s: &str) -> String {
             out.push_str(&esc(&c.to_string()));
             rest = &rest[c.len_utf8()..];
         }
+        let used = &s[s.len() - start_len..s.len() - rest.len()];
+        prev = used.chars().next_back();
     }
     out
+}
+
+/// An in-page link target: `#` and a heading id.
+fn is_anchor(target: &str) -> bool {
+    target
+        .strip_prefix('#')
+        .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
+/// Plain text of inline Markdown (for heading ids): code, emphasis and
+/// link markup removed.
+fn plain(s: &str) -> String {
+    let mut t = String::new();
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix('[')
+            && let Some(close) = r.find("](")
+            && let Some(end) = r[close + 2..].find(')')
+        {
+            t.push_str(&r[..close]);
+            rest = &r[close + 3 + end..];
+            continue;
+        }
+        if !matches!(c, '`' | '*' | '\\') {
+            t.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    t
+}
+
+/// An id for a heading: lower-case words joined by `-` (ASCII letters and
+/// digits only), made unique among `taken` by a `-2`, `-3`… suffix.
+fn slug(text: &str, taken: &mut Vec<String>) -> String {
+    let mut id = String::new();
+    for c in plain(text).chars() {
+        if c.is_ascii_alphanumeric() {
+            id.push(c.to_ascii_lowercase());
+        } else if !id.is_empty() && !id.ends_with('-') {
+            id.push('-');
+        }
+    }
+    let id = id.trim_end_matches('-');
+    let base = if id.is_empty() { "section" } else { id }.to_string();
+    let mut id = base.clone();
+    let mut n = 1;
+    while taken.contains(&id) {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    taken.push(id.clone());
+    id
+}
+
+/// A heading of the table of contents.
+struct Heading {
+    level: usize,
+    id: String,
+    html: String,
+}
+
+/// The table of contents: a list of the `##` headings, each with its
+/// `###` headings nested under it.
+fn toc(headings: &[Heading]) -> String {
+    let entries: Vec<&Heading> = headings.iter().filter(|h| (2..=3).contains(&h.level)).collect();
+    if entries.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("<nav class=\"toc\">\n<p class=\"toc-title\">Contents</p>\n<ul>\n");
+    let mut open_sub = false;
+    let mut open_item = false;
+    for h in entries {
+        let link = format!("<a href=\"#{}\">{}</a>", h.id, h.html);
+        if h.level == 2 || !open_item {
+            if open_sub {
+                s.push_str("</ul>");
+                open_sub = false;
+            }
+            if open_item {
+                s.push_str("</li>\n");
+            }
+            let _ = write!(s, "<li>{link}");
+            open_item = true;
+            if h.level == 3 {
+                // A `###` before any `##`: an item of its own.
+                s.push_str("</li>\n");
+                open_item = false;
+            }
+        } else {
+            if !open_sub {
+                s.push_str("\n<ul>");
+                open_sub = true;
+            }
+            let _ = write!(s, "<li>{link}</li>");
+        }
+    }
+    if open_sub {
+        s.push_str("</ul>");
+    }
+    if open_item {
+        s.push_str("</li>\n");
+    }
+    s.push_str("</ul>\n</nav>\n");
+    s
 }
 
 fn cells(line: &str) -> Vec<String> {
@@ -155,6 +322,11 @@ pub fn to_html(md: &str, dir: &Path) -> String {
         .unwrap_or("wscap report");
     let mut body = String::new();
     let mut i = 0;
+    // Heading ids in use, the headings for the table of contents and where
+    // it goes (after the title, else at the top).
+    let mut ids: Vec<String> = vec![];
+    let mut headings: Vec<Heading> = vec![];
+    let mut toc_at: Option<usize> = None;
     while i < lines.len() {
         let line = lines[i];
         let t = line.trim();
@@ -174,7 +346,16 @@ pub fn to_html(md: &str, dir: &Path) -> String {
             continue;
         }
         if let Some(level) = (1..=6).find(|&n| t.starts_with(&format!("{} ", "#".repeat(n)))) {
-            let _ = writeln!(body, "<h{level}>{}</h{level}>", inline(t[level + 1..].trim()));
+            let text = t[level + 1..].trim();
+            let id = slug(text, &mut ids);
+            let _ = writeln!(body, "<h{level} id=\"{id}\">{}</h{level}>", inline(text));
+            if level == 1 && toc_at.is_none() {
+                toc_at = Some(body.len());
+            }
+            // The contents show the text only: a link inside a link is
+            // not HTML.
+            let html = esc(&plain(text));
+            headings.push(Heading { level, id, html });
             i += 1;
             continue;
         }
@@ -270,6 +451,7 @@ pub fn to_html(md: &str, dir: &Path) -> String {
             let _ = writeln!(body, "<p>{text}</p>");
         }
     }
+    body.insert_str(toc_at.unwrap_or(0), &toc(&headings));
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -303,6 +485,51 @@ mod tests {
         assert!(html.contains("[chart not available: Gone]"));
         assert!(html.contains("<li>one more</li>") && html.contains("<ol>"));
         assert!(html.contains("<pre><code>wscap run x &lt; y</code></pre>"));
+    }
+
+    #[test]
+    fn emphasis_and_underscores() {
+        assert_eq!(
+            inline("**bold** and *it* and _it_"),
+            "<strong>bold</strong> and <em>it</em> and <em>it</em>"
+        );
+        assert_eq!(inline("__b__"), "<strong>b</strong>");
+        // Underscores inside words and code spans are not emphasis.
+        assert_eq!(
+            inline("connect_ms_p99 and refused_ratio"),
+            "connect_ms_p99 and refused_ratio"
+        );
+        assert_eq!(
+            inline("`connect_ms_p99` `*x*`"),
+            "<code>connect_ms_p99</code> <code>*x*</code>"
+        );
+        assert_eq!(inline("_see connect_ms_p99_"), "<em>see connect_ms_p99</em>");
+        assert_eq!(
+            inline("**p99 of `move_ms_p99`** is *high*"),
+            "<strong>p99 of <code>move_ms_p99</code></strong> is <em>high</em>"
+        );
+        // A lone star or underscore, or one followed by a space, is text.
+        assert_eq!(inline("2 * 3 * 4, a_ b, *"), "2 * 3 * 4, a_ b, *");
+        assert_eq!(inline("**unclosed"), "**unclosed");
+        assert_eq!(inline(r"\*not\* \_em\_"), "*not* _em_");
+        assert_eq!(inline("[top](#charts) [x](#bad id)"), "<a href=\"#charts\">top</a> x");
+    }
+
+    #[test]
+    fn headings_get_ids_and_a_table_of_contents() {
+        let md = "# Run: `q`\n\nlead\n\n## Charts\n\n### Fault 0: server-1 crash\n\n## Charts\n\n## The `a_b` [link](x.csv)\n";
+        let html = to_html(md, Path::new("."));
+        assert!(html.contains("<h1 id=\"run-q\">Run: <code>q</code></h1>"), "{html}");
+        for id in ["charts", "fault-0-server-1-crash", "charts-2", "the-a-b-link"] {
+            assert!(html.contains(&format!(" id=\"{id}\">")), "{id}: {html}");
+            assert!(html.contains(&format!("<a href=\"#{id}\">")), "{id}: {html}");
+        }
+        // The contents come right after the title, with `###` nested.
+        let toc = html.find("<nav class=\"toc\">").unwrap();
+        assert!(html.find("</h1>").unwrap() < toc && toc < html.find("<p>lead</p>").unwrap());
+        assert!(html.contains("<li><a href=\"#charts\">Charts</a>\n<ul><li><a href=\"#fault-0-server-1-crash\">"));
+        assert!(html.contains("<a href=\"#the-a-b-link\">The a_b link</a>"), "{html}");
+        assert!(!to_html("just text", Path::new(".")).contains("<nav"));
     }
 
     #[test]

@@ -65,7 +65,12 @@ pub fn write_run(out: &Path, sc: &Scenario, outcome: &Outcome, info: &RunInfo) -
             files.push(files::write_faults_csv(&dir.join("faults.csv"), sc, outcome)?);
         }
         if let Some(first) = outcome.replications.first() {
-            files.extend(charts::write_charts(dir, first, sc.sample_interval.as_secs_f64())?);
+            files.extend(charts::write_charts(
+                dir,
+                first,
+                sc.sample_interval.as_secs_f64(),
+                sc.warmup.as_secs_f64(),
+            )?);
         }
         files.push(files::write_report_md(&dir.join("report.md"), sc, outcome, info)?);
         files.push(html::write_html_from_md(

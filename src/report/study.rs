@@ -443,6 +443,7 @@ pub fn write_compare(
             series,
             &timeline,
             sc.duration.as_secs_f64(),
+            sc.warmup.as_secs_f64(),
         )?);
 
         let md = compare_md(sc, names, outcomes, rec, info, &files, dir, what);
@@ -1315,7 +1316,12 @@ pub fn write_plan(
         if let (Some(sc), Some(v)) = (chosen, plan.answer)
             && let Some(r) = plan.evals.get(&v).and_then(|e| e.outcome.replications.first())
         {
-            files.extend(charts::write_charts(dir, r, sc.sample_interval.as_secs_f64())?);
+            files.extend(charts::write_charts(
+                dir,
+                r,
+                sc.sample_interval.as_secs_f64(),
+                sc.warmup.as_secs_f64(),
+            )?);
         }
         let md = plan_md(plan, start, chosen, info, &files, dir);
         finish(dir, md, files)

@@ -160,7 +160,9 @@ pub fn write_lines(
 }
 
 /// One time chart: a line per series (seconds, value; `None` breaks a
-/// line), with the crash/restart markers and outages of `timeline`.
+/// line), with the crash/restart markers and outages of `timeline` and the
+/// warm-up (0 to `warmup_s`) shaded.
+#[allow(clippy::too_many_arguments)]
 pub fn write_time(
     dir: &Path,
     stem: &'static str,
@@ -169,6 +171,7 @@ pub fn write_time(
     series: Vec<TimeSeries>,
     timeline: &[TimelineEvent],
     end_s: f64,
+    warmup_s: f64,
 ) -> Result<Vec<PathBuf>, ChartError> {
     // Health-check marks differ from one strategy to the next: keep the
     // faults themselves.
@@ -177,7 +180,7 @@ pub fn write_time(
         .filter(|e| matches!(e.event, "crash" | "restarted"))
         .cloned()
         .collect();
-    let marks = Marks::new(&faults);
+    let marks = Marks::new(&faults, warmup_s);
     let mut spec = ChartSpec {
         stem,
         title,
@@ -203,6 +206,7 @@ pub fn write_time(
             .collect(),
         extra_legend: vec![],
         note: None,
+        marker_labels: true,
     };
     let (lo, hi) = spec.y_bounds();
     if lo > 0.0 && hi / lo > 100.0 {
@@ -265,17 +269,35 @@ fn draw_legend<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, labels: &[Stri
     Ok(())
 }
 
+/// Whether a panel's metric is one that cannot be negative: every finite
+/// mean is ≥ 0 (latencies, ratios, counts, utilisations).
+fn nonnegative(means: impl Iterator<Item = f64>) -> bool {
+    means.filter(|m| m.is_finite()).all(|m| m >= 0.0)
+}
+
+/// The ends of a CI whisker, `mean ± ci95`, the lower one clipped at 0 for a
+/// non-negative metric (a latency's interval does not reach below 0 ms);
+/// `None` without a usable mean and half-width.
+fn ci_span(mean: f64, ci95: f64, nonneg: bool) -> Option<(f64, f64)> {
+    if !(mean.is_finite() && ci95.is_finite() && ci95 > 0.0) {
+        return None;
+    }
+    let lo = mean - ci95;
+    Some((if nonneg { lo.max(0.0) } else { lo }, mean + ci95))
+}
+
 /// The y range of values with whiskers (and a threshold), from 0 when all
 /// are non-negative.
-fn y_range(vals: impl Iterator<Item = (f64, f64)>, threshold: Option<f64>) -> (f64, f64) {
+fn y_range(vals: impl Iterator<Item = (f64, f64)> + Clone, threshold: Option<f64>) -> (f64, f64) {
+    let nonneg = nonnegative(vals.clone().map(|v| v.0));
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for (m, c) in vals {
         if !m.is_finite() {
             continue;
         }
-        let c = if c.is_finite() { c } else { 0.0 };
-        lo = lo.min(m - c);
-        hi = hi.max(m + c);
+        let (a, b) = ci_span(m, c, nonneg).unwrap_or((m, m));
+        lo = lo.min(a);
+        hi = hi.max(b);
     }
     if let Some(t) = threshold.filter(|t| t.is_finite()) {
         lo = lo.min(t);
@@ -367,25 +389,26 @@ fn category_labels<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Draws the CI whisker `span` (see [`ci_span`]) at `x` with caps
+/// `cap` wide on either side.
 fn whisker<DB: DrawingBackend, C>(
     chart: &mut ChartContext<'_, DB, C>,
     x: f64,
-    m: f64,
-    c: f64,
+    span: Option<(f64, f64)>,
     cap: f64,
     col: RGBColor,
 ) -> Result<(), String>
 where
     C: plotters::coord::CoordTranslate<From = (f64, f64)>,
 {
-    if !(m.is_finite() && c.is_finite() && c > 0.0) {
+    let Some((lo, hi)) = span else {
         return Ok(());
-    }
+    };
     let style = col.stroke_width(2);
     let segs = [
-        vec![(x, m - c), (x, m + c)],
-        vec![(x - cap, m - c), (x + cap, m - c)],
-        vec![(x - cap, m + c), (x + cap, m + c)],
+        vec![(x, lo), (x, hi)],
+        vec![(x - cap, lo), (x + cap, lo)],
+        vec![(x - cap, hi), (x + cap, hi)],
     ];
     chart
         .draw_series(segs.into_iter().map(|s| PathElement::new(s, style)))
@@ -407,6 +430,7 @@ fn draw_bars<DB: DrawingBackend>(
     for (area, p) in areas.iter().zip(panels) {
         let n = p.bars.len();
         let y = y_range(p.bars.iter().map(|b| (b.mean, b.ci95)), None);
+        let nonneg = nonnegative(p.bars.iter().map(|b| b.mean));
         let mut chart = panel_chart(area, &p.title, -0.6..(n as f64 - 0.4), y, "", true, false)?;
         for (i, b) in p.bars.iter().enumerate() {
             if !b.mean.is_finite() {
@@ -420,7 +444,13 @@ fn draw_bars<DB: DrawingBackend>(
                     color(i).mix(0.85).filled(),
                 )))
                 .map_err(err)?;
-            whisker(&mut chart, x, b.mean, b.ci95, 0.12, RGBColor(40, 40, 40))?;
+            whisker(
+                &mut chart,
+                x,
+                ci_span(b.mean, b.ci95, nonneg),
+                0.12,
+                RGBColor(40, 40, 40),
+            )?;
             let top = b.mean + if b.ci95.is_finite() { b.ci95 } else { 0.0 };
             chart
                 .draw_series(std::iter::once(Text::new(
@@ -465,6 +495,7 @@ fn draw_lines<DB: DrawingBackend>(
             p.series.iter().flat_map(|s| s.points.iter().map(|q| (q.1, q.2))),
             p.threshold.as_ref().map(|t| t.0),
         );
+        let nonneg = nonnegative(p.series.iter().flat_map(|s| s.points.iter().map(|q| q.1)));
         let integer_x = xs().all(|v| v.fract() == 0.0);
         let mut chart = panel_chart(area, &p.title, xr.clone(), y, desc, categorical, integer_x)?;
         if let Some((t, label)) = &p.threshold {
@@ -503,7 +534,7 @@ fn draw_lines<DB: DrawingBackend>(
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 4, col.filled())))
                 .map_err(err)?;
             for q in &s.points {
-                whisker(&mut chart, q.0, q.1, q.2, cap, col)?;
+                whisker(&mut chart, q.0, ci_span(q.1, q.2, nonneg), cap, col)?;
             }
         }
         if let XKind::Categories(desc, names) = x {
@@ -517,6 +548,27 @@ fn draw_lines<DB: DrawingBackend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whiskers_of_nonnegative_metrics_stop_at_zero() {
+        // A p99 of 3 ms ± 5 ms: the interval is [0, 8], not [-2, 8].
+        assert_eq!(ci_span(3.0, 5.0, true), Some((0.0, 8.0)));
+        assert_eq!(ci_span(3.0, 5.0, false), Some((-2.0, 8.0)));
+        assert_eq!(ci_span(3.0, 1.0, true), Some((2.0, 4.0)));
+        for (m, c) in [(f64::NAN, 1.0), (1.0, f64::NAN), (1.0, 0.0), (1.0, f64::INFINITY)] {
+            assert_eq!(ci_span(m, c, true), None);
+        }
+        assert!(nonnegative([0.0, 2.0, f64::NAN].into_iter()));
+        assert!(!nonnegative([1.0, -0.5].into_iter()));
+        // Every lower end of a non-negative panel is ≥ 0, and so is its axis.
+        let vals = [(0.001, 0.004), (0.0, 0.0), (0.02, 0.05), (5.0, 20.0)];
+        for (m, c) in vals {
+            assert!(ci_span(m, c, true).is_none_or(|(lo, _)| lo >= 0.0));
+        }
+        assert_eq!(y_range(vals.into_iter(), None).0, 0.0);
+        // A metric with negative means keeps its whole interval.
+        assert!(y_range([(-1.0, 0.5), (1.0, 0.5)].into_iter(), None).0 < -1.5);
+    }
 
     #[test]
     fn figures_are_written_and_deterministic() {
@@ -534,6 +586,11 @@ mod tests {
                         label: "random(2)".into(),
                         mean: 45.0,
                         ci95: f64::NAN
+                    },
+                    Bar {
+                        label: "first".into(),
+                        mean: 1.0,
+                        ci95: 9.0
                     },
                 ],
             };
@@ -584,6 +641,7 @@ mod tests {
             vec![("a".into(), vec![(1.0, Some(3.0)), (2.0, None), (3.0, Some(4.0))])],
             &[],
             3.0,
+            1.0,
         )
         .unwrap();
         assert_eq!(t.len(), 2);
