@@ -494,7 +494,7 @@ impl<'a> World<'a> {
             rooms: Vec::new(),
             room_index: HashMap::new(),
             msgs: Slab::new(),
-            relay: sc.relay.as_ref().map(|c| Relay::new(c, sc.servers.count)),
+            relay: sc.relay.as_ref().map(|c| Relay::new(c, sc.max_servers())),
             tally: Tally::default(),
             now: SimTime::ZERO,
             storage: storage::Storage::new(sc, replication),

@@ -287,3 +287,21 @@ restart_after = "10s"
     assert!(md.contains("health_check"), "{md}");
     assert!(!md.contains("Widen the range"), "{md}");
 }
+
+/// A scale-out in a game with a Kafka relay: the new servers publish too
+/// (the relay has room for every server that may ever run), and the fault's
+/// window closes once they are in the balancers' lists.
+#[test]
+fn scale_out_with_a_relay_runs_and_its_window_closes() {
+    let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/quickstart.toml"));
+    let src = std::fs::read_to_string(path).unwrap()
+        + "\n[[fault]]\nkind = \"scale-out\"\ncount = 2\nat = \"3m\"\nboot = \"5s\"\n";
+    let mut sc = scenario(&src);
+    sc.replications = 2;
+    let o = run(&sc);
+    let k = sc.faults.len() - 1;
+    for (w, ending) in o.replications.iter().map(|r| r.fault_windows[k]).zip(fault_cost(&o, k, "window_s")) {
+        assert!(w.restored.is_some(), "{w:?}");
+        assert!(ending > 5.0 && ending < 300.0, "{ending}");
+    }
+}
