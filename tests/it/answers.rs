@@ -300,7 +300,12 @@ fn scale_out_with_a_relay_runs_and_its_window_closes() {
     sc.replications = 2;
     let o = run(&sc);
     let k = sc.faults.len() - 1;
-    for (w, ending) in o.replications.iter().map(|r| r.fault_windows[k]).zip(fault_cost(&o, k, "window_s")) {
+    for (w, ending) in o
+        .replications
+        .iter()
+        .map(|r| r.fault_windows[k])
+        .zip(fault_cost(&o, k, "window_s"))
+    {
         assert!(w.restored.is_some(), "{w:?}");
         assert!(ending > 5.0 && ending < 300.0, "{ending}");
     }
