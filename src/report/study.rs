@@ -1370,6 +1370,19 @@ fn plan_md(
                             eb.replications()
                         ),
                     };
+                    // A breach that only the fault windows make: say so.
+                    let faults: Vec<String> = req
+                        .slos
+                        .iter()
+                        .zip(&eb.checks)
+                        .filter(|(_, c)| !c.met)
+                        .filter_map(|(slo, _)| only_in_faults(&eb.outcome, slo))
+                        .collect();
+                    let why = if faults.is_empty() {
+                        why
+                    } else {
+                        format!("{why} ({})", faults.join("; "))
+                    };
                     let _ = write!(
                         s,
                         "{} {} {}: {why}. {meets}",
@@ -1695,21 +1708,28 @@ fn only_in_faults(o: &Outcome, slo: &crate::study::plan::Slo) -> Option<String> 
     let steady = format!("{}_steady", slo.metric);
     let faults = format!("{}_faults", slo.metric);
     let (st, fa) = (agg(o, &steady).0, agg(o, &faults).0);
-    if st.is_nan() || fa.is_nan() {
+    if fa.is_nan() {
         return None;
     }
-    let meets = match slo.cmp {
-        Cmp::Lt => st < slo.threshold,
-        Cmp::Le => st <= slo.threshold,
-        Cmp::Gt => st > slo.threshold,
-        Cmp::Ge => st >= slo.threshold,
+    // Nothing measured in steady state (everyone connected in the warm-up):
+    // steady state broke nothing either.
+    let meets = st.is_nan()
+        || match slo.cmp {
+            Cmp::Lt => st < slo.threshold,
+            Cmp::Le => st <= slo.threshold,
+            Cmp::Gt => st > slo.threshold,
+            Cmp::Ge => st >= slo.threshold,
+        };
+    let in_steady = if st.is_nan() {
+        "nothing measured in steady state".to_string()
+    } else {
+        format!("{} in steady state", fmt(st))
     };
     meets.then(|| {
         format!(
-            "{} breaks only because of the faults ({} in steady state, {} in the fault windows): put the SLO on \
+            "{} breaks only because of the faults ({in_steady}, {} in the fault windows): put the SLO on \
              `{steady}` to size capacity, and read what each fault costs in the run's per-fault table",
             slo.metric,
-            fmt(st),
             fmt(fa)
         )
     })

@@ -310,3 +310,65 @@ fn scale_out_with_a_relay_runs_and_its_window_closes() {
         assert!(ending > 5.0 && ending < 300.0, "{ending}");
     }
 }
+
+/// A whole-run refusal SLO broken only by a crash's reconnects: `plan`
+/// says the breach comes from the fault windows and points at the
+/// steady-state metric, instead of asking for more servers.
+#[test]
+fn plan_says_when_only_the_faults_break_an_slo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("crash.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "crash"
+seed = 7
+duration = "120s"
+warmup = "30s"
+replications = 3
+sample_interval = "1s"
+
+[servers]
+count = 4
+max_connections = 1000
+
+[balancer]
+strategy = "roundrobin"
+
+[[population]]
+name = "players"
+role = "player"
+arrival = { process = "ramp", target = 2000, over = "10s" }
+session = { dist = "exponential", mean = "100h" }
+rtt = "20ms"
+reconnect = { policy = "exponential", base = "1s", cap = "5s", jitter = "full", max_attempts = 20 }
+
+[[fault]]
+kind = "crash"
+server = 2
+at = "60s"
+mode = "process"
+restart_after = "10s"
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("plan");
+    let o = crate::cli::wscap(&[
+        "plan",
+        file.to_str().unwrap(),
+        "--slo",
+        "refused_ratio<0.01",
+        "--vary",
+        "servers.count=4..5",
+        "--no-headroom",
+        "--max-replications",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", crate::cli::text(&o));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("breaks only because of the faults"), "{md}");
+    assert!(md.contains("`refused_ratio_steady`"), "{md}");
+}
