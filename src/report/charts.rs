@@ -659,12 +659,39 @@ pub fn fault_closeups(rep: &Replication) -> (Vec<FaultCloseUp>, usize) {
 /// only those when the run had no WebSocket clients).
 fn closeup_charts(rep: &Replication, marks: &Marks, fault: &FaultCloseUp, interval_s: f64) -> Vec<ChartSpec> {
     let range = fault.range.clone();
+    // Where the fault's statistics window (the per-fault table's) ends.
+    let window_end = rep
+        .fault_windows
+        .iter()
+        .find(|w| (w.start.as_secs_f64() - fault.start).abs() < 1e-6)
+        .filter(|w| w.end != crate::time::SimTime::MAX)
+        .map(|w| {
+            let label = match w.ending {
+                crate::metrics::Ending::Recovered => "window ends: back in band",
+                crate::metrics::Ending::Capped => "window ends: capped",
+                crate::metrics::Ending::NextFault => "window ends: next fault",
+                crate::metrics::Ending::Open => "window open",
+            };
+            (w.end.as_secs_f64(), label)
+        });
     let window = |title: String, y_desc| {
         let mut spec = ChartSpec::time(rep, "", "", y_desc);
         spec.title = title;
+        let mut marks = marks.window(&range);
+        if let Some((t, label)) = window_end
+            && range.contains(&t)
+        {
+            marks.events.push(Mark {
+                t,
+                color: WINDOW_END_COLOR,
+                label: label.to_string(),
+                kind: "window-end",
+            });
+            marks.kinds.push(("fault window ends".to_string(), WINDOW_END_COLOR));
+        }
         spec.x = XAxis::Window {
             range: range.clone(),
-            marks: marks.window(&range),
+            marks,
         };
         spec
     };
@@ -1098,6 +1125,8 @@ fn marker_color(event: &str) -> RGBColor {
 }
 
 const OUTAGE_COLOR: RGBAColor = RGBAColor(215, 25, 28, 0.10);
+/// The end of a fault's statistics window on its close-up.
+const WINDOW_END_COLOR: RGBColor = RGBColor(60, 60, 60);
 const WARMUP_COLOR: RGBAColor = RGBAColor(120, 120, 120, 0.13);
 
 impl Marks {
