@@ -1381,7 +1381,7 @@ fn plan_md(
                     let why = if faults.is_empty() {
                         why
                     } else {
-                        format!("{why} ({})", faults.join("; "))
+                        format!("{why}; but {}", faults.join("; "))
                     };
                     let _ = write!(
                         s,
