@@ -493,24 +493,29 @@ mod tests {
     use crate::experiment::{Metric, Replication};
     use crate::time::SimTime;
 
+    /// A replication that measured only `metrics`.
+    fn rep(index: u32, metrics: Vec<Metric>) -> Replication {
+        Replication {
+            index,
+            metrics,
+            samples: vec![],
+            timeline: vec![],
+            storage_samples: vec![],
+            final_conns: vec![],
+            cdfs: vec![],
+            faults: vec![],
+            fault_windows: vec![],
+            events: 0,
+            end: SimTime::ZERO,
+            stop: StopReason::EndTime,
+        }
+    }
+
     fn outcome(xs: &[f64]) -> Outcome {
         let reps = xs
             .iter()
             .enumerate()
-            .map(|(i, &v)| Replication {
-                index: i as u32,
-                metrics: vec![Metric { name: "m", value: v }],
-                samples: vec![],
-                timeline: vec![],
-                storage_samples: vec![],
-                final_conns: vec![],
-                cdfs: vec![],
-                faults: vec![],
-                fault_windows: vec![],
-                events: 0,
-                end: SimTime::ZERO,
-                stop: StopReason::EndTime,
-            })
+            .map(|(i, &v)| rep(i as u32, vec![Metric { name: "m", value: v }]))
             .collect();
         super::super::outcome(reps)
     }
@@ -521,25 +526,15 @@ mod tests {
     fn multi(means: &[(&'static str, f64)]) -> Outcome {
         const NOISE: [f64; 4] = [0.0, 1.0, -1.0, 0.5];
         let reps = (0..4)
-            .map(|i| Replication {
-                index: i as u32,
-                metrics: means
+            .map(|i| {
+                let metrics = means
                     .iter()
                     .map(|&(name, v)| Metric {
                         name,
                         value: v + NOISE[i] * v.abs() * 0.01,
                     })
-                    .collect(),
-                samples: vec![],
-                timeline: vec![],
-                storage_samples: vec![],
-                final_conns: vec![],
-                cdfs: vec![],
-                faults: vec![],
-                fault_windows: vec![],
-                events: 0,
-                end: SimTime::ZERO,
-                stop: StopReason::EndTime,
+                    .collect();
+                rep(i as u32, metrics)
             })
             .collect();
         super::super::outcome(reps)

@@ -20,12 +20,12 @@ fn fault_cost(o: &Outcome, fault: usize, name: &str) -> Vec<f64> {
     o.replications.iter().map(|r| r.faults[fault][k].value).collect()
 }
 
-/// 2 000 long-session clients spread evenly by roundrobin over 4 servers:
-/// the crash of one drops exactly its 500 connections.
-#[test]
-fn a_crash_costs_exactly_its_connections() {
-    let sc = scenario(
+/// 2 000 long-session clients ramped in over 10 s on 4 servers × 1 000;
+/// server 2's process crashes at 60 s and restarts 10 s later.
+fn crash_toml(strategy: &str, redispatch: bool) -> String {
+    format!(
         r#"
+name = "crash"
 seed = 7
 duration = "150s"
 warmup = "30s"
@@ -37,16 +37,16 @@ count = 4
 max_connections = 1000
 
 [balancer]
-strategy = "roundrobin"
-redispatch = true
+strategy = "{strategy}"
+redispatch = {redispatch}
 
 [[population]]
 name = "players"
 role = "player"
-arrival = { process = "ramp", target = 2000, over = "10s" }
-session = { dist = "exponential", mean = "100h" }
+arrival = {{ process = "ramp", target = 2000, over = "10s" }}
+session = {{ dist = "exponential", mean = "100h" }}
 rtt = "20ms"
-reconnect = { policy = "exponential", base = "1s", cap = "5s", jitter = "full", max_attempts = 20 }
+reconnect = {{ policy = "exponential", base = "1s", cap = "5s", jitter = "full", max_attempts = 20 }}
 
 [[fault]]
 kind = "crash"
@@ -54,8 +54,42 @@ server = 2
 at = "60s"
 mode = "process"
 restart_after = "10s"
-"#,
-    );
+"#
+    )
+}
+
+/// Runs `wscap plan` on `toml` (3 replications, no headroom); returns its
+/// exit code and report.
+fn plan(toml: &str, slo: &str, vary: &str) -> (Option<i32>, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("crash.toml");
+    std::fs::write(&file, toml).unwrap();
+    let out = tmp.path().join("plan");
+    let o = crate::cli::wscap(&[
+        "plan",
+        file.to_str().unwrap(),
+        "--slo",
+        slo,
+        "--vary",
+        vary,
+        "--no-headroom",
+        "--replications",
+        "3",
+        "--max-replications",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap_or_else(|_| crate::cli::text(&o));
+    (o.status.code(), md)
+}
+
+/// 2 000 long-session clients spread evenly by roundrobin over 4 servers:
+/// the crash of one drops exactly its 500 connections.
+#[test]
+fn a_crash_costs_exactly_its_connections() {
+    let sc = scenario(&crash_toml("roundrobin", true));
     let o = run(&sc);
     for (r, dropped) in fault_cost(&o, 0, "dropped").iter().enumerate() {
         assert_eq!(*dropped, 500.0, "replication {r}: the crashed server held exactly 500");
@@ -229,60 +263,12 @@ fn reports_show_only_the_tiers_present() {
 /// retries against a crashed server: it names the knobs that move it.
 #[test]
 fn plan_names_the_knob_when_capacity_is_not_the_driver() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("crash.toml");
-    std::fs::write(
-        &file,
-        r#"
-name = "crash"
-seed = 7
-duration = "120s"
-warmup = "30s"
-replications = 3
-sample_interval = "1s"
-
-[servers]
-count = 4
-max_connections = 1000
-
-[balancer]
-strategy = "leastconn"
-redispatch = true
-
-[[population]]
-name = "players"
-role = "player"
-arrival = { process = "ramp", target = 2000, over = "10s" }
-session = { dist = "exponential", mean = "100h" }
-rtt = "20ms"
-reconnect = { policy = "exponential", base = "1s", cap = "5s", jitter = "full", max_attempts = 20 }
-
-[[fault]]
-kind = "crash"
-server = 2
-at = "60s"
-mode = "process"
-restart_after = "10s"
-"#,
-    )
-    .unwrap();
-    let out = tmp.path().join("plan");
-    let o = crate::cli::wscap(&[
-        "plan",
-        file.to_str().unwrap(),
-        "--slo",
+    let (code, md) = plan(
+        &crash_toml("leastconn", true),
         "connect_ms_p99<1000",
-        "--vary",
         "servers.count=4..6",
-        "--no-headroom",
-        "--max-replications",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(o.status.code(), Some(3), "{}", crate::cli::text(&o));
-    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    );
+    assert_eq!(code, Some(3), "{md}");
     assert!(md.contains("HAProxy retries"), "{md}");
     assert!(md.contains("health_check"), "{md}");
     assert!(!md.contains("Widen the range"), "{md}");
@@ -316,59 +302,12 @@ fn scale_out_with_a_relay_runs_and_its_window_closes() {
 /// steady-state metric, instead of asking for more servers.
 #[test]
 fn plan_says_when_only_the_faults_break_an_slo() {
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("crash.toml");
-    std::fs::write(
-        &file,
-        r#"
-name = "crash"
-seed = 7
-duration = "120s"
-warmup = "30s"
-replications = 3
-sample_interval = "1s"
-
-[servers]
-count = 4
-max_connections = 1000
-
-[balancer]
-strategy = "roundrobin"
-
-[[population]]
-name = "players"
-role = "player"
-arrival = { process = "ramp", target = 2000, over = "10s" }
-session = { dist = "exponential", mean = "100h" }
-rtt = "20ms"
-reconnect = { policy = "exponential", base = "1s", cap = "5s", jitter = "full", max_attempts = 20 }
-
-[[fault]]
-kind = "crash"
-server = 2
-at = "60s"
-mode = "process"
-restart_after = "10s"
-"#,
-    )
-    .unwrap();
-    let out = tmp.path().join("plan");
-    let o = crate::cli::wscap(&[
-        "plan",
-        file.to_str().unwrap(),
-        "--slo",
+    let (code, md) = plan(
+        &crash_toml("roundrobin", false),
         "refused_ratio<0.01",
-        "--vary",
         "servers.count=4..5",
-        "--no-headroom",
-        "--max-replications",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert_eq!(o.status.code(), Some(3), "{}", crate::cli::text(&o));
-    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    );
+    assert_eq!(code, Some(3), "{md}");
     assert!(md.contains("breaks only because of the faults"), "{md}");
     assert!(md.contains("`refused_ratio_steady`"), "{md}");
 }
