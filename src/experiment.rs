@@ -267,13 +267,13 @@ pub fn run_replication_observed(
         ),
         m(
             "balancer_cpu_util_max",
-            samples_max(&w.rec.samples, |s| {
+            samples_max(&w.rec.samples, sc, |s| {
                 s.nodes.iter().map(|n| n.cpu_util).fold(f64::NAN, f64::max)
             }),
         ),
         m(
             "node_connections_max",
-            samples_max(&w.rec.samples, |s| {
+            samples_max(&w.rec.samples, sc, |s| {
                 s.nodes.iter().map(|n| n.connections as f64).fold(f64::NAN, f64::max)
             }),
         ),
@@ -317,7 +317,7 @@ pub fn run_replication_observed(
         m("relay_copies_lost", c.relay_copies_lost as f64),
         m(
             "relay_backlog_max",
-            samples_max(&w.rec.samples, |s| s.relay_backlog as f64),
+            samples_max(&w.rec.samples, sc, |s| s.relay_backlog as f64),
         ),
         m("deliveries", (c.deliveries_player + c.deliveries_spectator) as f64),
         m("state_syncs", c.state_syncs as f64),
@@ -330,7 +330,7 @@ pub fn run_replication_observed(
         ),
         m(
             "cpu_util_max",
-            samples_max(&w.rec.samples, |s| {
+            samples_max(&w.rec.samples, sc, |s| {
                 s.servers.iter().map(|v| v.cpu_util).fold(0.0, f64::max)
             }),
         ),
@@ -408,9 +408,11 @@ fn max_ms(h: &hdrhistogram::Histogram<u64>) -> f64 {
     }
 }
 
-/// Largest value of a per-sample quantity after the warm-up.
-fn samples_max(samples: &[crate::metrics::Sample], f: impl Fn(&crate::metrics::Sample) -> f64) -> f64 {
-    samples.iter().map(f).fold(0.0, f64::max)
+/// Largest value of a per-sample quantity over the intervals after the
+/// warm-up (0 without any).
+fn samples_max(samples: &[crate::metrics::Sample], sc: &Scenario, f: impl Fn(&crate::metrics::Sample) -> f64) -> f64 {
+    let w = SimTime::ZERO + sc.warmup;
+    samples.iter().filter(|s| s.time > w).map(f).fold(0.0, f64::max)
 }
 
 /// Mean of the values `f` gives for each sample after the warm-up (NaN if

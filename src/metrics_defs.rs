@@ -133,7 +133,7 @@ impl Tier {
 }
 
 /// Which set of things a metric counts, and when. Everything except
-/// [`Window::WholeRun`] and [`Window::AllSamples`] leaves the warm-up out.
+/// [`Window::WholeRun`] leaves the warm-up out.
 ///
 /// The run after the warm-up is split into *fault windows* (from each
 /// scenario fault until its component is back and the connections have
@@ -154,7 +154,6 @@ pub enum Window {
     Games,
     Requests,
     Samples,
-    AllSamples,
     AfterWarmup,
     LastHalf,
     End,
@@ -165,7 +164,7 @@ pub enum Window {
 }
 
 impl Window {
-    pub const ALL: [Window; 22] = [
+    pub const ALL: [Window; 21] = [
         Window::Arrivals,
         Window::Attempts,
         Window::AttemptsSteady,
@@ -180,7 +179,6 @@ impl Window {
         Window::Games,
         Window::Requests,
         Window::Samples,
-        Window::AllSamples,
         Window::AfterWarmup,
         Window::LastHalf,
         Window::End,
@@ -207,7 +205,6 @@ impl Window {
             Window::Games => "games",
             Window::Requests => "requests",
             Window::Samples => "samples",
-            Window::AllSamples => "all samples",
             Window::AfterWarmup => "after warm-up",
             Window::LastHalf => "last half",
             Window::End => "end",
@@ -259,9 +256,6 @@ impl Window {
             Window::Samples => {
                 "The per-interval samples (every `sample_interval`) taken after the warm-up: a mean or maximum \
                  over them."
-            }
-            Window::AllSamples => {
-                "Every per-interval sample of the run, warm-up included: the largest value any of them saw."
             }
             Window::AfterWarmup => "Simulated time from the end of the warm-up to the end of the run, time-weighted.",
             Window::LastHalf => {
@@ -854,7 +848,7 @@ pub static METRICS: &[MetricDef] = &[
         "balancer_cpu_util_max",
         U::Fraction,
         T::Balancer,
-        W::AllSamples,
+        W::Samples,
         LOWER,
         "Highest busy share of any balancer node's TLS cores over a sample interval.",
     ),
@@ -862,7 +856,7 @@ pub static METRICS: &[MetricDef] = &[
         "node_connections_max",
         U::Connections,
         T::Balancer,
-        W::AllSamples,
+        W::Samples,
         LOWER,
         "Most client connections (slots on servers plus queued) any balancer node held at a sample time.",
     ),
@@ -1124,7 +1118,7 @@ pub static METRICS: &[MetricDef] = &[
         "relay_backlog_max",
         U::Count,
         T::Game,
-        W::AllSamples,
+        W::Samples,
         LOWER,
         "Most messages inside the relay at once (queued at a partition or at Redis, replicating) in any sample \
          interval.",
@@ -1183,7 +1177,7 @@ pub static METRICS: &[MetricDef] = &[
         "cpu_util_max",
         U::Fraction,
         T::Game,
-        W::AllSamples,
+        W::Samples,
         LOWER,
         "Highest busy share of any socket server's cores over a sample interval.",
     ),
