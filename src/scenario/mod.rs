@@ -472,6 +472,10 @@ impl Checker {
 }
 
 /// Semantic checks: every nonsense value is caught before a run starts.
+/// Most `[[fault]]` entries a scenario may list: each has its own
+/// statistics window (`metrics::windows`, phases fit in a `u16`).
+pub const MAX_FAULTS: usize = 1000;
+
 pub fn validate(sc: &Scenario) -> Vec<Problem> {
     let mut c = Checker { problems: vec![] };
     if sc.duration.0 == 0 {
@@ -752,6 +756,15 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
         );
     }
 
+    if sc.faults.len() > MAX_FAULTS {
+        c.fail(
+            "fault",
+            format!(
+                "{} faults: at most {MAX_FAULTS} (each gets its own statistics window)",
+                sc.faults.len()
+            ),
+        );
+    }
     let max_servers = sc.max_servers();
     if max_servers > 100_000 {
         c.fail("fault", "scale-outs would take the fleet above 100000 servers");

@@ -311,3 +311,19 @@ fn plan_says_when_only_the_faults_break_an_slo() {
     assert!(md.contains("breaks only because of the faults"), "{md}");
     assert!(md.contains("`refused_ratio_steady`"), "{md}");
 }
+
+/// Each fault has its own window: a scenario may list at most
+/// `scenario::MAX_FAULTS`, and is told so before anything runs.
+#[test]
+fn too_many_faults_are_refused() {
+    let mut src = crash_toml("roundrobin", true);
+    for i in 0..=scenario::MAX_FAULTS {
+        src.push_str(&format!(
+            "\n[[fault]]\nkind = \"crash\"\nserver = {}\nat = \"{}ms\"\n",
+            i % 4,
+            40_000 + i
+        ));
+    }
+    let e = scenario::parse(&src, Path::new("many.toml"), "many", Path::new(".")).unwrap_err();
+    assert!(e.to_string().contains("at most 1000"), "{e}");
+}
