@@ -19,7 +19,7 @@ pub struct Driver {
     pub part: &'static str,
     /// Its mean share of the slowest 1 % over the replications.
     pub share: f64,
-    /// What the time is, in words.
+    /// Where the time went, to follow "spent X % of their time".
     pub what: &'static str,
     /// More servers, cores or nodes shorten it.
     pub capacity: bool,
@@ -51,7 +51,7 @@ impl Latency {
 fn describe(lat: Latency, part: &str) -> (&'static str, bool, &'static str) {
     match (lat, part) {
         (Latency::Connect, "network") => (
-            "client and data-centre round trips",
+            "on client and data-centre round trips",
             false,
             "not capacity: the clients' RTT (`population.rtt`) and `servers.backend_latency`",
         ),
@@ -61,44 +61,44 @@ fn describe(lat: Latency, part: &str) -> (&'static str, bool, &'static str) {
             "more servers (`servers.count`) or a higher `balancer.maxconn`",
         ),
         (Latency::Connect, "retries") => (
-            "HAProxy retries against a server that has failed but is not yet marked DOWN (1 s turn-around each)",
+            "in HAProxy retries against a server that has failed but is not yet marked DOWN (1 s turn-around each)",
             false,
             "`balancer.health_check.inter`/`fall` (detect sooner), `balancer.retries`, `balancer.redispatch`, \
              or a strategy that does not prefer the emptiest server (`leastconn` sends reconnects to the dead \
              one; `roundrobin` spreads them)",
         ),
         (Latency::Connect, "tls") => (
-            "TLS handshakes queued on the balancer node's cores",
+            "in TLS handshakes queued on the balancer node's cores",
             true,
             "more `balancer.cores`, `balancer.tls.key = \"ecdsa-p256\"`, or a higher `resumption_ratio`",
         ),
         (Latency::Connect, "accept") => (
-            "the socket server's accept queue and CPU (and a room's state)",
+            "in the socket server's accept queue and CPU (and a room's state)",
             true,
             "more `servers.cores` or servers",
         ),
         (Latency::Connect, "reconnect") => (
-            "SYN retransmissions to a VIP nobody answers while it moves",
+            "on SYN retransmissions to a VIP nobody answers while it moves",
             false,
             "a faster failover (`balancer.failover`: `advert_int`, `priority`, or Pacemaker's timings)",
         ),
         (Latency::Move, "network") => (
-            "the players' round trips",
+            "on the players' round trips",
             false,
             "not capacity: the players' RTT (`population.rtt`)",
         ),
         (Latency::Move, "server") => (
-            "queueing and validation on the sender's server",
+            "queued and validated on the sender's server",
             true,
             "more `servers.cores` or servers",
         ),
         (Latency::Move, "relay") => (
-            "the relay between servers (Kafka linger, append, fetch)",
+            "in the relay between servers (Kafka linger, append, fetch)",
             false,
             "`relay.linger`, `relay.partitions`, or a strategy that keeps rooms on one server (`room`)",
         ),
         (Latency::Move, "fanout") => (
-            "the receiving server's queue and its walk over the room's members",
+            "in the receiving server's queue and its walk over the room's members",
             true,
             "more `servers.cores`, a lower `send_cost`, or fewer members per server",
         ),
@@ -144,12 +144,12 @@ pub fn sentence(o: &Outcome, lat: Latency) -> Option<String> {
         Latency::Move => "moves",
     };
     let mut s = format!(
-        "The slowest 1 % of {noun} spent {:.0} % of their time in {}",
+        "The slowest 1 % of {noun} spent {:.0} % of their time {}",
         first.share * 100.0,
         first.what
     );
     for x in &d[1..] {
-        s.push_str(&format!(", {:.0} % in {}", x.share * 100.0, x.what));
+        s.push_str(&format!(", {:.0} % {}", x.share * 100.0, x.what));
     }
     s.push_str(&format!(". What moves it: {}.", first.knobs));
     if !first.capacity {

@@ -1530,10 +1530,13 @@ fn plan_md(
             if flat.is_empty() {
                 s.push_str(" Widen the range (`--vary key=lo..hi`) or relax the SLOs.");
             } else {
+                let mut why = flat.join("; ");
+                if let Some(c) = why.get(..1) {
+                    why.replace_range(..1, &c.to_uppercase());
+                }
                 let _ = write!(
                     s,
-                    " {}. Relax that SLO or change what drives it (the report's assumptions list the model's inputs).",
-                    flat.join("; ")
+                    " {why}. Relax that SLO or change what drives it (the report's assumptions list the model's inputs)."
                 );
             }
             s.push_str(" `wscap plan` exits with status 3.");
@@ -1694,9 +1697,10 @@ fn not_capacity(o: &Outcome, metric: &str, key: &str) -> Option<String> {
     let d = crate::explain::drivers(o, lat).into_iter().next()?;
     (!d.capacity).then(|| {
         format!(
-            "{metric} is set by {} ({:.0} % of its slowest 1 %), which more `{key}` does not shorten; what moves it: {}",
-            d.what,
+            "the slowest 1 % of {metric} spent {:.0} % of their time {}, which more `{key}` does not shorten; what \
+             moves it: {}",
             d.share * 100.0,
+            d.what,
             d.knobs
         )
     })
