@@ -33,7 +33,9 @@ use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::experiment::Replication;
-use crate::metrics::{Sample, ServerSample, StorageSample, TimelineEvent, db_node_name};
+use crate::metrics::{FaultWindow, Sample, ServerSample, StorageSample, TimelineEvent, db_node_name};
+use crate::scenario::Fault;
+use crate::time::SimTime;
 
 pub mod study;
 
@@ -101,6 +103,7 @@ fn register_font() -> Result<(), ChartError> {
 pub fn write_charts(
     dir: &Path,
     rep: &Replication,
+    faults: &[Fault],
     sample_interval_s: f64,
     warmup_s: f64,
 ) -> Result<Vec<PathBuf>, ChartError> {
@@ -123,7 +126,7 @@ pub fn write_charts(
     charts.extend(storage_charts(rep));
     let mut figures: Vec<(String, Vec<ChartSpec>)> =
         charts.into_iter().map(|c| (c.stem.to_string(), vec![c])).collect();
-    for fault in fault_closeups(rep).0 {
+    for fault in fault_closeups(rep, faults).0 {
         let panels = closeup_charts(rep, &marks, &fault, interval);
         figures.push((fault.stem, panels));
     }
@@ -516,140 +519,66 @@ const CLOSEUP_NO_RECOVERY_S: f64 = 120.0;
 /// …and at most this long after the fault.
 const CLOSEUP_MAX_S: f64 = 600.0;
 
-/// A fault of the run, as its timeline shows it, and its close-up.
+/// A fault of the run and its close-up.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultCloseUp {
     /// `fault_<k>_<kind>`: k counts the faults in time order from 0; kind
-    /// is the scenario's fault kind (`crash`, `balancer_crash`,
-    /// `cache_crash`, `db_crash`, `scale_out`, `scale_in`,
-    /// `rolling_restart`).
+    /// is the scenario's fault kind with `_` for `-` (`crash`,
+    /// `balancer_crash`, `cache_crash`, `db_crash`, `scale_out`,
+    /// `scale_in`, `rolling_restart`).
     pub stem: String,
-    /// What happened and when, e.g. "fault 0: server-7 crash at 1200 s".
+    /// What happened and when, e.g. "fault 0: server-7 crash (process) at
+    /// 20m, restart after 1m".
     pub title: String,
     /// When the fault happened (s).
     pub start: f64,
-    /// When the component was back (restarted and marked up, VIP moved,
-    /// replica promoted, servers added or removed, deploy done), if it was.
+    /// When its component was back, as its statistics window judged it
+    /// (`metrics::windows`): restarted and marked up, VIP moved, replica
+    /// promoted, servers added or removed, deploy done.
     pub back: Option<f64>,
     /// The time window drawn (s).
     pub range: Range<f64>,
 }
 
-/// How a fault ends: which later events say the component is back, and
-/// whether the first or the last of them counts.
-enum Back {
-    First(fn(&TimelineEvent, &TimelineEvent) -> bool),
-    Last(fn(&TimelineEvent, &TimelineEvent) -> bool),
-}
-
-/// The fault a timeline event starts (its kind, its description and how
-/// it ends), if it starts one. Events inside a deploy are part of it.
-fn fault_start(e: &TimelineEvent, in_deploy: bool) -> Option<(&'static str, String, Back)> {
-    let c = e.component.as_str();
-    Some(match e.event {
-        "crash" if c.starts_with("server-") => (
-            "crash",
-            format!("{c} crash"),
-            // Restarted, then marked up by the balancer(s).
-            Back::Last(|f, r| r.component == f.component && matches!(r.event, "restarted" | "marked-up")),
-        ),
-        "crash" if c.starts_with("balancer-") => (
-            "balancer_crash",
-            format!("{c} crash"),
-            // Its clients are answered again once the VIP has moved.
-            Back::Last(|_, r| r.event == "vip-moved"),
-        ),
-        "crash" if c == "cache" => (
-            "cache_crash",
-            "Redis (cache) crash".into(),
-            Back::First(|f, r| r.component == f.component && r.event == "restarted"),
-        ),
-        "crash" if c.starts_with("db-") => (
-            "db_crash",
-            format!("{c} crash"),
-            Back::First(|f, r| {
-                (r.component == f.component && r.event == "restarted")
-                    || (f.detail.starts_with("primary crash") && r.event == "promoted")
-            }),
-        ),
-        "scale-out" => (
-            "scale_out",
-            "scale-out".into(),
-            Back::First(|_, r| r.event == "servers-updated"),
-        ),
-        "scale-in" => (
-            "scale_in",
-            "scale-in".into(),
-            Back::Last(|_, r| r.event == "stopped" || r.event == "servers-updated"),
-        ),
-        "drain" if !in_deploy && e.detail.starts_with("deploy") => (
-            "rolling_restart",
-            "rolling restart".into(),
-            Back::First(|_, r| r.event == "deploy-done"),
-        ),
-        _ => return None,
-    })
-}
-
-/// Seconds for a title: whole seconds as such, else with a decimal.
-fn fmt_s(t: f64) -> String {
-    if (t - t.round()).abs() < 0.05 {
-        format!("{t:.0}")
-    } else {
-        format!("{t:.1}")
-    }
-}
-
-/// The faults of `rep` in time order, each with the window of its
-/// close-up: from 20 s before the fault to 60 s after the component is back
-/// (2 min after the fault if it never is), at most 10 min after the fault
-/// and within the run. Returns at most [`MAX_FAULT_CHARTS`] of them and how
-/// many more there were.
-pub fn fault_closeups(rep: &Replication) -> (Vec<FaultCloseUp>, usize) {
-    let mut tl: Vec<&TimelineEvent> = rep
-        .timeline
-        .iter()
-        .filter(|e| e.time.as_secs_f64().is_finite())
-        .collect();
-    tl.sort_by_key(|e| e.time);
+/// The faults of `rep` (described by the scenario's `faults`) in time
+/// order, each with the window of its close-up: from 20 s before the fault
+/// to 60 s after the component is back and at least 10 s past the end of
+/// its statistics window (2 min after the fault if it never is back), at
+/// most 10 min after the fault and within the run. Returns at most
+/// [`MAX_FAULT_CHARTS`] of them and how many more there were.
+pub fn fault_closeups(rep: &Replication, faults: &[Fault]) -> (Vec<FaultCloseUp>, usize) {
+    let mut windows: Vec<&FaultWindow> = rep.fault_windows.iter().filter(|w| w.fault < faults.len()).collect();
+    windows.sort_by_key(|w| (w.start, w.fault));
     let end = rep.end.as_secs_f64();
-    let mut faults = vec![];
-    let mut in_deploy = false;
-    for (i, e) in tl.iter().enumerate() {
-        let start = fault_start(e, in_deploy);
-        in_deploy = match e.event {
-            "deploy-done" => false,
-            _ => in_deploy || start.as_ref().is_some_and(|s| s.0 == "rolling_restart"),
-        };
-        let Some((kind, what, back)) = start else { continue };
-        let t0 = e.time.as_secs_f64();
-        // Later events until the same component crashes again, within the
-        // cap.
-        let later = tl[i + 1..]
-            .iter()
-            .take_while(|r| {
-                r.time.as_secs_f64() <= t0 + CLOSEUP_MAX_S && !(r.component == e.component && r.event == "crash")
-            })
-            .filter(|r| r.time >= e.time);
-        let back = match back {
-            Back::First(f) => later.clone().find(|r| f(e, r)),
-            Back::Last(f) => later.clone().filter(|r| f(e, r)).last(),
-        }
-        .map(|r| r.time.as_secs_f64());
-        let after = back.map_or(t0 + CLOSEUP_NO_RECOVERY_S, |b| b + CLOSEUP_AFTER_S);
-        let stop = after.min(t0 + CLOSEUP_MAX_S).min(end.max(t0 + 1.0));
-        let k = faults.len();
-        faults.push(FaultCloseUp {
-            stem: format!("fault_{k}_{kind}"),
-            title: format!("fault {k}: {what} at {} s", fmt_s(t0)),
-            start: t0,
-            back,
-            range: (t0 - CLOSEUP_BEFORE_S).max(0.0)..stop,
-        });
-    }
-    let more = faults.len().saturating_sub(MAX_FAULT_CHARTS);
-    faults.truncate(MAX_FAULT_CHARTS);
-    (faults, more)
+    let mut out: Vec<FaultCloseUp> = windows
+        .iter()
+        .enumerate()
+        .map(|(k, w)| {
+            let f = &faults[w.fault];
+            let t0 = w.start.as_secs_f64();
+            let back = w.restored.map(|t| t.as_secs_f64());
+            let closed = (w.end != SimTime::MAX).then(|| w.end.as_secs_f64() + 10.0);
+            let after = match back {
+                Some(b) => (b + CLOSEUP_AFTER_S).max(closed.unwrap_or(0.0)),
+                None => t0 + CLOSEUP_NO_RECOVERY_S,
+            };
+            let stop = after.min(t0 + CLOSEUP_MAX_S).min(end.max(t0 + 1.0));
+            FaultCloseUp {
+                stem: format!("fault_{k}_{}", f.kind().replace('-', "_")),
+                // Short enough for a panel title: without the restart.
+                title: format!(
+                    "fault {k}: {}",
+                    f.describe().split(", restart").next().unwrap_or_default()
+                ),
+                start: t0,
+                back,
+                range: (t0 - CLOSEUP_BEFORE_S).max(0.0)..stop,
+            }
+        })
+        .collect();
+    let more = out.len().saturating_sub(MAX_FAULT_CHARTS);
+    out.truncate(MAX_FAULT_CHARTS);
+    (out, more)
 }
 
 /// The panels of a fault's close-up, over its window: connect latency
@@ -664,7 +593,7 @@ fn closeup_charts(rep: &Replication, marks: &Marks, fault: &FaultCloseUp, interv
         .fault_windows
         .iter()
         .find(|w| (w.start.as_secs_f64() - fault.start).abs() < 1e-6)
-        .filter(|w| w.end != crate::time::SimTime::MAX)
+        .filter(|w| w.end != SimTime::MAX)
         .map(|w| {
             let label = match w.ending {
                 crate::metrics::Ending::Recovered => "window ends: back in band",
@@ -1721,6 +1650,45 @@ mod tests {
         }
     }
 
+    /// A crash of `server` at `at` s that restarts 10 s later.
+    fn crash_fault(server: u32, at: f64) -> Fault {
+        Fault::Crash {
+            server,
+            at: crate::time::SimDuration((at * NS_PER_S as f64) as u64),
+            mode: crate::scenario::CrashMode::Process,
+            restart_after: Some(crate::time::SimDuration::from_secs(10)),
+        }
+    }
+
+    /// Scenario fault `fault`'s statistics window: from `start` s, its
+    /// component back at `back` s, closed at `end` s (open without).
+    fn window(fault: usize, start: f64, back: Option<f64>, end: Option<f64>) -> FaultWindow {
+        let t = |s: f64| SimTime((s * NS_PER_S as f64) as u64);
+        FaultWindow {
+            fault,
+            start: t(start),
+            end: end.map_or(SimTime::MAX, t),
+            restored: back.map(t),
+            recovered: end.map(t),
+            ending: if end.is_some() {
+                crate::metrics::Ending::Recovered
+            } else {
+                crate::metrics::Ending::Open
+            },
+        }
+    }
+
+    /// Crash faults for `rep`'s windows, as a scenario would list them.
+    fn faults_of(rep: &Replication) -> Vec<Fault> {
+        let n = rep.fault_windows.iter().map(|w| w.fault + 1).max().unwrap_or(0);
+        (0..n)
+            .map(|k| {
+                let w = rep.fault_windows.iter().find(|w| w.fault == k);
+                crash_fault(1, w.map_or(0.0, |w| w.start.as_secs_f64()))
+            })
+            .collect()
+    }
+
     fn replication(samples: Vec<Sample>) -> Replication {
         Replication {
             index: 0,
@@ -1736,7 +1704,7 @@ mod tests {
             ],
             cdfs: Vec::new(),
             faults: Vec::new(),
-            fault_windows: Vec::new(),
+            fault_windows: vec![window(0, 10.0, Some(23.0), Some(26.0))],
             final_conns: vec![],
             events: 0,
             end: SimTime(30 * NS_PER_S),
@@ -1792,11 +1760,14 @@ mod tests {
 
     /// Writes the charts of `rep` twice, into two folders and once more in
     /// place, and checks the bytes are the same each time.
-    fn write_deterministic(rep: &Replication) -> (tempfile::TempDir, Vec<PathBuf>) {
+    fn write_deterministic(rep: &Replication, faults: &[Fault]) -> (tempfile::TempDir, Vec<PathBuf>) {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        let written = write_charts(a.path(), rep, 1.0, 2.0).unwrap();
-        assert_eq!(write_charts(b.path(), rep, 1.0, 2.0).unwrap().len(), written.len());
+        let written = write_charts(a.path(), rep, faults, 1.0, 2.0).unwrap();
+        assert_eq!(
+            write_charts(b.path(), rep, faults, 1.0, 2.0).unwrap().len(),
+            written.len()
+        );
         let same = |what: &str| {
             for f in &written {
                 let name = f.file_name().unwrap();
@@ -1808,7 +1779,7 @@ mod tests {
             }
         };
         same("between folders");
-        write_charts(a.path(), rep, 1.0, 2.0).unwrap();
+        write_charts(a.path(), rep, faults, 1.0, 2.0).unwrap();
         same("after overwriting");
         (a, written)
     }
@@ -1851,7 +1822,7 @@ mod tests {
         // Busy cores but no game traffic: exactly the connection charts.
         let rep = synthetic();
         assert!(rep.samples.iter().all(|s| s.servers.iter().all(|v| v.cpu_util > 0.0)));
-        let (a, written) = write_deterministic(&rep);
+        let (a, written) = write_deterministic(&rep, &faults_of(&rep));
         check_files(a.path(), &written);
         let svg = std::fs::read_to_string(a.path().join("connections.svg")).unwrap();
         assert!(svg.contains("server-1 crash") && svg.contains("server-1 marked-up"));
@@ -1860,7 +1831,8 @@ mod tests {
 
     #[test]
     fn game_traffic_adds_four_deterministic_charts() {
-        let (a, written) = write_deterministic(&game());
+        let rep = game();
+        let (a, written) = write_deterministic(&rep, &faults_of(&rep));
         let stems: Vec<&str> = STEMS
             .iter()
             .chain(&GAME_STEMS)
@@ -2017,11 +1989,12 @@ mod tests {
     fn empty_samples() {
         let mut rep = replication(vec![]);
         let dir = tempfile::tempdir().unwrap();
-        let written = write_charts(dir.path(), &rep, 0.0, 0.0).unwrap();
+        let written = write_charts(dir.path(), &rep, &faults_of(&rep), 0.0, 0.0).unwrap();
         check_files(dir.path(), &written);
         rep.timeline.clear();
+        rep.fault_windows.clear();
         rep.end = SimTime::ZERO;
-        let written = write_charts(dir.path(), &rep, f64::NAN, f64::NAN).unwrap();
+        let written = write_charts(dir.path(), &rep, &faults_of(&rep), f64::NAN, f64::NAN).unwrap();
         check_stems(dir.path(), &written, &STEMS);
         let svg = std::fs::read_to_string(dir.path().join("connect_latency.svg")).unwrap();
         assert!(svg.contains("no samples"));
@@ -2038,14 +2011,15 @@ mod tests {
         let mut rep = replication(samples);
         for s in 0..20 {
             rep.timeline.push(event(5, s, "crash"));
+            rep.fault_windows.push(window(s as usize + 1, 5.0, None, None));
         }
         let dir = tempfile::tempdir().unwrap();
-        let written = write_charts(dir.path(), &rep, 1.0, 5.0).unwrap();
+        let written = write_charts(dir.path(), &rep, &faults_of(&rep), 1.0, 5.0).unwrap();
         // 21 crashes: the first eight get a close-up.
         let closeups: Vec<String> = (0..MAX_FAULT_CHARTS).map(|k| format!("fault_{k}_crash")).collect();
         let closeups: Vec<&str> = closeups.iter().map(String::as_str).collect();
         check_stems(dir.path(), &written, &[&STEMS[..], &closeups].concat());
-        assert_eq!(fault_closeups(&rep).1, 21 - MAX_FAULT_CHARTS);
+        assert_eq!(fault_closeups(&rep, &faults_of(&rep)).1, 21 - MAX_FAULT_CHARTS);
         let svg = std::fs::read_to_string(dir.path().join("connections.svg")).unwrap();
         assert!(svg.contains("min–max of 100 servers"));
         let svg = std::fs::read_to_string(dir.path().join("connect_latency.svg")).unwrap();
@@ -2058,7 +2032,7 @@ mod tests {
                 v.cpu_util = (i % 10) as f64 / 10.0;
             }
         }
-        let written = write_charts(dir.path(), &rep, 1.0, 5.0).unwrap();
+        let written = write_charts(dir.path(), &rep, &faults_of(&rep), 1.0, 5.0).unwrap();
         check_stems(
             dir.path(),
             &written,
@@ -2168,7 +2142,54 @@ mod tests {
             at(900.0, "fleet", "deploy-done", ""),
             at(1990.0, "server-5", "crash", "process crash"),
         ];
-        let (faults, more) = fault_closeups(&rep);
+        // The scenario's faults, not in time order, and their windows as
+        // the run judged them.
+        let secs = crate::time::SimDuration::from_secs;
+        let scenario_faults = vec![
+            Fault::Crash {
+                server: 5,
+                at: secs(1990),
+                mode: crate::scenario::CrashMode::Process,
+                restart_after: None,
+            },
+            crash_fault(3, 100.0),
+            Fault::BalancerCrash {
+                node: 0,
+                at: secs(200),
+                mode: crate::scenario::CrashMode::Host,
+                restart_after: Some(secs(120)),
+            },
+            Fault::DbCrash {
+                target: crate::scenario::DbTarget::Primary,
+                at: secs(400),
+                restart_after: None,
+            },
+            Fault::CacheCrash {
+                at: secs(500),
+                restart_after: None,
+            },
+            Fault::ScaleOut {
+                count: 2,
+                at: secs(600),
+                boot: secs(5),
+            },
+            Fault::RollingRestart {
+                at: secs(700),
+                drain: secs(30),
+                restart_time: secs(10),
+                pause: secs(10),
+            },
+        ];
+        rep.fault_windows = vec![
+            window(0, 1990.0, None, None),
+            window(1, 100.0, Some(134.0), Some(140.0)),
+            window(2, 200.0, Some(204.0), Some(210.0)),
+            window(3, 400.0, Some(415.0), Some(420.0)),
+            window(4, 500.0, None, None),
+            window(5, 600.0, Some(630.0), Some(700.0)),
+            window(6, 700.0, Some(900.0), Some(905.0)),
+        ];
+        let (faults, more) = fault_closeups(&rep, &scenario_faults);
         assert_eq!(more, 0);
         let got: Vec<(&str, Option<f64>, f64, f64)> = faults
             .iter()
@@ -2177,21 +2198,20 @@ mod tests {
         assert_eq!(
             got,
             [
-                // Back when marked up again; 60 s more.
+                // In time order; back when its window says so; 60 s more.
                 ("fault_0_crash", Some(134.0), 80.0, 194.0),
-                // Back when the VIP moved, not at the node's restart.
-                ("fault_1_balancer_crash", Some(203.6), 180.0, 263.6),
+                ("fault_1_balancer_crash", Some(204.0), 180.0, 264.0),
                 ("fault_2_db_crash", Some(415.0), 380.0, 475.0),
                 // Never back: two minutes.
                 ("fault_3_cache_crash", None, 480.0, 620.0),
-                ("fault_4_scale_out", Some(630.0), 580.0, 690.0),
-                // A deploy's drains are one fault.
+                // At least 10 s past the end of its statistics window.
+                ("fault_4_scale_out", Some(630.0), 580.0, 710.0),
                 ("fault_5_rolling_restart", Some(900.0), 680.0, 960.0),
                 // Cut at the end of the run.
                 ("fault_6_crash", None, 1970.0, 2000.0),
             ]
         );
-        assert_eq!(faults[1].title, "fault 1: balancer-0 crash at 200 s");
+        assert_eq!(faults[1].title, "fault 1: balancer-0 crash (host) at 200s");
         // A server stopped for good (scaled in) is no outage.
         let outages = Marks::new(&rep.timeline, 0.0).outages;
         assert!(outages.contains(&(100.0, Some(130.0))), "{outages:?}");
@@ -2201,8 +2221,13 @@ mod tests {
         // the outage of its own window only.
         rep.timeline.truncate(8);
         rep.samples = (1..=400).map(|t| sample(t, &[5, 5], Some(2.0), Some(9.0))).collect();
+        rep.fault_windows = vec![
+            window(0, 100.0, Some(134.0), Some(140.0)),
+            window(1, 200.0, Some(204.0), Some(210.0)),
+        ];
+        let two = [scenario_faults[1].clone(), scenario_faults[2].clone()];
         let dir = tempfile::tempdir().unwrap();
-        let written = write_charts(dir.path(), &rep, 1.0, 30.0).unwrap();
+        let written = write_charts(dir.path(), &rep, &two, 1.0, 30.0).unwrap();
         check_stems(
             dir.path(),
             &written,
@@ -2210,7 +2235,7 @@ mod tests {
         );
         let svg = std::fs::read_to_string(dir.path().join("fault_1_balancer_crash.svg")).unwrap();
         for want in [
-            "Fault 1: balancer-0 crash at 200 s: connect latency",
+            "Fault 1: balancer-0 crash (host) at 200s: connect latency",
             "refusals, reconnects and drops",
             "vip-0 vip-moved",
             "outage (down until back)",
@@ -2223,7 +2248,7 @@ mod tests {
 
         // A web-only run: the close-up shows the web tier instead.
         let labels = |rep: &Replication| -> Vec<Vec<String>> {
-            let fault = &fault_closeups(rep).0[0];
+            let fault = &fault_closeups(rep, &two).0[0];
             closeup_charts(rep, &Marks::new(&rep.timeline, 0.0), fault, 1.0)
                 .into_iter()
                 .map(|c| c.lines.into_iter().map(|l| l.label).collect())
@@ -2299,7 +2324,16 @@ mod tests {
             event: "promoted",
             detail: String::new(),
         });
-        let (a, written) = write_deterministic(&rep);
+        rep.fault_windows.push(window(1, 22.0, Some(25.0), Some(28.0)));
+        let faults = [
+            crash_fault(1, 10.0),
+            Fault::DbCrash {
+                target: crate::scenario::DbTarget::Primary,
+                at: crate::time::SimDuration::from_secs(22),
+                restart_after: None,
+            },
+        ];
+        let (a, written) = write_deterministic(&rep, &faults);
         check_stems(
             a.path(),
             &written,

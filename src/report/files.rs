@@ -333,7 +333,7 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
         }
     }
     if let Some(r) = o.replications.first() {
-        let (faults, more) = super::charts::fault_closeups(r);
+        let (faults, more) = super::charts::fault_closeups(r, &sc.faults);
         let faults: Vec<_> = faults
             .into_iter()
             .filter(|f| path.with_file_name(format!("{}.svg", f.stem)).exists())
@@ -341,7 +341,7 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
         if !faults.is_empty() {
             let _ = writeln!(
                 s,
-                "### Faults close-up\n\nFrom 20 s before each fault to 60 s after the component is back; shaded red: the outage.\n"
+                "### Faults close-up\n\nFrom 20 s before each fault to 60 s after its component is back (and past the end of its window in the table above, the dashed black line); shaded red: the outage.\n"
             );
         }
         for f in &faults {

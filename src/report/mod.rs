@@ -68,6 +68,7 @@ pub fn write_run(out: &Path, sc: &Scenario, outcome: &Outcome, info: &RunInfo) -
             files.extend(charts::write_charts(
                 dir,
                 first,
+                &sc.faults,
                 sc.sample_interval.as_secs_f64(),
                 sc.warmup.as_secs_f64(),
             )?);

@@ -1319,6 +1319,7 @@ pub fn write_plan(
             files.extend(charts::write_charts(
                 dir,
                 r,
+                &sc.faults,
                 sc.sample_interval.as_secs_f64(),
                 sc.warmup.as_secs_f64(),
             )?);

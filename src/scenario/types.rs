@@ -883,6 +883,19 @@ impl Fault {
         }
     }
 
+    /// The fault's `kind` as a scenario names it ("crash", "balancer-crash"…).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Crash { .. } => "crash",
+            Fault::BalancerCrash { .. } => "balancer-crash",
+            Fault::ScaleOut { .. } => "scale-out",
+            Fault::ScaleIn { .. } => "scale-in",
+            Fault::RollingRestart { .. } => "rolling-restart",
+            Fault::CacheCrash { .. } => "cache-crash",
+            Fault::DbCrash { .. } => "db-crash",
+        }
+    }
+
     /// When the fault starts.
     pub fn at(&self) -> SimDuration {
         match self {

@@ -182,7 +182,7 @@ fn every_fault_gets_a_close_up() {
     let first = md.find("(fault_0_crash.svg)").expect("fault 0 in report.md");
     let second = md.find("(fault_1_crash.svg)").expect("fault 1 in report.md");
     assert!(section < first && first < second);
-    assert!(md.contains("fault 1: server-2 crash at 180 s"));
+    assert!(md.contains("fault 1: server-2 crash (process) at 3m"), "{md}");
     // The close-ups are inline in report.html like every chart.
     let svgs = validate_html(&out);
     assert_eq!(svgs, 7 + 2, "the game charts and two close-ups");
