@@ -1531,10 +1531,7 @@ fn plan_md(
             if flat.is_empty() {
                 s.push_str(" Widen the range (`--vary key=lo..hi`) or relax the SLOs.");
             } else {
-                let mut why = flat.join("; ");
-                if let Some(c) = why.get(..1) {
-                    why.replace_range(..1, &c.to_uppercase());
-                }
+                let why = flat.join("; ");
                 let _ = write!(
                     s,
                     " {why}. Relax that SLO or change what drives it (the report's assumptions list the model's inputs)."
@@ -1698,7 +1695,7 @@ fn not_capacity(o: &Outcome, metric: &str, key: &str) -> Option<String> {
     let d = crate::explain::drivers(o, lat).into_iter().next()?;
     (!d.capacity).then(|| {
         format!(
-            "the slowest 1 % of {metric} spent {:.0} % of their time {}, which more `{key}` does not shorten; what \
+            "{metric}: its slowest 1 % spent {:.0} % of their time {}, which more `{key}` does not shorten; what \
              moves it: {}",
             d.share * 100.0,
             d.what,
