@@ -348,17 +348,16 @@ pub fn run_replication_observed(
         ("last_spectator", cdf(&w.rec.move_last_spectator)),
         ("relay", cdf(&w.rec.relay)),
     ];
-    let faults = fault_costs(&w, sc, end);
+    // In scenario order, like the per-fault costs.
+    let mut fault_windows = w.rec.windows.faults.clone();
+    fault_windows.sort_by_key(|f| f.fault);
+    let faults = fault_costs(&w, sc, &fault_windows, end);
     Ok(Replication {
         index,
         metrics,
         cdfs,
         faults,
-        fault_windows: {
-            let mut v = w.rec.windows.faults.clone();
-            v.sort_by_key(|f| f.fault);
-            v
-        },
+        fault_windows,
         final_conns: w.servers.iter().map(|s| s.conns.len() as u32).collect(),
         samples: std::mem::take(&mut w.rec.samples),
         storage_samples: std::mem::take(&mut w.rec.storage_samples),
@@ -506,9 +505,7 @@ pub const FAULT_COSTS: [&str; 15] = [
 /// reconnection rate, the time to recover (NaN when the window ended
 /// otherwise: cap, next fault, end of run), the p99 latencies of the
 /// window's attempts and moves, moves lost and moves at risk at the fault.
-fn fault_costs(w: &World, sc: &Scenario, end: SimTime) -> Vec<Vec<Metric>> {
-    let mut windows = w.rec.windows.faults.clone();
-    windows.sort_by_key(|f| f.fault);
+fn fault_costs(w: &World, sc: &Scenario, windows: &[FaultWindow], end: SimTime) -> Vec<Vec<Metric>> {
     let interval_s = sc.sample_interval.as_secs_f64();
     windows
         .iter()
