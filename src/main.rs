@@ -352,7 +352,7 @@ fn parse_slos(texts: &[String], sc: &Scenario) -> Result<Vec<study::plan::Slo>, 
     if texts.is_empty() {
         return Ok(vec![]);
     }
-    let slos = study::plan::parse_slos(texts, &study::plan::metric_names(sc))?;
+    let slos = study::plan::parse_slos(texts, &study::plan::metric_names())?;
     study::plan::check_slo_replications(&slos, sc.replications)?;
     Ok(slos)
 }
@@ -484,7 +484,7 @@ fn compare(args: CompareArgs) -> Result<Status> {
     let sc = &points[0].scenario;
     let slos = parse_slos(&args.slo, sc)?;
     let objectives = match &args.pareto {
-        Some(p) => Some(study::compare::parse_objectives(p, &study::plan::metric_names(sc))?),
+        Some(p) => Some(study::compare::parse_objectives(p, &study::plan::metric_names())?),
         None => None,
     };
     let out = study_out(c, &sc.name, "compare");
@@ -573,10 +573,10 @@ fn plan(args: PlanArgs) -> Result<Status> {
     let base = Base::load(&c.file)?;
     let sets = settings(&c.set, false)?;
     let fixed = fixed(&sets);
-    // The scenario as it will run (fixed overrides), for metric names.
+    // The scenario as it will run (fixed overrides): its seed, replications and name.
     let mut first = base.build(&fixed)?;
     seed_and_reps(&mut first, c.seed, c.replications);
-    let names = study::plan::metric_names(&first);
+    let names = study::plan::metric_names();
     let slos = args
         .slo
         .iter()

@@ -211,7 +211,6 @@ struct ServerConns {
 }
 
 pub struct Recorder {
-    warmup: SimTime,
     pub counters: Counters,
     /// Steady state and fault windows, and what each counted (slot 0:
     /// steady state; slot 1 + k: scenario fault k).
@@ -250,7 +249,6 @@ impl Recorder {
     /// `fault_starts`: each scenario fault's time, in scenario order.
     pub fn new(servers: usize, warmup: SimTime, fault_starts: &[SimTime]) -> Self {
         Recorder {
-            warmup,
             counters: Counters::default(),
             windows: Windows::new(warmup, fault_starts),
             window_stats: vec![WindowStats::default(); 1 + fault_starts.len()],
@@ -276,7 +274,7 @@ impl Recorder {
 
     #[inline]
     fn counting(&self, now: SimTime) -> bool {
-        now >= self.warmup
+        now >= self.windows.warmup()
     }
 
     /// Adds to a counter, both in the run totals (after warm-up) and in the
@@ -434,35 +432,28 @@ impl Recorder {
         }
     }
 
-    /// The parts (ns, [`MOVE_PARTS`]) of a move's delivery to a player,
-    /// sent at `sent`.
+    /// A move sent at `sent` delivered to a player `latency_ns` later;
+    /// `parts` (ns, [`MOVE_PARTS`]) say where the time went.
     #[inline]
-    pub fn move_parts(&mut self, sent: SimTime, parts: [u64; 4]) {
-        if self.windows.phase(sent) != NOT_COUNTED {
+    pub fn delivery_to_player(&mut self, sent: SimTime, latency_ns: u64, parts: [u64; 4]) {
+        let us = (latency_ns / NS_PER_US).max(1);
+        self.interval_player.saturating_record(us);
+        if let Some(slot) = self.windows.slot_at(sent) {
+            self.window_stats[slot].moves.saturating_record(us);
+            self.counters.deliveries_player += 1;
             let p = parts.map(|x| x / NS_PER_US);
             self.move_tail.record(p.iter().sum::<u64>().max(1), p);
         }
     }
 
-    /// A move delivered to a player (`to_player`) or a spectator; `now` is
-    /// when the delivery was computed, `latency_ns` from the sender's send.
+    /// A move sent at `sent` delivered to a spectator `latency_ns` later.
     #[inline]
-    /// `sent` is when the move was sent (it decides the warm-up).
-    pub fn delivery(&mut self, sent: SimTime, to_player: bool, latency_ns: u64) {
+    pub fn delivery_to_spectator(&mut self, sent: SimTime, latency_ns: u64) {
         let us = (latency_ns / NS_PER_US).max(1);
-        let slot = self.windows.slot_at(sent);
-        if to_player {
-            self.interval_player.saturating_record(us);
-            if let Some(slot) = slot {
-                self.window_stats[slot].moves.saturating_record(us);
-                self.counters.deliveries_player += 1;
-            }
-        } else {
-            self.interval_spectator.saturating_record(us);
-            if let Some(slot) = slot {
-                self.window_stats[slot].spectators.saturating_record(us);
-                self.counters.deliveries_spectator += 1;
-            }
+        self.interval_spectator.saturating_record(us);
+        if let Some(slot) = self.windows.slot_at(sent) {
+            self.window_stats[slot].spectators.saturating_record(us);
+            self.counters.deliveries_spectator += 1;
         }
     }
 
@@ -477,7 +468,7 @@ impl Recorder {
     /// Server `s` now has `n` connections.
     #[inline]
     pub fn server_conns(&mut self, s: usize, now: SimTime, n: u32) {
-        let w = self.warmup;
+        let w = self.windows.warmup();
         let sc = &mut self.servers[s];
         if now > w {
             let from = sc.last_change.max(w);
@@ -573,7 +564,7 @@ impl Recorder {
     /// Time-averaged connections per server after the warm-up, closing
     /// the integrals at `end`.
     pub fn mean_conns_per_server(&mut self, end: SimTime) -> Vec<f64> {
-        let span = end.0.saturating_sub(self.warmup.0).max(1) as f64;
+        let span = end.0.saturating_sub(self.windows.warmup().0).max(1) as f64;
         (0..self.servers.len())
             .map(|s| {
                 let cur = self.servers[s].current;

@@ -419,12 +419,12 @@ impl World<'_> {
             let at = t + hop + SimDuration(mm.half_rtt_ns as u64);
             let latency = at.since(sent_at).0;
             if room.is_player(mm.client) {
-                rec.delivery(sent_at, true, latency);
                 // Network both ways, the sender's server, the relay, and
                 // this server's queue and walk up to this send.
                 let relay = if relayed { ready.since(validated).0 } else { 0 };
-                rec.move_parts(
+                rec.delivery_to_player(
                     sent_at,
+                    latency,
                     [
                         arrived.since(sent_at).0 + at.since(t).0,
                         validated.since(arrived).0,
@@ -436,7 +436,7 @@ impl World<'_> {
                     next_at = Some(at);
                 }
             } else {
-                rec.delivery(sent_at, false, latency);
+                rec.delivery_to_spectator(sent_at, latency);
                 last = last.max(at);
                 spectators += 1;
             }

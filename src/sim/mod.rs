@@ -95,14 +95,11 @@ pub struct Client {
     pub depart_at: SimTime,
     pub prev_backoff: SimDuration,
     pub ever_attempted: bool,
-    /// Refused on an attempt counted after the warm-up.
-    pub ever_refused: bool,
-    /// Counted as attempting after the warm-up.
-    pub counted: bool,
     /// The phase (steady stretch or fault window) of the current attempt's
     /// start, or of the drop it is noticing; where its outcome is counted.
     pub attempt_phase: Phase,
-    /// The last phase it was counted attempting in, and refused in.
+    /// The last phase it was counted attempting in, and refused in
+    /// (`NOT_COUNTED` until the first counted attempt, refusal).
     pub seen_phase: Phase,
     pub refused_phase: Phase,
     /// Where the current attempt's time went (µs; see `Part`), and when
@@ -668,8 +665,6 @@ impl<'a> World<'a> {
             depart_at: SimTime::MAX,
             prev_backoff: SimDuration::ZERO,
             ever_attempted: false,
-            ever_refused: false,
-            counted: false,
             attempt_phase: NOT_COUNTED,
             seen_phase: NOT_COUNTED,
             refused_phase: NOT_COUNTED,
@@ -708,11 +703,10 @@ impl<'a> World<'a> {
         let (generation, half) = (cl.generation, SimDuration(cl.rtt.0 / 2));
         let phase = self.rec.attempt(now, again);
         let first = phase != cl.seen_phase;
-        let first_ever = !cl.counted && phase != NOT_COUNTED;
+        let first_ever = cl.seen_phase == NOT_COUNTED && phase != NOT_COUNTED;
         cl.attempt_phase = phase;
         if phase != NOT_COUNTED {
             cl.seen_phase = phase;
-            cl.counted = true;
         }
         self.rec.client_attempting(phase, first, first_ever);
         s.after(half, Event::AtBalancer { client: c, generation });
@@ -805,10 +799,9 @@ impl<'a> World<'a> {
         let phase = cl.attempt_phase;
         let counted = phase != NOT_COUNTED;
         let first = counted && cl.refused_phase != phase;
-        let first_ever = counted && !cl.ever_refused;
+        let first_ever = counted && cl.refused_phase == NOT_COUNTED;
         if counted {
             cl.refused_phase = phase;
-            cl.ever_refused = true;
         }
         self.rec.refused(phase, kind, first, first_ever);
         // The 503 travels back to the client, which then applies its policy.
