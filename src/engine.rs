@@ -87,11 +87,25 @@ impl<E> Scheduler<E> {
         self.now
     }
 
-    /// Schedules `event` at absolute time `at`; a time in the past is moved to
-    /// now (the clock never goes backwards).
+    /// Schedules `event` at absolute time `at`, which must not be in the
+    /// past. A past time is a model bug, never clamped: debug builds (and
+    /// tests) panic at the caller's line; release builds queue the event at
+    /// its past time, so the run loop stops with
+    /// [`EngineError::ClockBackwards`] when it comes up, and the run fails.
     #[inline]
+    #[cfg_attr(debug_assertions, track_caller)]
     pub fn at(&mut self, at: SimTime, event: E) {
-        let time = at.0.max(self.now.0);
+        debug_assert!(
+            at >= self.now,
+            "an event was scheduled in the past: at {at} while the clock is at {}",
+            self.now
+        );
+        self.push(at.0, event);
+    }
+
+    /// Queues `event` at `time`, as given.
+    #[inline]
+    fn push(&mut self, time: u64, event: E) {
         let e = Entry {
             time,
             seq: self.seq,
@@ -108,6 +122,7 @@ impl<E> Scheduler<E> {
 
     /// Schedules `event` after `delay` from now.
     #[inline]
+    #[cfg_attr(debug_assertions, track_caller)]
     pub fn after(&mut self, delay: SimDuration, event: E) {
         self.at(self.now + delay, event);
     }
@@ -178,7 +193,7 @@ pub struct LoopStats {
 /// An error in the engine's own invariants.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EngineError {
-    #[error("simulated clock went backwards: {from} -> {to}")]
+    #[error("an event was scheduled in the past (at {to} while the clock was at {from}): a bug in wscap")]
     ClockBackwards { from: SimTime, to: SimTime },
 }
 
@@ -311,11 +326,39 @@ mod tests {
         }
     }
 
+    /// Scheduling in the past is caught where it happens in debug builds.
     #[test]
-    fn past_times_are_clamped_to_now() {
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "scheduled in the past")]
+    fn past_times_panic_in_debug_builds() {
         let mut s: Scheduler<u32> = Scheduler::new();
         s.now = SimTime(50);
         s.at(SimTime(10), 1);
-        assert_eq!(s.next_time(), Some(SimTime(50)));
+    }
+
+    /// Without debug assertions a past event is kept at its time, and the
+    /// run loop fails with `ClockBackwards` when it comes up: never a clamp.
+    #[test]
+    fn past_times_stop_the_run() {
+        struct Past;
+        impl Model for Past {
+            type Event = u32;
+            fn handle(&mut self, ev: u32, s: &mut Scheduler<u32>) {
+                if ev == 0 {
+                    // `at` without its debug assertion: what a release build does.
+                    s.push(s.now.0 - 5, 1);
+                }
+            }
+        }
+        let mut s = Scheduler::new();
+        s.at(SimTime(10), 0);
+        let err = run(&mut Past, &mut s, SimTime(100), 10).unwrap_err();
+        assert_eq!(
+            err,
+            EngineError::ClockBackwards {
+                from: SimTime(10),
+                to: SimTime(5)
+            }
+        );
     }
 }

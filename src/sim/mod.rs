@@ -959,7 +959,9 @@ impl<'a> World<'a> {
         cl.add_part(Part::Accept, now);
         let (generation, depart, phase) = (cl.generation, cl.depart_at, cl.attempt_phase);
         self.rec.accepted(phase, latency, cl.parts);
-        s.at(depart, Event::SessionEnd { client: c, generation });
+        // A client whose session ran out while it was reconnecting leaves
+        // as soon as it is connected.
+        s.at(depart.max(now), Event::SessionEnd { client: c, generation });
         self.join_room(c, srv, s);
     }
 
