@@ -410,8 +410,8 @@ fn spof_md(
          above 0; with one replication, a count above 0), or an outage in a minority of replications.\n\
          - **no visible effect**: none of these.\n\n\
          Impacts: connections dropped, attempts refused and web errors are counted over the run's fault window \
-         (from the crash until the component is back, or its role taken over, and the system settled; the \
-         baseline over the same intervals); connect and move p99 are the window's against the baseline's whole \
+         (from the crash until the component is back, or its role taken over, and the system settled — or \
+         until the outage ended, if later; the baseline over the same intervals); connect and move p99 are the window's against the baseline's whole \
          run (all steady state); web p99 is the window's worst interval against the baseline's worst over the \
          same intervals; moves lost are over the whole run (only crashes lose moves). A VIP fails with the node \
          answering it: its row is that node's run, judged as the address.\n\n",

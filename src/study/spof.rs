@@ -23,8 +23,9 @@
 //! over the replications, with its Student-t 95 % CI (as `compare`):
 //! connections dropped, connection attempts refused and web requests
 //! failed in the fault window (the run's own window: from the crash until
-//! the component is back or its role taken over and the system settled;
-//! the baseline counted over the same sample intervals); the window's
+//! the component is back or its role taken over and the system settled,
+//! stretched to the end of the outage if that is later; the baseline
+//! counted over the same sample intervals); the window's
 //! connect and move p99 against the baseline's run p99 (the baseline has
 //! no fault: all of it is steady state); the web response p99 of the
 //! window's worst interval against the baseline's worst over the same
@@ -512,10 +513,10 @@ fn failure_ratio(s: &crate::metrics::Sample) -> f64 {
     socket.max(web)
 }
 
-/// Outage of one replication against its baseline: (seconds from `at` to
-/// the end of the last interval in outage, or 0; whether the last interval
-/// of the run is in outage).
-pub fn outage(fault: &Replication, base: &Replication, at: SimTime) -> (f64, bool) {
+/// Outage of one replication against its baseline: the end of the last
+/// interval in outage (None: no outage), and whether the last interval of
+/// the run is in outage.
+pub fn outage(fault: &Replication, base: &Replication, at: SimTime) -> (Option<SimTime>, bool) {
     let mut last = None;
     let mut open = false;
     let n = fault.samples.len().min(base.samples.len());
@@ -529,7 +530,7 @@ pub fn outage(fault: &Replication, base: &Replication, at: SimTime) -> (f64, boo
         }
         open = out;
     }
-    (last.map_or(0.0, |t| t.since(at).as_secs_f64()), open)
+    (last, open)
 }
 
 /// The class from the per-replication outages and the impacts.
@@ -569,10 +570,15 @@ pub fn analyse(spof: &Spof, outcomes: &[Outcome], slos: &[Slo]) -> Findings {
                     continue;
                 };
                 let end = SimTime::ZERO + spof.points[c.point].duration;
+                // The run's fault window, stretched to the outage's end when
+                // the component counts as back before the service is (an
+                // nginx with no other to route to).
+                let (last_out, open) = outage(r, b, at);
                 let span = match r.fault_windows.first() {
                     Some(w) => w.start..w.end.min(end),
                     None => at..end,
                 };
+                let span = span.start..span.end.max(last_out.unwrap_or(SimTime::ZERO));
                 let vals = [
                     sum(r, &span, |s| s.dropped) - sum(b, &span, |s| s.dropped),
                     sum(r, &span, |s| s.refused) - sum(b, &span, |s| s.refused),
@@ -596,9 +602,8 @@ pub fn analyse(spof: &Spof, outcomes: &[Outcome], slos: &[Slo]) -> Findings {
                 }
                 let counted = [vals[0], vals[1], vals[4], vals[5]];
                 failures.push(counted.iter().filter(|v| !v.is_nan()).sum::<f64>());
-                let (s, open) = outage(r, b, at);
-                outages.push(s);
-                outage_reps += usize::from(s > 0.0);
+                outages.push(last_out.map_or(0.0, |t| t.since(at).as_secs_f64()));
+                outage_reps += usize::from(last_out.is_some());
                 open_reps += usize::from(open);
                 windows.push(cost(r, "window_s"));
                 recovery.push(cost(r, "time_to_recover_s"));
