@@ -143,7 +143,7 @@ struct PlanArgs {
 
 #[derive(Args)]
 struct SpofArgs {
-    /// When each component crashes (e.g. 4m30s) [default: the middle of the run after the warm-up].
+    /// When each component crashes (e.g. 270s or 4.5m) [default: the middle of the run after the warm-up].
     #[arg(long)]
     at: Option<String>,
     /// How socket servers and balancer nodes die: `process` (RST at once) or `host` (heartbeats time out).
@@ -554,7 +554,7 @@ fn spof(args: SpofArgs) -> Result<Status> {
             wscap::units::parse_duration(t)
                 .map_err(|e| StudyError::Arg {
                     arg: format!("--at {t}"),
-                    message: format!("not a duration ({e}): write e.g. 4m30s or 270s"),
+                    message: format!("not a duration ({e}): write e.g. 270s or 4.5m"),
                 })?,
         ),
         None => None,

@@ -842,7 +842,7 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                 match &sc.web {
                     None => c.fail(
                         f("kind"),
-                        format!("a {} needs a [web] table (nginx and app servers)", fault.kind()),
+                        format!("`{}` needs a [web] table (nginx and app servers)", fault.kind()),
                     ),
                     Some(w) => {
                         let count = if table == "nginx" { w.nginx.count } else { w.app.count };

@@ -652,3 +652,77 @@ impl Findings {
         self.rows.iter().filter(|r| r.class.is_spof())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(mean: f64, ci95: f64) -> Option<Diff> {
+        Some(Diff { mean, ci95, pairs: 3 })
+    }
+
+    #[test]
+    fn classes_follow_the_majority_of_replications() {
+        let none = vec![d(0.0, 0.0); IMPACTS.len()];
+        assert_eq!(classify(3, 2, 3, &none), Class::UntilRepaired);
+        assert_eq!(classify(3, 1, 3, &none), Class::UntilFailover);
+        assert_eq!(classify(2, 0, 4, &none), Class::Degraded, "half is not a majority");
+        assert_eq!(classify(0, 0, 3, &none), Class::NoEffect);
+    }
+
+    #[test]
+    fn degraded_needs_a_significant_worsening() {
+        let mut v = vec![None; IMPACTS.len()];
+        v[0] = d(1.3, 1.4);
+        assert_eq!(classify(0, 0, 3, &v), Class::NoEffect, "CI covers 0");
+        v[0] = d(-5.0, 1.0);
+        assert_eq!(classify(0, 0, 3, &v), Class::NoEffect, "better is not degraded");
+        v[0] = d(5.0, 1.0);
+        assert_eq!(classify(0, 0, 3, &v), Class::Degraded);
+        // One replication: a count above 0 shows; a latency does not.
+        let mut one = vec![None; IMPACTS.len()];
+        one[2] = Some(Diff {
+            mean: 30.0,
+            ci95: f64::NAN,
+            pairs: 1,
+        });
+        assert_eq!(classify(0, 0, 1, &one), Class::NoEffect);
+        one[0] = Some(Diff {
+            mean: 2.0,
+            ci95: f64::NAN,
+            pairs: 1,
+        });
+        assert_eq!(classify(0, 0, 1, &one), Class::Degraded);
+    }
+
+    #[test]
+    fn the_default_crash_is_mid_run_after_the_warm_up_on_a_sample_time() {
+        let mut sc = crate::scenario::parse(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/web-tier.toml")).unwrap(),
+            std::path::Path::new("web-tier.toml"),
+            "web-tier",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")),
+        )
+        .unwrap();
+        assert_eq!(default_at(&sc), SimDuration::from_secs(270));
+        sc.duration = SimDuration::from_millis(480_700);
+        assert_eq!(default_at(&sc), SimDuration::from_secs(270), "rounded down to a sample");
+        let p = plan(&sc, None, CrashMode::Host, &[]).unwrap();
+        // The baseline, then one run per failure: the VIP shares its node's.
+        assert_eq!(p.points.len(), 1 + 11);
+        assert_eq!(p.components.len(), 12);
+        assert!(p.points[0].faults.is_empty());
+        let vip = p.components.iter().find(|c| c.name == "vip-0").unwrap();
+        let node = p.components.iter().find(|c| c.name == "balancer-0").unwrap();
+        assert_eq!(vip.point, node.point);
+        assert!(matches!(
+            p.points[node.point].faults[..],
+            [Fault::BalancerCrash {
+                node: 0,
+                mode: CrashMode::Host,
+                restart_after: None,
+                ..
+            }]
+        ));
+    }
+}
