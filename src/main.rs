@@ -550,13 +550,10 @@ fn spof(args: SpofArgs) -> Result<Status> {
     let c = &args.common;
     let sc = load_with_overrides(c)?;
     let at = match &args.at {
-        Some(t) => Some(
-            wscap::units::parse_duration(t)
-                .map_err(|e| StudyError::Arg {
-                    arg: format!("--at {t}"),
-                    message: format!("not a duration ({e}): write e.g. 270s or 4.5m"),
-                })?,
-        ),
+        Some(t) => Some(wscap::units::parse_duration(t).map_err(|e| StudyError::Arg {
+            arg: format!("--at {t}"),
+            message: format!("not a duration ({e}): write e.g. 270s or 4.5m"),
+        })?),
         None => None,
     };
     let mode = if args.mode == "host" {
@@ -567,7 +564,12 @@ fn spof(args: SpofArgs) -> Result<Status> {
     let only: Vec<String> = args
         .only
         .as_deref()
-        .map(|o| o.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+        .map(|o| {
+            o.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     let slos = parse_slos(&args.slo, &sc)?;
     let plan = study::spof::plan(&sc, at, mode, &only)?;
@@ -591,7 +593,10 @@ fn spof(args: SpofArgs) -> Result<Status> {
         slo_args(&args.slo),
         plan.at,
         args.mode,
-        args.only.as_deref().map(|o| format!(" --only {}", shell_quote(o))).unwrap_or_default(),
+        args.only
+            .as_deref()
+            .map(|o| format!(" --only {}", shell_quote(o)))
+            .unwrap_or_default(),
         "",
         sc.seed,
         sc.replications

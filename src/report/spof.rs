@@ -250,7 +250,11 @@ fn spof_md(
     }
     let none = found.rows.iter().filter(|r| r.class == Class::NoEffect).count();
     if none > 0 {
-        let _ = write!(s, " No visible effect: {none} component{}.", if none == 1 { "" } else { "s" });
+        let _ = write!(
+            s,
+            " No visible effect: {none} component{}.",
+            if none == 1 { "" } else { "s" }
+        );
     }
     s.push_str("\n\n");
     if !found.baseline_slo.is_empty() {
@@ -303,7 +307,12 @@ fn spof_md(
     );
     // The ranked table.
     let shown: Vec<usize> = (0..IMPACTS.len())
-        .filter(|&k| found.rows.iter().any(|r| r.impacts[k].is_some_and(|d| !d.mean.is_nan())))
+        .filter(|&k| {
+            found
+                .rows
+                .iter()
+                .any(|r| r.impacts[k].is_some_and(|d| !d.mean.is_nan()))
+        })
         .collect();
     s.push_str("| rank | component | class | outage (s) |");
     for &k in &shown {
@@ -324,7 +333,12 @@ fn spof_md(
         } else {
             r.class.label().to_string()
         };
-        let _ = write!(s, "| {} | {cname} | {class} | {} |", i + 1, pm(r.outage_s.0, r.outage_s.1));
+        let _ = write!(
+            s,
+            "| {} | {cname} | {class} | {} |",
+            i + 1,
+            pm(r.outage_s.0, r.outage_s.1)
+        );
         for &k in &shown {
             let cell = r.impacts[k].map_or("n/a".to_string(), |d| {
                 let t = pm(d.mean, d.ci95);
@@ -361,8 +375,11 @@ fn spof_md(
         }
     }
     s.push('\n');
-    if files.iter().any(|f| f.ends_with("spof.png")) {
-        s.push_str("![impact of each component's failure, worst first](spof.png)\n\n");
+    if files.iter().any(|f| f.ends_with("spof.svg")) {
+        s.push_str(
+            "![Each component's failure: outage, failures caused and latency differences (mean and 95 % CI), worst \
+             first; spof.png is the same chart](spof.svg)\n\n",
+        );
     }
     if !found.baseline_slo.is_empty() {
         s.push_str("## SLOs under each single failure\n\n| component |");

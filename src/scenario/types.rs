@@ -899,7 +899,9 @@ impl Fault {
                     format!("database replica {k} crash{}", restart(restart_after))
                 }
             },
-            Fault::NginxCrash { node, restart_after, .. } => format!("nginx-{node} crash{}", restart(restart_after)),
+            Fault::NginxCrash {
+                node, restart_after, ..
+            } => format!("nginx-{node} crash{}", restart(restart_after)),
             Fault::AppCrash {
                 server, restart_after, ..
             } => format!("app-{server} crash{}", restart(restart_after)),

@@ -570,7 +570,9 @@ impl World<'_> {
         use crate::scenario::Fault;
         let now = s.now();
         let (nginx, server, restart_after) = match self.sc.faults[index] {
-            Fault::NginxCrash { node, restart_after, .. } => (true, node, restart_after),
+            Fault::NginxCrash {
+                node, restart_after, ..
+            } => (true, node, restart_after),
             Fault::AppCrash {
                 server, restart_after, ..
             } => (false, server, restart_after),
@@ -621,7 +623,8 @@ impl World<'_> {
             (&mut self.web.apps[server as usize], format!("app-{server}"))
         };
         st.restart(now);
-        self.rec.event(now, name, "restarted", "accepting requests again".into());
+        self.rec
+            .event(now, name, "restarted", "accepting requests again".into());
     }
 
     /// The request's app worker crashed since it took the request: nginx

@@ -357,7 +357,10 @@ pub fn plan(sc: &Scenario, at: Option<SimDuration>, mode: CrashMode, only: &[Str
         p.faults = vec![fault.clone()];
         let problems = crate::scenario::validate(&p);
         if let Some(pr) = problems.first() {
-            return Err(arg(&format!("{name}"), format!("cannot fail it: {}: {}", pr.field, pr.message)));
+            return Err(arg(
+                &format!("{name}"),
+                format!("cannot fail it: {}: {}", pr.field, pr.message),
+            ));
         }
         points.push(p);
         let point = points.len() - 1;
