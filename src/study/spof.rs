@@ -184,8 +184,7 @@ fn list(sc: &Scenario, at: SimDuration, mode: CrashMode) -> Vec<(&'static str, S
             "a shorter VIP takeover (keepalived advert_int, or Pacemaker)".into(),
         ));
     }
-    if let Some(c) = &sc.cache {
-        let _ = c;
+    if sc.cache.is_some() {
         v.push((
             "cache",
             "redis".into(),
@@ -358,7 +357,7 @@ pub fn plan(sc: &Scenario, at: Option<SimDuration>, mode: CrashMode, only: &[Str
         let problems = crate::scenario::validate(&p);
         if let Some(pr) = problems.first() {
             return Err(arg(
-                &format!("{name}"),
+                &name,
                 format!("cannot fail it: {}: {}", pr.field, pr.message),
             ));
         }
