@@ -66,7 +66,8 @@ fn advice(spof: &Spof, r: &Row) -> String {
         Class::UntilRepaired if !c.redundancy.is_empty() => c.redundancy.clone(),
         Class::UntilRepaired => format!("run a second {} that can take its role over", c.tier),
         Class::UntilFailover => c.shorten.clone(),
-        _ => String::new(),
+        Class::Degraded => c.redundancy.clone(),
+        Class::NoEffect => String::new(),
     }
 }
 
@@ -430,7 +431,9 @@ fn spof_md(
          (from the crash until the component is back, or its role taken over, and the system settled — or \
          until the outage ended, if later; the baseline over the same intervals); connect and move p99 are the window's against the baseline's whole \
          run (all steady state); web p99 is the window's worst interval against the baseline's worst over the \
-         same intervals; moves lost are over the whole run (only crashes lose moves). A VIP fails with the node \
+         same intervals; moves lost are over the whole run (only crashes lose moves), and so are storage writes \
+         failed (Redis and database) and moves lost in storage (a Redis crash, unshipped commits): those lose \
+         durability, not service, so they make a component degraded, never an outage. A VIP fails with the node \
          answering it: its row is that node's run, judged as the address.\n\n",
         sc.sample_interval,
     );

@@ -29,7 +29,11 @@
 //! connect and move p99 against the baseline's run p99 (the baseline has
 //! no fault: all of it is steady state); the web response p99 of the
 //! window's worst interval against the baseline's worst over the same
-//! intervals; moves lost over the whole run (only crashes lose moves).
+//! intervals; moves lost over the whole run (only crashes lose moves);
+//! storage writes failed (Redis and database) and moves lost in storage
+//! (Redis crash, unshipped commits) over the whole run. Storage failures
+//! lose durability, not service: they make a component degraded, not an
+//! outage (the outage rule reads what users see).
 //!
 //! **Classification** ([`classify`]), per replication then by majority:
 //! a sample interval is *in outage* when its failure ratio (refused ÷
@@ -356,10 +360,7 @@ pub fn plan(sc: &Scenario, at: Option<SimDuration>, mode: CrashMode, only: &[Str
         p.faults = vec![fault.clone()];
         let problems = crate::scenario::validate(&p);
         if let Some(pr) = problems.first() {
-            return Err(arg(
-                &name,
-                format!("cannot fail it: {}: {}", pr.field, pr.message),
-            ));
+            return Err(arg(&name, format!("cannot fail it: {}: {}", pr.field, pr.message)));
         }
         points.push(p);
         let point = points.len() - 1;
@@ -417,7 +418,7 @@ pub fn jobs(spof: &Spof) -> Vec<Job<'_>> {
 
 /// An impact: its column in `spof.csv`, its label, and whether it is a
 /// count (a single replication's count above 0 shows an effect).
-pub const IMPACTS: [(&str, &str, bool); 7] = [
+pub const IMPACTS: [(&str, &str, bool); 9] = [
     ("dropped", "connections dropped", true),
     ("refused", "attempts refused", true),
     ("connect_ms_p99", "connect p99 (ms)", false),
@@ -425,6 +426,8 @@ pub const IMPACTS: [(&str, &str, bool); 7] = [
     ("moves_lost", "moves lost", true),
     ("web_failed", "web errors", true),
     ("web_ms_p99", "web p99 (ms)", false),
+    ("writes_failed", "storage writes failed", true),
+    ("moves_lost_storage", "moves lost in storage", true),
 ];
 
 /// One component's verdict.
@@ -480,6 +483,16 @@ fn cost(r: &Replication, name: &str) -> f64 {
     let k = crate::experiment::FAULT_COSTS.iter().position(|c| *c == name);
     k.and_then(|k| r.faults.first().and_then(|f| f.get(k)))
         .map_or(f64::NAN, |m| m.value)
+}
+
+/// The whole-run difference of a sum of metrics (NaN where none is
+/// measured: no storage tier).
+fn whole(r: &Replication, b: &Replication, names: &[&str]) -> f64 {
+    let total = |x: &Replication| {
+        let v: Vec<f64> = names.iter().map(|n| metric(x, n)).filter(|v| !v.is_nan()).collect();
+        if v.is_empty() { f64::NAN } else { v.iter().sum() }
+    };
+    total(r) - total(b)
 }
 
 fn metric(r: &Replication, name: &str) -> f64 {
@@ -598,6 +611,8 @@ pub fn analyse(spof: &Spof, outcomes: &[Outcome], slos: &[Slo]) -> Findings {
                         f64::NAN
                     },
                     worst_web_p99(r, &span) - worst_web_p99(b, &span),
+                    whole(r, b, &["cache_writes_failed", "db_writes_failed"]),
+                    whole(r, b, &["moves_lost_cache", "moves_lost_db"]),
                 ];
                 for (k, v) in vals.iter().enumerate() {
                     per[k].push(*v);
