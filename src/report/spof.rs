@@ -416,21 +416,22 @@ fn spof_md(
     let _ = write!(
         s,
         "## How components are classified\n\n\
-         A sample interval ({}) is *in outage* when its failure ratio — refused ÷ answered connection attempts, \
-         or failed ÷ web requests, whichever is higher — exceeds the same interval's without the fault by at least \
-         {OUTAGE_POINTS} percentage points. The outage lasts from the crash to the end of the last interval in outage.\n\n\
+         A sample interval ({}) is *in outage* when, against the same interval without the fault, the refused ÷ \
+         answered connection attempts or the failed ÷ web requests are at least {OUTAGE_POINTS} percentage points \
+         higher, or at least {OUTAGE_POINTS} % of the connections are missing (dropped clients not yet back). The \
+         outage lasts from the crash to the end of the last interval in outage.\n\n\
          - **outage until repaired** (a single point of failure): the run's last interval is still in outage in \
          more than half of the replications — nothing took the component's role over.\n\
          - **outage until failover**: intervals in outage in more than half of the replications, and the outage \
-         ended: a VIP moved, a replica was promoted, or the balancer marked the server DOWN and clients went \
-         elsewhere. Its length is the mean outage ± 95 % CI, to within one sample interval.\n\
+         ended: a VIP moved, a replica was promoted, or the balancer marked the server DOWN and clients \
+         reconnected elsewhere. Its length is the mean outage ± 95 % CI, to within one sample interval.\n\
          - **degraded**: no outage, but an impact is significantly worse than without the fault (paired 95 % CI \
          above 0; with one replication, a count above 0), or an outage in a minority of replications.\n\
          - **no visible effect**: none of these.\n\n\
          Impacts: connections dropped, attempts refused and web errors are counted over the run's fault window \
          (from the crash until the component is back, or its role taken over, and the system settled — or \
          until the outage ended, if later; the baseline over the same intervals); connect and move p99 are the window's against the baseline's whole \
-         run (all steady state); web p99 is the window's worst interval against the baseline's worst over the \
+         run (all steady state; where the baseline had no attempt after the warm-up, the window's own p99); web p99 is the window's worst interval against the baseline's worst over the \
          same intervals; moves lost are over the whole run (only crashes lose moves), and so are storage writes \
          failed (Redis and database) and moves lost in storage (a Redis crash, unshipped commits): those lose \
          durability, not service, so they make a component degraded, never an outage. A VIP fails with the node \

@@ -36,10 +36,11 @@
 //! outage (the outage rule reads what users see).
 //!
 //! **Classification** ([`classify`]), per replication then by majority:
-//! a sample interval is *in outage* when its failure ratio (refused ÷
-//! answered connection attempts, or failed ÷ web requests, whichever is
-//! higher) exceeds the baseline's in the same interval by at least
-//! [`OUTAGE_RATIO`]. The outage lasts from the crash to the end of the
+//! a sample interval is *in outage* when, against the same interval of the
+//! baseline, the refused ÷ answered connection attempts or the failed ÷
+//! web requests are higher by at least [`OUTAGE_RATIO`], or at least that
+//! fraction of the baseline's connections is missing (dropped clients not
+//! yet reconnected). The outage lasts from the crash to the end of the
 //! last interval in outage.
 //! - *outage until repaired* (a single point of failure): the run's last
 //!   interval is still in outage in more than half of the replications:
@@ -154,7 +155,9 @@ fn list(sc: &Scenario, at: SimDuration, mode: CrashMode) -> Vec<(&'static str, S
         } else {
             String::new()
         };
-        let shorten = "a faster health check (balancer.health_check inter × fall) marks it DOWN sooner".to_string();
+        let shorten = "clients back sooner: a shorter heartbeat_timeout (host lost) and reconnect backoff; a faster \
+                       health check (inter × fall) stops sending to it"
+            .to_string();
         v.push((
             "socket servers",
             format!("server-{server}"),
@@ -495,6 +498,17 @@ fn whole(r: &Replication, b: &Replication, names: &[&str]) -> f64 {
     total(r) - total(b)
 }
 
+/// A latency's difference failure − baseline; where the baseline measured
+/// none (no connection attempt after the warm-up without the fault), the
+/// failure's own latency (nothing to wait for counts as 0).
+fn latency(fault: f64, base: f64) -> f64 {
+    if base.is_nan() && !fault.is_nan() {
+        fault
+    } else {
+        fault - base
+    }
+}
+
 fn metric(r: &Replication, name: &str) -> f64 {
     r.metric(name).unwrap_or(f64::NAN)
 }
@@ -518,14 +532,20 @@ fn worst_web_p99(r: &Replication, span: &Range<SimTime>) -> f64 {
         .fold(f64::NAN, f64::max)
 }
 
-/// The failure ratio of one interval: refused ÷ answered connection
-/// attempts, or failed ÷ web requests, whichever is higher (0 when
-/// neither happened).
-fn failure_ratio(s: &crate::metrics::Sample) -> f64 {
-    let ratio = |bad: u64, all: u64| if all == 0 { 0.0 } else { bad as f64 / all as f64 };
-    let socket = ratio(s.refused, s.refused + s.accepted);
-    let web = s.web.as_ref().map_or(0.0, |w| ratio(w.failed, w.requests));
-    socket.max(web)
+fn ratio(bad: u64, all: u64) -> f64 {
+    if all == 0 { 0.0 } else { bad as f64 / all as f64 }
+}
+
+/// How much worse one interval of the failure run is than the same
+/// interval without it: the largest of the excess refused ÷ answered
+/// connection attempts, the excess failed ÷ web requests, and the
+/// connections missing (the baseline's connections not held, as a
+/// fraction of them: clients dropped and not yet back).
+fn excess(f: &crate::metrics::Sample, b: &crate::metrics::Sample) -> f64 {
+    let refused = ratio(f.refused, f.refused + f.accepted) - ratio(b.refused, b.refused + b.accepted);
+    let web = |s: &crate::metrics::Sample| s.web.as_ref().map_or(0.0, |w| ratio(w.failed, w.requests));
+    let missing = ratio(b.connections.saturating_sub(f.connections), b.connections);
+    refused.max(web(f) - web(b)).max(missing)
 }
 
 /// Outage of one replication against its baseline: the end of the last
@@ -539,7 +559,7 @@ pub fn outage(fault: &Replication, base: &Replication, at: SimTime) -> (Option<S
         if f.time <= at {
             continue;
         }
-        let out = failure_ratio(f) - failure_ratio(b) >= OUTAGE_RATIO;
+        let out = excess(f, b) >= OUTAGE_RATIO;
         if out {
             last = Some(f.time);
         }
@@ -597,8 +617,8 @@ pub fn analyse(spof: &Spof, outcomes: &[Outcome], slos: &[Slo]) -> Findings {
                 let vals = [
                     sum(r, &span, |s| s.dropped) - sum(b, &span, |s| s.dropped),
                     sum(r, &span, |s| s.refused) - sum(b, &span, |s| s.refused),
-                    cost(r, "connect_ms_p99") - metric(b, "connect_ms_p99"),
-                    cost(r, "move_ms_p99") - metric(b, "move_ms_p99"),
+                    latency(cost(r, "connect_ms_p99"), metric(b, "connect_ms_p99")),
+                    latency(cost(r, "move_ms_p99"), metric(b, "move_ms_p99")),
                     if spof.points[0].game.is_some() {
                         metric(r, "moves_lost") - metric(b, "moves_lost")
                     } else {
@@ -610,7 +630,7 @@ pub fn analyse(spof: &Spof, outcomes: &[Outcome], slos: &[Slo]) -> Findings {
                     } else {
                         f64::NAN
                     },
-                    worst_web_p99(r, &span) - worst_web_p99(b, &span),
+                    latency(worst_web_p99(r, &span), worst_web_p99(b, &span)),
                     whole(r, b, &["cache_writes_failed", "db_writes_failed"]),
                     whole(r, b, &["moves_lost_cache", "moves_lost_db"]),
                 ];
