@@ -25,7 +25,8 @@ Exit status:
   1  the run failed: I/O error writing outputs, internal invariant violated (a bug in wscap)
   2  bad input: scenario file or argument error (nothing is run)
   3  an SLO verdict failed: `run --slo` not met, `compare --slo` with no strategy meeting
-     every SLO, `plan` with no value of the varied key meeting every SLO";
+     every SLO, `plan` with no value of the varied key meeting every SLO, `spof --slo` with a
+     single failure (or no failure) breaking an SLO";
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +61,10 @@ enum Command {
     /// Find the smallest value of a key that meets every SLO with 95 % confidence, and its headroom.
     #[command(after_help = EXIT_STATUS)]
     Plan(PlanArgs),
+    /// Fail each component once (socket servers, balancer nodes, VIPs, Redis, database, nginx, app servers)
+    /// and rank what each failure costs: the single points of failure.
+    #[command(after_help = EXIT_STATUS)]
+    Spof(SpofArgs),
 }
 
 /// Options shared by run, compare, sweep and plan.
@@ -136,6 +141,24 @@ struct PlanArgs {
     common: StudyArgs,
 }
 
+#[derive(Args)]
+struct SpofArgs {
+    /// When each component crashes (e.g. 270s or 4.5m) [default: the middle of the run after the warm-up].
+    #[arg(long)]
+    at: Option<String>,
+    /// How socket servers and balancer nodes die: `process` (RST at once) or `host` (heartbeats time out).
+    #[arg(long, default_value = "process", value_parser = ["process", "host"])]
+    mode: String,
+    /// Fail only these components, comma-separated (e.g. db-primary,nginx-0) [default: every one].
+    #[arg(long, value_name = "C1,C2,...")]
+    only: Option<String>,
+    /// Exit with status 3 if some single failure breaks an SLO.
+    #[arg(long, value_name = "SLO", long_help = SLO_HELP)]
+    slo: Vec<String>,
+    #[command(flatten)]
+    common: StudyArgs,
+}
+
 /// What a command concluded, when it ran to the end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Status {
@@ -159,6 +182,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare(args),
         Command::Sweep(args) => sweep(args).map(|()| Status::Ok),
         Command::Plan(args) => plan(args),
+        Command::Spof(args) => spof(args),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
@@ -520,6 +544,73 @@ fn compare(args: CompareArgs) -> Result<Status> {
     let events = outcomes.iter().map(Outcome::total_events).sum();
     finish_study(c.quiet, &out, files.len(), wall, events);
     Ok(Status::of(rec.chosen.is_some()))
+}
+
+fn spof(args: SpofArgs) -> Result<Status> {
+    let c = &args.common;
+    let sc = load_with_overrides(c)?;
+    let at = match &args.at {
+        Some(t) => Some(wscap::units::parse_duration(t).map_err(|e| StudyError::Arg {
+            arg: format!("--at {t}"),
+            message: format!("not a duration ({e}): write e.g. 270s or 4.5m"),
+        })?),
+        None => None,
+    };
+    let mode = if args.mode == "host" {
+        scenario::CrashMode::Host
+    } else {
+        scenario::CrashMode::Process
+    };
+    let only: Vec<String> = args
+        .only
+        .as_deref()
+        .map(|o| {
+            o.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let slos = parse_slos(&args.slo, &sc)?;
+    let plan = study::spof::plan(&sc, at, mode, &only)?;
+    let out = study_out(c, &sc.name, "spof");
+    let progress = Progress::new(c.quiet);
+    progress.set_label(&format!("{} components", plan.components.len()));
+    let started = Instant::now();
+    let jobs = study::spof::jobs(&plan);
+    let outcomes: Vec<Outcome> = study::run_batch(&jobs, c.threads, &|t| progress.tick(t))
+        .context("simulation failed")?
+        .into_iter()
+        .map(study::outcome)
+        .collect();
+    let wall = started.elapsed().as_secs_f64();
+    progress.pb.finish_and_clear();
+    let found = study::spof::analyse(&plan, &outcomes, &slos);
+    let command = format!(
+        "wscap spof {}{}{} --at {} --mode {}{}{} --seed {} --replications {}",
+        c.file.display(),
+        set_args(&c.set),
+        slo_args(&args.slo),
+        plan.at,
+        args.mode,
+        args.only
+            .as_deref()
+            .map(|o| format!(" --only {}", shell_quote(o)))
+            .unwrap_or_default(),
+        "",
+        sc.seed,
+        sc.replications
+    );
+    let info = RunInfo {
+        scenario_file: &c.file,
+        command,
+        slo: &[],
+    };
+    let files = report::spof::write_spof(&out, &plan, &outcomes, &found, &info)
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    let events = outcomes.iter().map(Outcome::total_events).sum();
+    finish_study(c.quiet, &out, files.len(), wall, events);
+    Ok(Status::of(!found.slo_broken()))
 }
 
 fn sweep(args: StudyArgs) -> Result<()> {

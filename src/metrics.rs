@@ -636,6 +636,14 @@ impl windows::Restored for RestoredFromRecord<'_> {
                             .is_some_and(|n| n.role != "down")
                 }
             },
+            // Requests are routed around a dead nginx or app server at
+            // once: back at once without a restart, else when restarted.
+            Fault::NginxCrash {
+                node, restart_after, ..
+            } => restart_after.is_none() || after("restarted").any(|e| e.component == format!("nginx-{node}")),
+            Fault::AppCrash {
+                server, restart_after, ..
+            } => restart_after.is_none() || after("restarted").any(|e| e.component == format!("app-{server}")),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod charts;
 mod files;
 pub mod html;
 pub mod sections;
+pub mod spof;
 pub mod study;
 
 use std::path::{Path, PathBuf};

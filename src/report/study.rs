@@ -24,7 +24,7 @@ fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> ReportError + '_ {
     }
 }
 
-fn num(v: f64) -> String {
+pub(super) fn num(v: f64) -> String {
     if v.is_nan() { String::new() } else { format!("{v}") }
 }
 
@@ -187,7 +187,7 @@ fn agg(o: &Outcome, metric: &str) -> (f64, f64) {
 }
 
 /// Writes `rows` as CSV.
-fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<PathBuf, ReportError> {
+pub(super) fn write_csv(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<PathBuf, ReportError> {
     let mut w = csv::Writer::from_path(path).map_err(csv_err(path))?;
     w.write_record(header).map_err(csv_err(path))?;
     for r in rows {
@@ -249,7 +249,7 @@ fn summary_csv(path: &Path, label_cols: &[String], rows: &[(Vec<String>, &Outcom
     write_csv(path, &header, &out)
 }
 
-fn reproduce(info: &RunInfo, seed: u64) -> String {
+pub(super) fn reproduce(info: &RunInfo, seed: u64) -> String {
     format!(
         "## Reproduce\n\nScenario `{}`, seed {seed}. Same scenario and seed give byte-identical outputs, whatever \
          `--threads` is.\n\n```\n{}\n```\n",
@@ -265,7 +265,7 @@ fn relative(dir: &Path, files: Vec<PathBuf>) -> Vec<PathBuf> {
         .collect()
 }
 
-fn finish(dir: &Path, md: String, mut files: Vec<PathBuf>) -> Result<Vec<PathBuf>, ReportError> {
+pub(super) fn finish(dir: &Path, md: String, mut files: Vec<PathBuf>) -> Result<Vec<PathBuf>, ReportError> {
     let p = dir.join("report.md");
     std::fs::write(&p, &md).map_err(io_err(&p))?;
     files.push(p);
@@ -273,7 +273,7 @@ fn finish(dir: &Path, md: String, mut files: Vec<PathBuf>) -> Result<Vec<PathBuf
     Ok(relative(dir, files))
 }
 
-fn outputs_list(files: &[PathBuf], dir: &Path) -> String {
+pub(super) fn outputs_list(files: &[PathBuf], dir: &Path) -> String {
     let mut s = String::from("## Files\n\n");
     for f in files {
         let name = f.strip_prefix(dir).unwrap_or(f).display().to_string();

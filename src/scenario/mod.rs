@@ -827,6 +827,40 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
             }
             // The storage tier's faults are checked by `storage::validate`.
             Fault::CacheCrash { .. } | Fault::DbCrash { .. } => {}
+            Fault::NginxCrash {
+                node: k, restart_after, ..
+            }
+            | Fault::AppCrash {
+                server: k,
+                restart_after,
+                ..
+            } => {
+                let (field, what, table) = match fault {
+                    Fault::NginxCrash { .. } => ("node", "nginx server", "nginx"),
+                    _ => ("server", "app server", "app"),
+                };
+                match &sc.web {
+                    None => c.fail(
+                        f("kind"),
+                        format!("`{}` needs a [web] table (nginx and app servers)", fault.kind()),
+                    ),
+                    Some(w) => {
+                        let count = if table == "nginx" { w.nginx.count } else { w.app.count };
+                        if *k >= count {
+                            c.fail(
+                                f(field),
+                                format!(
+                                    "{what} {k} does not exist: they are numbered 0..={} (web.{table}.count = {count})",
+                                    count.saturating_sub(1)
+                                ),
+                            );
+                        }
+                    }
+                }
+                if *restart_after == Some(SimDuration::ZERO) {
+                    c.fail(f("restart_after"), "must be longer than 0s (or left out: no restart)");
+                }
+            }
         }
     }
     storage::validate(sc, &mut c);

@@ -830,6 +830,25 @@ pub enum Fault {
         #[serde(default)]
         restart_after: Option<SimDuration>,
     },
+    /// An nginx server (`[web] nginx`, numbered from 0) crashes at `at`:
+    /// the requests it holds fail, and the balancer sends it no new ones
+    /// until it is back `restart_after` later (if given).
+    NginxCrash {
+        node: u32,
+        at: SimDuration,
+        #[serde(default)]
+        restart_after: Option<SimDuration>,
+    },
+    /// An app server (`[web] app`, numbered from 0) crashes at `at`: the
+    /// requests in its workers and backlog fail (nginx answers 502), and
+    /// nginx sends it no new ones until it is back `restart_after` later
+    /// (if given).
+    AppCrash {
+        server: u32,
+        at: SimDuration,
+        #[serde(default)]
+        restart_after: Option<SimDuration>,
+    },
 }
 
 fn d_drain() -> SimDuration {
@@ -880,6 +899,12 @@ impl Fault {
                     format!("database replica {k} crash{}", restart(restart_after))
                 }
             },
+            Fault::NginxCrash {
+                node, restart_after, ..
+            } => format!("nginx-{node} crash{}", restart(restart_after)),
+            Fault::AppCrash {
+                server, restart_after, ..
+            } => format!("app-{server} crash{}", restart(restart_after)),
         }
     }
 
@@ -893,6 +918,8 @@ impl Fault {
             Fault::RollingRestart { .. } => "rolling-restart",
             Fault::CacheCrash { .. } => "cache-crash",
             Fault::DbCrash { .. } => "db-crash",
+            Fault::NginxCrash { .. } => "nginx-crash",
+            Fault::AppCrash { .. } => "app-crash",
         }
     }
 
@@ -905,7 +932,9 @@ impl Fault {
             | Fault::ScaleIn { at, .. }
             | Fault::RollingRestart { at, .. }
             | Fault::CacheCrash { at, .. }
-            | Fault::DbCrash { at, .. } => *at,
+            | Fault::DbCrash { at, .. }
+            | Fault::NginxCrash { at, .. }
+            | Fault::AppCrash { at, .. } => *at,
         }
     }
 }

@@ -524,7 +524,12 @@ impl World<'_> {
                     );
                 }
             }
-            Fault::Crash { .. } | Fault::BalancerCrash { .. } | Fault::CacheCrash { .. } | Fault::DbCrash { .. } => {
+            Fault::Crash { .. }
+            | Fault::BalancerCrash { .. }
+            | Fault::CacheCrash { .. }
+            | Fault::DbCrash { .. }
+            | Fault::NginxCrash { .. }
+            | Fault::AppCrash { .. } => {
                 unreachable!("not a deployment")
             }
         }

@@ -1428,6 +1428,7 @@ impl Model for World<'_> {
                 Fault::ScaleOut { .. } | Fault::ScaleIn { .. } | Fault::RollingRestart { .. } => {
                     self.deploy_fault(index as usize, s)
                 }
+                Fault::NginxCrash { .. } | Fault::AppCrash { .. } => self.web_fault(index as usize, s),
             },
             Event::Restart { server } => {
                 if !self.cluster.provisioned[server as usize] {

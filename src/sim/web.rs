@@ -65,6 +65,14 @@ pub enum WebEvent {
     Response {
         req: u32,
     },
+    /// A crashed nginx server is back (`nginx-crash` with `restart_after`).
+    NginxRestart {
+        server: u32,
+    },
+    /// A crashed app server is back (`app-crash` with `restart_after`).
+    AppRestart {
+        server: u32,
+    },
 }
 
 struct Session {
@@ -85,6 +93,9 @@ struct Request {
     app: u32,
     /// The app station's id of the worker serving it.
     worker: u32,
+    /// The app station's epoch when the worker took it (a crash since
+    /// then killed the worker).
+    app_epoch: u32,
     at_app: SimTime,
     /// Database reads and writes still to do.
     reads_left: u32,
@@ -252,6 +263,7 @@ impl World<'_> {
             nginx: NONE,
             app: NONE,
             worker: NONE,
+            app_epoch: 0,
             at_app: now,
             reads_left: 0,
             writes_left: 0,
@@ -275,6 +287,8 @@ impl World<'_> {
             WebEvent::AtApp { req } => self.web_at_app(req, s),
             WebEvent::Computed { req } => self.web_next_db_call(req, s),
             WebEvent::Response { req } => self.web_response(req, s),
+            WebEvent::NginxRestart { server } => self.web_restart(true, server, s),
+            WebEvent::AppRestart { server } => self.web_restart(false, server, s),
         }
     }
 
@@ -330,7 +344,11 @@ impl World<'_> {
     fn web_to_nginx(&mut self, req: u32, s: &mut Scheduler<Event>) {
         let w = self.sc.web.as_ref().expect("web requests need [web]");
         let n = self.web.nginx.len();
-        let server = self.web.rr_nginx % n;
+        let Some(server) = next_up(&self.web.nginx, self.web.rr_nginx) else {
+            // Every nginx server is down: the balancer answers 503.
+            self.web_unavailable(req, s);
+            return;
+        };
         self.web.rr_nginx = (server + 1) % n;
         self.web.reqs[req as usize].nginx = server as u32;
         s.after(w.backend_latency, Event::Web(WebEvent::AtNginx { req }));
@@ -342,7 +360,8 @@ impl World<'_> {
         match self.web.nginx[server as usize].arrive(now, req) {
             Admit::Started(id) => self.schedule_nginx(server, id, req, s),
             Admit::Queued => {}
-            Admit::Rejected(_) => unreachable!("nginx queues are unbounded"),
+            // It crashed while the request was on its way: refused.
+            Admit::Rejected(_) => self.web_unavailable(req, s),
         }
     }
 
@@ -375,7 +394,12 @@ impl World<'_> {
             return;
         }
         let n = self.web.apps.len();
-        let app = self.web.rr_app % n;
+        let Some(app) = next_up(&self.web.apps, self.web.rr_app) else {
+            // Every app server is down: nginx answers 502.
+            let half = SimDuration(self.web.sessions[self.web.reqs[req as usize].session as usize].rtt.0 / 2);
+            self.web_fail(req, w.backend_latency + half, s);
+            return;
+        };
         self.web.rr_app = (app + 1) % n;
         self.web.reqs[req as usize].app = app as u32;
         s.after(w.backend_latency, Event::Web(WebEvent::AtApp { req }));
@@ -389,8 +413,9 @@ impl World<'_> {
             Admit::Started(id) => self.start_worker(id, req, s),
             Admit::Queued => {}
             Admit::Rejected(_) => {
-                // The backlog is full: nginx answers 502 Bad Gateway.
-                if now > self.web.warmup {
+                // The backlog is full (or the server crashed while the
+                // request was on its way): nginx answers 502 Bad Gateway.
+                if now > self.web.warmup && self.web.apps[app as usize].is_up() {
                     self.web.rejected_502 += 1;
                 }
                 let back = self.sc.web.as_ref().expect("[web]").backend_latency;
@@ -402,8 +427,10 @@ impl World<'_> {
     fn start_worker(&mut self, id: u32, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let w = self.sc.web.as_ref().expect("[web]");
+        let epoch = self.web.apps[self.web.reqs[req as usize].app as usize].epoch();
         let r = &mut self.web.reqs[req as usize];
         r.worker = id;
+        r.app_epoch = epoch;
         let db = self.sc.database.is_some();
         r.reads_left = if db { w.app.reads } else { 0 };
         r.writes_left = if db { w.app.writes } else { 0 };
@@ -419,6 +446,9 @@ impl World<'_> {
 
     /// The worker issues the request's next database call, or finishes.
     pub(super) fn web_next_db_call(&mut self, req: u32, s: &mut Scheduler<Event>) {
+        if self.web_worker_died(req, s) {
+            return;
+        }
         let r = &self.web.reqs[req as usize];
         if r.reads_left > 0 || r.writes_left > 0 {
             let keys = self.sc.web.as_ref().expect("[web]").app.keys;
@@ -446,7 +476,7 @@ impl World<'_> {
     /// A database call came back: a failed one fails the request (the app
     /// answers 500), else the worker goes on.
     pub(super) fn web_db_done(&mut self, req: u32, ok: bool, s: &mut Scheduler<Event>) {
-        if !self.web.reqs.contains(req as usize) {
+        if !self.web.reqs.contains(req as usize) || self.web_worker_died(req, s) {
             return;
         }
         if ok {
@@ -524,5 +554,97 @@ impl World<'_> {
         } else {
             self.web.sessions.remove(r.session as usize);
         }
+    }
+}
+
+/// The first server at or after `from` (round robin) that is up.
+fn next_up(stations: &[Station<u32>], from: usize) -> Option<usize> {
+    let n = stations.len();
+    (0..n).map(|k| (from + k) % n).find(|&i| stations[i].is_up())
+}
+
+/// nginx and app server crashes (`nginx-crash`, `app-crash` faults).
+impl World<'_> {
+    /// An `nginx-crash` or `app-crash` fault strikes.
+    pub(super) fn web_fault(&mut self, index: usize, s: &mut Scheduler<Event>) {
+        use crate::scenario::Fault;
+        let now = s.now();
+        let (nginx, server, restart_after) = match self.sc.faults[index] {
+            Fault::NginxCrash {
+                node, restart_after, ..
+            } => (true, node, restart_after),
+            Fault::AppCrash {
+                server, restart_after, ..
+            } => (false, server, restart_after),
+            _ => unreachable!("not a web fault"),
+        };
+        let back = self.sc.web.as_ref().expect("validated: [web]").backend_latency;
+        let st = if nginx {
+            &mut self.web.nginx[server as usize]
+        } else {
+            &mut self.web.apps[server as usize]
+        };
+        if !st.is_up() {
+            return;
+        }
+        // An app worker's request has an event on its way (its service or
+        // a database call); it fails when that event finds the worker dead
+        // (`web_worker_died`). Everything else the server holds fails now.
+        let queued = st.queued();
+        let lost = st.crash(now);
+        let fail_now = if nginx { lost.len() } else { queued };
+        for &req in &lost[..fail_now] {
+            let r = &self.web.reqs[req as usize];
+            let half = SimDuration(self.web.sessions[r.session as usize].rtt.0 / 2);
+            let delay = if nginx { half } else { back + half };
+            self.web_fail(req, delay, s);
+        }
+        let (name, restart) = if nginx {
+            (format!("nginx-{server}"), WebEvent::NginxRestart { server })
+        } else {
+            (format!("app-{server}"), WebEvent::AppRestart { server })
+        };
+        self.rec.event(
+            now,
+            name,
+            "crash",
+            format!("process crash, {} request(s) in it fail", lost.len()),
+        );
+        if let Some(d) = restart_after {
+            s.after(d, Event::Web(restart));
+        }
+    }
+
+    fn web_restart(&mut self, nginx: bool, server: u32, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let (st, name) = if nginx {
+            (&mut self.web.nginx[server as usize], format!("nginx-{server}"))
+        } else {
+            (&mut self.web.apps[server as usize], format!("app-{server}"))
+        };
+        st.restart(now);
+        self.rec
+            .event(now, name, "restarted", "accepting requests again".into());
+    }
+
+    /// The request's app worker crashed since it took the request: nginx
+    /// answers 502.
+    fn web_worker_died(&mut self, req: u32, s: &mut Scheduler<Event>) -> bool {
+        let r = &self.web.reqs[req as usize];
+        if self.web.apps[r.app as usize].epoch() == r.app_epoch {
+            return false;
+        }
+        let half = SimDuration(self.web.sessions[r.session as usize].rtt.0 / 2);
+        let back = self.sc.web.as_ref().expect("[web]").backend_latency;
+        self.web_fail(req, back + back + half, s);
+        true
+    }
+
+    /// No nginx server answers: the balancer answers 503.
+    fn web_unavailable(&mut self, req: u32, s: &mut Scheduler<Event>) {
+        let r = &self.web.reqs[req as usize];
+        let half = SimDuration(self.web.sessions[r.session as usize].rtt.0 / 2);
+        let back = self.sc.web.as_ref().expect("[web]").backend_latency;
+        self.web_fail(req, back + half, s);
     }
 }

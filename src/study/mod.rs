@@ -21,6 +21,7 @@
 pub mod compare;
 pub mod overrides;
 pub mod plan;
+pub mod spof;
 pub mod sweep;
 
 use std::ops::Range;
