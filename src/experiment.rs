@@ -116,7 +116,7 @@ pub fn run_replication_observed(
         replication: index,
         source,
     })?;
-    w.rec.finish();
+    w.ctx.rec.finish();
     let violations = check::check(&w);
     if !violations.is_empty() {
         return Err(SimError::Invariant {
@@ -127,6 +127,7 @@ pub fn run_replication_observed(
     let end = SimTime::ZERO + sc.duration;
     // Server-template slots that never ran a process are not servers.
     let loads: Vec<f64> = w
+        .ctx
         .rec
         .mean_conns_per_server(end)
         .into_iter()
@@ -134,8 +135,8 @@ pub fn run_replication_observed(
         .filter(|(_, p)| **p)
         .map(|(l, _)| l)
         .collect();
-    let c = w.rec.counters;
-    let h = &w.rec.connect;
+    let c = w.ctx.rec.counters;
+    let h = &w.ctx.rec.connect;
     let pct = |q: f64| {
         if h.is_empty() {
             f64::NAN
@@ -148,11 +149,12 @@ pub fn run_replication_observed(
     } else {
         c.connections_refused as f64 / c.connection_attempts as f64
     };
-    let (steady, faults) = split(&w.rec.window_stats);
-    let (steady_s, fault_s) = w.rec.windows.durations(end);
+    let (steady, faults) = split(&w.ctx.rec.window_stats);
+    let (steady_s, fault_s) = w.ctx.rec.windows.durations(end);
     let has_faults = !sc.faults.is_empty();
     let if_faults = |v: f64| if has_faults { v } else { f64::NAN };
     let recovered = w
+        .ctx
         .rec
         .windows
         .faults
@@ -160,8 +162,8 @@ pub fn run_replication_observed(
         .filter(|f| f.ending == Ending::Recovered)
         .count();
     let p99_us = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99);
-    let connect_shares = w.rec.connect_tail.shares_above(p99_us(h));
-    let move_shares = w.rec.move_tail.shares_above(p99_us(&w.rec.move_player));
+    let connect_shares = w.ctx.rec.connect_tail.shares_above(p99_us(h));
+    let move_shares = w.ctx.rec.move_tail.shares_above(p99_us(&w.ctx.rec.move_player));
     let m = |name: &'static str, value: f64| Metric { name, value };
     let mut metrics = vec![
         m("clients_arrived", c.clients_arrived as f64),
@@ -216,7 +218,7 @@ pub fn run_replication_observed(
                 h.max() as f64 / 1000.0
             },
         ),
-        m("max_conn_per_server", w.rec.peak_conns() as f64),
+        m("max_conn_per_server", w.ctx.rec.peak_conns() as f64),
         m("imbalance_max_over_mean", imbalance(&loads)),
         m("jain_index", jain(&loads)),
         m("refused_no_server", c.refused_no_server as f64),
@@ -251,29 +253,29 @@ pub fn run_replication_observed(
         m("app_wait_ms_p99", ms(&w.web.app_wait, 0.99)),
         m(
             "app_util_mean",
-            mean_after_warmup(&w.rec.samples, sc, |s| s.web.map(|x| x.app_util)),
+            mean_after_warmup(&w.ctx.rec.samples, sc, |s| s.web.map(|x| x.app_util)),
         ),
         m(
             "nginx_util_mean",
-            mean_after_warmup(&w.rec.samples, sc, |s| s.web.map(|x| x.nginx_util)),
+            mean_after_warmup(&w.ctx.rec.samples, sc, |s| s.web.map(|x| x.nginx_util)),
         ),
         m(
             "tls_full_handshakes",
-            w.nodes.iter().map(|n| n.full_handshakes).sum::<u64>() as f64,
+            w.cluster.nodes.iter().map(|n| n.full_handshakes).sum::<u64>() as f64,
         ),
         m(
             "tls_resumed_handshakes",
-            w.nodes.iter().map(|n| n.resumed_handshakes).sum::<u64>() as f64,
+            w.cluster.nodes.iter().map(|n| n.resumed_handshakes).sum::<u64>() as f64,
         ),
         m(
             "balancer_cpu_util_max",
-            samples_max(&w.rec.samples, sc, |s| {
+            samples_max(&w.ctx.rec.samples, sc, |s| {
                 s.nodes.iter().map(|n| n.cpu_util).fold(f64::NAN, f64::max)
             }),
         ),
         m(
             "node_connections_max",
-            samples_max(&w.rec.samples, sc, |s| {
+            samples_max(&w.ctx.rec.samples, sc, |s| {
                 s.nodes.iter().map(|n| n.connections as f64).fold(f64::NAN, f64::max)
             }),
         ),
@@ -288,36 +290,36 @@ pub fn run_replication_observed(
                 c.moves_relayed as f64 / c.moves_validated as f64
             },
         ),
-        m("move_ms_mean", mean_ms(&w.rec.move_player)),
-        m("move_ms_p50", ms(&w.rec.move_player, 0.5)),
-        m("move_ms_p90", ms(&w.rec.move_player, 0.9)),
-        m("move_ms_p99", ms(&w.rec.move_player, 0.99)),
-        m("move_ms_p999", ms(&w.rec.move_player, 0.999)),
-        m("move_ms_max", max_ms(&w.rec.move_player)),
+        m("move_ms_mean", mean_ms(&w.ctx.rec.move_player)),
+        m("move_ms_p50", ms(&w.ctx.rec.move_player, 0.5)),
+        m("move_ms_p90", ms(&w.ctx.rec.move_player, 0.9)),
+        m("move_ms_p99", ms(&w.ctx.rec.move_player, 0.99)),
+        m("move_ms_p999", ms(&w.ctx.rec.move_player, 0.999)),
+        m("move_ms_max", max_ms(&w.ctx.rec.move_player)),
         m("move_ms_p99_steady", ms(&steady.moves, 0.99)),
         m("move_ms_p99_faults", if_faults(ms(&faults.moves, 0.99))),
         m("move_p99_share_network", move_shares[0]),
         m("move_p99_share_server", move_shares[1]),
         m("move_p99_share_relay", move_shares[2]),
         m("move_p99_share_fanout", move_shares[3]),
-        m("spectator_ms_mean", mean_ms(&w.rec.move_spectator)),
-        m("spectator_ms_p50", ms(&w.rec.move_spectator, 0.5)),
-        m("spectator_ms_p90", ms(&w.rec.move_spectator, 0.9)),
-        m("spectator_ms_p99", ms(&w.rec.move_spectator, 0.99)),
-        m("spectator_ms_p999", ms(&w.rec.move_spectator, 0.999)),
-        m("spectator_ms_max", max_ms(&w.rec.move_spectator)),
+        m("spectator_ms_mean", mean_ms(&w.ctx.rec.move_spectator)),
+        m("spectator_ms_p50", ms(&w.ctx.rec.move_spectator, 0.5)),
+        m("spectator_ms_p90", ms(&w.ctx.rec.move_spectator, 0.9)),
+        m("spectator_ms_p99", ms(&w.ctx.rec.move_spectator, 0.99)),
+        m("spectator_ms_p999", ms(&w.ctx.rec.move_spectator, 0.999)),
+        m("spectator_ms_max", max_ms(&w.ctx.rec.move_spectator)),
         m("spectator_ms_p99_steady", ms(&steady.spectators, 0.99)),
         m("spectator_ms_p99_faults", if_faults(ms(&faults.spectators, 0.99))),
-        m("last_spectator_ms_p50", ms(&w.rec.move_last_spectator, 0.5)),
-        m("last_spectator_ms_p99", ms(&w.rec.move_last_spectator, 0.99)),
-        m("last_spectator_ms_max", max_ms(&w.rec.move_last_spectator)),
-        m("relay_ms_p50", ms(&w.rec.relay, 0.5)),
-        m("relay_ms_p99", ms(&w.rec.relay, 0.99)),
+        m("last_spectator_ms_p50", ms(&w.ctx.rec.move_last_spectator, 0.5)),
+        m("last_spectator_ms_p99", ms(&w.ctx.rec.move_last_spectator, 0.99)),
+        m("last_spectator_ms_max", max_ms(&w.ctx.rec.move_last_spectator)),
+        m("relay_ms_p50", ms(&w.ctx.rec.relay, 0.5)),
+        m("relay_ms_p99", ms(&w.ctx.rec.relay, 0.99)),
         m("relay_copies", c.relay_copies as f64),
         m("relay_copies_lost", c.relay_copies_lost as f64),
         m(
             "relay_backlog_max",
-            samples_max(&w.rec.samples, sc, |s| s.relay_backlog as f64),
+            samples_max(&w.ctx.rec.samples, sc, |s| s.relay_backlog as f64),
         ),
         m("deliveries", (c.deliveries_player + c.deliveries_spectator) as f64),
         m("state_syncs", c.state_syncs as f64),
@@ -326,11 +328,11 @@ pub fn run_replication_observed(
         m("games_abandoned", c.games_abandoned as f64),
         m(
             "cpu_util_mean",
-            mean_after_warmup(&w.rec.samples, sc, |s| s.servers.iter().map(|v| v.cpu_util)),
+            mean_after_warmup(&w.ctx.rec.samples, sc, |s| s.servers.iter().map(|v| v.cpu_util)),
         ),
         m(
             "cpu_util_max",
-            samples_max(&w.rec.samples, sc, |s| {
+            samples_max(&w.ctx.rec.samples, sc, |s| {
                 s.servers.iter().map(|v| v.cpu_util).fold(0.0, f64::max)
             }),
         ),
@@ -342,14 +344,14 @@ pub fn run_replication_observed(
     ];
     metrics.extend(storage_metrics(&w, sc));
     let cdfs = vec![
-        ("connect", cdf(&w.rec.connect)),
-        ("move", cdf(&w.rec.move_player)),
-        ("spectator", cdf(&w.rec.move_spectator)),
-        ("last_spectator", cdf(&w.rec.move_last_spectator)),
-        ("relay", cdf(&w.rec.relay)),
+        ("connect", cdf(&w.ctx.rec.connect)),
+        ("move", cdf(&w.ctx.rec.move_player)),
+        ("spectator", cdf(&w.ctx.rec.move_spectator)),
+        ("last_spectator", cdf(&w.ctx.rec.move_last_spectator)),
+        ("relay", cdf(&w.ctx.rec.relay)),
     ];
     // In scenario order, like the per-fault costs.
-    let mut fault_windows = w.rec.windows.faults.clone();
+    let mut fault_windows = w.ctx.rec.windows.faults.clone();
     fault_windows.sort_by_key(|f| f.fault);
     let faults = fault_costs(&w, sc, &fault_windows, end);
     Ok(Replication {
@@ -358,10 +360,10 @@ pub fn run_replication_observed(
         cdfs,
         faults,
         fault_windows,
-        final_conns: w.servers.iter().map(|s| s.conns.len() as u32).collect(),
-        samples: std::mem::take(&mut w.rec.samples),
-        storage_samples: std::mem::take(&mut w.rec.storage_samples),
-        timeline: std::mem::take(&mut w.rec.timeline),
+        final_conns: w.servers.list.iter().map(|s| s.conns.len() as u32).collect(),
+        samples: std::mem::take(&mut w.ctx.rec.samples),
+        storage_samples: std::mem::take(&mut w.ctx.rec.storage_samples),
+        timeline: std::mem::take(&mut w.ctx.rec.timeline),
         events: stats.events,
         end: stats.end,
         stop: stats.stop,
@@ -510,10 +512,11 @@ fn fault_costs(w: &World, sc: &Scenario, windows: &[FaultWindow], end: SimTime) 
     windows
         .iter()
         .map(|f| {
-            let st = &w.rec.window_stats[1 + f.fault];
+            let st = &w.ctx.rec.window_stats[1 + f.fault];
             let stop = f.end.min(end);
             let span = stop.0.saturating_sub(f.start.0) as f64 * 1e-9;
             let peak = w
+                .ctx
                 .rec
                 .samples
                 .iter()
@@ -682,9 +685,9 @@ pub fn lag_trend(samples: &[StorageSample], warmup: SimTime, capacity_rows_per_s
 fn storage_metrics(w: &World, sc: &Scenario) -> Vec<Metric> {
     let nan = f64::NAN;
     let st = &w.storage;
-    let c = &w.rec.counters;
+    let c = &w.ctx.rec.counters;
     let warm = SimTime::ZERO + sc.warmup;
-    let samples: Vec<&StorageSample> = w.rec.storage_samples.iter().filter(|s| s.time > warm).collect();
+    let samples: Vec<&StorageSample> = w.ctx.rec.storage_samples.iter().filter(|s| s.time > warm).collect();
     let on = st.is_on();
     let cache = sc.cache.is_some();
     let db = sc.database.as_ref();
@@ -699,19 +702,20 @@ fn storage_metrics(w: &World, sc: &Scenario) -> Vec<Metric> {
     };
     let lag_max = max_of(&|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max));
     let lag_end = w
+        .ctx
         .rec
         .storage_samples
         .last()
         .and_then(|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max))
         .unwrap_or(nan);
     let capacity = db.map_or(nan, |d| d.applier_threads as f64 * d.apply_rate.per_s);
-    let trend = lag_trend(&w.rec.storage_samples, warm, capacity);
+    let trend = lag_trend(&w.ctx.rec.storage_samples, warm, capacity);
     let has_replicas = db.is_some_and(|d| d.replicas > 0);
     let if_replicas = |v: f64| if has_replicas { v } else { nan };
     let failovers = st.db.as_ref().map(|d| stats::mean(&d.failovers_s)).unwrap_or(nan);
-    let h = &w.rec.rehydration;
+    let h = &w.ctx.rec.rehydration;
     let m = |name: &'static str, value: f64| Metric { name, value };
-    let fallbacks = w.rec.timeline.iter().filter(|e| e.event == "semi-sync-off").count() as f64;
+    let fallbacks = w.ctx.rec.timeline.iter().filter(|e| e.event == "semi-sync-off").count() as f64;
     let v = vec![
         m("cache_writes", if_cache(c.cache_writes as f64)),
         m("cache_writes_failed", if_cache(c.cache_writes_failed as f64)),

@@ -21,10 +21,11 @@
 use rand::RngExt;
 
 use super::web::WEB_HANDSHAKE;
-use super::{BACKEND, ClientState, Event, NONE, World};
+use super::{BACKEND, ClientEvent, ClientState, Event, NONE, Part, ServerEvent, World};
 use crate::engine::Scheduler;
-use crate::model::balancer::{Admin, Balancer};
+use crate::model::balancer::{Admin, Balancer, Choice, Refusal, Transition, Waiter};
 use crate::model::station::{Admit, Station};
+use crate::rng::{self, SimRng, streams};
 use crate::scenario::{ClusterMode, CrashMode, Fault, Scenario};
 use crate::time::{SimDuration, SimTime};
 
@@ -65,8 +66,57 @@ impl Node {
     }
 }
 
-/// The cluster's addresses and the deployment's administrative state.
+/// The balancer cluster's events (one variant of [`Event`]).
+#[derive(Clone, Copy, Debug)]
+pub enum ClusterEvent {
+    Check {
+        node: u16,
+        epoch: u16,
+        server: u32,
+    },
+    CheckResult {
+        node: u16,
+        epoch: u16,
+        server: u32,
+        ok: bool,
+    },
+    /// A balancer node's core finished a TLS handshake.
+    TlsDone {
+        node: u16,
+        epoch: u16,
+        id: u32,
+    },
+    /// Failover: a surviving node claims a VIP.
+    VipTakeover {
+        vip: u32,
+    },
+    NodeRestart {
+        node: u16,
+    },
+    /// The backend updater applies pending additions and removals.
+    UpdaterTick,
+    /// A removed server's drain is over: it exits.
+    StopServer {
+        server: u32,
+    },
+    /// A rolling restart's step for one server.
+    Deploy {
+        server: u32,
+        phase: u8,
+    },
+    WeightTick {
+        node: u16,
+        server: u32,
+    },
+}
+
+/// The balancer cluster: its nodes, their addresses and the deployment's
+/// administrative state.
 pub struct Cluster {
+    /// The balancer nodes.
+    pub nodes: Vec<Node>,
+    pub(super) rng_balancer: SimRng,
+    pub(super) rng_health: SimRng,
     /// Which node answers each VIP (`NONE` while it is moving).
     pub vip_owner: Vec<u32>,
     /// Since when each VIP has been unowned.
@@ -91,7 +141,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn new(sc: &Scenario) -> Self {
+    pub fn new(sc: &Scenario, replication: u32) -> Self {
+        let r = replication as u64;
         let n = sc.max_servers() as usize;
         let vips = match sc.balancer.mode {
             ClusterMode::ActivePassive => 1,
@@ -99,6 +150,9 @@ impl Cluster {
         };
         let initial = sc.servers.count as usize;
         Cluster {
+            nodes: (0..sc.balancer.nodes).map(|_| Node::new(sc)).collect(),
+            rng_balancer: rng::stream(sc.seed, r, streams::BALANCER),
+            rng_health: rng::stream(sc.seed, r, streams::HEALTH),
             vip_owner: (0..vips as u32).collect(),
             vip_lost_at: vec![SimTime::ZERO; vips],
             vip_outage_ns: 0,
@@ -137,7 +191,7 @@ impl World<'_> {
         if n <= 1 {
             0
         } else {
-            self.rng_balancer.random_range(0..n) as u8
+            self.cluster.rng_balancer.random_range(0..n) as u8
         }
     }
 
@@ -145,67 +199,67 @@ impl World<'_> {
     pub(super) fn at_vip(&mut self, c: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let (vip, start, pop, tries) = {
-            let cl = &self.clients[c as usize];
+            let cl = &self.clients.list[c as usize];
             (cl.vip as usize, cl.attempt_start, cl.pop as usize, cl.syn_tries)
         };
         let owner = self.cluster.vip_owner[vip];
         if owner == NONE {
             // Nobody answers ARP for the VIP: the SYN is lost; the client's
             // TCP retransmits it after 1 s, 2 s, 4 s, … (from the first send).
-            let timeout = self.sc.populations[pop].connect_timeout;
-            let cl = &mut self.clients[c as usize];
+            let timeout = self.ctx.sc.populations[pop].connect_timeout;
+            let cl = &mut self.clients.list[c as usize];
             let wait = SimDuration(SYN_RTO.0.saturating_mul(1u64 << tries.min(20)));
             cl.syn_tries = tries.saturating_add(1);
             let generation = cl.generation;
             if (now + wait).since(start) >= timeout {
                 s.at(
                     (start + timeout).max(now),
-                    Event::ConnectTimeout { client: c, generation },
+                    Event::Clients(ClientEvent::ConnectTimeout { client: c, generation }),
                 );
             } else {
                 cl.add_part_us(super::Part::Reconnect, wait);
-                s.after(wait, Event::AtBalancer { client: c, generation });
+                s.after(wait, Event::Clients(ClientEvent::AtBalancer { client: c, generation }));
             }
             return;
         }
         let node = owner as usize;
-        self.clients[c as usize].node = owner as u8;
-        if let Some(max) = self.sc.balancer.node_maxconn
-            && self.nodes[node].lb.load() + self.nodes[node].tls.len() as u64 >= max as u64
+        self.clients.list[c as usize].node = owner as u8;
+        if let Some(max) = self.ctx.sc.balancer.node_maxconn
+            && self.cluster.nodes[node].lb.load() + self.cluster.nodes[node].tls.len() as u64 >= max as u64
         {
-            self.refuse(c, super::Refusal::NodeFull, s);
+            self.refuse(c, Refusal::NodeFull, s);
             return;
         }
-        let Some(tls) = &self.sc.balancer.tls else {
+        let Some(tls) = &self.ctx.sc.balancer.tls else {
             self.route(c, None, s);
             return;
         };
         let resumed_ratio = tls.resumption_ratio;
-        let cl = &self.clients[c as usize];
+        let cl = &self.clients.list[c as usize];
         let resumed = cl.tls_node == owner as u8 && resumed_ratio > 0.0 && {
-            let u: f64 = self.rng_balancer.random();
+            let u: f64 = self.cluster.rng_balancer.random();
             u < resumed_ratio
         };
         let generation = cl.generation;
-        let nd = &mut self.nodes[node];
+        let nd = &mut self.cluster.nodes[node];
         if resumed {
             nd.resumed_handshakes += 1;
         } else {
             nd.full_handshakes += 1;
         }
         // Remember the handshake's kind in the client until it starts.
-        self.clients[c as usize].tls_resumed = resumed;
-        self.clients[c as usize].mark = now;
-        match self.nodes[node].tls.arrive(now, (c, generation)) {
+        self.clients.list[c as usize].tls_resumed = resumed;
+        self.clients.list[c as usize].mark = now;
+        match self.cluster.nodes[node].tls.arrive(now, (c, generation)) {
             Admit::Started(id) => self.schedule_handshake(node, id, (c, generation), s),
             Admit::Queued => {
                 // A client stuck behind a handshake storm gives up after its
                 // connect timeout (and tries again: the storm feeds itself).
-                let cl = &self.clients[c as usize];
-                let timeout = self.sc.populations[cl.pop as usize].connect_timeout;
+                let cl = &self.clients.list[c as usize];
+                let timeout = self.ctx.sc.populations[cl.pop as usize].connect_timeout;
                 s.at(
                     (cl.attempt_start + timeout).max(now),
-                    Event::ConnectTimeout { client: c, generation },
+                    Event::Clients(ClientEvent::ConnectTimeout { client: c, generation }),
                 );
             }
             Admit::Rejected(_) => unreachable!("an up node's handshake queue is unbounded"),
@@ -215,21 +269,21 @@ impl World<'_> {
     /// Schedules the end of a handshake that a core of `node` started: a
     /// web request's (always full) or a client's (full or resumed).
     pub(super) fn schedule_handshake(&mut self, node: usize, id: u32, item: Handshake, s: &mut Scheduler<Event>) {
-        let Some(tls) = &self.sc.balancer.tls else { return };
+        let Some(tls) = &self.ctx.sc.balancer.tls else { return };
         let (c, generation) = item;
-        let cost = if generation != WEB_HANDSHAKE && self.clients[c as usize].tls_resumed {
+        let cost = if generation != WEB_HANDSHAKE && self.clients.list[c as usize].tls_resumed {
             tls.resumed_cost()
         } else {
             tls.full_cost()
         };
-        let epoch = self.nodes[node].epoch;
+        let epoch = self.cluster.nodes[node].epoch;
         s.after(
             cost,
-            Event::TlsDone {
+            Event::Cluster(ClusterEvent::TlsDone {
                 node: node as u16,
                 epoch,
                 id,
-            },
+            }),
         );
     }
 
@@ -237,7 +291,7 @@ impl World<'_> {
     /// trip) with its WebSocket upgrade, which the node then routes.
     pub(super) fn tls_done(&mut self, node: usize, epoch: u16, id: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let nd = &mut self.nodes[node];
+        let nd = &mut self.cluster.nodes[node];
         if nd.epoch != epoch {
             return;
         }
@@ -254,11 +308,11 @@ impl World<'_> {
         if !self.live(c, generation) {
             return; // gave up meanwhile: the handshake was wasted work
         }
-        let cl = &mut self.clients[c as usize];
+        let cl = &mut self.clients.list[c as usize];
         cl.add_part(super::Part::Tls, now);
         cl.tls_node = node as u8;
         let rtt = cl.rtt;
-        s.after(rtt, Event::TlsRtt { client: c, generation });
+        s.after(rtt, Event::Clients(ClientEvent::TlsRtt { client: c, generation }));
     }
 
     /// A node fails: its VIPs stop answering, every tunnel through it drops.
@@ -270,17 +324,17 @@ impl World<'_> {
         s: &mut Scheduler<Event>,
     ) {
         let now = s.now();
-        if !self.nodes[node].up {
+        if !self.cluster.nodes[node].up {
             return;
         }
-        let takeover = self.sc.balancer.failover.takeover();
+        let takeover = self.ctx.sc.balancer.failover.takeover();
         {
-            let nd = &mut self.nodes[node];
+            let nd = &mut self.cluster.nodes[node];
             nd.up = false;
             nd.crash_mode = mode;
             nd.epoch = nd.epoch.wrapping_add(1);
             let lost = nd.tls.crash(now);
-            nd.lb = Balancer::new(&self.sc.balancer, &self.sc.servers, self.sc.max_servers());
+            nd.lb = Balancer::new(&self.ctx.sc.balancer, &self.ctx.sc.servers, self.ctx.sc.max_servers());
             // Web requests waiting for a handshake fail; WebSocket clients
             // in the queue are found below with the node's other clients.
             for (req, generation) in lost {
@@ -294,16 +348,17 @@ impl World<'_> {
             if self.cluster.vip_owner[v] == node as u32 {
                 self.cluster.vip_owner[v] = NONE;
                 self.cluster.vip_lost_at[v] = now;
-                self.rec
+                self.ctx
+                    .rec
                     .event(now, format!("vip-{v}"), "vip-lost", format!("balancer-{node} held it"));
-                s.after(takeover, Event::VipTakeover { vip: v as u32 });
+                s.after(takeover, Event::Cluster(ClusterEvent::VipTakeover { vip: v as u32 }));
                 moved += 1;
             }
         }
         // Every client whose current attempt or connection goes through it.
         let mut dropped = 0u64;
-        for c in 0..self.clients.len() as u32 {
-            let cl = &self.clients[c as usize];
+        for c in 0..self.clients.list.len() as u32 {
+            let cl = &self.clients.list[c as usize];
             if cl.node != node as u8
                 || !matches!(
                     cl.state,
@@ -316,8 +371,8 @@ impl World<'_> {
                 self.detach(c, now);
                 dropped += 1;
             }
-            let phase = self.rec.windows.phase(now);
-            let cl = &mut self.clients[c as usize];
+            let phase = self.ctx.rec.windows.phase(now);
+            let cl = &mut self.clients.list[c as usize];
             if cl.state == ClientState::Connected {
                 // A connecting client's outcome stays with its attempt.
                 cl.attempt_phase = phase;
@@ -326,27 +381,30 @@ impl World<'_> {
             cl.queue = NONE;
             cl.node = NO_NODE;
             self.set_state(c, ClientState::Orphaned);
-            let cl = &self.clients[c as usize];
+            let cl = &self.clients.list[c as usize];
             let notice = match mode {
                 CrashMode::Process => SimDuration(cl.rtt.0 / 2),
-                CrashMode::Host => self.sc.populations[cl.pop as usize].heartbeat_timeout,
+                CrashMode::Host => self.ctx.sc.populations[cl.pop as usize].heartbeat_timeout,
             };
             let generation = cl.generation;
-            s.after(notice, Event::DropNoticed { client: c, generation });
+            s.after(
+                notice,
+                Event::Clients(ClientEvent::DropNoticed { client: c, generation }),
+            );
         }
-        self.rec.dropped(now, dropped);
+        self.ctx.rec.dropped(now, dropped);
         let how = match mode {
             CrashMode::Process => "process",
             CrashMode::Host => "host",
         };
-        self.rec.event(
+        self.ctx.rec.event(
             now,
             format!("balancer-{node}"),
             "crash",
             format!("{how} crash, {dropped} tunnels dropped, {moved} VIP(s) move in {takeover}"),
         );
         if let Some(d) = restart_after {
-            s.after(d, Event::NodeRestart { node: node as u16 });
+            s.after(d, Event::Cluster(ClusterEvent::NodeRestart { node: node as u16 }));
         }
     }
 
@@ -356,12 +414,12 @@ impl World<'_> {
         if self.cluster.vip_owner[vip] != NONE {
             return;
         }
-        let Some(node) = self.nodes.iter().position(|n| n.up) else {
+        let Some(node) = self.cluster.nodes.iter().position(|n| n.up) else {
             return; // nobody left: the VIP waits for a node to come back
         };
         self.cluster.vip_owner[vip] = node as u32;
         self.cluster.vip_outage_ns += now.since(self.cluster.vip_lost_at[vip]).0;
-        self.rec.event(
+        self.ctx.rec.event(
             now,
             format!("vip-{vip}"),
             "vip-moved",
@@ -371,23 +429,26 @@ impl World<'_> {
 
     pub(super) fn node_restart(&mut self, node: usize, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let nd = &mut self.nodes[node];
+        let nd = &mut self.cluster.nodes[node];
         if nd.up {
             return;
         }
         nd.up = true;
         nd.tls.restart(now);
         for srv in 0..self.cluster.admin.len() {
-            self.nodes[node].lb.set_admin(srv as u32, self.cluster.admin[srv], now);
+            self.cluster.nodes[node]
+                .lb
+                .set_admin(srv as u32, self.cluster.admin[srv], now);
         }
-        self.rec
+        self.ctx
+            .rec
             .event(now, format!("balancer-{node}"), "restarted", "node back".into());
         // keepalived without preemption: VIPs stay where they moved; any VIP
         // still unowned is claimed after the takeover time.
-        let takeover = self.sc.balancer.failover.takeover();
+        let takeover = self.ctx.sc.balancer.failover.takeover();
         for v in 0..self.cluster.vip_owner.len() {
             if self.cluster.vip_owner[v] == NONE {
-                s.after(takeover, Event::VipTakeover { vip: v as u32 });
+                s.after(takeover, Event::Cluster(ClusterEvent::VipTakeover { vip: v as u32 }));
             }
         }
         self.prime_checks(node, s);
@@ -395,34 +456,34 @@ impl World<'_> {
 
     /// Health checks of every server from `node`, spread over one interval.
     pub(super) fn prime_checks(&mut self, node: usize, s: &mut Scheduler<Event>) {
-        let hc = &self.sc.balancer.health_check;
+        let hc = &self.ctx.sc.balancer.health_check;
         if !hc.enabled {
             return;
         }
-        let epoch = self.nodes[node].epoch;
-        for srv in 0..self.servers.len() {
-            let off = self.rng_health.random_range(0..hc.inter.0.max(1));
+        let epoch = self.cluster.nodes[node].epoch;
+        for srv in 0..self.servers.list.len() {
+            let off = self.cluster.rng_health.random_range(0..hc.inter.0.max(1));
             s.after(
                 SimDuration(off),
-                Event::Check {
+                Event::Cluster(ClusterEvent::Check {
                     node: node as u16,
                     epoch,
                     server: srv as u32,
-                },
+                }),
             );
         }
     }
 
     /// Applies an administrative state on every live node at once (the
     /// runtime API), starting slowstart where a server enters a list.
-    fn apply_admin(&mut self, srv: u32, admin: Admin, s: &mut Scheduler<Event>) {
+    pub(super) fn apply_admin(&mut self, srv: u32, admin: Admin, s: &mut Scheduler<Event>) {
         let now = s.now();
         self.cluster.admin[srv as usize] = admin;
-        for node in 0..self.nodes.len() {
-            if !self.nodes[node].up {
+        for node in 0..self.cluster.nodes.len() {
+            if !self.cluster.nodes[node].up {
                 continue;
             }
-            if self.nodes[node].lb.set_admin(srv, admin, now) {
+            if self.cluster.nodes[node].lb.set_admin(srv, admin, now) {
                 self.start_slowstart(node, srv, s);
             }
             if admin == Admin::Ready {
@@ -434,14 +495,14 @@ impl World<'_> {
     }
 
     /// Queues a change for the backend updater's next tick.
-    fn for_updater(&mut self, srv: u32, admin: Admin, s: &mut Scheduler<Event>) {
+    pub(super) fn for_updater(&mut self, srv: u32, admin: Admin, s: &mut Scheduler<Event>) {
         self.cluster.pending.push((srv, admin));
         if !self.cluster.updater_scheduled {
             self.cluster.updater_scheduled = true;
-            let ui = self.sc.balancer.update_interval.0.max(1);
+            let ui = self.ctx.sc.balancer.update_interval.0.max(1);
             let now = s.now().0;
             let tick = (now / ui + 1) * ui;
-            s.at(SimTime(tick), Event::UpdaterTick);
+            s.at(SimTime(tick), Event::Cluster(ClusterEvent::UpdaterTick));
         }
     }
 
@@ -455,15 +516,15 @@ impl World<'_> {
                 Admin::Maint => {
                     removed += 1;
                     let t = now + self.cluster.stop_after[srv as usize];
-                    let sv = &mut self.servers[srv as usize];
+                    let sv = &mut self.servers.list[srv as usize];
                     sv.next_crash = sv.next_crash.min(t);
-                    s.at(t, Event::StopServer { server: srv });
+                    s.at(t, Event::Cluster(ClusterEvent::StopServer { server: srv }));
                 }
                 _ => added += 1,
             }
             self.apply_admin(srv, admin, s);
         }
-        self.rec.event(
+        self.ctx.rec.event(
             now,
             "updater".into(),
             "servers-updated",
@@ -474,7 +535,7 @@ impl World<'_> {
     /// Scale-out, scale-in and rolling-restart faults.
     pub(super) fn deploy_fault(&mut self, index: usize, s: &mut Scheduler<Event>) {
         let now = s.now();
-        match self.sc.faults[index] {
+        match self.ctx.sc.faults[index] {
             Fault::ScaleOut { count, boot, .. } => {
                 for _ in 0..count {
                     let srv = self.cluster.next_slot;
@@ -482,13 +543,13 @@ impl World<'_> {
                     self.cluster.provisioned[srv as usize] = true;
                     self.cluster.ever_provisioned[srv as usize] = true;
                     if boot.0 == 0 {
-                        self.servers[srv as usize].up = true;
+                        self.servers.list[srv as usize].up = true;
                     } else {
-                        s.after(boot, Event::Restart { server: srv });
+                        s.after(boot, Event::Servers(ServerEvent::Restart { server: srv }));
                     }
                     self.for_updater(srv, Admin::Ready, s);
                 }
-                self.rec.event(
+                self.ctx.rec.event(
                     now,
                     "fleet".into(),
                     "scale-out",
@@ -506,7 +567,7 @@ impl World<'_> {
                     self.cluster.stop_after[srv as usize] = drain;
                     self.for_updater(srv, Admin::Maint, s);
                 }
-                self.rec.event(
+                self.ctx.rec.event(
                     now,
                     "fleet".into(),
                     "scale-in",
@@ -517,10 +578,10 @@ impl World<'_> {
                 if let Some(first) = self.next_deploy_target(0) {
                     s.at(
                         now,
-                        Event::Deploy {
+                        Event::Cluster(ClusterEvent::Deploy {
                             server: first,
                             phase: 0,
-                        },
+                        }),
                     );
                 }
             }
@@ -530,7 +591,7 @@ impl World<'_> {
         }
     }
 
-    fn next_deploy_target(&self, from: u32) -> Option<u32> {
+    pub(super) fn next_deploy_target(&self, from: u32) -> Option<u32> {
         (from..self.cluster.provisioned.len() as u32).find(|&i| self.cluster.provisioned[i as usize])
     }
 
@@ -544,6 +605,7 @@ impl World<'_> {
             pause,
             ..
         }) = self
+            .ctx
             .sc
             .faults
             .iter()
@@ -555,32 +617,33 @@ impl World<'_> {
         match phase {
             0 => {
                 self.apply_admin(server, Admin::Drain, s);
-                self.rec.event(
+                self.ctx.rec.event(
                     now,
                     format!("server-{server}"),
                     "drain",
                     format!("deploy: draining for {drain}"),
                 );
                 let t = now + drain;
-                let sv = &mut self.servers[server as usize];
+                let sv = &mut self.servers.list[server as usize];
                 sv.next_crash = sv.next_crash.min(t);
-                s.at(t, Event::Deploy { server, phase: 1 });
+                s.at(t, Event::Cluster(ClusterEvent::Deploy { server, phase: 1 }));
             }
             1 => {
                 if self.cluster.provisioned[server as usize] {
                     self.crash(server, CrashMode::Process, Some(restart_time), "stopped", s);
-                    self.servers[server as usize].next_crash = self.next_scheduled_crash(server, now);
+                    self.servers.list[server as usize].next_crash = self.next_scheduled_crash(server, now);
                 }
-                s.after(restart_time, Event::Deploy { server, phase: 2 });
+                s.after(restart_time, Event::Cluster(ClusterEvent::Deploy { server, phase: 2 }));
             }
             _ => {
                 if self.cluster.provisioned[server as usize] {
                     self.apply_admin(server, Admin::Ready, s);
                 }
                 if let Some(next) = self.next_deploy_target(server + 1) {
-                    s.after(pause, Event::Deploy { server: next, phase: 0 });
+                    s.after(pause, Event::Cluster(ClusterEvent::Deploy { server: next, phase: 0 }));
                 } else {
-                    self.rec
+                    self.ctx
+                        .rec
                         .event(now, "fleet".into(), "deploy-done", "rolling restart complete".into());
                 }
             }
@@ -592,19 +655,246 @@ impl World<'_> {
     pub(super) fn stop_server(&mut self, server: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         self.crash(server, CrashMode::Process, None, "stopped", s);
-        self.servers[server as usize].next_crash = self.next_scheduled_crash(server, now);
+        self.servers.list[server as usize].next_crash = self.next_scheduled_crash(server, now);
     }
 
     /// Waiters of `srv`'s queue on `node` go elsewhere (it left the list).
     pub(super) fn reroute_server_queue(&mut self, node: usize, srv: u32, s: &mut Scheduler<Event>) {
-        let clients = &self.clients;
-        let waiters = self.nodes[node].lb.drain_server_queue(srv, |w| {
+        let clients = &self.clients.list;
+        let waiters = self.cluster.nodes[node].lb.drain_server_queue(srv, |w| {
             let cl = &clients[w.client as usize];
             cl.generation == w.generation && cl.state == ClientState::Queued && cl.queue != BACKEND
         });
         for w in waiters {
-            self.clients[w.client as usize].add_part_us(super::Part::Queue, s.now().since(w.since));
+            self.clients.list[w.client as usize].add_part_us(super::Part::Queue, s.now().since(w.since));
             self.route(w.client, Some(srv), s);
+        }
+    }
+}
+
+impl World<'_> {
+    /// The client's balancer node decides where a request goes.
+    pub(super) fn route(&mut self, c: u32, exclude: Option<u32>, s: &mut Scheduler<Event>) {
+        let (source, room, node) = {
+            let cl = &self.clients.list[c as usize];
+            (cl.source, cl.room, cl.node as usize)
+        };
+        let choice = self.cluster.nodes[node]
+            .lb
+            .choose(source, room, exclude, &mut self.cluster.rng_balancer);
+        self.apply_choice(c, choice, s);
+    }
+
+    pub(super) fn apply_choice(&mut self, c: u32, choice: Choice, s: &mut Scheduler<Event>) {
+        match choice {
+            Choice::Server(srv) => self.forward(c, srv, s),
+            Choice::QueueServer(srv) => self.enqueue(c, Some(srv), s),
+            Choice::QueueBackend => self.enqueue(c, None, s),
+            Choice::Refuse(r) => self.refuse(c, r, s),
+        }
+    }
+
+    pub(super) fn forward(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) {
+        let node = self.clients.list[c as usize].node as usize;
+        self.cluster.nodes[node].lb.on_forward(srv);
+        self.set_state(c, ClientState::Connecting);
+        let cl = &mut self.clients.list[c as usize];
+        cl.mark = s.now();
+        cl.server = srv;
+        cl.holds_slot = true;
+        cl.queue = NONE;
+        let generation = cl.generation;
+        s.after(
+            self.ctx.sc.servers.backend_latency,
+            Event::Servers(ServerEvent::AtServer { client: c, generation }),
+        );
+    }
+
+    /// Gives back the client's slot; returns the node and server it was on.
+    pub(super) fn release_slot(&mut self, c: u32) -> Option<(usize, u32)> {
+        let cl = &mut self.clients.list[c as usize];
+        if cl.holds_slot {
+            cl.holds_slot = false;
+            let (node, srv) = (cl.node as usize, cl.server);
+            self.cluster.nodes[node].lb.on_close(srv);
+            Some((node, srv))
+        } else {
+            None
+        }
+    }
+
+    pub(super) fn enqueue(&mut self, c: u32, srv: Option<u32>, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        self.set_state(c, ClientState::Queued);
+        let cl = &mut self.clients.list[c as usize];
+        cl.queue = srv.unwrap_or(BACKEND);
+        let (generation, node) = (cl.generation, cl.node as usize);
+        self.cluster.nodes[node].lb.enqueue(
+            srv,
+            Waiter {
+                client: c,
+                generation,
+                since: now,
+            },
+        );
+        s.after(
+            self.ctx.sc.balancer.timeout_queue,
+            Event::Clients(ClientEvent::QueueTimeout { client: c, generation }),
+        );
+    }
+
+    pub(super) fn drain_queue(&mut self, node: usize, srv: u32, s: &mut Scheduler<Event>) {
+        loop {
+            let clients = &self.clients.list;
+            let is_live = |w: &Waiter| {
+                let cl = &clients[w.client as usize];
+                cl.generation == w.generation && cl.state == ClientState::Queued
+            };
+            let Some((w, _)) = self.cluster.nodes[node].lb.next_waiter(srv, is_live) else {
+                break;
+            };
+            self.clients.list[w.client as usize].add_part_us(Part::Queue, s.now().since(w.since));
+            self.forward(w.client, srv, s);
+        }
+    }
+
+    /// The server's process dies (`label` "crash") or exits on purpose
+    /// ("stopped": a deploy or scale-in; clients get a close at once).
+    pub(super) fn check_result(&mut self, node: usize, srv: u32, ok: bool, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        let hc = &self.ctx.sc.balancer.health_check;
+        // Events name the node only when there are several.
+        let who = if self.cluster.nodes.len() > 1 {
+            format!(" by balancer-{node}")
+        } else {
+            String::new()
+        };
+        match self.cluster.nodes[node].lb.record_check(srv, ok, hc, now) {
+            Some(Transition::MarkedDown) => {
+                self.ctx.rec.event(
+                    now,
+                    format!("server-{srv}"),
+                    "marked-down",
+                    format!("health checks failed{who}"),
+                );
+                self.reroute_server_queue(node, srv, s);
+            }
+            Some(Transition::MarkedUp) => {
+                self.ctx.rec.event(
+                    now,
+                    format!("server-{srv}"),
+                    "marked-up",
+                    format!("health checks passed{who}"),
+                );
+                self.start_slowstart(node, srv, s);
+                self.drain_queue(node, srv, s);
+            }
+            None => {}
+        }
+        let interval = self.cluster.nodes[node].lb.check_interval(srv, hc);
+        let next = (self.cluster.nodes[node].check_started[srv as usize] + interval).max(now);
+        let epoch = self.cluster.nodes[node].epoch;
+        s.at(
+            next,
+            Event::Cluster(ClusterEvent::Check {
+                node: node as u16,
+                epoch,
+                server: srv,
+            }),
+        );
+    }
+}
+
+impl World<'_> {
+    /// `srv` just entered `node`'s list UP: ramp its weight if `slowstart`
+    /// is set (the ramp goes on in `WeightTick` events).
+    pub(super) fn start_slowstart(&mut self, node: usize, srv: u32, s: &mut Scheduler<Event>) {
+        let ss = self.ctx.sc.balancer.slowstart;
+        if ss.0 > 0 {
+            self.cluster.nodes[node].lb.slowstart(srv, s.now(), ss);
+            s.after(
+                slowstart_tick(ss),
+                Event::Cluster(ClusterEvent::WeightTick {
+                    node: node as u16,
+                    server: srv,
+                }),
+            );
+        }
+    }
+}
+
+pub(super) fn slowstart_tick(ss: SimDuration) -> SimDuration {
+    SimDuration((ss.0 / 20).max(SimDuration::from_millis(10).0))
+}
+
+impl World<'_> {
+    /// Handles one of this tier's events.
+    pub(super) fn cluster_event(&mut self, ev: ClusterEvent, s: &mut Scheduler<Event>) {
+        let now = s.now();
+        match ev {
+            ClusterEvent::TlsDone { node, epoch, id } => self.tls_done(node as usize, epoch, id, s),
+            ClusterEvent::VipTakeover { vip } => self.vip_takeover(vip as usize, s),
+            ClusterEvent::NodeRestart { node } => self.node_restart(node as usize, s),
+            ClusterEvent::UpdaterTick => self.updater_tick(s),
+            ClusterEvent::StopServer { server } => self.stop_server(server, s),
+            ClusterEvent::Deploy { server, phase } => self.deploy_step(server, phase, s),
+            ClusterEvent::Check { node, epoch, server } => {
+                let nd = &mut self.cluster.nodes[node as usize];
+                if !nd.up || nd.epoch != epoch {
+                    return; // the node died: its checks stop (restart primes new ones)
+                }
+                if nd.lb.admin(server) == Admin::Maint {
+                    // Not in the list: not checked, look again later.
+                    let inter = self.ctx.sc.balancer.health_check.inter;
+                    s.after(inter, Event::Cluster(ClusterEvent::Check { node, epoch, server }));
+                    return;
+                }
+                nd.check_started[server as usize] = now;
+                let sv = &self.servers.list[server as usize];
+                let rtt = SimDuration(2 * self.ctx.sc.servers.backend_latency.0);
+                let (ok, d) = if sv.up {
+                    (true, rtt)
+                } else {
+                    match sv.crash_mode {
+                        CrashMode::Process => (false, rtt),
+                        CrashMode::Host => (false, self.ctx.sc.balancer.health_check.timeout()),
+                    }
+                };
+                s.after(
+                    d,
+                    Event::Cluster(ClusterEvent::CheckResult {
+                        node,
+                        epoch,
+                        server,
+                        ok,
+                    }),
+                );
+            }
+            ClusterEvent::CheckResult {
+                node,
+                epoch,
+                server,
+                ok,
+            } => {
+                let nd = &self.cluster.nodes[node as usize];
+                if nd.up && nd.epoch == epoch {
+                    self.check_result(node as usize, server, ok, s);
+                }
+            }
+            ClusterEvent::WeightTick { node, server } => {
+                let ss = self.ctx.sc.balancer.slowstart;
+                let nd = &mut self.cluster.nodes[node as usize];
+                if !nd.up {
+                    return;
+                }
+                if nd.lb.slowstart(server, now, ss) {
+                    s.after(
+                        slowstart_tick(ss),
+                        Event::Cluster(ClusterEvent::WeightTick { node, server }),
+                    );
+                }
+                self.drain_queue(node as usize, server, s);
+            }
         }
     }
 }

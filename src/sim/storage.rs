@@ -48,7 +48,7 @@ use std::collections::{HashMap, VecDeque};
 
 use slab::Slab;
 
-use super::{ClientState, Event, NONE, World};
+use super::{ClientEvent, ClientState, Event, NONE, World};
 use crate::engine::Scheduler;
 use crate::metrics::{CacheSample, DbNodeSample, StorageSample, db_node_name};
 use crate::model::cache::{CacheBook, Flusher};
@@ -365,18 +365,18 @@ impl Storage {
 }
 
 impl DbTier {
-    fn replica_nodes(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn replica_nodes(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.nodes.len()).filter(|&i| self.nodes[i].role == Role::Replica)
     }
 
     /// The running primary, if any.
-    fn live_primary(&self) -> Option<usize> {
+    pub(super) fn live_primary(&self) -> Option<usize> {
         self.primary.filter(|&p| self.nodes[p].up)
     }
 
     /// Drops binlog entries every replica has received (keeping those
     /// still waiting for a semi-sync ack).
-    fn purge(&mut self) {
+    pub(super) fn purge(&mut self) {
         let mut keep_after = self
             .replica_nodes()
             .map(|i| self.nodes[i].progress.received_seq)
@@ -396,7 +396,7 @@ impl World<'_> {
     /// Schedules the storage tier's first events: flush and fsync ticks,
     /// its faults, samples, and a marker at each socket-server crash.
     pub(super) fn storage_prime(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+        let sc = self.ctx.sc;
         if !self.storage.is_on() {
             return;
         }
@@ -440,7 +440,7 @@ impl World<'_> {
                     c.book.fsync();
                 }
                 let next = s.now() + SimDuration::from_secs(1);
-                if next <= self.end {
+                if next <= self.ctx.end {
                     s.at(next, Event::Storage(StorageEvent::FsyncTick));
                 }
             }
@@ -476,18 +476,18 @@ impl World<'_> {
     /// A move was validated on `srv`: it goes to Redis (or straight to the
     /// database without a cache).
     pub(super) fn storage_move(&mut self, msg: u32, srv: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+        let sc = self.ctx.sc;
         if !self.storage.is_on() || sc.game.is_none() {
             return;
         }
         let now = s.now();
-        let m = &self.msgs[msg as usize];
+        let m = &self.game.msgs[msg as usize];
         let (room, game, seq) = (m.room, m.game, m.seq);
-        let r = &self.rooms[room as usize];
+        let r = &self.game.rooms[room as usize];
         let ends = r.game == game && !r.active && r.moves_made == seq + 1 && r.moves_made >= r.moves_total;
         if let Some(k) = &sc.cache {
             self.storage.tally.cache_writes += 1;
-            self.rec.count(now, |c| c.cache_writes += 1);
+            self.ctx.rec.count(now, |c| c.cache_writes += 1);
             if !self.cache_usable(srv) {
                 self.cache_write_failed(room, game, now);
                 return;
@@ -506,11 +506,11 @@ impl World<'_> {
     /// true if the accept must first wait for the room's history (it is
     /// then called again when the history is back).
     pub(super) fn rehydration_pending(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) -> bool {
-        let sc = self.sc;
+        let sc = self.ctx.sc;
         if !self.storage.is_on() {
             return false;
         }
-        let generation = self.clients[c as usize].generation;
+        let generation = self.clients.list[c as usize].generation;
         if let Some(r) = self.storage.rehydrating.get(&c)
             && r.generation == generation
             && r.done
@@ -518,11 +518,11 @@ impl World<'_> {
             self.storage.rehydrating.remove(&c);
             return false;
         }
-        let ri = self.clients[c as usize].room_idx;
+        let ri = self.clients.list[c as usize].room_idx;
         if ri == NONE {
             return false;
         }
-        let room = &self.rooms[ri as usize];
+        let room = &self.game.rooms[ri as usize];
         if !room.active || room.moves_made == 0 || !room.members_on(srv).is_empty() {
             return false;
         }
@@ -540,7 +540,7 @@ impl World<'_> {
             Rehydration {
                 generation,
                 server: srv,
-                epoch: self.servers[srv as usize].epoch,
+                epoch: self.servers.list[srv as usize].epoch,
                 started: now,
                 done: false,
             },
@@ -578,28 +578,21 @@ impl World<'_> {
             self.storage.rehydrating.remove(&client);
             if self.live(client, generation) {
                 let delay = self.failure_delay(srv);
-                s.after(
-                    delay,
-                    Event::BackendFailed {
-                        client,
-                        generation,
-                        server: srv,
-                    },
-                );
+                s.after(delay, Event::Clients(ClientEvent::BackendFailed { client, generation }));
             }
         }
     }
 
-    fn note_at_risk(&mut self, now: SimTime, component: String) {
-        let sc = self.sc;
+    pub(super) fn note_at_risk(&mut self, now: SimTime, component: String) {
+        let sc = self.ctx.sc;
         let n = self.storage.moves_at_risk();
-        self.rec.at_risk_at_fault(now, n);
+        self.ctx.rec.at_risk_at_fault(now, n);
         if now >= SimTime::ZERO + sc.warmup {
             self.storage.at_risk_at_crash_max = self.storage.at_risk_at_crash_max.max(n);
             self.storage.at_risk_max = self.storage.at_risk_max.max(n);
         }
         if self.storage.cache.is_some() || self.storage.flusher.in_batches > 0 {
-            self.rec.event(
+            self.ctx.rec.event(
                 now,
                 component,
                 "moves-at-risk",
@@ -613,27 +606,27 @@ impl World<'_> {
 
     /// Whether socket server `srv` has a connection pool to Redis: only the
     /// first `maxclients / pool_size` running servers (by index) do.
-    fn cache_usable(&self, srv: u32) -> bool {
-        let sc = self.sc;
+    pub(super) fn cache_usable(&self, srv: u32) -> bool {
+        let sc = self.ctx.sc;
         let Some(k) = &sc.cache else { return false };
         let pools = (k.maxclients / k.pool_size.max(1)) as usize;
-        if self.servers.len() <= pools {
+        if self.servers.list.len() <= pools {
             return true;
         }
-        let rank = self.servers[..srv as usize].iter().filter(|v| v.up).count();
+        let rank = self.servers.list[..srv as usize].iter().filter(|v| v.up).count();
         rank < pools
     }
 
-    fn cache_write_failed(&mut self, room: u32, game: u32, now: SimTime) {
+    pub(super) fn cache_write_failed(&mut self, room: u32, game: u32, now: SimTime) {
         self.storage.tally.cache_writes_failed += 1;
-        self.rec.count(now, |c| c.cache_writes_failed += 1);
+        self.ctx.rec.count(now, |c| c.cache_writes_failed += 1);
         if let Some(c) = &mut self.storage.cache {
             c.book.write_failed(room, game);
         }
     }
 
-    fn cache_cost(&mut self, op: u32) -> SimDuration {
-        let sc = self.sc;
+    pub(super) fn cache_cost(&mut self, op: u32) -> SimDuration {
+        let sc = self.ctx.sc;
         let Some(k) = &sc.cache else {
             return SimDuration::ZERO;
         };
@@ -641,18 +634,18 @@ impl World<'_> {
         match self.storage.cache_ops[op as usize] {
             CacheOp::Write { .. } => base,
             CacheOp::Read { client, .. } => {
-                let r = self.clients[client as usize].room_idx;
+                let r = self.clients.list[client as usize].room_idx;
                 let moves = if r == NONE {
                     0
                 } else {
-                    self.rooms[r as usize].moves_made
+                    self.game.rooms[r as usize].moves_made
                 };
                 base + k.per_move_cost.saturating_mul(moves as u64)
             }
         }
     }
 
-    fn cache_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn cache_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let Some(c) = &mut self.storage.cache else { return };
         match c.station.arrive(now, op) {
@@ -667,8 +660,8 @@ impl World<'_> {
     }
 
     /// A cache op failed (Redis down or crashed under it).
-    fn cache_op_failed(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn cache_op_failed(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         match self.storage.cache_ops[op as usize] {
             CacheOp::Write { room, game, .. } => {
@@ -684,8 +677,8 @@ impl World<'_> {
         }
     }
 
-    fn cache_done(&mut self, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn cache_done(&mut self, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(c) = &mut self.storage.cache else { return };
         let Some(op) = c.station.complete(now, epoch, id) else {
@@ -716,9 +709,9 @@ impl World<'_> {
                 }
             }
             CacheOp::Read { client, generation, .. } => {
-                let r = self.clients[client as usize].room_idx;
+                let r = self.clients.list[client as usize].room_idx;
                 let Some(c) = &self.storage.cache else { return };
-                let hit = r != NONE && c.book.holds(r, self.rooms[r as usize].game);
+                let hit = r != NONE && c.book.holds(r, self.game.rooms[r as usize].game);
                 self.storage.cache_ops[op as usize] = CacheOp::Read {
                     client,
                     generation,
@@ -732,7 +725,7 @@ impl World<'_> {
 
     /// A rehydration read's answer is back: a hit resumes the accept, a
     /// miss asks the database.
-    fn cache_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn cache_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
         let CacheOp::Read {
             client,
             generation,
@@ -748,17 +741,17 @@ impl World<'_> {
             self.rehydrated(client, Source::Cache, s);
             return;
         }
-        let r = self.clients[client as usize].room_idx;
+        let r = self.clients.list[client as usize].room_idx;
         if self.storage.db.is_some() && r != NONE {
-            let moves = self.rooms[r as usize].moves_made;
+            let moves = self.game.rooms[r as usize].moves_made;
             self.db_read(room_key(r), moves, DbCaller::Rehydrate { client, generation }, s);
         } else {
             self.rehydrated(client, Source::Failed, s);
         }
     }
 
-    fn flush_tick(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn flush_tick(&mut self, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let Some(Flush::Interval { interval }) = sc.cache.as_ref().map(|k| &k.flush) else {
             return;
         };
@@ -771,15 +764,15 @@ impl World<'_> {
                 self.send_batch(rooms, s);
             }
         }
-        if next <= self.end {
+        if next <= self.ctx.end {
             s.at(next, Event::Storage(StorageEvent::FlushTick));
         }
     }
 
     /// Lichess policy: flush a room once `after_last_move` has passed since
     /// its last move.
-    fn flush_room_timer(&mut self, room: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn flush_room_timer(&mut self, room: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(Flush::Lichess { after_last_move }) = sc.cache.as_ref().map(|k| &k.flush) else {
             return;
@@ -802,7 +795,7 @@ impl World<'_> {
         }
     }
 
-    fn flush_room(&mut self, room: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn flush_room(&mut self, room: u32, s: &mut Scheduler<Event>) {
         let Some(c) = &mut self.storage.cache else { return };
         let n = c.book.take_room(room);
         if n > 0 {
@@ -811,17 +804,17 @@ impl World<'_> {
     }
 
     /// A flush batch goes to the primary as one commit.
-    fn send_batch(&mut self, rooms: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
+    pub(super) fn send_batch(&mut self, rooms: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
         let keys: Vec<u64> = rooms.iter().map(|&(r, _)| room_key(r)).collect();
         let batch = self.storage.flusher.make(rooms, true);
         let moves = self.storage.flusher.get(batch).moves;
         let now = s.now();
-        self.rec.count(now, |c| c.flush_batches += 1);
+        self.ctx.rec.count(now, |c| c.flush_batches += 1);
         self.db_write_op(keys, moves, moves, true, DbCaller::Flush { batch }, s);
     }
 
-    fn cache_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn cache_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Fault::CacheCrash { restart_after, .. } = sc.faults[fault as usize] else {
             return;
@@ -840,12 +833,12 @@ impl World<'_> {
         for op in ops {
             self.cache_op_failed(op, s);
         }
-        self.rec.count(now, |k| k.moves_lost_cache += lost);
+        self.ctx.rec.count(now, |k| k.moves_lost_cache += lost);
         let persist = match mode {
             AppendFsync::No => "appendfsync no: every unflushed move",
             AppendFsync::Everysec => "appendfsync everysec: the moves written since the last fsync",
         };
-        self.rec.event(
+        self.ctx.rec.event(
             now,
             "cache".into(),
             "crash",
@@ -856,8 +849,8 @@ impl World<'_> {
         }
     }
 
-    fn cache_restart(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn cache_restart(&mut self, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(c) = &mut self.storage.cache else { return };
         if c.station.is_up() {
@@ -876,14 +869,15 @@ impl World<'_> {
                 }
             }
         }
-        self.rec
+        self.ctx
+            .rec
             .event(now, "cache".into(), "restarted", "Redis accepting again".into());
     }
 
     // -----------------------------------------------------------------
     // Rehydration
 
-    fn rehydration_live(&self, client: u32, generation: u32) -> bool {
+    pub(super) fn rehydration_live(&self, client: u32, generation: u32) -> bool {
         self.storage
             .rehydrating
             .get(&client)
@@ -899,8 +893,8 @@ impl World<'_> {
         };
         r.done = true;
         let (generation, srv, epoch, started) = (r.generation, r.server, r.epoch, r.started);
-        self.rec.latency(now, |r| &mut r.rehydration, now.since(started).0);
-        self.rec.count(now, |k| match source {
+        self.ctx.rec.latency(now, |r| &mut r.rehydration, now.since(started).0);
+        self.ctx.rec.count(now, |k| match source {
             Source::Cache => k.rehydrations_cache += 1,
             Source::Db => k.rehydrations_db += 1,
             Source::Failed => k.rehydrations_failed += 1,
@@ -909,18 +903,11 @@ impl World<'_> {
             self.storage.rehydrating.remove(&client);
             return;
         }
-        let sv = &self.servers[srv as usize];
+        let sv = &self.servers.list[srv as usize];
         if !sv.up || sv.epoch != epoch {
             self.storage.rehydrating.remove(&client);
             let delay = self.failure_delay(srv);
-            s.after(
-                delay,
-                Event::BackendFailed {
-                    client,
-                    generation,
-                    server: srv,
-                },
-            );
+            s.after(delay, Event::Clients(ClientEvent::BackendFailed { client, generation }));
             return;
         }
         self.accept(client, srv, s);
@@ -932,7 +919,7 @@ impl World<'_> {
     /// Reads `rows` rows of `key` (see the module docs); the answer goes to
     /// `caller` through [`World::db_done`].
     pub(super) fn db_read(&mut self, key: u64, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+        let sc = self.ctx.sc;
         let op = self.storage.db_ops.insert(DbOp {
             caller,
             kind: DbKind::Read { key, rows },
@@ -950,7 +937,7 @@ impl World<'_> {
         self.db_write_op(keys, rows, 0, false, caller, s);
     }
 
-    fn db_write_op(
+    pub(super) fn db_write_op(
         &mut self,
         keys: Vec<u64>,
         rows: u32,
@@ -959,7 +946,7 @@ impl World<'_> {
         caller: DbCaller,
         s: &mut Scheduler<Event>,
     ) {
-        let sc = self.sc;
+        let sc = self.ctx.sc;
         let op = self.storage.db_ops.insert(DbOp {
             caller,
             kind: DbKind::Write {
@@ -985,7 +972,7 @@ impl World<'_> {
                 if ok {
                     let b = self.storage.flusher.committed(batch);
                     let n = b.moves as u64;
-                    self.rec.count(now, |k| k.moves_flushed += n);
+                    self.ctx.rec.count(now, |k| k.moves_flushed += n);
                 } else {
                     self.storage.flusher.failed(batch);
                     if self.storage.db.as_ref().is_some_and(|d| d.live_primary().is_some()) {
@@ -1006,7 +993,7 @@ impl World<'_> {
     }
 
     /// Sends the failed flush batches again (a primary is available).
-    fn retry_batches(&mut self, s: &mut Scheduler<Event>) {
+    pub(super) fn retry_batches(&mut self, s: &mut Scheduler<Event>) {
         for batch in self.storage.flusher.take_retries() {
             let b = self.storage.flusher.get(batch);
             let keys: Vec<u64> = b.rooms.iter().map(|&(r, _)| room_key(r)).collect();
@@ -1018,13 +1005,13 @@ impl World<'_> {
     // -----------------------------------------------------------------
     // Database: nodes
 
-    fn db_fail(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_fail(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let o = &mut self.storage.db_ops[op as usize];
         o.ok = false;
         let read = matches!(o.kind, DbKind::Read { .. });
-        self.rec.count(now, |k| {
+        self.ctx.rec.count(now, |k| {
             if read {
                 k.db_reads_failed += 1
             } else {
@@ -1035,8 +1022,8 @@ impl World<'_> {
         s.after(net, Event::Storage(StorageEvent::DbReply { op }));
     }
 
-    fn db_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
         let target = match self.storage.db_ops[op as usize].kind {
@@ -1066,7 +1053,7 @@ impl World<'_> {
         }
     }
 
-    fn db_enqueue(&mut self, node: usize, which: u8, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn db_enqueue(&mut self, node: usize, which: u8, op: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let Some(db) = &mut self.storage.db else { return };
         let n = &mut db.nodes[node];
@@ -1082,8 +1069,8 @@ impl World<'_> {
         }
     }
 
-    fn db_op_cost(&mut self, op: u32) -> SimDuration {
-        let sc = self.sc;
+    pub(super) fn db_op_cost(&mut self, op: u32) -> SimDuration {
+        let sc = self.ctx.sc;
         let Some(d) = &sc.database else {
             return SimDuration::ZERO;
         };
@@ -1097,14 +1084,14 @@ impl World<'_> {
         }
     }
 
-    fn apply_cost(&self, rows: u32) -> SimDuration {
-        let sc = self.sc;
+    pub(super) fn apply_cost(&self, rows: u32) -> SimDuration {
+        let sc = self.ctx.sc;
         let rate = sc.database.as_ref().map_or(1.0, |d| d.apply_rate.per_s);
         SimDuration::from_secs_f64(rows as f64 / rate)
     }
 
-    fn db_station_done(&mut self, node: usize, which: u8, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_station_done(&mut self, node: usize, which: u8, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(db) = &mut self.storage.db else { return };
         let n = &mut db.nodes[node];
@@ -1141,7 +1128,7 @@ impl World<'_> {
                 let stale = which == READS && db.keys.is_stale(*key, db.nodes[node].progress.applied_seq);
                 o.ok = true;
                 o.stale = stale;
-                self.rec.count(now, |k| {
+                self.ctx.rec.count(now, |k| {
                     k.db_reads += 1;
                     k.stale_reads += stale as u64;
                 });
@@ -1153,8 +1140,8 @@ impl World<'_> {
 
     /// A write finished on the primary: it is committed, gets a binlog
     /// position, and is shipped to the replicas.
-    fn commit(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn commit(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1176,7 +1163,7 @@ impl World<'_> {
         }
         db.interval_commits += 1;
         db.interval_rows += rows as u64;
-        self.rec.count(now, |k| {
+        self.ctx.rec.count(now, |k| {
             k.db_commits += 1;
             k.db_commit_rows += rows as u64;
         });
@@ -1199,13 +1186,13 @@ impl World<'_> {
         }
     }
 
-    fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
         let o = self.storage.db_ops.remove(op as usize);
         self.db_done(o.caller, o.ok, o.stale, s);
     }
 
-    fn binlog_arrive(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn binlog_arrive(&mut self, term: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let Some(db) = &self.storage.db else { return };
         if term != db.term {
             // Shipped by a primary that crashed since: lost on the way.
@@ -1227,8 +1214,8 @@ impl World<'_> {
 
     /// Replica `n` receives every commit that has had time to reach it
     /// since its last one, and queues them on its applier threads.
-    fn replica_pull(&mut self, n: usize, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn replica_pull(&mut self, n: usize, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let (ship, configured) = (d.ship_delay, d.semi_sync);
@@ -1258,7 +1245,7 @@ impl World<'_> {
             && db.nodes[n].progress.received_seq >= db.binlog.head()
         {
             db.semi_sync_on = true;
-            self.rec.event(
+            self.ctx.rec.event(
                 now,
                 db_node_name(n),
                 "semi-sync-on",
@@ -1271,8 +1258,8 @@ impl World<'_> {
     }
 
     /// Acks of replicas that received commits `ship_delay` ago.
-    fn semi_sync_ack(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn semi_sync_ack(&mut self, term: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1309,8 +1296,8 @@ impl World<'_> {
 
     /// No ack within `semi_sync_timeout`: fall back to asynchronous
     /// replication and release every waiting commit.
-    fn semi_sync_timeout(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn semi_sync_timeout(&mut self, term: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1336,7 +1323,7 @@ impl World<'_> {
         }
         db.purge();
         let p = db.primary.unwrap_or(0);
-        self.rec.event(
+        self.ctx.rec.event(
             now,
             db_node_name(p),
             "semi-sync-off",
@@ -1347,8 +1334,8 @@ impl World<'_> {
         );
     }
 
-    fn db_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Fault::DbCrash {
             target, restart_after, ..
@@ -1362,7 +1349,7 @@ impl World<'_> {
             DbTarget::Primary => match db.primary {
                 Some(p) => p,
                 None => {
-                    self.rec.event(
+                    self.ctx.rec.event(
                         now,
                         "db".into(),
                         "no-primary",
@@ -1426,7 +1413,7 @@ impl World<'_> {
         for op in failed {
             self.db_fail(op, s);
         }
-        self.rec.event(now, db_node_name(node), "crash", detail);
+        self.ctx.rec.event(now, db_node_name(node), "crash", detail);
         if let Some(d) = restart_after {
             s.after(d, Event::Storage(StorageEvent::DbRestart { node: node as u16 }));
         }
@@ -1444,7 +1431,7 @@ impl World<'_> {
 
     /// Failure detection is over: choose the running replica that received
     /// the most binlog; it is promoted once it has applied its relay log.
-    fn failover(&mut self, term: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn failover(&mut self, term: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let Some(db) = &mut self.storage.db else { return };
         if term != db.term || db.live_primary().is_some() || db.promoting.is_some() {
@@ -1455,7 +1442,7 @@ impl World<'_> {
             .filter(|&i| db.nodes[i].up)
             .max_by_key(|&i| (db.nodes[i].progress.received_seq, std::cmp::Reverse(i)));
         let Some(c) = best else {
-            self.rec.event(
+            self.ctx.rec.event(
                 now,
                 "db".into(),
                 "failover-failed",
@@ -1470,8 +1457,8 @@ impl World<'_> {
     }
 
     /// Replica `c` becomes the primary. Commits it never received are lost.
-    fn promote(&mut self, c: usize, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn promote(&mut self, c: usize, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1483,7 +1470,7 @@ impl World<'_> {
         let unacked = lost.len() as u64 - commits;
         self.storage.tally.commits_lost += commits;
         self.storage.tally.moves_lost_db += moves;
-        self.rec.count(now, |k| {
+        self.ctx.rec.count(now, |k| {
             k.commits_lost += commits;
             k.moves_lost_db += moves;
         });
@@ -1511,7 +1498,7 @@ impl World<'_> {
             );
         }
         db.purge();
-        self.rec.event(
+        self.ctx.rec.event(
             now,
             db_node_name(c),
             "promoted",
@@ -1528,8 +1515,8 @@ impl World<'_> {
         self.retry_batches(s);
     }
 
-    fn db_restart(&mut self, node: usize, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_restart(&mut self, node: usize, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1586,7 +1573,7 @@ impl World<'_> {
                 "replica back: applies its relay log and fetches the binlog it missed"
             }
         };
-        self.rec.event(now, db_node_name(node), "restarted", detail.into());
+        self.ctx.rec.event(now, db_node_name(node), "restarted", detail.into());
         let Some(db) = &self.storage.db else { return };
         if db.live_primary().is_some() {
             self.retry_batches(s);
@@ -1600,8 +1587,8 @@ impl World<'_> {
     // -----------------------------------------------------------------
     // Samples
 
-    fn storage_sample(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn storage_sample(&mut self, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let since = self.storage.last_sample;
         self.storage.last_sample = now;
@@ -1660,9 +1647,9 @@ impl World<'_> {
                 })
                 .collect();
         }
-        self.rec.storage_samples.push(sample);
+        self.ctx.rec.storage_samples.push(sample);
         let next = now + sc.sample_interval;
-        if next <= self.end {
+        if next <= self.ctx.end {
             s.at(next, Event::Storage(StorageEvent::Sample));
         }
     }
@@ -1753,7 +1740,7 @@ pub fn check(w: &World) -> Vec<String> {
         }
     }
     for (c, generation, srv, done) in st.rehydrations() {
-        let cl = &w.clients[c as usize];
+        let cl = &w.clients.list[c as usize];
         if cl.generation == generation && !done && (cl.state != ClientState::Connecting || cl.server != srv) {
             bad.push(format!(
                 "client {c} waits for its room's history but is not connecting to server {srv}"

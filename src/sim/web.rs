@@ -222,9 +222,9 @@ impl World<'_> {
     /// A `web` client arrives: its session starts with a request.
     pub(super) fn web_arrive(&mut self, pop: usize, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let p = &self.sc.populations[pop];
-        let rtt = p.rtt.sample(&mut self.rng_clients);
-        let session = p.session.sample(&mut self.rng_clients);
+        let p = &self.ctx.sc.populations[pop];
+        let rtt = p.rtt.sample(&mut self.clients.rng);
+        let session = p.session.sample(&mut self.clients.rng);
         let vip = self.pick_vip();
         let id = self.web.sessions.insert(Session {
             pop: pop as u16,
@@ -234,14 +234,14 @@ impl World<'_> {
             tls_node: NO_NODE,
         }) as u32;
         self.web.tally.sessions += 1;
-        self.rec.count(now, |c| c.clients_arrived += 1);
+        self.ctx.rec.count(now, |c| c.clients_arrived += 1);
         self.web_request(id, s);
     }
 
-    fn web_request(&mut self, session: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn web_request(&mut self, session: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let ss = &self.web.sessions[session as usize];
-        let ratio = self.sc.populations[ss.pop as usize].browsing.static_ratio;
+        let ratio = self.ctx.sc.populations[ss.pop as usize].browsing.static_ratio;
         let half = SimDuration(ss.rtt.0 / 2);
         let is_static: bool = self.web.rng.random::<f64>() < ratio;
         let req = self.web.reqs.insert(Request {
@@ -278,7 +278,7 @@ impl World<'_> {
         }
     }
 
-    fn web_at_node(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn web_at_node(&mut self, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let r = &self.web.reqs[req as usize];
         let ss = &self.web.sessions[r.session as usize];
@@ -293,14 +293,14 @@ impl World<'_> {
             return;
         }
         self.web.reqs[req as usize].node = owner as u8;
-        let needs_tls = self.sc.balancer.tls.is_some() && ss.tls_node != owner as u8;
+        let needs_tls = self.ctx.sc.balancer.tls.is_some() && ss.tls_node != owner as u8;
         if !needs_tls {
             self.web_to_nginx(req, s);
             return;
         }
         let node = owner as usize;
-        self.nodes[node].full_handshakes += 1;
-        match self.nodes[node].tls.arrive(now, (req, WEB_HANDSHAKE)) {
+        self.cluster.nodes[node].full_handshakes += 1;
+        match self.cluster.nodes[node].tls.arrive(now, (req, WEB_HANDSHAKE)) {
             Admit::Started(id) => self.schedule_handshake(node, id, (req, WEB_HANDSHAKE), s),
             Admit::Queued => {}
             Admit::Rejected(_) => unreachable!("an up node's handshake queue is unbounded"),
@@ -327,8 +327,8 @@ impl World<'_> {
         }
     }
 
-    fn web_to_nginx(&mut self, req: u32, s: &mut Scheduler<Event>) {
-        let w = self.sc.web.as_ref().expect("web requests need [web]");
+    pub(super) fn web_to_nginx(&mut self, req: u32, s: &mut Scheduler<Event>) {
+        let w = self.ctx.sc.web.as_ref().expect("web requests need [web]");
         let n = self.web.nginx.len();
         let server = self.web.rr_nginx % n;
         self.web.rr_nginx = (server + 1) % n;
@@ -336,7 +336,7 @@ impl World<'_> {
         s.after(w.backend_latency, Event::Web(WebEvent::AtNginx { req }));
     }
 
-    fn web_at_nginx(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn web_at_nginx(&mut self, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let server = self.web.reqs[req as usize].nginx;
         match self.web.nginx[server as usize].arrive(now, req) {
@@ -346,8 +346,8 @@ impl World<'_> {
         }
     }
 
-    fn schedule_nginx(&mut self, server: u32, id: u32, req: u32, s: &mut Scheduler<Event>) {
-        let w = self.sc.web.as_ref().expect("[web]");
+    pub(super) fn schedule_nginx(&mut self, server: u32, id: u32, req: u32, s: &mut Scheduler<Event>) {
+        let w = self.ctx.sc.web.as_ref().expect("[web]");
         let cost = if self.web.reqs[req as usize].is_static {
             let hit = self.web.rng.random::<f64>() < w.nginx.cache_hit_ratio;
             if hit {
@@ -361,7 +361,7 @@ impl World<'_> {
         s.after(cost, Event::Web(WebEvent::NginxDone { server, id }));
     }
 
-    fn web_nginx_done(&mut self, server: u32, id: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn web_nginx_done(&mut self, server: u32, id: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let st = &mut self.web.nginx[server as usize];
         let epoch = st.epoch();
@@ -369,7 +369,7 @@ impl World<'_> {
         if let Some((next, &nreq)) = self.web.nginx[server as usize].next(now) {
             self.schedule_nginx(server, next, nreq, s);
         }
-        let w = self.sc.web.as_ref().expect("[web]");
+        let w = self.ctx.sc.web.as_ref().expect("[web]");
         if self.web.reqs[req as usize].is_static {
             self.web_respond(req, SimDuration::ZERO, s);
             return;
@@ -381,7 +381,7 @@ impl World<'_> {
         s.after(w.backend_latency, Event::Web(WebEvent::AtApp { req }));
     }
 
-    fn web_at_app(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn web_at_app(&mut self, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let app = self.web.reqs[req as usize].app;
         self.web.reqs[req as usize].at_app = now;
@@ -393,18 +393,18 @@ impl World<'_> {
                 if now > self.web.warmup {
                     self.web.rejected_502 += 1;
                 }
-                let back = self.sc.web.as_ref().expect("[web]").backend_latency;
+                let back = self.ctx.sc.web.as_ref().expect("[web]").backend_latency;
                 self.web_fail(req, back, s);
             }
         }
     }
 
-    fn start_worker(&mut self, id: u32, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn start_worker(&mut self, id: u32, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let w = self.sc.web.as_ref().expect("[web]");
+        let w = self.ctx.sc.web.as_ref().expect("[web]");
         let r = &mut self.web.reqs[req as usize];
         r.worker = id;
-        let db = self.sc.database.is_some();
+        let db = self.ctx.sc.database.is_some();
         r.reads_left = if db { w.app.reads } else { 0 };
         r.writes_left = if db { w.app.writes } else { 0 };
         let waited = now.since(r.at_app).0;
@@ -421,7 +421,7 @@ impl World<'_> {
     pub(super) fn web_next_db_call(&mut self, req: u32, s: &mut Scheduler<Event>) {
         let r = &self.web.reqs[req as usize];
         if r.reads_left > 0 || r.writes_left > 0 {
-            let keys = self.sc.web.as_ref().expect("[web]").app.keys;
+            let keys = self.ctx.sc.web.as_ref().expect("[web]").app.keys;
             let key = self.web.rng.random_range(0..keys);
             self.web_db_call(req, key, s);
             return;
@@ -431,7 +431,7 @@ impl World<'_> {
 
     /// One database call of the worker: reads first, then writes; the
     /// worker waits for each (sync workers).
-    fn web_db_call(&mut self, req: u32, key: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn web_db_call(&mut self, req: u32, key: u32, s: &mut Scheduler<Event>) {
         let r = &mut self.web.reqs[req as usize];
         let key = profile_key(key);
         if r.reads_left > 0 {
@@ -462,7 +462,7 @@ impl World<'_> {
     }
 
     /// The worker is free: the response heads back through nginx.
-    fn web_app_finish(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn web_app_finish(&mut self, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let (app, worker) = {
             let r = &self.web.reqs[req as usize];
@@ -474,24 +474,24 @@ impl World<'_> {
         if let Some((next, &nreq)) = self.web.apps[app as usize].next(now) {
             self.start_worker(next, nreq, s);
         }
-        let back = self.sc.web.as_ref().expect("[web]").backend_latency;
+        let back = self.ctx.sc.web.as_ref().expect("[web]").backend_latency;
         self.web_respond(req, back, s);
     }
 
     /// Sends the response from nginx (`extra` earlier hops included).
-    fn web_respond(&mut self, req: u32, extra: SimDuration, s: &mut Scheduler<Event>) {
-        let w = self.sc.web.as_ref().expect("[web]");
+    pub(super) fn web_respond(&mut self, req: u32, extra: SimDuration, s: &mut Scheduler<Event>) {
+        let w = self.ctx.sc.web.as_ref().expect("[web]");
         let r = &self.web.reqs[req as usize];
         let half = SimDuration(self.web.sessions[r.session as usize].rtt.0 / 2);
         s.after(extra + w.backend_latency + half, Event::Web(WebEvent::Response { req }));
     }
 
-    fn web_fail(&mut self, req: u32, delay: SimDuration, s: &mut Scheduler<Event>) {
+    pub(super) fn web_fail(&mut self, req: u32, delay: SimDuration, s: &mut Scheduler<Event>) {
         self.web.reqs[req as usize].failed = true;
         s.after(delay, Event::Web(WebEvent::Response { req }));
     }
 
-    fn web_response(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn web_response(&mut self, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let r = self.web.reqs.remove(req as usize);
         let counting = r.sent_at > self.web.warmup;
@@ -515,7 +515,7 @@ impl World<'_> {
             }
         }
         let ss = &self.web.sessions[r.session as usize];
-        let think = self.sc.populations[ss.pop as usize]
+        let think = self.ctx.sc.populations[ss.pop as usize]
             .browsing
             .think_time
             .sample(&mut self.web.rng);

@@ -1,0 +1,2 @@
+pub struct Component;
+pub trait Tier {}
