@@ -715,7 +715,13 @@ fn storage_metrics(w: &World, sc: &Scenario) -> Vec<Metric> {
     let failovers = st.db.as_ref().map(|d| stats::mean(&d.failovers_s)).unwrap_or(nan);
     let h = &w.ctx.rec.rehydration;
     let m = |name: &'static str, value: f64| Metric { name, value };
-    let fallbacks = w.ctx.rec.timeline.iter().filter(|e| e.event == "semi-sync-off").count() as f64;
+    let fallbacks = w
+        .ctx
+        .rec
+        .timeline
+        .iter()
+        .filter(|e| e.event == crate::metrics::Happening::SemiSyncOff)
+        .count() as f64;
     let v = vec![
         m("cache_writes", if_cache(c.cache_writes as f64)),
         m("cache_writes_failed", if_cache(c.cache_writes_failed as f64)),

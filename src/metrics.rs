@@ -167,32 +167,126 @@ pub struct Sample {
     pub web: Option<WebSample>,
 }
 
+/// The kinds of timeline events. `as_str` is the label written to
+/// `events.csv` and shown on the charts; readers match on the enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Happening {
+    Crash,
+    Restarted,
+    MarkedDown,
+    MarkedUp,
+    /// A server's process exits on purpose (a deploy or a scale-in).
+    Stopped,
+    Drain,
+    VipLost,
+    VipMoved,
+    ScaleOut,
+    ScaleIn,
+    ServersUpdated,
+    DeployDone,
+    MovesAtRisk,
+    SemiSyncOn,
+    SemiSyncOff,
+    NoPrimary,
+    FailoverFailed,
+    Promoted,
+}
+
+impl Happening {
+    pub const ALL: [Happening; 18] = [
+        Happening::Crash,
+        Happening::Restarted,
+        Happening::MarkedDown,
+        Happening::MarkedUp,
+        Happening::Stopped,
+        Happening::Drain,
+        Happening::VipLost,
+        Happening::VipMoved,
+        Happening::ScaleOut,
+        Happening::ScaleIn,
+        Happening::ServersUpdated,
+        Happening::DeployDone,
+        Happening::MovesAtRisk,
+        Happening::SemiSyncOn,
+        Happening::SemiSyncOff,
+        Happening::NoPrimary,
+        Happening::FailoverFailed,
+        Happening::Promoted,
+    ];
+
+    /// The label in `events.csv` and on the charts.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Happening::Crash => "crash",
+            Happening::Restarted => "restarted",
+            Happening::MarkedDown => "marked-down",
+            Happening::MarkedUp => "marked-up",
+            Happening::Stopped => "stopped",
+            Happening::Drain => "drain",
+            Happening::VipLost => "vip-lost",
+            Happening::VipMoved => "vip-moved",
+            Happening::ScaleOut => "scale-out",
+            Happening::ScaleIn => "scale-in",
+            Happening::ServersUpdated => "servers-updated",
+            Happening::DeployDone => "deploy-done",
+            Happening::MovesAtRisk => "moves-at-risk",
+            Happening::SemiSyncOn => "semi-sync-on",
+            Happening::SemiSyncOff => "semi-sync-off",
+            Happening::NoPrimary => "no-primary",
+            Happening::FailoverFailed => "failover-failed",
+            Happening::Promoted => "promoted",
+        }
+    }
+
+    /// The kind whose label is `s`.
+    pub fn parse(s: &str) -> Option<Happening> {
+        Happening::ALL.into_iter().find(|h| h.as_str() == s)
+    }
+
+    /// Faults (drawn as markers on every time chart).
+    pub const fn is_marker(self) -> bool {
+        matches!(
+            self,
+            Happening::Crash
+                | Happening::Restarted
+                | Happening::MarkedDown
+                | Happening::MarkedUp
+                | Happening::Stopped
+                | Happening::Drain
+                | Happening::VipMoved
+                | Happening::ScaleOut
+                | Happening::ScaleIn
+                | Happening::ServersUpdated
+                | Happening::Promoted
+        )
+    }
+}
+
+impl std::fmt::Display for Happening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Happening {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A fault or state change.
 #[derive(Clone, Debug, Serialize)]
 pub struct TimelineEvent {
     pub time: SimTime,
     pub component: String,
-    pub event: &'static str,
+    pub event: Happening,
     pub detail: String,
 }
 
 impl TimelineEvent {
     /// Faults (drawn as markers on every time chart).
     pub fn is_marker(&self) -> bool {
-        matches!(
-            self.event,
-            "crash"
-                | "restarted"
-                | "marked-down"
-                | "marked-up"
-                | "stopped"
-                | "drain"
-                | "vip-moved"
-                | "scale-out"
-                | "scale-in"
-                | "servers-updated"
-                | "promoted"
-        )
+        self.event.is_marker()
     }
 }
 
@@ -479,7 +573,7 @@ impl Recorder {
         sc.last_change = now;
     }
 
-    pub fn event(&mut self, now: SimTime, component: String, event: &'static str, detail: String) {
+    pub fn event(&mut self, now: SimTime, component: String, event: Happening, detail: String) {
         self.timeline.push(TimelineEvent {
             time: now,
             component,
@@ -597,7 +691,7 @@ impl windows::Restored for RestoredFromRecord<'_> {
     fn restored(&self, fault: usize, since: SimTime, _now: SimTime) -> bool {
         use crate::scenario::DbTarget;
         let timeline = self.timeline;
-        let after = |event: &'static str| timeline.iter().filter(move |e| e.time >= since && e.event == event);
+        let after = |event: Happening| timeline.iter().filter(move |e| e.time >= since && e.event == event);
         let last = self.samples.last();
         let storage = self.storage.last();
         match &self.faults[fault] {
@@ -613,12 +707,12 @@ impl windows::Restored for RestoredFromRecord<'_> {
             Fault::BalancerCrash {
                 node, restart_after, ..
             } => {
-                after("vip-moved").next().is_some()
+                after(Happening::VipMoved).next().is_some()
                     || (restart_after.is_some() && last.and_then(|s| s.nodes.get(*node as usize)).is_some_and(|n| n.up))
             }
-            Fault::ScaleOut { boot, .. } => after("servers-updated").any(|e| e.time >= since + *boot),
-            Fault::ScaleIn { count, .. } => after("stopped").count() >= *count as usize,
-            Fault::RollingRestart { .. } => after("deploy-done").next().is_some(),
+            Fault::ScaleOut { boot, .. } => after(Happening::ServersUpdated).any(|e| e.time >= since + *boot),
+            Fault::ScaleIn { count, .. } => after(Happening::Stopped).count() >= *count as usize,
+            Fault::RollingRestart { .. } => after(Happening::DeployDone).next().is_some(),
             Fault::CacheCrash { restart_after, .. } => {
                 restart_after.is_none() || storage.and_then(|s| s.cache).is_some_and(|c| c.up)
             }
@@ -626,7 +720,7 @@ impl windows::Restored for RestoredFromRecord<'_> {
                 target, restart_after, ..
             } => match target {
                 DbTarget::Primary => {
-                    after("promoted").next().is_some()
+                    after(Happening::Promoted).next().is_some()
                         || storage.is_some_and(|s| s.db_nodes.iter().any(|n| n.role == "primary"))
                 }
                 DbTarget::Replica(k) => {

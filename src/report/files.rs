@@ -271,8 +271,14 @@ pub fn write_events_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportError
         .map_err(csv_err(path))?;
     for r in &o.replications {
         for e in &r.timeline {
-            w.write_record([&r.index.to_string(), &secs(e.time), &e.component, e.event, &e.detail])
-                .map_err(csv_err(path))?;
+            w.write_record([
+                &r.index.to_string(),
+                &secs(e.time),
+                &e.component,
+                e.event.as_str(),
+                &e.detail,
+            ])
+            .map_err(csv_err(path))?;
         }
     }
     w.flush().map_err(io_err(path))?;

@@ -23,6 +23,7 @@ use rand::RngExt;
 use super::web::WEB_HANDSHAKE;
 use super::{BACKEND, ClientEvent, ClientState, Event, NONE, Part, ServerEvent, World};
 use crate::engine::Scheduler;
+use crate::metrics::Happening;
 use crate::model::balancer::{Admin, Balancer, Choice, Refusal, Transition, Waiter};
 use crate::model::station::{Admit, Station};
 use crate::rng::{self, SimRng, streams};
@@ -348,9 +349,12 @@ impl World<'_> {
             if self.cluster.vip_owner[v] == node as u32 {
                 self.cluster.vip_owner[v] = NONE;
                 self.cluster.vip_lost_at[v] = now;
-                self.ctx
-                    .rec
-                    .event(now, format!("vip-{v}"), "vip-lost", format!("balancer-{node} held it"));
+                self.ctx.rec.event(
+                    now,
+                    format!("vip-{v}"),
+                    Happening::VipLost,
+                    format!("balancer-{node} held it"),
+                );
                 s.after(takeover, Event::Cluster(ClusterEvent::VipTakeover { vip: v as u32 }));
                 moved += 1;
             }
@@ -400,7 +404,7 @@ impl World<'_> {
         self.ctx.rec.event(
             now,
             format!("balancer-{node}"),
-            "crash",
+            Happening::Crash,
             format!("{how} crash, {dropped} tunnels dropped, {moved} VIP(s) move in {takeover}"),
         );
         if let Some(d) = restart_after {
@@ -422,7 +426,7 @@ impl World<'_> {
         self.ctx.rec.event(
             now,
             format!("vip-{vip}"),
-            "vip-moved",
+            Happening::VipMoved,
             format!("now answered by balancer-{node}"),
         );
     }
@@ -440,9 +444,12 @@ impl World<'_> {
                 .lb
                 .set_admin(srv as u32, self.cluster.admin[srv], now);
         }
-        self.ctx
-            .rec
-            .event(now, format!("balancer-{node}"), "restarted", "node back".into());
+        self.ctx.rec.event(
+            now,
+            format!("balancer-{node}"),
+            Happening::Restarted,
+            "node back".into(),
+        );
         // keepalived without preemption: VIPs stay where they moved; any VIP
         // still unowned is claimed after the takeover time.
         let takeover = self.ctx.sc.balancer.failover.takeover();
@@ -527,7 +534,7 @@ impl World<'_> {
         self.ctx.rec.event(
             now,
             "updater".into(),
-            "servers-updated",
+            Happening::ServersUpdated,
             format!("{added} added, {removed} removed from every node's list"),
         );
     }
@@ -552,7 +559,7 @@ impl World<'_> {
                 self.ctx.rec.event(
                     now,
                     "fleet".into(),
-                    "scale-out",
+                    Happening::ScaleOut,
                     format!("{count} server(s) booting; the balancers add them at the next updater tick"),
                 );
             }
@@ -570,7 +577,7 @@ impl World<'_> {
                 self.ctx.rec.event(
                     now,
                     "fleet".into(),
-                    "scale-in",
+                    Happening::ScaleIn,
                     format!("servers {victims:?} deregistered; they stop {drain} after the next updater tick"),
                 );
             }
@@ -620,7 +627,7 @@ impl World<'_> {
                 self.ctx.rec.event(
                     now,
                     format!("server-{server}"),
-                    "drain",
+                    Happening::Drain,
                     format!("deploy: draining for {drain}"),
                 );
                 let t = now + drain;
@@ -630,7 +637,7 @@ impl World<'_> {
             }
             1 => {
                 if self.cluster.provisioned[server as usize] {
-                    self.crash(server, CrashMode::Process, Some(restart_time), "stopped", s);
+                    self.crash(server, CrashMode::Process, Some(restart_time), Happening::Stopped, s);
                     self.servers.list[server as usize].next_crash = self.next_scheduled_crash(server, now);
                 }
                 s.after(restart_time, Event::Cluster(ClusterEvent::Deploy { server, phase: 2 }));
@@ -642,9 +649,12 @@ impl World<'_> {
                 if let Some(next) = self.next_deploy_target(server + 1) {
                     s.after(pause, Event::Cluster(ClusterEvent::Deploy { server: next, phase: 0 }));
                 } else {
-                    self.ctx
-                        .rec
-                        .event(now, "fleet".into(), "deploy-done", "rolling restart complete".into());
+                    self.ctx.rec.event(
+                        now,
+                        "fleet".into(),
+                        Happening::DeployDone,
+                        "rolling restart complete".into(),
+                    );
                 }
             }
         }
@@ -654,7 +664,7 @@ impl World<'_> {
     /// (clients see a close frame at once) and exits for good.
     pub(super) fn stop_server(&mut self, server: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        self.crash(server, CrashMode::Process, None, "stopped", s);
+        self.crash(server, CrashMode::Process, None, Happening::Stopped, s);
         self.servers.list[server as usize].next_crash = self.next_scheduled_crash(server, now);
     }
 
@@ -774,7 +784,7 @@ impl World<'_> {
                 self.ctx.rec.event(
                     now,
                     format!("server-{srv}"),
-                    "marked-down",
+                    Happening::MarkedDown,
                     format!("health checks failed{who}"),
                 );
                 self.reroute_server_queue(node, srv, s);
@@ -783,7 +793,7 @@ impl World<'_> {
                 self.ctx.rec.event(
                     now,
                     format!("server-{srv}"),
-                    "marked-up",
+                    Happening::MarkedUp,
                     format!("health checks passed{who}"),
                 );
                 self.start_slowstart(node, srv, s);

@@ -40,6 +40,7 @@ pub use servers::{Job, Server, ServerEvent, Servers};
 pub use tier::{Component, Tier};
 
 use crate::engine::{self, LoopStats, Model, Scheduler};
+use crate::metrics::Happening;
 use crate::metrics::{NodeSample, Recorder, ServerSample};
 use crate::model::balancer::Admin;
 use crate::scenario::{Fault, Scenario};
@@ -228,7 +229,7 @@ impl Model for World<'_> {
                     ..
                 } => {
                     if self.cluster.provisioned[server as usize] {
-                        self.crash(server, mode, restart_after, "crash", s);
+                        self.crash(server, mode, restart_after, Happening::Crash, s);
                     }
                     self.servers.list[server as usize].next_crash = self.next_scheduled_crash(server, now);
                 }

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 
 use super::{ClientEvent, ClientState, Event, NONE, Part, World};
 use crate::engine::Scheduler;
+use crate::metrics::Happening;
 use crate::rng::{self, SimRng, streams};
 use crate::scenario::{CrashMode, Fault, Scenario};
 use crate::time::{SimDuration, SimTime};
@@ -272,7 +273,7 @@ impl World<'_> {
         srv: u32,
         mode: CrashMode,
         restart_after: Option<SimDuration>,
-        label: &'static str,
+        label: Happening,
         s: &mut Scheduler<Event>,
     ) {
         let now = s.now();
@@ -334,7 +335,7 @@ impl World<'_> {
             CrashMode::Process => "process",
             CrashMode::Host => "host",
         };
-        let detail = if label == "crash" {
+        let detail = if label == Happening::Crash {
             format!("{how} crash, {n} connections dropped")
         } else {
             format!("stopped, {n} connections closed")
@@ -409,7 +410,7 @@ impl World<'_> {
                 self.ctx.rec.event(
                     now,
                     format!("server-{server}"),
-                    "restarted",
+                    Happening::Restarted,
                     "process accepting again".into(),
                 );
             }

@@ -50,6 +50,7 @@ use slab::Slab;
 
 use super::{ClientEvent, ClientState, Event, NONE, World};
 use crate::engine::Scheduler;
+use crate::metrics::Happening;
 use crate::metrics::{CacheSample, DbNodeSample, StorageSample, db_node_name};
 use crate::model::cache::{CacheBook, Flusher};
 use crate::model::database::{Binlog, BinlogEntry, KeySeqs, Progress, lag_s};
@@ -595,7 +596,7 @@ impl World<'_> {
             self.ctx.rec.event(
                 now,
                 component,
-                "moves-at-risk",
+                Happening::MovesAtRisk,
                 format!("{n} moves at risk (stored in Redis or in flush batches, not yet committed)"),
             );
         }
@@ -841,7 +842,7 @@ impl World<'_> {
         self.ctx.rec.event(
             now,
             "cache".into(),
-            "crash",
+            Happening::Crash,
             format!("Redis crash: {lost} moves lost ({persist}) of {at_risk} at risk; {failed} queued ops failed"),
         );
         if let Some(d) = restart_after {
@@ -869,9 +870,12 @@ impl World<'_> {
                 }
             }
         }
-        self.ctx
-            .rec
-            .event(now, "cache".into(), "restarted", "Redis accepting again".into());
+        self.ctx.rec.event(
+            now,
+            "cache".into(),
+            Happening::Restarted,
+            "Redis accepting again".into(),
+        );
     }
 
     // -----------------------------------------------------------------
@@ -1248,7 +1252,7 @@ impl World<'_> {
             self.ctx.rec.event(
                 now,
                 db_node_name(n),
-                "semi-sync-on",
+                Happening::SemiSyncOn,
                 "a replica caught up: commits wait for its ack again".into(),
             );
         }
@@ -1326,7 +1330,7 @@ impl World<'_> {
         self.ctx.rec.event(
             now,
             db_node_name(p),
-            "semi-sync-off",
+            Happening::SemiSyncOff,
             format!(
                 "no replica ack within {}: asynchronous replication, {n} waiting commits released",
                 d.semi_sync_timeout
@@ -1352,7 +1356,7 @@ impl World<'_> {
                     self.ctx.rec.event(
                         now,
                         "db".into(),
-                        "no-primary",
+                        Happening::NoPrimary,
                         "a primary crash was scheduled but there is no primary".into(),
                     );
                     return;
@@ -1413,7 +1417,7 @@ impl World<'_> {
         for op in failed {
             self.db_fail(op, s);
         }
-        self.ctx.rec.event(now, db_node_name(node), "crash", detail);
+        self.ctx.rec.event(now, db_node_name(node), Happening::Crash, detail);
         if let Some(d) = restart_after {
             s.after(d, Event::Storage(StorageEvent::DbRestart { node: node as u16 }));
         }
@@ -1445,7 +1449,7 @@ impl World<'_> {
             self.ctx.rec.event(
                 now,
                 "db".into(),
-                "failover-failed",
+                Happening::FailoverFailed,
                 "no running replica to promote: writes fail until a node restarts".into(),
             );
             return;
@@ -1501,7 +1505,7 @@ impl World<'_> {
         self.ctx.rec.event(
             now,
             db_node_name(c),
-            "promoted",
+            Happening::Promoted,
             format!(
                 "promoted to primary {:.3} s after the crash: {commits} acknowledged commits ({moves} moves) lost{}",
                 took.as_secs_f64(),
@@ -1573,7 +1577,9 @@ impl World<'_> {
                 "replica back: applies its relay log and fetches the binlog it missed"
             }
         };
-        self.ctx.rec.event(now, db_node_name(node), "restarted", detail.into());
+        self.ctx
+            .rec
+            .event(now, db_node_name(node), Happening::Restarted, detail.into());
         let Some(db) = &self.storage.db else { return };
         if db.live_primary().is_some() {
             self.retry_batches(s);

@@ -25,7 +25,7 @@ fn metric(r: &Replication, name: &str) -> f64 {
 }
 
 fn events<'a>(r: &'a Replication, event: &str) -> Vec<&'a TimelineEvent> {
-    r.timeline.iter().filter(|e| e.event == event).collect()
+    r.timeline.iter().filter(|e| e.event.as_str() == event).collect()
 }
 
 /// Two nodes (active-passive), one server, 100 clients connected at 1 s who

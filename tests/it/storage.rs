@@ -268,7 +268,13 @@ fn failover_loses_exactly_the_unshipped_commits() {
     );
     assert_eq!(t.commits_lost, expected);
     assert_eq!(t.moves_lost_db, expected, "one move per commit");
-    let promoted: Vec<_> = w.ctx.rec.timeline.iter().filter(|e| e.event == "promoted").collect();
+    let promoted: Vec<_> = w
+        .ctx
+        .rec
+        .timeline
+        .iter()
+        .filter(|e| e.event == wscap::metrics::Happening::Promoted)
+        .collect();
     assert_eq!(promoted.len(), 1);
     assert_eq!(promoted[0].time, at_s(11.0), "detection 1 s, relay log applied at once");
     // Writes flow again: the flusher has nothing left to retry.
@@ -297,7 +303,11 @@ fn semi_sync_loses_no_acknowledged_commit() {
     assert_eq!(one(&r, "moves_lost_db"), 0.0);
     assert_eq!(one(&r, "semi_sync_fallbacks"), 0.0);
     assert!(one(&r, "db_writes_failed") > 50.0, "the waiting commits failed");
-    let promoted = r.timeline.iter().find(|e| e.event == "promoted").unwrap();
+    let promoted = r
+        .timeline
+        .iter()
+        .find(|e| e.event == wscap::metrics::Happening::Promoted)
+        .unwrap();
     assert!(
         promoted.detail.contains("0 acknowledged commits"),
         "{}",
@@ -340,9 +350,13 @@ restart_after = "5s"
     let off = r
         .timeline
         .iter()
-        .find(|e| e.event == "semi-sync-off")
+        .find(|e| e.event == wscap::metrics::Happening::SemiSyncOff)
         .expect("fallback");
-    let on = r.timeline.iter().find(|e| e.event == "semi-sync-on").expect("back on");
+    let on = r
+        .timeline
+        .iter()
+        .find(|e| e.event == wscap::metrics::Happening::SemiSyncOn)
+        .expect("back on");
     let t_off = off.time.as_secs_f64();
     eprintln!("semi-sync off at {t_off:.3} s, on at {:.3} s", on.time.as_secs_f64());
     // The first commit after the crash (within a few ms) times out 2 s later.
@@ -431,7 +445,13 @@ fn redis_crash_loses_exactly_the_unflushed_moves() {
             assert!(lost < unflushed && (lost as f64) < 1.1 * 1000.0);
             assert_eq!(w.storage.cache.as_ref().unwrap().book.unflushed, unflushed - lost);
         }
-        let crash = w.ctx.rec.timeline.iter().find(|e| e.event == "crash").unwrap();
+        let crash = w
+            .ctx
+            .rec
+            .timeline
+            .iter()
+            .find(|e| e.event == wscap::metrics::Happening::Crash)
+            .unwrap();
         assert!(crash.detail.contains(&format!("{lost} moves lost")), "{}", crash.detail);
     }
 }
@@ -696,7 +716,7 @@ fn storage_runs_are_deterministic_and_conserve() {
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(format!("{:?}", a.storage_samples), format!("{:?}", b.storage_samples));
     for e in ["promoted", "crash", "restarted"] {
-        assert!(a.timeline.iter().any(|x| x.event == e), "no {e} event");
+        assert!(a.timeline.iter().any(|x| x.event.as_str() == e), "no {e} event");
     }
     assert!(one(&a, "rehydrations_cache") + one(&a, "rehydrations_db") > 0.0);
 }

@@ -257,7 +257,7 @@ session = {{ dist = "exponential", mean = "5s" }}
                     let at = |ev: &str| {
                         r.timeline
                             .iter()
-                            .find(|e| e.component == comp && e.event == ev)
+                            .find(|e| e.component == comp && e.event.as_str() == ev)
                             .unwrap_or_else(|| panic!("rep {}: no {ev} event for {comp}", r.index))
                             .time
                             .as_secs_f64()
