@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::scenario::{Fault, Scenario};
 use crate::time::{NS_PER_US, SimTime};
 
+pub mod summary;
 pub mod tail;
 pub mod windows;
 pub use tail::{CONNECT_PARTS, MOVE_PARTS, Tail};
@@ -657,15 +658,20 @@ impl Recorder {
 
     /// Time-averaged connections per server after the warm-up, closing
     /// the integrals at `end`.
-    pub fn mean_conns_per_server(&mut self, end: SimTime) -> Vec<f64> {
+    /// Closes every server's connection integral at `end` (call once, at
+    /// the end of the run, before [`Recorder::mean_conns_per_server`]).
+    pub fn close_server_conns(&mut self, end: SimTime) {
+        for s in 0..self.servers.len() {
+            let cur = self.servers[s].current;
+            self.server_conns(s, end, cur);
+        }
+    }
+
+    /// Mean connections per server after the warm-up, up to `end` (the
+    /// integrals closed by [`Recorder::close_server_conns`]).
+    pub fn mean_conns_per_server(&self, end: SimTime) -> Vec<f64> {
         let span = end.0.saturating_sub(self.windows.warmup().0).max(1) as f64;
-        (0..self.servers.len())
-            .map(|s| {
-                let cur = self.servers[s].current;
-                self.server_conns(s, end, cur);
-                self.servers[s].area as f64 / span
-            })
-            .collect()
+        self.servers.iter().map(|s| s.area as f64 / span).collect()
     }
 
     pub fn peak_conns(&self) -> u32 {
@@ -831,6 +837,7 @@ mod tests {
         r.server_conns(0, SimTime(50), 10);
         r.server_conns(0, SimTime(150), 20);
         // 10 connections from 100 to 150, then 20 until 200.
+        r.close_server_conns(SimTime(200));
         let m = r.mean_conns_per_server(SimTime(200));
         assert!((m[0] - 15.0).abs() < 1e-9);
         assert_eq!(r.peak_conns(), 20);

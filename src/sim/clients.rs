@@ -2,6 +2,9 @@
 //! each client's state machine (connecting, queued, connected, orphaned,
 //! retrying, left, gave up) and its reconnect policy.
 
+use super::{Component, Ctx, Tier};
+use crate::metrics::summary::{MetricSink, clients_refused_ratio, ms, refused_ratio, split};
+use crate::metrics_defs::MetricKey as K;
 use rand::RngExt;
 use rand_distr::{Distribution, Exp, Zipf};
 
@@ -564,5 +567,115 @@ impl World<'_> {
                 }
             }
         }
+    }
+}
+
+impl Tier for Clients {
+    fn name(&self) -> &'static str {
+        "clients"
+    }
+
+    /// Every client that arrived is in exactly one state, as counted.
+    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+        let mut bad = Vec::new();
+        let mut states = [0u64; N_STATES];
+        for cl in &self.list {
+            states[cl.state as usize] += 1;
+        }
+        if states != self.state_counts {
+            bad.push(format!(
+                "state counts drifted: counted {states:?}, tracked {:?}",
+                self.state_counts
+            ));
+        }
+        let total: u64 = states.iter().sum();
+        if total != self.list.len() as u64 {
+            bad.push(format!(
+                "{} clients arrived but {total} are in a state",
+                self.list.len()
+            ));
+        }
+        bad
+    }
+
+    fn metrics(&self, ctx: &Ctx, out: &mut MetricSink) {
+        let sc = ctx.sc;
+        let rec = &ctx.rec;
+        let c = rec.counters;
+        let h = &rec.connect;
+        let pct = |q: f64| {
+            if h.is_empty() {
+                f64::NAN
+            } else {
+                h.value_at_quantile(q) as f64 / 1000.0
+            }
+        };
+        let ratio = if c.connection_attempts == 0 {
+            0.0
+        } else {
+            c.connections_refused as f64 / c.connection_attempts as f64
+        };
+        let (steady, faults) = split(&rec.window_stats);
+        let has_faults = !sc.faults.is_empty();
+        let if_faults = |v: f64| if has_faults { v } else { f64::NAN };
+        let p99_us = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99);
+        let connect_shares = rec.connect_tail.shares_above(p99_us(h));
+        out.set(K::ClientsArrived, c.clients_arrived as f64);
+        out.set(K::ClientsAttempting, c.clients_attempting as f64);
+        out.set(K::ConnectionAttempts, c.connection_attempts as f64);
+        out.set(K::ConnectionsAccepted, c.connections_accepted as f64);
+        out.set(K::ConnectionsRefused, c.connections_refused as f64);
+        out.set(K::RefusedRatio, ratio);
+        out.set(K::ClientsRefused, c.clients_refused as f64);
+        out.set(
+            K::ClientsRefusedRatio,
+            if c.clients_attempting == 0 {
+                0.0
+            } else {
+                c.clients_refused as f64 / c.clients_attempting as f64
+            },
+        );
+        out.set(K::Reconnects, c.reconnects as f64);
+        out.set(K::Dropped, c.dropped as f64);
+        out.set(K::GaveUp, c.gave_up as f64);
+        out.set(K::RefusedRatioSteady, refused_ratio(&steady));
+        out.set(K::RefusedRatioFaults, if_faults(refused_ratio(&faults)));
+        out.set(K::ClientsRefusedRatioSteady, clients_refused_ratio(&steady));
+        out.set(K::ClientsRefusedRatioFaults, if_faults(clients_refused_ratio(&faults)));
+        out.set(K::ConnectMsP99Steady, ms(&steady.connect, 0.99));
+        out.set(K::ConnectMsP99Faults, if_faults(ms(&faults.connect, 0.99)));
+        out.set(K::ConnectP99ShareNetwork, connect_shares[0]);
+        out.set(K::ConnectP99ShareBalancerQueue, connect_shares[1]);
+        out.set(K::ConnectP99ShareRetries, connect_shares[2]);
+        out.set(K::ConnectP99ShareTls, connect_shares[3]);
+        out.set(K::ConnectP99ShareAccept, connect_shares[4]);
+        out.set(K::ConnectP99ShareReconnect, connect_shares[5]);
+        out.set(
+            K::ConnectMsMean,
+            if h.is_empty() { f64::NAN } else { h.mean() / 1000.0 },
+        );
+        out.set(K::ConnectMsP50, pct(0.5));
+        out.set(K::ConnectMsP90, pct(0.9));
+        out.set(K::ConnectMsP99, pct(0.99));
+        out.set(K::ConnectMsP999, pct(0.999));
+        out.set(
+            K::ConnectMsMax,
+            if h.is_empty() {
+                f64::NAN
+            } else {
+                h.max() as f64 / 1000.0
+            },
+        );
+        out.set(K::RefusedNoServer, c.refused_no_server as f64);
+        out.set(K::RefusedQueueFull, c.refused_queue_full as f64);
+        out.set(K::RefusedQueueTimeout, c.refused_queue_timeout as f64);
+        out.set(K::RefusedServerFailed, c.refused_server_failed as f64);
+        out.set(K::RefusedNodeFull, c.refused_node_full as f64);
+        out.set(K::ConnectTimeouts, c.connect_timeouts as f64);
+    }
+
+    /// Clients are load, not components.
+    fn components(&self, _ctx: &Ctx) -> Vec<Component> {
+        Vec::new()
     }
 }

@@ -18,6 +18,9 @@
 //! node only at its next tick (`update_interval`); a deploy's drain and
 //! ready commands go through the runtime API and apply at once.
 
+use super::{Component, Ctx, Tier};
+use crate::metrics::summary::{MetricSink, samples_max};
+use crate::metrics_defs::MetricKey as K;
 use rand::RngExt;
 
 use super::web::WEB_HANDSHAKE;
@@ -130,8 +133,6 @@ pub struct Cluster {
     /// Slots whose process exists (booted by the initial fleet or a scale-out,
     /// not yet removed by a scale-in).
     pub provisioned: Vec<bool>,
-    /// Slots that ever ran a process (for imbalance statistics).
-    pub ever_provisioned: Vec<bool>,
     /// How long a removed server drains before it stops (scale-in).
     stop_after: Vec<SimDuration>,
     /// Next free server-template slot.
@@ -161,7 +162,6 @@ impl Cluster {
                 .map(|i| if i < initial { Admin::Ready } else { Admin::Maint })
                 .collect(),
             provisioned: (0..n).map(|i| i < initial).collect(),
-            ever_provisioned: (0..n).map(|i| i < initial).collect(),
             stop_after: vec![SimDuration::ZERO; n],
             next_slot: initial as u32,
             pending: Vec::new(),
@@ -548,7 +548,7 @@ impl World<'_> {
                     let srv = self.cluster.next_slot;
                     self.cluster.next_slot += 1;
                     self.cluster.provisioned[srv as usize] = true;
-                    self.cluster.ever_provisioned[srv as usize] = true;
+                    self.servers.ever_provisioned[srv as usize] = true;
                     if boot.0 == 0 {
                         self.servers.list[srv as usize].up = true;
                     } else {
@@ -906,5 +906,70 @@ impl World<'_> {
                 self.drain_queue(node as usize, server, s);
             }
         }
+    }
+}
+
+impl Tier for Cluster {
+    fn name(&self) -> &'static str {
+        "cluster"
+    }
+
+    /// Every live node's handshake station keeps track of its items; no
+    /// VIP is answered by a dead node.
+    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+        let mut bad = Vec::new();
+        for (k, node) in self.nodes.iter().enumerate().filter(|(_, n)| n.up) {
+            if !node.tls.conserved() {
+                bad.push(format!("balancer node {k}'s handshake station lost track of an item"));
+            }
+        }
+        for (v, &owner) in self.vip_owner.iter().enumerate() {
+            if owner != NONE && !self.nodes[owner as usize].up {
+                bad.push(format!("VIP {v} is answered by balancer node {owner}, which is down"));
+            }
+        }
+        bad
+    }
+
+    fn metrics(&self, ctx: &Ctx, out: &mut MetricSink) {
+        let (sc, rec) = (ctx.sc, &ctx.rec);
+        out.set(K::VipOutageS, self.vip_outage(ctx.end).as_secs_f64());
+        out.set(
+            K::TlsFullHandshakes,
+            self.nodes.iter().map(|n| n.full_handshakes).sum::<u64>() as f64,
+        );
+        out.set(
+            K::TlsResumedHandshakes,
+            self.nodes.iter().map(|n| n.resumed_handshakes).sum::<u64>() as f64,
+        );
+        out.set(
+            K::BalancerCpuUtilMax,
+            samples_max(&rec.samples, sc, |s| {
+                s.nodes.iter().map(|n| n.cpu_util).fold(f64::NAN, f64::max)
+            }),
+        );
+        out.set(
+            K::NodeConnectionsMax,
+            samples_max(&rec.samples, sc, |s| {
+                s.nodes.iter().map(|n| n.connections as f64).fold(f64::NAN, f64::max)
+            }),
+        );
+    }
+
+    /// Each balancer node and each VIP.
+    fn components(&self, _ctx: &Ctx) -> Vec<Component> {
+        let nodes = (0..self.nodes.len() as u32).map(|i| Component {
+            tier: "cluster",
+            kind: "balancer-node",
+            index: i,
+            name: format!("balancer-{i}"),
+        });
+        let vips = (0..self.vip_owner.len() as u32).map(|v| Component {
+            tier: "cluster",
+            kind: "vip",
+            index: v,
+            name: format!("vip-{v}"),
+        });
+        nodes.chain(vips).collect()
     }
 }

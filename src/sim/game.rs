@@ -11,6 +11,9 @@
 //! delivery time (the sends before it, the backend hop, that member's half
 //! RTT), recording each straight into the latency histograms.
 
+use super::{Component, Ctx, Tier};
+use crate::metrics::summary::{MetricSink, max_ms, mean_ms, ms, samples_max, split};
+use crate::metrics_defs::MetricKey as K;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
@@ -612,5 +615,99 @@ impl World<'_> {
             GameEvent::BatchClose { batch } => self.batch_close(batch, s),
             GameEvent::RelayDeliver { msg, server } => self.relay_deliver(msg, server, s),
         }
+    }
+}
+
+impl Tier for Game {
+    fn name(&self) -> &'static str {
+        "game"
+    }
+
+    /// Every move sent is validated, lost, or still on its way; every
+    /// server copy is fanned out, lost, or still on its way.
+    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+        let mut bad = Vec::new();
+        let t = &self.tally;
+        let unvalidated = self.msgs.iter().filter(|(_, m)| !m.validated).count() as u64;
+        if t.moves_sent != t.moves_validated + t.moves_lost + unvalidated {
+            bad.push(format!(
+                "moves not conserved: {} sent != {} validated + {} lost + {} in flight",
+                t.moves_sent, t.moves_validated, t.moves_lost, unvalidated
+            ));
+        }
+        let copies_in_flight: u64 = self
+            .msgs
+            .iter()
+            .map(|(_, m)| (m.pending - m.in_batch as u32) as u64)
+            .sum();
+        if t.copies_created != t.copies_fanned_out + t.copies_lost + copies_in_flight {
+            bad.push(format!(
+                "server copies not conserved: {} created != {} fanned out + {} lost + {} in flight",
+                t.copies_created, t.copies_fanned_out, t.copies_lost, copies_in_flight
+            ));
+        }
+        bad
+    }
+
+    fn metrics(&self, ctx: &Ctx, out: &mut MetricSink) {
+        let (sc, rec) = (ctx.sc, &ctx.rec);
+        let c = rec.counters;
+        let (steady, faults) = split(&rec.window_stats);
+        let has_faults = !sc.faults.is_empty();
+        let if_faults = |v: f64| if has_faults { v } else { f64::NAN };
+        let p99_us = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99);
+        let move_shares = rec.move_tail.shares_above(p99_us(&rec.move_player));
+        out.set(K::MovesSent, c.moves_sent as f64);
+        out.set(K::MovesValidated, c.moves_validated as f64);
+        out.set(K::MovesLost, c.moves_lost as f64);
+        out.set(
+            K::RelayShare,
+            if c.moves_validated == 0 {
+                f64::NAN
+            } else {
+                c.moves_relayed as f64 / c.moves_validated as f64
+            },
+        );
+        out.set(K::MoveMsMean, mean_ms(&rec.move_player));
+        out.set(K::MoveMsP50, ms(&rec.move_player, 0.5));
+        out.set(K::MoveMsP90, ms(&rec.move_player, 0.9));
+        out.set(K::MoveMsP99, ms(&rec.move_player, 0.99));
+        out.set(K::MoveMsP999, ms(&rec.move_player, 0.999));
+        out.set(K::MoveMsMax, max_ms(&rec.move_player));
+        out.set(K::MoveMsP99Steady, ms(&steady.moves, 0.99));
+        out.set(K::MoveMsP99Faults, if_faults(ms(&faults.moves, 0.99)));
+        out.set(K::MoveP99ShareNetwork, move_shares[0]);
+        out.set(K::MoveP99ShareServer, move_shares[1]);
+        out.set(K::MoveP99ShareRelay, move_shares[2]);
+        out.set(K::MoveP99ShareFanout, move_shares[3]);
+        out.set(K::SpectatorMsMean, mean_ms(&rec.move_spectator));
+        out.set(K::SpectatorMsP50, ms(&rec.move_spectator, 0.5));
+        out.set(K::SpectatorMsP90, ms(&rec.move_spectator, 0.9));
+        out.set(K::SpectatorMsP99, ms(&rec.move_spectator, 0.99));
+        out.set(K::SpectatorMsP999, ms(&rec.move_spectator, 0.999));
+        out.set(K::SpectatorMsMax, max_ms(&rec.move_spectator));
+        out.set(K::SpectatorMsP99Steady, ms(&steady.spectators, 0.99));
+        out.set(K::SpectatorMsP99Faults, if_faults(ms(&faults.spectators, 0.99)));
+        out.set(K::LastSpectatorMsP50, ms(&rec.move_last_spectator, 0.5));
+        out.set(K::LastSpectatorMsP99, ms(&rec.move_last_spectator, 0.99));
+        out.set(K::LastSpectatorMsMax, max_ms(&rec.move_last_spectator));
+        out.set(K::RelayMsP50, ms(&rec.relay, 0.5));
+        out.set(K::RelayMsP99, ms(&rec.relay, 0.99));
+        out.set(K::RelayCopies, c.relay_copies as f64);
+        out.set(K::RelayCopiesLost, c.relay_copies_lost as f64);
+        out.set(
+            K::RelayBacklogMax,
+            samples_max(&rec.samples, sc, |s| s.relay_backlog as f64),
+        );
+        out.set(K::Deliveries, (c.deliveries_player + c.deliveries_spectator) as f64);
+        out.set(K::StateSyncs, c.state_syncs as f64);
+        out.set(K::GamesStarted, c.games_started as f64);
+        out.set(K::GamesCompleted, c.games_completed as f64);
+        out.set(K::GamesAbandoned, c.games_abandoned as f64);
+    }
+
+    /// The relay is not modelled as failing on its own.
+    fn components(&self, _ctx: &Ctx) -> Vec<Component> {
+        Vec::new()
     }
 }

@@ -115,6 +115,38 @@ impl<'a> World<'a> {
         }
     }
 
+    /// The tiers, in a fixed order: clients, servers, cluster, game, web,
+    /// storage.
+    pub fn tiers(&self) -> [&dyn Tier; 6] {
+        [
+            &self.clients,
+            &self.servers,
+            &self.cluster,
+            &self.game,
+            &self.web,
+            &self.storage,
+        ]
+    }
+
+    /// Every tier's invariants, then the invariants between tiers
+    /// (`seams`).
+    pub fn check(&self) -> Vec<String> {
+        let mut bad: Vec<String> = self.tiers().iter().flat_map(|t| t.check(&self.ctx)).collect();
+        bad.extend(seams::node_holds_its_clients(&self.clients, &self.cluster, self.ctx.sc));
+        bad.extend(seams::servers_list_connected_clients(&self.clients, &self.servers));
+        bad.extend(seams::rooms_list_connected_members(&self.clients, &self.game));
+        bad.extend(seams::rehydrations_wait_for_connecting_clients(
+            &self.clients,
+            &self.storage,
+        ));
+        bad
+    }
+
+    /// Every component that can fail, tier by tier.
+    pub fn components(&self) -> Vec<Component> {
+        self.tiers().iter().flat_map(|t| t.components(&self.ctx)).collect()
+    }
+
     /// The scenario of this replication.
     #[inline]
     pub fn sc(&self) -> &'a Scenario {

@@ -1,1 +1,137 @@
-//! seams
+//! The seams between tiers: every place where one tier's state is checked
+//! against another's. (The cross-tier calls of the handlers are listed in
+//! `ARCHITECTURE.md`; they are `World` methods in the file of the tier
+//! whose event starts them.)
+//!
+//! Each invariant here is one named function over the two tiers it relates.
+
+use super::{ClientState, Clients, Cluster, Game, STATE_NAMES, Servers, storage::Storage};
+use crate::scenario::Scenario;
+
+/// Clients × balancer: for every live node, its per-server slot counts equal
+/// the clients holding a slot through it and its queues hold exactly the
+/// clients queued at it; no client holds a slot at, or waits in, a dead node.
+pub fn node_holds_its_clients(clients: &Clients, cluster: &Cluster, sc: &Scenario) -> Vec<String> {
+    let mut bad = Vec::new();
+    let n_srv = sc.max_servers() as usize;
+    let n_nodes = cluster.nodes.len();
+    // Slots held per (node, server), and queued clients per node.
+    let mut slots = vec![0u32; n_srv * n_nodes];
+    let mut queued_at = vec![0u64; n_nodes];
+    for (c, cl) in clients.list.iter().enumerate() {
+        if cl.holds_slot || cl.state == ClientState::Queued {
+            let node = cl.node as usize;
+            if node >= n_nodes || !cluster.nodes[node].up {
+                bad.push(format!(
+                    "client {c} holds a slot or waits at balancer node {node}, which is down or does not exist"
+                ));
+                continue;
+            }
+            if cl.holds_slot {
+                slots[node * n_srv + cl.server as usize] += 1;
+            }
+            if cl.state == ClientState::Queued {
+                queued_at[node] += 1;
+            }
+        }
+    }
+    for i in 0..n_srv {
+        for (k, node) in cluster.nodes.iter().enumerate().filter(|(_, n)| n.up) {
+            let b = node.lb.conns(i as u32);
+            let held = slots[k * n_srv + i];
+            if b != held {
+                bad.push(format!(
+                    "balancer node {k} counts {b} sessions on server {i} but {held} clients hold a slot there"
+                ));
+            }
+        }
+    }
+    for (k, node) in cluster.nodes.iter().enumerate().filter(|(_, n)| n.up) {
+        let in_queues: u64 =
+            (0..n_srv as u32).map(|s| node.lb.queued(s) as u64).sum::<u64>() + node.lb.backend_queued() as u64;
+        if queued_at[k] != in_queues {
+            bad.push(format!(
+                "{} clients queued at balancer node {k} but its queues hold {in_queues}",
+                queued_at[k]
+            ));
+        }
+    }
+    bad
+}
+
+/// Clients × servers: the servers' connection lists hold exactly the
+/// connected clients, each in the slot it believes it has.
+pub fn servers_list_connected_clients(clients: &Clients, servers: &Servers) -> Vec<String> {
+    let mut bad = Vec::new();
+    let connected = clients.state_counts[ClientState::Connected as usize];
+    let listed: u64 = servers.list.iter().map(|s| s.conns.len() as u64).sum();
+    if connected != listed {
+        bad.push(format!("{connected} clients connected but servers list {listed}"));
+    }
+    for (i, s) in servers.list.iter().enumerate() {
+        for (slot, &c) in s.conns.iter().enumerate() {
+            let cl = &clients.list[c as usize];
+            if cl.state != ClientState::Connected || cl.server as usize != i || cl.slot as usize != slot {
+                bad.push(format!(
+                    "server {i} lists client {c} which is {} on server {}",
+                    STATE_NAMES[cl.state as usize], cl.server
+                ));
+                break;
+            }
+        }
+    }
+    bad
+}
+
+/// Clients × game: every connected member of a room is listed once, in the
+/// group of its server and the slot it believes it has.
+pub fn rooms_list_connected_members(clients: &Clients, game: &Game) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut in_rooms = 0u64;
+    for (r, room) in game.rooms.iter().enumerate() {
+        for (g, group) in room.groups.iter().enumerate() {
+            for (slot, m) in group.members.iter().enumerate() {
+                in_rooms += 1;
+                let cl = &clients.list[m.client as usize];
+                if cl.state != ClientState::Connected
+                    || cl.room_idx as usize != r
+                    || cl.group as usize != g
+                    || cl.gslot as usize != slot
+                    || cl.server != group.server
+                {
+                    bad.push(format!(
+                        "room {r} lists client {} which is {} elsewhere",
+                        m.client, STATE_NAMES[cl.state as usize]
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    let with_room = clients
+        .list
+        .iter()
+        .filter(|c| c.state == ClientState::Connected && c.room_idx != super::NONE)
+        .count() as u64;
+    if in_rooms != with_room {
+        bad.push(format!(
+            "{with_room} connected clients have a room but rooms list {in_rooms}"
+        ));
+    }
+    bad
+}
+
+/// Clients × storage: a client waiting for its room's history is still
+/// connecting to the server that asked for it.
+pub fn rehydrations_wait_for_connecting_clients(clients: &Clients, storage: &Storage) -> Vec<String> {
+    let mut bad = Vec::new();
+    for (c, generation, srv, done) in storage.rehydrations() {
+        let cl = &clients.list[c as usize];
+        if cl.generation == generation && !done && (cl.state != ClientState::Connecting || cl.server != srv) {
+            bad.push(format!(
+                "client {c} waits for its room's history but is not connecting to server {srv}"
+            ));
+        }
+    }
+    bad
+}

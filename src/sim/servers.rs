@@ -2,6 +2,10 @@
 //! of jobs: accepts, moves to validate, fan-outs), its connection list,
 //! crashes and restarts.
 
+use super::{Component, Ctx, Tier};
+use crate::metrics::summary::{MetricSink, mean_after_warmup, samples_max};
+use crate::metrics::{imbalance, jain};
+use crate::metrics_defs::MetricKey as K;
 use std::collections::VecDeque;
 
 use super::{ClientEvent, ClientState, Event, NONE, Part, World};
@@ -35,6 +39,8 @@ pub enum ServerEvent {
 /// The socket-servers tier: every server slot that may ever run.
 pub struct Servers {
     pub list: Vec<Server>,
+    /// Slots that ever ran a process (for imbalance statistics).
+    pub ever_provisioned: Vec<bool>,
     pub(super) rng: SimRng,
 }
 
@@ -50,6 +56,7 @@ impl Servers {
                     sv
                 })
                 .collect(),
+            ever_provisioned: (0..n).map(|i| i < initial).collect(),
             rng: rng::stream(sc.seed, replication as u64, streams::SERVERS),
         }
     }
@@ -415,5 +422,60 @@ impl World<'_> {
                 );
             }
         }
+    }
+}
+
+impl Tier for Servers {
+    fn name(&self) -> &'static str {
+        "servers"
+    }
+
+    /// A dead server holds no connections.
+    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+        let mut bad = Vec::new();
+        for (i, s) in self.list.iter().enumerate() {
+            if !s.up && !s.conns.is_empty() {
+                bad.push(format!("server {i} is down but holds {} connections", s.conns.len()));
+            }
+        }
+        bad
+    }
+
+    fn metrics(&self, ctx: &Ctx, out: &mut MetricSink) {
+        let (sc, rec) = (ctx.sc, &ctx.rec);
+        // Server-template slots that never ran a process are not servers.
+        let loads: Vec<f64> = rec
+            .mean_conns_per_server(ctx.end)
+            .into_iter()
+            .zip(&self.ever_provisioned)
+            .filter(|(_, p)| **p)
+            .map(|(l, _)| l)
+            .collect();
+        out.set(K::MaxConnPerServer, rec.peak_conns() as f64);
+        out.set(K::ImbalanceMaxOverMean, imbalance(&loads));
+        out.set(K::JainIndex, jain(&loads));
+        out.set(
+            K::CpuUtilMean,
+            mean_after_warmup(&rec.samples, sc, |s| s.servers.iter().map(|v| v.cpu_util)),
+        );
+        out.set(
+            K::CpuUtilMax,
+            samples_max(&rec.samples, sc, |s| {
+                s.servers.iter().map(|v| v.cpu_util).fold(0.0, f64::max)
+            }),
+        );
+    }
+
+    /// Every socket-server slot that ran a process.
+    fn components(&self, _ctx: &Ctx) -> Vec<Component> {
+        (0..self.list.len() as u32)
+            .filter(|&i| self.ever_provisioned[i as usize])
+            .map(|i| Component {
+                tier: "servers",
+                kind: "socket-server",
+                index: i,
+                name: format!("server-{i}"),
+            })
+            .collect()
     }
 }

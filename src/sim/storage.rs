@@ -44,11 +44,15 @@
 //! commit. Counters (`db_reads`, `stale_reads`, `db_writes_failed`, …) are
 //! kept here, whoever the caller.
 
+use super::{Component, Ctx, Tier};
+use crate::metrics::summary::{MetricSink, lag_trend, max_ms, ms};
+use crate::metrics_defs::MetricKey as K;
+use crate::stats;
 use std::collections::{HashMap, VecDeque};
 
 use slab::Slab;
 
-use super::{ClientEvent, ClientState, Event, NONE, World};
+use super::{ClientEvent, Event, NONE, World};
 use crate::engine::Scheduler;
 use crate::metrics::Happening;
 use crate::metrics::{CacheSample, DbNodeSample, StorageSample, db_node_name};
@@ -1685,76 +1689,212 @@ fn db_done_event(node: usize, station: u8, epoch: u32, id: u32) -> Event {
 /// The storage tier's invariants (see `check`): conservation of moves
 /// through Redis and the flusher, of commits through each replica, and of
 /// every station's items.
-pub fn check(w: &World) -> Vec<String> {
-    let mut bad = Vec::new();
-    let st = &w.storage;
-    let t = &st.tally;
-    if let Some(c) = &st.cache {
-        let b = &c.book;
-        if t.cache_writes != t.cache_writes_failed + t.cache_writes_pending + b.stored {
-            bad.push(format!(
-                "cache writes not conserved: {} sent != {} failed + {} pending + {} stored",
-                t.cache_writes, t.cache_writes_failed, t.cache_writes_pending, b.stored
-            ));
-        }
-        if b.stored != b.taken + b.unflushed + b.lost {
-            bad.push(format!(
-                "cached moves not conserved: {} stored != {} flushed or flushing + {} unflushed + {} lost",
-                b.stored, b.taken, b.unflushed, b.lost
-            ));
-        }
-        if b.taken != st.flusher.into_batches {
-            bad.push(format!(
-                "{} moves taken from Redis but {} put in batches",
-                b.taken, st.flusher.into_batches
-            ));
-        }
-        if !c.station.conserved() {
-            bad.push("the Redis station lost track of its ops".into());
-        }
-    }
-    let f = &st.flusher;
-    if f.into_batches != f.flushed + f.in_batches {
-        bad.push(format!(
-            "flushed moves not conserved: {} batched != {} acknowledged + {} in batches",
-            f.into_batches, f.flushed, f.in_batches
-        ));
-    }
-    if let Some(db) = &st.db {
-        for (i, n) in db.nodes.iter().enumerate() {
-            if !(n.cpu.conserved() && n.reads.conserved() && n.apply.conserved()) {
-                bad.push(format!("{}: a station lost track of its items", db_node_name(i)));
-            }
-            let p = &n.progress;
-            if p.received != p.applied + p.backlog() {
-                bad.push(format!("{}: received commits != applied + backlog", db_node_name(i)));
-            }
-            if n.role == Role::Replica && n.up && n.apply.len() as u64 != p.backlog() {
-                bad.push(format!(
-                    "{}: {} commits queued to apply but {} received and not applied",
-                    db_node_name(i),
-                    n.apply.len(),
-                    p.backlog()
-                ));
-            }
-            if p.received_seq > db.binlog.head() && n.role == Role::Replica {
-                bad.push(format!("{} received past the primary's binlog", db_node_name(i)));
-            }
-        }
-        if t.commits_lost > db.binlog.commits {
-            bad.push("more commits lost than made".into());
-        }
-    }
-    for (c, generation, srv, done) in st.rehydrations() {
-        let cl = &w.clients.list[c as usize];
-        if cl.generation == generation && !done && (cl.state != ClientState::Connecting || cl.server != srv) {
-            bad.push(format!(
-                "client {c} waits for its room's history but is not connecting to server {srv}"
-            ));
-        }
-    }
-    bad
-}
 
 // Events stay small: the heap moves them often.
 const _: () = assert!(std::mem::size_of::<Event>() <= 16);
+
+impl Tier for Storage {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    /// Cache writes, cached and flushed moves are conserved; every station
+    /// keeps track of its items; replicas apply what they received.
+    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+        let mut bad = Vec::new();
+        let st = self;
+        let t = &st.tally;
+        if let Some(c) = &st.cache {
+            let b = &c.book;
+            if t.cache_writes != t.cache_writes_failed + t.cache_writes_pending + b.stored {
+                bad.push(format!(
+                    "cache writes not conserved: {} sent != {} failed + {} pending + {} stored",
+                    t.cache_writes, t.cache_writes_failed, t.cache_writes_pending, b.stored
+                ));
+            }
+            if b.stored != b.taken + b.unflushed + b.lost {
+                bad.push(format!(
+                    "cached moves not conserved: {} stored != {} flushed or flushing + {} unflushed + {} lost",
+                    b.stored, b.taken, b.unflushed, b.lost
+                ));
+            }
+            if b.taken != st.flusher.into_batches {
+                bad.push(format!(
+                    "{} moves taken from Redis but {} put in batches",
+                    b.taken, st.flusher.into_batches
+                ));
+            }
+            if !c.station.conserved() {
+                bad.push("the Redis station lost track of its ops".into());
+            }
+        }
+        let f = &st.flusher;
+        if f.into_batches != f.flushed + f.in_batches {
+            bad.push(format!(
+                "flushed moves not conserved: {} batched != {} acknowledged + {} in batches",
+                f.into_batches, f.flushed, f.in_batches
+            ));
+        }
+        if let Some(db) = &st.db {
+            for (i, n) in db.nodes.iter().enumerate() {
+                if !(n.cpu.conserved() && n.reads.conserved() && n.apply.conserved()) {
+                    bad.push(format!("{}: a station lost track of its items", db_node_name(i)));
+                }
+                let p = &n.progress;
+                if p.received != p.applied + p.backlog() {
+                    bad.push(format!("{}: received commits != applied + backlog", db_node_name(i)));
+                }
+                if n.role == Role::Replica && n.up && n.apply.len() as u64 != p.backlog() {
+                    bad.push(format!(
+                        "{}: {} commits queued to apply but {} received and not applied",
+                        db_node_name(i),
+                        n.apply.len(),
+                        p.backlog()
+                    ));
+                }
+                if p.received_seq > db.binlog.head() && n.role == Role::Replica {
+                    bad.push(format!("{} received past the primary's binlog", db_node_name(i)));
+                }
+            }
+            if t.commits_lost > db.binlog.commits {
+                bad.push("more commits lost than made".into());
+            }
+        }
+        bad
+    }
+
+    fn metrics(&self, ctx: &Ctx, out: &mut MetricSink) {
+        let sc = ctx.sc;
+        let nan = f64::NAN;
+        let st = self;
+        let c = &ctx.rec.counters;
+        let warm = SimTime::ZERO + sc.warmup;
+        let samples: Vec<&StorageSample> = ctx.rec.storage_samples.iter().filter(|s| s.time > warm).collect();
+        let on = st.is_on();
+        let cache = sc.cache.is_some();
+        let db = sc.database.as_ref();
+        let either = |v: f64| if on { v } else { nan };
+        let if_cache = |v: f64| if cache { v } else { nan };
+        let if_db = |v: f64| if db.is_some() { v } else { nan };
+        let max_of =
+            |f: &dyn Fn(&StorageSample) -> Option<f64>| samples.iter().filter_map(|s| f(s)).fold(f64::NAN, f64::max);
+        let mean_of = |f: &dyn Fn(&StorageSample) -> Option<f64>| {
+            let v: Vec<f64> = samples.iter().filter_map(|s| f(s)).collect();
+            stats::mean(&v)
+        };
+        let lag_max = max_of(&|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max));
+        let lag_end = ctx
+            .rec
+            .storage_samples
+            .last()
+            .and_then(|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max))
+            .unwrap_or(nan);
+        let capacity = db.map_or(nan, |d| d.applier_threads as f64 * d.apply_rate.per_s);
+        let trend = lag_trend(&ctx.rec.storage_samples, warm, capacity);
+        let has_replicas = db.is_some_and(|d| d.replicas > 0);
+        let if_replicas = |v: f64| if has_replicas { v } else { nan };
+        let failovers = st.db.as_ref().map(|d| stats::mean(&d.failovers_s)).unwrap_or(nan);
+        let h = &ctx.rec.rehydration;
+        let fallbacks = ctx
+            .rec
+            .timeline
+            .iter()
+            .filter(|e| e.event == crate::metrics::Happening::SemiSyncOff)
+            .count() as f64;
+        out.set(K::CacheWrites, if_cache(c.cache_writes as f64));
+        out.set(K::CacheWritesFailed, if_cache(c.cache_writes_failed as f64));
+        out.set(K::MovesFlushed, either(c.moves_flushed as f64));
+        out.set(K::FlushBatches, if_cache(c.flush_batches as f64));
+        out.set(K::MovesLostCache, if_cache(c.moves_lost_cache as f64));
+        out.set(K::MovesAtRiskMax, either(st.at_risk_max as f64));
+        out.set(K::MovesAtRiskAtCrash, either(st.at_risk_at_crash_max as f64));
+        out.set(K::CacheUtilMean, if_cache(mean_of(&|s| s.cache.map(|k| k.util))));
+        out.set(K::CacheUtilMax, if_cache(max_of(&|s| s.cache.map(|k| k.util))));
+        out.set(
+            K::CacheBacklogMax,
+            if_cache(max_of(&|s| s.cache.map(|k| k.backlog as f64))),
+        );
+        out.set(K::DbCommits, if_db(c.db_commits as f64));
+        out.set(K::DbCommitRows, if_db(c.db_commit_rows as f64));
+        out.set(K::CommitsLost, if_db(c.commits_lost as f64));
+        out.set(K::MovesLostDb, if_db(c.moves_lost_db as f64));
+        out.set(K::DbWritesFailed, if_db(c.db_writes_failed as f64));
+        out.set(K::DbReads, if_db(c.db_reads as f64));
+        out.set(K::DbReadsFailed, if_db(c.db_reads_failed as f64));
+        out.set(K::StaleReads, if_db(c.stale_reads as f64));
+        out.set(
+            K::StaleReadRatio,
+            if c.db_reads == 0 {
+                nan
+            } else {
+                c.stale_reads as f64 / c.db_reads as f64
+            },
+        );
+        out.set(K::ReplicaLagMaxS, if_replicas(lag_max));
+        out.set(K::ReplicaLagEndS, if_replicas(lag_end));
+        out.set(K::ReplicaLagSlope, if_replicas(trend.slope));
+        out.set(
+            K::ReplicaLagUnbounded,
+            if_replicas(if trend.unbounded { 1.0 } else { 0.0 }),
+        );
+        out.set(K::DbWriteRowsPerS, if_db(trend.write_rows_per_s));
+        out.set(K::ReplicaApplyCapacityRowsPerS, if_replicas(capacity));
+        out.set(
+            K::DbUtilMean,
+            if_db(mean_of(&|s| {
+                s.db_nodes.iter().find(|n| n.role == "primary").map(|n| n.util)
+            })),
+        );
+        out.set(
+            K::DbUtilMax,
+            if_db(max_of(&|s| {
+                s.db_nodes.iter().find(|n| n.role == "primary").map(|n| n.util)
+            })),
+        );
+        out.set(
+            K::ReplicaApplyUtilMean,
+            if_replicas(mean_of(&|s| {
+                let u: Vec<f64> = s
+                    .db_nodes
+                    .iter()
+                    .filter(|n| n.role == "replica")
+                    .map(|n| n.util)
+                    .collect();
+                (!u.is_empty()).then(|| stats::mean(&u))
+            })),
+        );
+        out.set(K::FailoverS, if_db(failovers));
+        out.set(K::RehydrationsCache, if_cache(c.rehydrations_cache as f64));
+        out.set(K::RehydrationsDb, if_db(c.rehydrations_db as f64));
+        out.set(K::RehydrationsFailed, either(c.rehydrations_failed as f64));
+        out.set(K::RehydrationMsP50, ms(h, 0.5));
+        out.set(K::RehydrationMsP99, ms(h, 0.99));
+        out.set(K::RehydrationMsMax, max_ms(h));
+        out.set(K::MovesAtRiskEnd, either(st.moves_at_risk() as f64));
+        out.set(K::SemiSyncFallbacks, if_db(fallbacks));
+    }
+
+    /// Redis, the database primary and each replica.
+    fn components(&self, _ctx: &Ctx) -> Vec<Component> {
+        let mut v = Vec::new();
+        if self.cache.is_some() {
+            v.push(Component {
+                tier: "storage",
+                kind: "redis",
+                index: 0,
+                name: "cache".into(),
+            });
+        }
+        if let Some(db) = &self.db {
+            for i in 0..db.nodes.len() {
+                v.push(Component {
+                    tier: "storage",
+                    kind: if i == 0 { "db-primary" } else { "db-replica" },
+                    index: if i == 0 { 0 } else { i as u32 - 1 },
+                    name: db_node_name(i),
+                });
+            }
+        }
+        v
+    }
+}

@@ -16,6 +16,9 @@
 //! Every queue is a [`Station`]. Requests live in a slab (at most one per
 //! session at a time); sessions end when their length has passed.
 
+use super::{Component, Ctx, Tier};
+use crate::metrics::summary::{MetricSink, max_ms, mean_after_warmup, mean_ms, ms};
+use crate::metrics_defs::MetricKey as K;
 use rand::RngExt;
 use slab::Slab;
 
@@ -524,5 +527,81 @@ impl World<'_> {
         } else {
             self.web.sessions.remove(r.session as usize);
         }
+    }
+}
+
+impl Tier for WebTier {
+    fn name(&self) -> &'static str {
+        "web"
+    }
+
+    /// Web requests are answered, failed or in flight; every nginx and app
+    /// station keeps track of its requests.
+    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+        let mut bad = Vec::new();
+        let t = &self.tally;
+        let in_flight = self.in_flight() as u64;
+        if t.requests != t.completed + t.failed + in_flight {
+            bad.push(format!(
+                "web requests not conserved: {} sent != {} answered + {} failed + {in_flight} in flight",
+                t.requests, t.completed, t.failed
+            ));
+        }
+        if !self.conserved() {
+            bad.push("an nginx or app server lost track of a request".into());
+        }
+        bad
+    }
+
+    fn metrics(&self, ctx: &Ctx, out: &mut MetricSink) {
+        let (sc, rec) = (ctx.sc, &ctx.rec);
+        out.set(K::WebRequests, self.requests as f64);
+        out.set(K::WebFailed, self.failed as f64);
+        out.set(
+            K::WebFailedRatio,
+            if self.requests == 0 {
+                f64::NAN
+            } else {
+                self.failed as f64 / self.requests as f64
+            },
+        );
+        out.set(K::Web502, self.rejected_502 as f64);
+        out.set(K::WebDbErrors, self.db_errors as f64);
+        out.set(K::WebMsMean, mean_ms(&self.all));
+        out.set(K::WebMsP50, ms(&self.all, 0.5));
+        out.set(K::WebMsP90, ms(&self.all, 0.9));
+        out.set(K::WebMsP99, ms(&self.all, 0.99));
+        out.set(K::WebMsMax, max_ms(&self.all));
+        out.set(K::WebStaticMsP50, ms(&self.static_, 0.5));
+        out.set(K::WebStaticMsP99, ms(&self.static_, 0.99));
+        out.set(K::WebDynamicMsP50, ms(&self.dynamic, 0.5));
+        out.set(K::WebDynamicMsP99, ms(&self.dynamic, 0.99));
+        out.set(K::AppWaitMsMean, self.app_wait_ms_mean());
+        out.set(K::AppWaitMsP99, ms(&self.app_wait, 0.99));
+        out.set(
+            K::AppUtilMean,
+            mean_after_warmup(&rec.samples, sc, |s| s.web.map(|x| x.app_util)),
+        );
+        out.set(
+            K::NginxUtilMean,
+            mean_after_warmup(&rec.samples, sc, |s| s.web.map(|x| x.nginx_util)),
+        );
+    }
+
+    /// Each nginx and each app server.
+    fn components(&self, _ctx: &Ctx) -> Vec<Component> {
+        let nginx = (0..self.nginx.len() as u32).map(|i| Component {
+            tier: "web",
+            kind: "nginx",
+            index: i,
+            name: format!("nginx-{i}"),
+        });
+        let apps = (0..self.apps.len() as u32).map(|i| Component {
+            tier: "web",
+            kind: "app-server",
+            index: i,
+            name: format!("app-{i}"),
+        });
+        nginx.chain(apps).collect()
     }
 }
