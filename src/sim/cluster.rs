@@ -550,7 +550,9 @@ impl World<'_> {
                     self.cluster.provisioned[srv as usize] = true;
                     self.servers.ever_provisioned[srv as usize] = true;
                     if boot.0 == 0 {
-                        self.servers.list[srv as usize].up = true;
+                        let sv = &mut self.servers.list[srv as usize];
+                        sv.up = true;
+                        sv.cores.restart(now);
                     } else {
                         s.after(boot, Event::Servers(ServerEvent::Restart { server: srv }));
                     }

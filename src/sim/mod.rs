@@ -194,7 +194,7 @@ impl<'a> World<'a> {
 
     pub(super) fn sample(&mut self, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let (cores, interval) = (self.ctx.sc.servers.cores, self.ctx.sc.sample_interval);
+        let interval = self.ctx.sc.sample_interval;
         let servers: Vec<ServerSample> = (0..self.servers.list.len())
             .map(|i| {
                 let sv = &mut self.servers.list[i];
@@ -207,8 +207,8 @@ impl<'a> World<'a> {
                 ServerSample {
                     connections: sv.conns.len() as u32,
                     queued,
-                    cpu_util: sv.utilisation_since_last(now, cores, interval),
-                    jobs_waiting: sv.jobs.len() as u32,
+                    cpu_util: sv.cores.utilisation_since_last(now, now - interval),
+                    jobs_waiting: sv.cores.queued() as u32,
                     process_up: sv.up,
                     lb_up,
                 }

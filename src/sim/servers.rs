@@ -2,15 +2,14 @@
 //! of jobs: accepts, moves to validate, fan-outs), its connection list,
 //! crashes and restarts.
 
+use super::{ClientEvent, ClientState, Event, NONE, Part, World};
 use super::{Component, Ctx, Tier};
+use crate::engine::Scheduler;
+use crate::metrics::Happening;
 use crate::metrics::summary::{MetricSink, mean_after_warmup, samples_max};
 use crate::metrics::{imbalance, jain};
 use crate::metrics_defs::MetricKey as K;
-use std::collections::VecDeque;
-
-use super::{ClientEvent, ClientState, Event, NONE, Part, World};
-use crate::engine::Scheduler;
-use crate::metrics::Happening;
+use crate::model::station::{Admit, Station};
 use crate::rng::{self, SimRng, streams};
 use crate::scenario::{CrashMode, Fault, Scenario};
 use crate::time::{SimDuration, SimTime};
@@ -51,7 +50,7 @@ impl Servers {
         Servers {
             list: (0..n)
                 .map(|i| {
-                    let mut sv = Server::new();
+                    let mut sv = Server::new(sc.servers.cores);
                     sv.up = i < initial;
                     sv
                 })
@@ -80,94 +79,73 @@ pub enum Job {
 pub struct Server {
     pub up: bool,
     pub crash_mode: CrashMode,
-    /// Changes at each crash: events of an earlier life are stale.
-    pub epoch: u32,
     pub conns: Vec<u32>,
-    /// Jobs waiting for a core.
-    pub jobs: VecDeque<Job>,
-    /// Jobs on a core, with their ids.
-    pub in_service: Vec<(u32, Job)>,
-    next_job: u32,
+    /// The cores: an M/G/c FIFO of jobs (`model::station`). Its epoch
+    /// changes at each crash: completions of an earlier life are stale.
+    pub cores: Station<Job>,
     /// Accept jobs queued or on a core (handshakes in progress).
     pub accepting: u32,
     /// When this server next crashes (a scheduled fault), `SimTime::MAX` if
     /// never: a fan-out that would run past it is cut there.
     pub next_crash: SimTime,
     pub check_started: SimTime,
-    /// ∫ busy cores dt (core·ns), for utilisation.
-    busy_area: u128,
-    busy_since: SimTime,
-    busy_area_sampled: u128,
 }
 
 impl Server {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(cores: u32) -> Self {
         Server {
             up: true,
             crash_mode: CrashMode::Process,
-            epoch: 0,
             conns: Vec::new(),
-            jobs: VecDeque::new(),
-            in_service: Vec::new(),
-            next_job: 0,
+            cores: Station::new(cores, usize::MAX),
             accepting: 0,
             next_crash: SimTime::MAX,
             check_started: SimTime::ZERO,
-            busy_area: 0,
-            busy_since: SimTime::ZERO,
-            busy_area_sampled: 0,
         }
     }
 
-    /// Closes the busy integral up to `now` (call before `in_service` changes).
-    pub(super) fn account_busy(&mut self, now: SimTime) {
-        self.busy_area += self.in_service.len() as u128 * now.0.saturating_sub(self.busy_since.0) as u128;
-        self.busy_since = now;
-    }
-
-    /// Core utilisation since the previous call, over `cores` cores.
-    pub(super) fn utilisation_since_last(&mut self, now: SimTime, cores: u32, interval: SimDuration) -> f64 {
-        self.account_busy(now);
-        let d = self.busy_area - self.busy_area_sampled;
-        self.busy_area_sampled = self.busy_area;
-        d as f64 / (cores as f64 * interval.0.max(1) as f64)
+    /// The cores' epoch (changes at each crash).
+    #[inline]
+    pub fn epoch(&self) -> u32 {
+        self.cores.epoch()
     }
 }
 
 impl World<'_> {
     /// Puts a job in a server's queue and starts what the cores can take.
+    /// (Only for a server that is up: the callers check.)
     pub(super) fn push_job(&mut self, srv: u32, job: Job, s: &mut Scheduler<Event>) {
+        let now = s.now();
         let sv = &mut self.servers.list[srv as usize];
+        debug_assert!(sv.up, "a job for server {srv}, which is down");
         if matches!(job, Job::Accept { .. }) {
             sv.accepting += 1;
         }
-        sv.jobs.push_back(job);
-        self.start_jobs(srv, s);
+        if let Admit::Started(id) = sv.cores.arrive(now, job) {
+            self.start_job(srv, id, job, s);
+        }
     }
 
+    /// A core took `job` (id `id`): its cost decides when it is done.
+    #[inline]
+    fn start_job(&mut self, srv: u32, id: u32, job: Job, s: &mut Scheduler<Event>) {
+        let epoch = self.servers.list[srv as usize].cores.epoch() as u16;
+        let cost = self.job_cost(srv, job, s);
+        s.after(
+            cost,
+            Event::Servers(ServerEvent::CoreDone {
+                server: srv,
+                epoch,
+                job: id,
+            }),
+        );
+    }
+
+    /// Starts the queued jobs the free cores can take.
     pub(super) fn start_jobs(&mut self, srv: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let cores = self.ctx.sc.servers.cores as usize;
-        loop {
-            let sv = &mut self.servers.list[srv as usize];
-            if sv.in_service.len() >= cores {
-                break;
-            }
-            let Some(job) = sv.jobs.pop_front() else { break };
-            sv.account_busy(now);
-            let id = sv.next_job;
-            sv.next_job = sv.next_job.wrapping_add(1);
-            sv.in_service.push((id, job));
-            let epoch = sv.epoch as u16;
-            let cost = self.job_cost(srv, job, s);
-            s.after(
-                cost,
-                Event::Servers(ServerEvent::CoreDone {
-                    server: srv,
-                    epoch,
-                    job: id,
-                }),
-            );
+        while let Some((id, &job)) = self.servers.list[srv as usize].cores.next(now) {
+            self.start_job(srv, id, job, s);
         }
     }
 
@@ -195,14 +173,13 @@ impl World<'_> {
     pub(super) fn core_done(&mut self, srv: u32, epoch: u16, id: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let sv = &mut self.servers.list[srv as usize];
-        if sv.epoch as u16 != epoch {
+        let current = sv.cores.epoch();
+        if current as u16 != epoch {
             return;
         }
-        let Some(i) = sv.in_service.iter().position(|&(j, _)| j == id) else {
+        let Some(job) = sv.cores.complete(now, current, id) else {
             return;
         };
-        sv.account_busy(now);
-        let (_, job) = sv.in_service.swap_remove(i);
         if matches!(job, Job::Accept { .. }) {
             sv.accepting -= 1;
         }
@@ -290,14 +267,9 @@ impl World<'_> {
         }
         sv.up = false;
         sv.crash_mode = mode;
-        sv.epoch = sv.epoch.wrapping_add(1);
-        sv.account_busy(now);
         sv.accepting = 0;
-        let pending: Vec<Job> = sv
-            .jobs
-            .drain(..)
-            .chain(sv.in_service.drain(..).map(|(_, j)| j))
-            .collect();
+        // Queued jobs first, then those on a core.
+        let pending: Vec<Job> = sv.cores.crash(now);
         let conns = std::mem::take(&mut sv.conns);
         let delay = self.failure_delay(srv);
         for job in pending {
@@ -414,6 +386,7 @@ impl World<'_> {
                 }
                 let sv = &mut self.servers.list[server as usize];
                 sv.up = true;
+                sv.cores.restart(now);
                 self.ctx.rec.event(
                     now,
                     format!("server-{server}"),

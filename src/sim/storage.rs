@@ -545,7 +545,7 @@ impl World<'_> {
             Rehydration {
                 generation,
                 server: srv,
-                epoch: self.servers.list[srv as usize].epoch,
+                epoch: self.servers.list[srv as usize].epoch(),
                 started: now,
                 done: false,
             },
@@ -912,7 +912,7 @@ impl World<'_> {
             return;
         }
         let sv = &self.servers.list[srv as usize];
-        if !sv.up || sv.epoch != epoch {
+        if !sv.up || sv.epoch() != epoch {
             self.storage.rehydrating.remove(&client);
             let delay = self.failure_delay(srv);
             s.after(delay, Event::Clients(ClientEvent::BackendFailed { client, generation }));

@@ -1183,9 +1183,9 @@ fn crash_mid_fan_out_delivers_only_what_was_sent() {
     let twin = fan_out_crash("");
     let start = first_time(&twin, |w| {
         w.servers.list[1]
-            .in_service
-            .iter()
-            .any(|(_, j)| matches!(j, Job::FanOut { relayed: true, .. }))
+            .cores
+            .serving()
+            .any(|j| matches!(j, Job::FanOut { relayed: true, .. }))
     });
     // Consume 20 µs, then 500 sends of 10 µs, then half a send.
     let at = start + SimDuration::from_micros(20 + 500 * 10 + 5);
