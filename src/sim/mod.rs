@@ -70,6 +70,8 @@ pub enum Event {
     },
 }
 
+// Events stay small: the heap moves them often (16 bytes before and after
+// the split into tiers).
 const _: () = assert!(std::mem::size_of::<Event>() <= 16);
 
 /// What every tier shares: the scenario, the clock and the recorder.

@@ -1686,13 +1686,6 @@ fn db_done_event(node: usize, station: u8, epoch: u32, id: u32) -> Event {
     })
 }
 
-/// The storage tier's invariants (see `check`): conservation of moves
-/// through Redis and the flusher, of commits through each replica, and of
-/// every station's items.
-
-// Events stay small: the heap moves them often.
-const _: () = assert!(std::mem::size_of::<Event>() <= 16);
-
 impl Tier for Storage {
     fn name(&self) -> &'static str {
         "storage"
