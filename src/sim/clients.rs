@@ -307,7 +307,14 @@ impl World<'_> {
         if p.role == Role::Web {
             // HTTP sessions, not WebSocket connections: `sim::web`.
             self.clients.pops[pop].generated += 1;
-            self.web_arrive(pop, s);
+            super::seams::web_session_arrives(
+                &mut self.clients,
+                &mut self.cluster,
+                &mut self.web,
+                &mut self.ctx,
+                pop,
+                s,
+            );
             if let Some(t) = self.next_arrival_time(pop, now) {
                 s.at(t, Event::Clients(ClientEvent::Arrival { pop: pop as u16 }));
             }
@@ -381,7 +388,7 @@ impl World<'_> {
             syn_tries: 0,
             tls_resumed: false,
         });
-        let vip = self.pick_vip();
+        let vip = self.cluster.pick_vip();
         self.clients.list.last_mut().expect("just pushed").vip = vip;
         self.clients.state_counts[ClientState::Connecting as usize] += 1;
         self.ctx.rec.count(now, |c| c.clients_arrived += 1);

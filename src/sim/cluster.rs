@@ -186,16 +186,6 @@ impl Cluster {
 const SYN_RTO: SimDuration = SimDuration::from_secs(1);
 
 impl World<'_> {
-    /// The VIP a new client resolves (DNS round robin in active-active).
-    pub(super) fn pick_vip(&mut self) -> u8 {
-        let n = self.cluster.vip_owner.len();
-        if n <= 1 {
-            0
-        } else {
-            self.cluster.rng_balancer.random_range(0..n) as u8
-        }
-    }
-
     /// The attempt's packet reaches the client's VIP.
     pub(super) fn at_vip(&mut self, c: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
@@ -270,14 +260,36 @@ impl World<'_> {
     /// Schedules the end of a handshake that a core of `node` started: a
     /// web request's (always full) or a client's (full or resumed).
     pub(super) fn schedule_handshake(&mut self, node: usize, id: u32, item: Handshake, s: &mut Scheduler<Event>) {
-        let Some(tls) = &self.ctx.sc.balancer.tls else { return };
         let (c, generation) = item;
-        let cost = if generation != WEB_HANDSHAKE && self.clients.list[c as usize].tls_resumed {
-            tls.resumed_cost()
+        let resumed = generation != WEB_HANDSHAKE && self.clients.list[c as usize].tls_resumed;
+        self.cluster.schedule_handshake(self.ctx.sc, node, id, resumed, s);
+    }
+}
+
+impl Cluster {
+    /// The VIP a new client resolves (DNS round robin in active-active).
+    pub(super) fn pick_vip(&mut self) -> u8 {
+        let n = self.vip_owner.len();
+        if n <= 1 {
+            0
         } else {
-            tls.full_cost()
-        };
-        let epoch = self.cluster.nodes[node].epoch;
+            self.rng_balancer.random_range(0..n) as u8
+        }
+    }
+
+    /// Handshake `id` started on `node`'s cores: a full one, or a
+    /// resumption.
+    pub(super) fn schedule_handshake(
+        &self,
+        sc: &Scenario,
+        node: usize,
+        id: u32,
+        resumed: bool,
+        s: &mut Scheduler<Event>,
+    ) {
+        let Some(tls) = &sc.balancer.tls else { return };
+        let cost = if resumed { tls.resumed_cost() } else { tls.full_cost() };
+        let epoch = self.nodes[node].epoch;
         s.after(
             cost,
             Event::Cluster(ClusterEvent::TlsDone {
@@ -287,7 +299,9 @@ impl World<'_> {
             }),
         );
     }
+}
 
+impl World<'_> {
     /// A core finished a handshake; the client answers (TLS 1.3: one round
     /// trip) with its WebSocket upgrade, which the node then routes.
     pub(super) fn tls_done(&mut self, node: usize, epoch: u16, id: u32, s: &mut Scheduler<Event>) {
@@ -303,7 +317,7 @@ impl World<'_> {
             self.schedule_handshake(node, next, item, s);
         }
         if generation == WEB_HANDSHAKE {
-            self.web_tls_done(node, c, s);
+            self.web.tls_done(node, c, s);
             return;
         }
         if !self.live(c, generation) {
@@ -340,7 +354,7 @@ impl World<'_> {
             // in the queue are found below with the node's other clients.
             for (req, generation) in lost {
                 if generation == WEB_HANDSHAKE {
-                    self.web_handshake_lost(req, s);
+                    self.web.handshake_lost(req, s);
                 }
             }
         }

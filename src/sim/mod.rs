@@ -252,7 +252,15 @@ impl Model for World<'_> {
             Event::Servers(e) => self.server_event(e, s),
             Event::Cluster(e) => self.cluster_event(e, s),
             Event::Game(e) => self.game_event(e, s),
-            Event::Web(e) => self.web_event(e, s),
+            Event::Web(e) => match e {
+                web::WebEvent::AtNode { req } => {
+                    seams::web_request_at_node(&mut self.web, &mut self.cluster, &mut self.ctx, req, s)
+                }
+                web::WebEvent::Computed { req } => {
+                    seams::web_next_db_call(&mut self.web, &mut self.storage, &mut self.ctx, req, s)
+                }
+                e => self.web.handle(&mut self.ctx, e, s),
+            },
             Event::Storage(e) => self.storage_event(e, s),
             Event::Sample => self.sample(s),
             Event::Fault { index } => match self.ctx.sc.faults[index as usize] {

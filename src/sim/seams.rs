@@ -1,12 +1,88 @@
-//! The seams between tiers: every place where one tier's state is checked
-//! against another's. (The cross-tier calls of the handlers are listed in
-//! `ARCHITECTURE.md`; they are `World` methods in the file of the tier
-//! whose event starts them.)
-//!
-//! Each invariant here is one named function over the two tiers it relates.
+//! The seams between tiers, each one named function over the tiers it
+//! joins: the calls from one tier into another (the web tier's so far;
+//! the other tiers' handlers are still `World` methods, in the file of the
+//! tier whose event starts them) and the invariants that relate two tiers.
+//! Seams are direct calls, never events scheduled at `now`: the order of
+//! events (and so every output) is that of the code before the split.
 
-use super::{ClientState, Clients, Cluster, Game, STATE_NAMES, Servers, storage::Storage};
+use super::web::{WEB_HANDSHAKE, WebDbCall, WebTier};
+use super::{
+    ClientState, Clients, Cluster, Ctx, Event, Game, STATE_NAMES, Servers, storage::DbCaller, storage::Storage,
+};
+use crate::engine::Scheduler;
+use crate::model::station::Admit;
 use crate::scenario::Scenario;
+
+// ---------------------------------------------------------------------
+// Calls
+
+/// Clients × cluster × web: a `web` population's client arrives. The
+/// clients tier draws its RTT and session length (its stream), the cluster
+/// its VIP; the web tier starts the session with a first request.
+pub fn web_session_arrives(
+    clients: &mut Clients,
+    cluster: &mut Cluster,
+    web: &mut WebTier,
+    ctx: &mut Ctx,
+    pop: usize,
+    s: &mut Scheduler<Event>,
+) {
+    let p = &ctx.sc.populations[pop];
+    let rtt = p.rtt.sample(&mut clients.rng);
+    let session = p.session.sample(&mut clients.rng);
+    let vip = cluster.pick_vip();
+    web.arrive(ctx, pop, rtt, session, vip, s);
+}
+
+/// Web × cluster: a web request reaches its VIP; the node that owns it (if
+/// any) runs its TLS handshake on its cores when the session has none there.
+pub fn web_request_at_node(
+    web: &mut WebTier,
+    cluster: &mut Cluster,
+    ctx: &mut Ctx,
+    req: u32,
+    s: &mut Scheduler<Event>,
+) {
+    let owner = cluster.vip_owner[web.vip(req) as usize];
+    let Some(node) = web.at_node(ctx, req, owner, s) else {
+        return;
+    };
+    let now = s.now();
+    cluster.nodes[node].full_handshakes += 1;
+    match cluster.nodes[node].tls.arrive(now, (req, WEB_HANDSHAKE)) {
+        Admit::Started(id) => cluster.schedule_handshake(ctx.sc, node, id, false, s),
+        Admit::Queued => {}
+        Admit::Rejected(_) => unreachable!("an up node's handshake queue is unbounded"),
+    }
+}
+
+/// Web × storage: an app worker makes its next database call (or, with
+/// none left, finishes).
+pub fn web_next_db_call(web: &mut WebTier, storage: &mut Storage, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
+    match web.next_db_call(ctx, req, s) {
+        Some(WebDbCall::Read(key)) => storage.db_read(ctx.sc, key, 1, DbCaller::Web { req }, s),
+        Some(WebDbCall::Write(key)) => storage.db_write(ctx.sc, vec![key], 1, DbCaller::Web { req }, s),
+        None => {}
+    }
+}
+
+/// Storage × web: a worker's database call came back; the worker goes on
+/// with its next one, or the request fails.
+pub fn web_db_done(
+    web: &mut WebTier,
+    storage: &mut Storage,
+    ctx: &mut Ctx,
+    req: u32,
+    ok: bool,
+    s: &mut Scheduler<Event>,
+) {
+    if web.db_done(ctx, req, ok, s) {
+        web_next_db_call(web, storage, ctx, req, s);
+    }
+}
+
+// ---------------------------------------------------------------------
+// Invariants
 
 /// Clients × balancer: for every live node, its per-server slot counts equal
 /// the clients holding a slot through it and its queues hold exactly the

@@ -369,6 +369,63 @@ impl Storage {
     }
 }
 
+/// The database API the other tiers call (through `seams` or the
+/// storage tier's own handlers): an op is put in flight and its answer
+/// comes back through `World::db_done`.
+impl Storage {
+    /// Reads `rows` rows of `key` (see the module docs); the answer goes to
+    /// `caller` through `World::db_done`.
+    pub(super) fn db_read(&mut self, sc: &Scenario, key: u64, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
+        let op = self.db_ops.insert(DbOp {
+            caller,
+            kind: DbKind::Read { key, rows },
+            ok: false,
+            stale: false,
+        }) as u32;
+        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
+        s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
+    }
+
+    /// One commit of `rows` rows writing `keys` (cost `write_cost`); the
+    /// answer goes to `caller` through `World::db_done`.
+    pub(super) fn db_write(
+        &mut self,
+        sc: &Scenario,
+        keys: Vec<u64>,
+        rows: u32,
+        caller: DbCaller,
+        s: &mut Scheduler<Event>,
+    ) {
+        self.db_write_op(sc, keys, rows, 0, false, caller, s);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn db_write_op(
+        &mut self,
+        sc: &Scenario,
+        keys: Vec<u64>,
+        rows: u32,
+        moves: u32,
+        bulk: bool,
+        caller: DbCaller,
+        s: &mut Scheduler<Event>,
+    ) {
+        let op = self.db_ops.insert(DbOp {
+            caller,
+            kind: DbKind::Write {
+                keys,
+                rows,
+                moves,
+                bulk,
+            },
+            ok: false,
+            stale: false,
+        }) as u32;
+        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
+        s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
+    }
+}
+
 impl DbTier {
     pub(super) fn replica_nodes(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.nodes.len()).filter(|&i| self.nodes[i].role == Role::Replica)
@@ -503,7 +560,15 @@ impl World<'_> {
         } else {
             // Write-through: one single-row commit per move.
             let batch = self.storage.flusher.make(vec![(room, 1)], false);
-            self.db_write_op(vec![room_key(room)], 1, 1, false, DbCaller::Flush { batch }, s);
+            self.storage.db_write_op(
+                self.ctx.sc,
+                vec![room_key(room)],
+                1,
+                1,
+                false,
+                DbCaller::Flush { batch },
+                s,
+            );
         }
     }
 
@@ -559,7 +624,13 @@ impl World<'_> {
             let net = sc.cache.as_ref().map_or(SimDuration::ZERO, |k| k.network);
             s.after(net, Event::Storage(StorageEvent::CacheArrive { op }));
         } else {
-            self.db_read(room_key(ri), moves, DbCaller::Rehydrate { client: c, generation }, s);
+            self.storage.db_read(
+                self.ctx.sc,
+                room_key(ri),
+                moves,
+                DbCaller::Rehydrate { client: c, generation },
+                s,
+            );
         }
         true
     }
@@ -749,7 +820,13 @@ impl World<'_> {
         let r = self.clients.list[client as usize].room_idx;
         if self.storage.db.is_some() && r != NONE {
             let moves = self.game.rooms[r as usize].moves_made;
-            self.db_read(room_key(r), moves, DbCaller::Rehydrate { client, generation }, s);
+            self.storage.db_read(
+                self.ctx.sc,
+                room_key(r),
+                moves,
+                DbCaller::Rehydrate { client, generation },
+                s,
+            );
         } else {
             self.rehydrated(client, Source::Failed, s);
         }
@@ -815,7 +892,8 @@ impl World<'_> {
         let moves = self.storage.flusher.get(batch).moves;
         let now = s.now();
         self.ctx.rec.count(now, |c| c.flush_batches += 1);
-        self.db_write_op(keys, moves, moves, true, DbCaller::Flush { batch }, s);
+        self.storage
+            .db_write_op(self.ctx.sc, keys, moves, moves, true, DbCaller::Flush { batch }, s);
     }
 
     pub(super) fn cache_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
@@ -924,52 +1002,6 @@ impl World<'_> {
     // -----------------------------------------------------------------
     // Database: the API
 
-    /// Reads `rows` rows of `key` (see the module docs); the answer goes to
-    /// `caller` through [`World::db_done`].
-    pub(super) fn db_read(&mut self, key: u64, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let op = self.storage.db_ops.insert(DbOp {
-            caller,
-            kind: DbKind::Read { key, rows },
-            ok: false,
-            stale: false,
-        }) as u32;
-        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
-        s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
-    }
-
-    /// One commit of `rows` rows writing `keys` (cost `write_cost`); the
-    /// answer goes to `caller` through [`World::db_done`].
-    #[allow(dead_code)] // the web tier's entry point
-    pub(super) fn db_write(&mut self, keys: Vec<u64>, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
-        self.db_write_op(keys, rows, 0, false, caller, s);
-    }
-
-    pub(super) fn db_write_op(
-        &mut self,
-        keys: Vec<u64>,
-        rows: u32,
-        moves: u32,
-        bulk: bool,
-        caller: DbCaller,
-        s: &mut Scheduler<Event>,
-    ) {
-        let sc = self.ctx.sc;
-        let op = self.storage.db_ops.insert(DbOp {
-            caller,
-            kind: DbKind::Write {
-                keys,
-                rows,
-                moves,
-                bulk,
-            },
-            ok: false,
-            stale: false,
-        }) as u32;
-        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
-        s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
-    }
-
     /// A database answer reached its caller.
     /// `ok`: the op succeeded; `stale`: a read served by a replica that had
     /// not applied the key's latest commit.
@@ -996,7 +1028,9 @@ impl World<'_> {
                     self.rehydrated(client, source, s);
                 }
             }
-            DbCaller::Web { req } => self.web_db_done(req, ok, s),
+            DbCaller::Web { req } => {
+                super::seams::web_db_done(&mut self.web, &mut self.storage, &mut self.ctx, req, ok, s)
+            }
         }
     }
 
@@ -1006,7 +1040,8 @@ impl World<'_> {
             let b = self.storage.flusher.get(batch);
             let keys: Vec<u64> = b.rooms.iter().map(|&(r, _)| room_key(r)).collect();
             let (moves, bulk) = (b.moves, b.bulk);
-            self.db_write_op(keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
+            self.storage
+                .db_write_op(self.ctx.sc, keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
         }
     }
 

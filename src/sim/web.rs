@@ -23,8 +23,8 @@ use rand::RngExt;
 use slab::Slab;
 
 use super::cluster::NO_NODE;
-use super::storage::{DbCaller, profile_key};
-use super::{Event, NONE, World};
+use super::storage::profile_key;
+use super::{Event, NONE};
 use crate::engine::Scheduler;
 use crate::metrics::{WebSample, new_hist as hist};
 use crate::model::station::{Admit, Station};
@@ -102,6 +102,13 @@ pub struct WebTally {
     pub requests: u64,
     pub completed: u64,
     pub failed: u64,
+}
+
+/// A database call of an app worker (`seams::web_next_db_call` sends it).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum WebDbCall {
+    Read(u64),
+    Write(u64),
 }
 
 /// The web tier's state (empty without `[web]`).
@@ -221,33 +228,39 @@ impl WebTier {
     }
 }
 
-impl World<'_> {
+impl WebTier {
     /// A `web` client arrives: its session starts with a request.
-    pub(super) fn web_arrive(&mut self, pop: usize, s: &mut Scheduler<Event>) {
+    /// (`rtt`, `session` and `vip` are drawn by the clients and cluster
+    /// tiers: `seams::web_session_arrives`.)
+    pub(super) fn arrive(
+        &mut self,
+        ctx: &mut Ctx,
+        pop: usize,
+        rtt: SimDuration,
+        session: SimDuration,
+        vip: u8,
+        s: &mut Scheduler<Event>,
+    ) {
         let now = s.now();
-        let p = &self.ctx.sc.populations[pop];
-        let rtt = p.rtt.sample(&mut self.clients.rng);
-        let session = p.session.sample(&mut self.clients.rng);
-        let vip = self.pick_vip();
-        let id = self.web.sessions.insert(Session {
+        let id = self.sessions.insert(Session {
             pop: pop as u16,
             rtt,
             depart_at: now + session,
             vip,
             tls_node: NO_NODE,
         }) as u32;
-        self.web.tally.sessions += 1;
-        self.ctx.rec.count(now, |c| c.clients_arrived += 1);
-        self.web_request(id, s);
+        self.tally.sessions += 1;
+        ctx.rec.count(now, |c| c.clients_arrived += 1);
+        self.request(ctx, id, s);
     }
 
-    pub(super) fn web_request(&mut self, session: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn request(&mut self, ctx: &mut Ctx, session: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let ss = &self.web.sessions[session as usize];
-        let ratio = self.ctx.sc.populations[ss.pop as usize].browsing.static_ratio;
+        let ss = &self.sessions[session as usize];
+        let ratio = ctx.sc.populations[ss.pop as usize].browsing.static_ratio;
         let half = SimDuration(ss.rtt.0 / 2);
-        let is_static: bool = self.web.rng.random::<f64>() < ratio;
-        let req = self.web.reqs.insert(Request {
+        let is_static: bool = self.rng.random::<f64>() < ratio;
+        let req = self.reqs.insert(Request {
             session,
             sent_at: now,
             is_static,
@@ -260,272 +273,273 @@ impl World<'_> {
             writes_left: 0,
             failed: false,
         }) as u32;
-        self.web.tally.requests += 1;
-        if now > self.web.warmup {
-            self.web.requests += 1;
+        self.tally.requests += 1;
+        if now > self.warmup {
+            self.requests += 1;
         }
-        self.web.interval_requests += 1;
+        self.interval_requests += 1;
         s.after(half, Event::Web(WebEvent::AtNode { req }));
     }
 
-    pub(super) fn web_event(&mut self, e: WebEvent, s: &mut Scheduler<Event>) {
+    /// A web request's handshake finished on `node`.
+    /// Handles the web tier's own events (`AtNode` and `Computed` cross
+    /// into other tiers: `seams::web_request_at_node`,
+    /// `seams::web_next_db_call`).
+    #[inline]
+    pub(super) fn handle(&mut self, ctx: &mut Ctx, e: WebEvent, s: &mut Scheduler<Event>) {
         match e {
-            WebEvent::Request { session } => self.web_request(session, s),
-            WebEvent::AtNode { req } => self.web_at_node(req, s),
-            WebEvent::AfterTls { req } => self.web_to_nginx(req, s),
-            WebEvent::AtNginx { req } => self.web_at_nginx(req, s),
-            WebEvent::NginxDone { server, id } => self.web_nginx_done(server, id, s),
-            WebEvent::AtApp { req } => self.web_at_app(req, s),
-            WebEvent::Computed { req } => self.web_next_db_call(req, s),
-            WebEvent::Response { req } => self.web_response(req, s),
+            WebEvent::Request { session } => self.request(ctx, session, s),
+            WebEvent::AfterTls { req } => self.forward_to_nginx(ctx, req, s),
+            WebEvent::AtNginx { req } => self.at_nginx(ctx, req, s),
+            WebEvent::NginxDone { server, id } => self.nginx_done(ctx, server, id, s),
+            WebEvent::AtApp { req } => self.at_app(ctx, req, s),
+            WebEvent::Response { req } => self.response(ctx, req, s),
+            WebEvent::AtNode { .. } | WebEvent::Computed { .. } => {
+                unreachable!("the router sends these through seams")
+            }
         }
     }
 
-    pub(super) fn web_at_node(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    /// The worker's next database call (reads first, then writes; the
+    /// worker waits for each: sync workers), or `None` when it has made
+    /// them all and finished.
+    pub(super) fn next_db_call(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) -> Option<WebDbCall> {
+        let r = &self.reqs[req as usize];
+        if r.reads_left > 0 || r.writes_left > 0 {
+            let keys = ctx.sc.web.as_ref().expect("[web]").app.keys;
+            let key = profile_key(self.rng.random_range(0..keys));
+            let r = &mut self.reqs[req as usize];
+            return Some(if r.reads_left > 0 {
+                r.reads_left -= 1;
+                WebDbCall::Read(key)
+            } else {
+                r.writes_left -= 1;
+                WebDbCall::Write(key)
+            });
+        }
+        self.app_finish(ctx, req, s);
+        None
+    }
+
+    /// A database call came back. `true`: the worker goes on with its next
+    /// call; a failed call fails the request (the app answers 500).
+    pub(super) fn db_done(&mut self, ctx: &mut Ctx, req: u32, ok: bool, s: &mut Scheduler<Event>) -> bool {
+        if !self.reqs.contains(req as usize) {
+            return false;
+        }
+        if ok {
+            return true;
+        }
+        let r = &mut self.reqs[req as usize];
+        r.reads_left = 0;
+        r.writes_left = 0;
+        r.failed = true;
+        self.db_errors += 1;
+        self.app_finish(ctx, req, s);
+        false
+    }
+
+    /// The request reached its VIP, answered by `owner` (`NONE`: nobody).
+    /// Returns the node whose cores must run its TLS handshake, if any.
+    pub(super) fn at_node(&mut self, ctx: &mut Ctx, req: u32, owner: u32, s: &mut Scheduler<Event>) -> Option<usize> {
         let now = s.now();
-        let r = &self.web.reqs[req as usize];
-        let ss = &self.web.sessions[r.session as usize];
-        let owner = self.cluster.vip_owner[ss.vip as usize];
+        let r = &self.reqs[req as usize];
+        let ss = &self.sessions[r.session as usize];
         if owner == NONE {
             // Nobody answers the VIP: the browser shows an error.
-            if now > self.web.warmup {
-                self.web.unreachable += 1;
+            if now > self.warmup {
+                self.unreachable += 1;
             }
             let half = SimDuration(ss.rtt.0 / 2);
-            self.web_fail(req, half, s);
-            return;
+            self.fail(req, half, s);
+            return None;
         }
-        self.web.reqs[req as usize].node = owner as u8;
-        let needs_tls = self.ctx.sc.balancer.tls.is_some() && ss.tls_node != owner as u8;
+        let needs_tls = ctx.sc.balancer.tls.is_some() && ss.tls_node != owner as u8;
+        self.reqs[req as usize].node = owner as u8;
         if !needs_tls {
-            self.web_to_nginx(req, s);
-            return;
+            self.forward_to_nginx(ctx, req, s);
+            return None;
         }
-        let node = owner as usize;
-        self.cluster.nodes[node].full_handshakes += 1;
-        match self.cluster.nodes[node].tls.arrive(now, (req, WEB_HANDSHAKE)) {
-            Admit::Started(id) => self.schedule_handshake(node, id, (req, WEB_HANDSHAKE), s),
-            Admit::Queued => {}
-            Admit::Rejected(_) => unreachable!("an up node's handshake queue is unbounded"),
-        }
+        Some(owner as usize)
     }
 
-    /// A web request's handshake finished on `node`.
-    pub(super) fn web_tls_done(&mut self, node: usize, req: u32, s: &mut Scheduler<Event>) {
-        let Some(r) = self.web.reqs.get(req as usize) else {
+    /// The VIP the session resolved.
+    #[inline]
+    pub(super) fn vip(&self, req: u32) -> u8 {
+        self.sessions[self.reqs[req as usize].session as usize].vip
+    }
+
+    pub(super) fn tls_done(&mut self, node: usize, req: u32, s: &mut Scheduler<Event>) {
+        let Some(r) = self.reqs.get(req as usize) else {
             return;
         };
         let session = r.session;
-        let ss = &mut self.web.sessions[session as usize];
+        let ss = &mut self.sessions[session as usize];
         ss.tls_node = node as u8;
         let rtt = ss.rtt;
         s.after(rtt, Event::Web(WebEvent::AfterTls { req }));
     }
 
     /// A node crashed under a web request waiting for its handshake.
-    pub(super) fn web_handshake_lost(&mut self, req: u32, s: &mut Scheduler<Event>) {
-        if self.web.reqs.contains(req as usize) {
-            let rtt = self.web.sessions[self.web.reqs[req as usize].session as usize].rtt;
-            self.web_fail(req, SimDuration(rtt.0 / 2), s);
+    pub(super) fn handshake_lost(&mut self, req: u32, s: &mut Scheduler<Event>) {
+        if self.reqs.contains(req as usize) {
+            let rtt = self.sessions[self.reqs[req as usize].session as usize].rtt;
+            self.fail(req, SimDuration(rtt.0 / 2), s);
         }
     }
 
-    pub(super) fn web_to_nginx(&mut self, req: u32, s: &mut Scheduler<Event>) {
-        let w = self.ctx.sc.web.as_ref().expect("web requests need [web]");
-        let n = self.web.nginx.len();
-        let server = self.web.rr_nginx % n;
-        self.web.rr_nginx = (server + 1) % n;
-        self.web.reqs[req as usize].nginx = server as u32;
+    pub(super) fn forward_to_nginx(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
+        let w = ctx.sc.web.as_ref().expect("web requests need [web]");
+        let n = self.nginx.len();
+        let server = self.rr_nginx % n;
+        self.rr_nginx = (server + 1) % n;
+        self.reqs[req as usize].nginx = server as u32;
         s.after(w.backend_latency, Event::Web(WebEvent::AtNginx { req }));
     }
 
-    pub(super) fn web_at_nginx(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn at_nginx(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let server = self.web.reqs[req as usize].nginx;
-        match self.web.nginx[server as usize].arrive(now, req) {
-            Admit::Started(id) => self.schedule_nginx(server, id, req, s),
+        let server = self.reqs[req as usize].nginx;
+        match self.nginx[server as usize].arrive(now, req) {
+            Admit::Started(id) => self.schedule_nginx(ctx, server, id, req, s),
             Admit::Queued => {}
             Admit::Rejected(_) => unreachable!("nginx queues are unbounded"),
         }
     }
 
-    pub(super) fn schedule_nginx(&mut self, server: u32, id: u32, req: u32, s: &mut Scheduler<Event>) {
-        let w = self.ctx.sc.web.as_ref().expect("[web]");
-        let cost = if self.web.reqs[req as usize].is_static {
-            let hit = self.web.rng.random::<f64>() < w.nginx.cache_hit_ratio;
+    pub(super) fn schedule_nginx(&mut self, ctx: &mut Ctx, server: u32, id: u32, req: u32, s: &mut Scheduler<Event>) {
+        let w = ctx.sc.web.as_ref().expect("[web]");
+        let cost = if self.reqs[req as usize].is_static {
+            let hit = self.rng.random::<f64>() < w.nginx.cache_hit_ratio;
             if hit {
-                w.nginx.static_cost.sample(&mut self.web.rng)
+                w.nginx.static_cost.sample(&mut self.rng)
             } else {
-                w.nginx.static_miss_cost.sample(&mut self.web.rng)
+                w.nginx.static_miss_cost.sample(&mut self.rng)
             }
         } else {
-            w.nginx.proxy_cost.sample(&mut self.web.rng)
+            w.nginx.proxy_cost.sample(&mut self.rng)
         };
         s.after(cost, Event::Web(WebEvent::NginxDone { server, id }));
     }
 
-    pub(super) fn web_nginx_done(&mut self, server: u32, id: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn nginx_done(&mut self, ctx: &mut Ctx, server: u32, id: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let st = &mut self.web.nginx[server as usize];
+        let st = &mut self.nginx[server as usize];
         let epoch = st.epoch();
         let Some(req) = st.complete(now, epoch, id) else { return };
-        if let Some((next, &nreq)) = self.web.nginx[server as usize].next(now) {
-            self.schedule_nginx(server, next, nreq, s);
+        if let Some((next, &nreq)) = self.nginx[server as usize].next(now) {
+            self.schedule_nginx(ctx, server, next, nreq, s);
         }
-        let w = self.ctx.sc.web.as_ref().expect("[web]");
-        if self.web.reqs[req as usize].is_static {
-            self.web_respond(req, SimDuration::ZERO, s);
+        let w = ctx.sc.web.as_ref().expect("[web]");
+        if self.reqs[req as usize].is_static {
+            self.respond(ctx, req, SimDuration::ZERO, s);
             return;
         }
-        let n = self.web.apps.len();
-        let app = self.web.rr_app % n;
-        self.web.rr_app = (app + 1) % n;
-        self.web.reqs[req as usize].app = app as u32;
+        let n = self.apps.len();
+        let app = self.rr_app % n;
+        self.rr_app = (app + 1) % n;
+        self.reqs[req as usize].app = app as u32;
         s.after(w.backend_latency, Event::Web(WebEvent::AtApp { req }));
     }
 
-    pub(super) fn web_at_app(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn at_app(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let app = self.web.reqs[req as usize].app;
-        self.web.reqs[req as usize].at_app = now;
-        match self.web.apps[app as usize].arrive(now, req) {
-            Admit::Started(id) => self.start_worker(id, req, s),
+        let app = self.reqs[req as usize].app;
+        self.reqs[req as usize].at_app = now;
+        match self.apps[app as usize].arrive(now, req) {
+            Admit::Started(id) => self.start_worker(ctx, id, req, s),
             Admit::Queued => {}
             Admit::Rejected(_) => {
                 // The backlog is full: nginx answers 502 Bad Gateway.
-                if now > self.web.warmup {
-                    self.web.rejected_502 += 1;
+                if now > self.warmup {
+                    self.rejected_502 += 1;
                 }
-                let back = self.ctx.sc.web.as_ref().expect("[web]").backend_latency;
-                self.web_fail(req, back, s);
+                let back = ctx.sc.web.as_ref().expect("[web]").backend_latency;
+                self.fail(req, back, s);
             }
         }
     }
 
-    pub(super) fn start_worker(&mut self, id: u32, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn start_worker(&mut self, ctx: &mut Ctx, id: u32, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let w = self.ctx.sc.web.as_ref().expect("[web]");
-        let r = &mut self.web.reqs[req as usize];
+        let w = ctx.sc.web.as_ref().expect("[web]");
+        let r = &mut self.reqs[req as usize];
         r.worker = id;
-        let db = self.ctx.sc.database.is_some();
+        let db = ctx.sc.database.is_some();
         r.reads_left = if db { w.app.reads } else { 0 };
         r.writes_left = if db { w.app.writes } else { 0 };
         let waited = now.since(r.at_app).0;
-        if now > self.web.warmup {
-            self.web.app_wait.saturating_record((waited / 1000).max(1));
-            self.web.app_wait_sum_ns += waited as u128;
-            self.web.app_waits += 1;
+        if now > self.warmup {
+            self.app_wait.saturating_record((waited / 1000).max(1));
+            self.app_wait_sum_ns += waited as u128;
+            self.app_waits += 1;
         }
-        let service = w.app.service.sample(&mut self.web.rng);
+        let service = w.app.service.sample(&mut self.rng);
         s.after(service, Event::Web(WebEvent::Computed { req }));
     }
 
-    /// The worker issues the request's next database call, or finishes.
-    pub(super) fn web_next_db_call(&mut self, req: u32, s: &mut Scheduler<Event>) {
-        let r = &self.web.reqs[req as usize];
-        if r.reads_left > 0 || r.writes_left > 0 {
-            let keys = self.ctx.sc.web.as_ref().expect("[web]").app.keys;
-            let key = self.web.rng.random_range(0..keys);
-            self.web_db_call(req, key, s);
-            return;
-        }
-        self.web_app_finish(req, s);
-    }
-
-    /// One database call of the worker: reads first, then writes; the
-    /// worker waits for each (sync workers).
-    pub(super) fn web_db_call(&mut self, req: u32, key: u32, s: &mut Scheduler<Event>) {
-        let r = &mut self.web.reqs[req as usize];
-        let key = profile_key(key);
-        if r.reads_left > 0 {
-            r.reads_left -= 1;
-            self.db_read(key, 1, DbCaller::Web { req }, s);
-        } else {
-            r.writes_left -= 1;
-            self.db_write(vec![key], 1, DbCaller::Web { req }, s);
-        }
-    }
-
-    /// A database call came back: a failed one fails the request (the app
-    /// answers 500), else the worker goes on.
-    pub(super) fn web_db_done(&mut self, req: u32, ok: bool, s: &mut Scheduler<Event>) {
-        if !self.web.reqs.contains(req as usize) {
-            return;
-        }
-        if ok {
-            self.web_next_db_call(req, s);
-            return;
-        }
-        let r = &mut self.web.reqs[req as usize];
-        r.reads_left = 0;
-        r.writes_left = 0;
-        r.failed = true;
-        self.web.db_errors += 1;
-        self.web_app_finish(req, s);
-    }
-
     /// The worker is free: the response heads back through nginx.
-    pub(super) fn web_app_finish(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn app_finish(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let (app, worker) = {
-            let r = &self.web.reqs[req as usize];
+            let r = &self.reqs[req as usize];
             (r.app, r.worker)
         };
-        let st = &mut self.web.apps[app as usize];
+        let st = &mut self.apps[app as usize];
         let epoch = st.epoch();
         st.complete(now, epoch, worker);
-        if let Some((next, &nreq)) = self.web.apps[app as usize].next(now) {
-            self.start_worker(next, nreq, s);
+        if let Some((next, &nreq)) = self.apps[app as usize].next(now) {
+            self.start_worker(ctx, next, nreq, s);
         }
-        let back = self.ctx.sc.web.as_ref().expect("[web]").backend_latency;
-        self.web_respond(req, back, s);
+        let back = ctx.sc.web.as_ref().expect("[web]").backend_latency;
+        self.respond(ctx, req, back, s);
     }
 
     /// Sends the response from nginx (`extra` earlier hops included).
-    pub(super) fn web_respond(&mut self, req: u32, extra: SimDuration, s: &mut Scheduler<Event>) {
-        let w = self.ctx.sc.web.as_ref().expect("[web]");
-        let r = &self.web.reqs[req as usize];
-        let half = SimDuration(self.web.sessions[r.session as usize].rtt.0 / 2);
+    pub(super) fn respond(&mut self, ctx: &mut Ctx, req: u32, extra: SimDuration, s: &mut Scheduler<Event>) {
+        let w = ctx.sc.web.as_ref().expect("[web]");
+        let r = &self.reqs[req as usize];
+        let half = SimDuration(self.sessions[r.session as usize].rtt.0 / 2);
         s.after(extra + w.backend_latency + half, Event::Web(WebEvent::Response { req }));
     }
 
-    pub(super) fn web_fail(&mut self, req: u32, delay: SimDuration, s: &mut Scheduler<Event>) {
-        self.web.reqs[req as usize].failed = true;
+    pub(super) fn fail(&mut self, req: u32, delay: SimDuration, s: &mut Scheduler<Event>) {
+        self.reqs[req as usize].failed = true;
         s.after(delay, Event::Web(WebEvent::Response { req }));
     }
 
-    pub(super) fn web_response(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn response(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let r = self.web.reqs.remove(req as usize);
-        let counting = r.sent_at > self.web.warmup;
+        let r = self.reqs.remove(req as usize);
+        let counting = r.sent_at > self.warmup;
         if r.failed {
-            self.web.tally.failed += 1;
-            self.web.interval_failed += 1;
+            self.tally.failed += 1;
+            self.interval_failed += 1;
             if counting {
-                self.web.failed += 1;
+                self.failed += 1;
             }
         } else {
-            self.web.tally.completed += 1;
+            self.tally.completed += 1;
             let us = (now.since(r.sent_at).0 / 1000).max(1);
-            self.web.interval.saturating_record(us);
+            self.interval.saturating_record(us);
             if counting {
-                self.web.all.saturating_record(us);
+                self.all.saturating_record(us);
                 if r.is_static {
-                    self.web.static_.saturating_record(us);
+                    self.static_.saturating_record(us);
                 } else {
-                    self.web.dynamic.saturating_record(us);
+                    self.dynamic.saturating_record(us);
                 }
             }
         }
-        let ss = &self.web.sessions[r.session as usize];
-        let think = self.ctx.sc.populations[ss.pop as usize]
+        let ss = &self.sessions[r.session as usize];
+        let think = ctx.sc.populations[ss.pop as usize]
             .browsing
             .think_time
-            .sample(&mut self.web.rng);
+            .sample(&mut self.rng);
         if now + think < ss.depart_at {
             s.after(think, Event::Web(WebEvent::Request { session: r.session }));
         } else {
-            self.web.sessions.remove(r.session as usize);
+            self.sessions.remove(r.session as usize);
         }
     }
 }
