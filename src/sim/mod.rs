@@ -290,3 +290,40 @@ impl Model for World<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::scenario;
+
+    #[test]
+    fn events_stay_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<Event>(), 16);
+    }
+
+    /// Every tier lists what can fail in it: the web-tier scenario has one
+    /// socket server, two balancer nodes behind one VIP, two nginx, four
+    /// app servers, a primary and one replica.
+    #[test]
+    fn tiers_list_their_components() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/web-tier.toml");
+        let src = std::fs::read_to_string(path).unwrap();
+        let sc = scenario::parse(&src, Path::new("web-tier.toml"), "web-tier", Path::new(".")).unwrap();
+        let w = World::new(&sc, 0);
+        let names: Vec<&str> = w.tiers().iter().map(|t| t.name()).collect();
+        assert_eq!(names, ["clients", "servers", "cluster", "game", "web", "storage"]);
+        let kinds: Vec<(&str, &str, String)> = w.components().into_iter().map(|c| (c.tier, c.kind, c.name)).collect();
+        let count = |kind: &str| kinds.iter().filter(|k| k.1 == kind).count();
+        assert_eq!(count("socket-server"), 1, "{kinds:?}");
+        assert_eq!(count("balancer-node"), 2, "{kinds:?}");
+        assert_eq!(count("vip"), 1, "{kinds:?}");
+        assert_eq!(count("nginx"), 2, "{kinds:?}");
+        assert_eq!(count("app-server"), 4, "{kinds:?}");
+        assert_eq!(count("db-primary"), 1, "{kinds:?}");
+        assert_eq!(count("db-replica"), 1, "{kinds:?}");
+        assert!(kinds.contains(&("storage", "db-replica", "db-replica-0".into())));
+        assert!(w.check().is_empty(), "a fresh world holds its invariants");
+    }
+}
