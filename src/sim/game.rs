@@ -361,7 +361,7 @@ impl World<'_> {
                 s.after(rematch, Event::Game(GameEvent::GameStart { room: r, game }));
             }
         }
-        self.storage_move(msg, srv, s);
+        super::seams::move_to_storage(&self.game, &self.servers, &mut self.storage, &mut self.ctx, msg, srv, s);
         let room = &self.game.rooms[r as usize];
         let local = room.members_on(srv).iter().any(|mm| mm.client != sender);
         let remote: SmallVec<[u32; 4]> = room.remote_servers(srv).collect();

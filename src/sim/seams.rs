@@ -81,6 +81,30 @@ pub fn web_db_done(
     }
 }
 
+/// Game × servers × storage: a move was validated on `srv`; it goes to
+/// Redis (if `srv` holds a connection pool) or, without a cache, straight
+/// to the database.
+pub fn move_to_storage(
+    game: &Game,
+    servers: &Servers,
+    storage: &mut Storage,
+    ctx: &mut Ctx,
+    msg: u32,
+    srv: u32,
+    s: &mut Scheduler<Event>,
+) {
+    let sc = ctx.sc;
+    if !storage.is_on() || sc.game.is_none() {
+        return;
+    }
+    let m = &game.msgs[msg as usize];
+    let (room, g, seq) = (m.room, m.game, m.seq);
+    let r = &game.rooms[room as usize];
+    let ends = r.game == g && !r.active && r.moves_made == seq + 1 && r.moves_made >= r.moves_total;
+    let usable = sc.cache.is_some() && Storage::cache_usable(sc, servers, srv);
+    storage.write_move(sc, &mut ctx.rec, usable, (room, g, seq, ends), s);
+}
+
 // ---------------------------------------------------------------------
 // Invariants
 

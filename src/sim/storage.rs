@@ -44,7 +44,9 @@
 //! commit. Counters (`db_reads`, `stale_reads`, `db_writes_failed`, …) are
 //! kept here, whoever the caller.
 
+use super::Servers;
 use super::{Component, Ctx, Tier};
+use crate::metrics::Recorder;
 use crate::metrics::summary::{MetricSink, lag_trend, max_ms, ms};
 use crate::metrics_defs::MetricKey as K;
 use crate::stats;
@@ -373,6 +375,55 @@ impl Storage {
 /// storage tier's own handlers): an op is put in flight and its answer
 /// comes back through `World::db_done`.
 impl Storage {
+    /// Whether socket server `srv` holds a Redis connection pool: with
+    /// `maxclients` smaller than pools × servers, the later servers get none.
+    pub(super) fn cache_usable(sc: &Scenario, servers: &Servers, srv: u32) -> bool {
+        let Some(k) = &sc.cache else { return false };
+        let pools = (k.maxclients / k.pool_size.max(1)) as usize;
+        if servers.list.len() <= pools {
+            return true;
+        }
+        let rank = servers.list[..srv as usize].iter().filter(|v| v.up).count();
+        rank < pools
+    }
+
+    /// A move could not be written to Redis.
+    pub(super) fn cache_write_failed(&mut self, rec: &mut Recorder, room: u32, game: u32, now: SimTime) {
+        self.tally.cache_writes_failed += 1;
+        rec.count(now, |c| c.cache_writes_failed += 1);
+        if let Some(c) = &mut self.cache {
+            c.book.write_failed(room, game);
+        }
+    }
+
+    /// A validated move goes to Redis (write-behind), or without a cache
+    /// straight to the database as a one-row commit (`seams::move_to_storage`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_move(
+        &mut self,
+        sc: &Scenario,
+        rec: &mut Recorder,
+        usable: bool,
+        (room, game, seq, ends): (u32, u32, u32, bool),
+        s: &mut Scheduler<Event>,
+    ) {
+        let now = s.now();
+        if let Some(k) = &sc.cache {
+            self.tally.cache_writes += 1;
+            rec.count(now, |c| c.cache_writes += 1);
+            if !usable {
+                self.cache_write_failed(rec, room, game, now);
+                return;
+            }
+            self.tally.cache_writes_pending += 1;
+            let op = self.cache_ops.insert(CacheOp::Write { room, game, seq, ends }) as u32;
+            s.after(k.network, Event::Storage(StorageEvent::CacheArrive { op }));
+        } else {
+            // Write-through: one single-row commit per move.
+            let batch = self.flusher.make(vec![(room, 1)], false);
+            self.db_write_op(sc, vec![room_key(room)], 1, 1, false, DbCaller::Flush { batch }, s);
+        }
+    }
     /// Reads `rows` rows of `key` (see the module docs); the answer goes to
     /// `caller` through `World::db_done`.
     pub(super) fn db_read(&mut self, sc: &Scenario, key: u64, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
@@ -535,43 +586,6 @@ impl World<'_> {
         }
     }
 
-    /// A move was validated on `srv`: it goes to Redis (or straight to the
-    /// database without a cache).
-    pub(super) fn storage_move(&mut self, msg: u32, srv: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        if !self.storage.is_on() || sc.game.is_none() {
-            return;
-        }
-        let now = s.now();
-        let m = &self.game.msgs[msg as usize];
-        let (room, game, seq) = (m.room, m.game, m.seq);
-        let r = &self.game.rooms[room as usize];
-        let ends = r.game == game && !r.active && r.moves_made == seq + 1 && r.moves_made >= r.moves_total;
-        if let Some(k) = &sc.cache {
-            self.storage.tally.cache_writes += 1;
-            self.ctx.rec.count(now, |c| c.cache_writes += 1);
-            if !self.cache_usable(srv) {
-                self.cache_write_failed(room, game, now);
-                return;
-            }
-            self.storage.tally.cache_writes_pending += 1;
-            let op = self.storage.cache_ops.insert(CacheOp::Write { room, game, seq, ends }) as u32;
-            s.after(k.network, Event::Storage(StorageEvent::CacheArrive { op }));
-        } else {
-            // Write-through: one single-row commit per move.
-            let batch = self.storage.flusher.make(vec![(room, 1)], false);
-            self.storage.db_write_op(
-                self.ctx.sc,
-                vec![room_key(room)],
-                1,
-                1,
-                false,
-                DbCaller::Flush { batch },
-                s,
-            );
-        }
-    }
-
     /// Called by `accept` before a member joins its room on `srv`: returns
     /// true if the accept must first wait for the room's history (it is
     /// then called again when the history is back).
@@ -599,7 +613,7 @@ impl World<'_> {
         let moves = room.moves_made;
         let now = s.now();
         let from_cache = match &self.storage.cache {
-            Some(k) => k.station.is_up() && self.cache_usable(srv),
+            Some(k) => k.station.is_up() && Storage::cache_usable(self.ctx.sc, &self.servers, srv),
             None => false,
         };
         if !from_cache && self.storage.db.is_none() {
@@ -682,24 +696,6 @@ impl World<'_> {
 
     /// Whether socket server `srv` has a connection pool to Redis: only the
     /// first `maxclients / pool_size` running servers (by index) do.
-    pub(super) fn cache_usable(&self, srv: u32) -> bool {
-        let sc = self.ctx.sc;
-        let Some(k) = &sc.cache else { return false };
-        let pools = (k.maxclients / k.pool_size.max(1)) as usize;
-        if self.servers.list.len() <= pools {
-            return true;
-        }
-        let rank = self.servers.list[..srv as usize].iter().filter(|v| v.up).count();
-        rank < pools
-    }
-
-    pub(super) fn cache_write_failed(&mut self, room: u32, game: u32, now: SimTime) {
-        self.storage.tally.cache_writes_failed += 1;
-        self.ctx.rec.count(now, |c| c.cache_writes_failed += 1);
-        if let Some(c) = &mut self.storage.cache {
-            c.book.write_failed(room, game);
-        }
-    }
 
     pub(super) fn cache_cost(&mut self, op: u32) -> SimDuration {
         let sc = self.ctx.sc;
@@ -743,7 +739,7 @@ impl World<'_> {
             CacheOp::Write { room, game, .. } => {
                 self.storage.cache_ops.remove(op as usize);
                 self.storage.tally.cache_writes_pending -= 1;
-                self.cache_write_failed(room, game, now);
+                self.storage.cache_write_failed(&mut self.ctx.rec, room, game, now);
             }
             CacheOp::Read { .. } => {
                 // The server hears of it one trip later and asks the database.
