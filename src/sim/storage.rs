@@ -694,9 +694,6 @@ impl World<'_> {
     // -----------------------------------------------------------------
     // Redis
 
-    /// Whether socket server `srv` has a connection pool to Redis: only the
-    /// first `maxclients / pool_size` running servers (by index) do.
-
     pub(super) fn cache_cost(&mut self, op: u32) -> SimDuration {
         let sc = self.ctx.sc;
         let Some(k) = &sc.cache else {
