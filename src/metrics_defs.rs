@@ -2,8 +2,10 @@
 //! name, unit, tier, window (which set of things it counts, and when),
 //! whether lower is better, and a sentence a capacity planner understands.
 //!
-//! [`METRICS`] is in the order the columns appear in `summary.csv`
-//! (`experiment::run_replication`, then `experiment::STORAGE_METRICS`).
+//! [`METRICS`] is in the order the columns appear in `summary.csv`, and
+//! [`MetricKey`] (generated with it by one macro) names each row: the tiers
+//! set their metrics by key (`sim::Tier::metrics`) and
+//! `metrics::summary::MetricSink` writes them in this order.
 //! [`markdown_table`] renders it for the README and the reports;
 //! [`columns_csv`] is written beside `summary.csv` as `summary_columns.csv`.
 //! The README's metric table is generated from here: after editing this
