@@ -10,7 +10,10 @@ use serde::Serialize;
 
 use crate::check;
 use crate::engine::{EngineError, LoopStats, StopReason};
-use crate::metrics::{Ending, FaultWindow, Sample, StorageSample, TimelineEvent, WindowStats, imbalance, jain};
+pub use crate::metrics::summary::{LagTrend, lag_trend};
+use crate::metrics::summary::{MetricSink, ms, refused_ratio};
+use crate::metrics::{Ending, FaultWindow, Sample, StorageSample, TimelineEvent};
+use crate::metrics_defs::MetricKey as K;
 use crate::scenario::Scenario;
 use crate::sim::World;
 use crate::stats;
@@ -116,7 +119,7 @@ pub fn run_replication_observed(
         replication: index,
         source,
     })?;
-    w.rec.finish();
+    w.ctx.rec.finish();
     let violations = check::check(&w);
     if !violations.is_empty() {
         return Err(SimError::Invariant {
@@ -125,231 +128,24 @@ pub fn run_replication_observed(
         });
     }
     let end = SimTime::ZERO + sc.duration;
-    // Server-template slots that never ran a process are not servers.
-    let loads: Vec<f64> = w
-        .rec
-        .mean_conns_per_server(end)
-        .into_iter()
-        .zip(&w.cluster.ever_provisioned)
-        .filter(|(_, p)| **p)
-        .map(|(l, _)| l)
-        .collect();
-    let c = w.rec.counters;
-    let h = &w.rec.connect;
-    let pct = |q: f64| {
-        if h.is_empty() {
-            f64::NAN
-        } else {
-            h.value_at_quantile(q) as f64 / 1000.0
-        }
-    };
-    let ratio = if c.connection_attempts == 0 {
-        0.0
-    } else {
-        c.connections_refused as f64 / c.connection_attempts as f64
-    };
-    let (steady, faults) = split(&w.rec.window_stats);
-    let (steady_s, fault_s) = w.rec.windows.durations(end);
-    let has_faults = !sc.faults.is_empty();
-    let if_faults = |v: f64| if has_faults { v } else { f64::NAN };
-    let recovered = w
-        .rec
-        .windows
-        .faults
-        .iter()
-        .filter(|f| f.ending == Ending::Recovered)
-        .count();
-    let p99_us = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99);
-    let connect_shares = w.rec.connect_tail.shares_above(p99_us(h));
-    let move_shares = w.rec.move_tail.shares_above(p99_us(&w.rec.move_player));
-    let m = |name: &'static str, value: f64| Metric { name, value };
-    let mut metrics = vec![
-        m("clients_arrived", c.clients_arrived as f64),
-        m("clients_attempting", c.clients_attempting as f64),
-        m("connection_attempts", c.connection_attempts as f64),
-        m("connections_accepted", c.connections_accepted as f64),
-        m("connections_refused", c.connections_refused as f64),
-        m("refused_ratio", ratio),
-        m("clients_refused", c.clients_refused as f64),
-        m(
-            "clients_refused_ratio",
-            if c.clients_attempting == 0 {
-                0.0
-            } else {
-                c.clients_refused as f64 / c.clients_attempting as f64
-            },
-        ),
-        m("reconnects", c.reconnects as f64),
-        m("dropped", c.dropped as f64),
-        m("gave_up", c.gave_up as f64),
-        m("refused_ratio_steady", refused_ratio(&steady)),
-        m("refused_ratio_faults", if_faults(refused_ratio(&faults))),
-        m("clients_refused_ratio_steady", clients_refused_ratio(&steady)),
-        m(
-            "clients_refused_ratio_faults",
-            if_faults(clients_refused_ratio(&faults)),
-        ),
-        m("connect_ms_p99_steady", ms(&steady.connect, 0.99)),
-        m("connect_ms_p99_faults", if_faults(ms(&faults.connect, 0.99))),
-        m("connect_p99_share_network", connect_shares[0]),
-        m("connect_p99_share_balancer_queue", connect_shares[1]),
-        m("connect_p99_share_retries", connect_shares[2]),
-        m("connect_p99_share_tls", connect_shares[3]),
-        m("connect_p99_share_accept", connect_shares[4]),
-        m("connect_p99_share_reconnect", connect_shares[5]),
-        m("steady_s", steady_s),
-        m("fault_window_s", if_faults(fault_s)),
-        m("faults_recovered", if_faults(recovered as f64)),
-        m(
-            "connect_ms_mean",
-            if h.is_empty() { f64::NAN } else { h.mean() / 1000.0 },
-        ),
-        m("connect_ms_p50", pct(0.5)),
-        m("connect_ms_p90", pct(0.9)),
-        m("connect_ms_p99", pct(0.99)),
-        m("connect_ms_p999", pct(0.999)),
-        m(
-            "connect_ms_max",
-            if h.is_empty() {
-                f64::NAN
-            } else {
-                h.max() as f64 / 1000.0
-            },
-        ),
-        m("max_conn_per_server", w.rec.peak_conns() as f64),
-        m("imbalance_max_over_mean", imbalance(&loads)),
-        m("jain_index", jain(&loads)),
-        m("refused_no_server", c.refused_no_server as f64),
-        m("refused_queue_full", c.refused_queue_full as f64),
-        m("refused_queue_timeout", c.refused_queue_timeout as f64),
-        m("refused_server_failed", c.refused_server_failed as f64),
-        m("refused_node_full", c.refused_node_full as f64),
-        m("connect_timeouts", c.connect_timeouts as f64),
-        m("vip_outage_s", w.cluster.vip_outage(end).as_secs_f64()),
-        m("web_requests", w.web.requests as f64),
-        m("web_failed", w.web.failed as f64),
-        m(
-            "web_failed_ratio",
-            if w.web.requests == 0 {
-                f64::NAN
-            } else {
-                w.web.failed as f64 / w.web.requests as f64
-            },
-        ),
-        m("web_502", w.web.rejected_502 as f64),
-        m("web_db_errors", w.web.db_errors as f64),
-        m("web_ms_mean", mean_ms(&w.web.all)),
-        m("web_ms_p50", ms(&w.web.all, 0.5)),
-        m("web_ms_p90", ms(&w.web.all, 0.9)),
-        m("web_ms_p99", ms(&w.web.all, 0.99)),
-        m("web_ms_max", max_ms(&w.web.all)),
-        m("web_static_ms_p50", ms(&w.web.static_, 0.5)),
-        m("web_static_ms_p99", ms(&w.web.static_, 0.99)),
-        m("web_dynamic_ms_p50", ms(&w.web.dynamic, 0.5)),
-        m("web_dynamic_ms_p99", ms(&w.web.dynamic, 0.99)),
-        m("app_wait_ms_mean", w.web.app_wait_ms_mean()),
-        m("app_wait_ms_p99", ms(&w.web.app_wait, 0.99)),
-        m(
-            "app_util_mean",
-            mean_after_warmup(&w.rec.samples, sc, |s| s.web.map(|x| x.app_util)),
-        ),
-        m(
-            "nginx_util_mean",
-            mean_after_warmup(&w.rec.samples, sc, |s| s.web.map(|x| x.nginx_util)),
-        ),
-        m(
-            "tls_full_handshakes",
-            w.nodes.iter().map(|n| n.full_handshakes).sum::<u64>() as f64,
-        ),
-        m(
-            "tls_resumed_handshakes",
-            w.nodes.iter().map(|n| n.resumed_handshakes).sum::<u64>() as f64,
-        ),
-        m(
-            "balancer_cpu_util_max",
-            samples_max(&w.rec.samples, sc, |s| {
-                s.nodes.iter().map(|n| n.cpu_util).fold(f64::NAN, f64::max)
-            }),
-        ),
-        m(
-            "node_connections_max",
-            samples_max(&w.rec.samples, sc, |s| {
-                s.nodes.iter().map(|n| n.connections as f64).fold(f64::NAN, f64::max)
-            }),
-        ),
-        m("moves_sent", c.moves_sent as f64),
-        m("moves_validated", c.moves_validated as f64),
-        m("moves_lost", c.moves_lost as f64),
-        m(
-            "relay_share",
-            if c.moves_validated == 0 {
-                f64::NAN
-            } else {
-                c.moves_relayed as f64 / c.moves_validated as f64
-            },
-        ),
-        m("move_ms_mean", mean_ms(&w.rec.move_player)),
-        m("move_ms_p50", ms(&w.rec.move_player, 0.5)),
-        m("move_ms_p90", ms(&w.rec.move_player, 0.9)),
-        m("move_ms_p99", ms(&w.rec.move_player, 0.99)),
-        m("move_ms_p999", ms(&w.rec.move_player, 0.999)),
-        m("move_ms_max", max_ms(&w.rec.move_player)),
-        m("move_ms_p99_steady", ms(&steady.moves, 0.99)),
-        m("move_ms_p99_faults", if_faults(ms(&faults.moves, 0.99))),
-        m("move_p99_share_network", move_shares[0]),
-        m("move_p99_share_server", move_shares[1]),
-        m("move_p99_share_relay", move_shares[2]),
-        m("move_p99_share_fanout", move_shares[3]),
-        m("spectator_ms_mean", mean_ms(&w.rec.move_spectator)),
-        m("spectator_ms_p50", ms(&w.rec.move_spectator, 0.5)),
-        m("spectator_ms_p90", ms(&w.rec.move_spectator, 0.9)),
-        m("spectator_ms_p99", ms(&w.rec.move_spectator, 0.99)),
-        m("spectator_ms_p999", ms(&w.rec.move_spectator, 0.999)),
-        m("spectator_ms_max", max_ms(&w.rec.move_spectator)),
-        m("spectator_ms_p99_steady", ms(&steady.spectators, 0.99)),
-        m("spectator_ms_p99_faults", if_faults(ms(&faults.spectators, 0.99))),
-        m("last_spectator_ms_p50", ms(&w.rec.move_last_spectator, 0.5)),
-        m("last_spectator_ms_p99", ms(&w.rec.move_last_spectator, 0.99)),
-        m("last_spectator_ms_max", max_ms(&w.rec.move_last_spectator)),
-        m("relay_ms_p50", ms(&w.rec.relay, 0.5)),
-        m("relay_ms_p99", ms(&w.rec.relay, 0.99)),
-        m("relay_copies", c.relay_copies as f64),
-        m("relay_copies_lost", c.relay_copies_lost as f64),
-        m(
-            "relay_backlog_max",
-            samples_max(&w.rec.samples, sc, |s| s.relay_backlog as f64),
-        ),
-        m("deliveries", (c.deliveries_player + c.deliveries_spectator) as f64),
-        m("state_syncs", c.state_syncs as f64),
-        m("games_started", c.games_started as f64),
-        m("games_completed", c.games_completed as f64),
-        m("games_abandoned", c.games_abandoned as f64),
-        m(
-            "cpu_util_mean",
-            mean_after_warmup(&w.rec.samples, sc, |s| s.servers.iter().map(|v| v.cpu_util)),
-        ),
-        m(
-            "cpu_util_max",
-            samples_max(&w.rec.samples, sc, |s| {
-                s.servers.iter().map(|v| v.cpu_util).fold(0.0, f64::max)
-            }),
-        ),
-        m("events", stats.events as f64),
-        m(
-            "truncated",
-            if stats.stop == StopReason::EventLimit { 1.0 } else { 0.0 },
-        ),
-    ];
-    metrics.extend(storage_metrics(&w, sc));
+    w.ctx.rec.close_server_conns(end);
+    // Each tier sets its own metrics; the run's are set here. The sink
+    // lists them in `summary.csv` column order.
+    let mut sink = MetricSink::default();
+    for tier in w.tiers() {
+        tier.metrics(&w.ctx, &mut sink);
+    }
+    run_metrics(&w, &stats, &mut sink);
+    let metrics: Vec<Metric> = sink.into_named().map(|(name, value)| Metric { name, value }).collect();
     let cdfs = vec![
-        ("connect", cdf(&w.rec.connect)),
-        ("move", cdf(&w.rec.move_player)),
-        ("spectator", cdf(&w.rec.move_spectator)),
-        ("last_spectator", cdf(&w.rec.move_last_spectator)),
-        ("relay", cdf(&w.rec.relay)),
+        ("connect", cdf(&w.ctx.rec.connect)),
+        ("move", cdf(&w.ctx.rec.move_player)),
+        ("spectator", cdf(&w.ctx.rec.move_spectator)),
+        ("last_spectator", cdf(&w.ctx.rec.move_last_spectator)),
+        ("relay", cdf(&w.ctx.rec.relay)),
     ];
     // In scenario order, like the per-fault costs.
-    let mut fault_windows = w.rec.windows.faults.clone();
+    let mut fault_windows = w.ctx.rec.windows.faults.clone();
     fault_windows.sort_by_key(|f| f.fault);
     let faults = fault_costs(&w, sc, &fault_windows, end);
     Ok(Replication {
@@ -358,26 +154,14 @@ pub fn run_replication_observed(
         cdfs,
         faults,
         fault_windows,
-        final_conns: w.servers.iter().map(|s| s.conns.len() as u32).collect(),
-        samples: std::mem::take(&mut w.rec.samples),
-        storage_samples: std::mem::take(&mut w.rec.storage_samples),
-        timeline: std::mem::take(&mut w.rec.timeline),
+        final_conns: w.servers.list.iter().map(|s| s.conns.len() as u32).collect(),
+        samples: std::mem::take(&mut w.ctx.rec.samples),
+        storage_samples: std::mem::take(&mut w.ctx.rec.storage_samples),
+        timeline: std::mem::take(&mut w.ctx.rec.timeline),
         events: stats.events,
         end: stats.end,
         stop: stats.stop,
     })
-}
-
-fn ms(h: &hdrhistogram::Histogram<u64>, q: f64) -> f64 {
-    if h.is_empty() {
-        f64::NAN
-    } else {
-        h.value_at_quantile(q) as f64 / 1000.0
-    }
-}
-
-fn mean_ms(h: &hdrhistogram::Histogram<u64>) -> f64 {
-    if h.is_empty() { f64::NAN } else { h.mean() / 1000.0 }
 }
 
 /// CDF points of a µs histogram in ms: one point per distinct recorded
@@ -397,33 +181,6 @@ fn cdf(h: &hdrhistogram::Histogram<u64>) -> Vec<(f64, f64)> {
             )
         })
         .collect()
-}
-
-fn max_ms(h: &hdrhistogram::Histogram<u64>) -> f64 {
-    if h.is_empty() {
-        f64::NAN
-    } else {
-        h.max() as f64 / 1000.0
-    }
-}
-
-/// Largest value of a per-sample quantity over the intervals after the
-/// warm-up (0 without any).
-fn samples_max(samples: &[crate::metrics::Sample], sc: &Scenario, f: impl Fn(&crate::metrics::Sample) -> f64) -> f64 {
-    let w = SimTime::ZERO + sc.warmup;
-    samples.iter().filter(|s| s.time > w).map(f).fold(0.0, f64::max)
-}
-
-/// Mean of the values `f` gives for each sample after the warm-up (NaN if
-/// there are none).
-fn mean_after_warmup<'a, I: IntoIterator<Item = f64>>(
-    samples: &'a [crate::metrics::Sample],
-    sc: &Scenario,
-    f: impl Fn(&'a crate::metrics::Sample) -> I,
-) -> f64 {
-    let w = SimTime::ZERO + sc.warmup;
-    let vals: Vec<f64> = samples.iter().filter(|s| s.time > w).flat_map(f).collect();
-    stats::mean(&vals)
 }
 
 /// Aggregates replications metric by metric (NaN values are left out).
@@ -456,31 +213,6 @@ pub fn aggregate_faults(reps: &[Replication]) -> Vec<Vec<Aggregate>> {
         .collect()
 }
 
-/// Steady state (slot 0) and the union of the fault windows.
-fn split(stats: &[WindowStats]) -> (WindowStats, WindowStats) {
-    let mut faults = WindowStats::default();
-    for w in &stats[1..] {
-        faults.add(w);
-    }
-    (stats[0].clone(), faults)
-}
-
-fn refused_ratio(w: &WindowStats) -> f64 {
-    if w.attempts == 0 {
-        f64::NAN
-    } else {
-        w.refused as f64 / w.attempts as f64
-    }
-}
-
-fn clients_refused_ratio(w: &WindowStats) -> f64 {
-    if w.clients == 0 {
-        f64::NAN
-    } else {
-        w.clients_refused as f64 / w.clients as f64
-    }
-}
-
 /// The names of a fault's cost, in [`fault_costs`] order.
 pub const FAULT_COSTS: [&str; 15] = [
     "start_s",
@@ -500,6 +232,28 @@ pub const FAULT_COSTS: [&str; 15] = [
     "moves_at_risk",
 ];
 
+/// The run's own metrics: steady state and fault windows, events, truncation.
+fn run_metrics(w: &World, stats: &LoopStats, out: &mut MetricSink) {
+    let (sc, rec) = (w.ctx.sc, &w.ctx.rec);
+    let has_faults = !sc.faults.is_empty();
+    let if_faults = |v: f64| if has_faults { v } else { f64::NAN };
+    let (steady_s, fault_s) = rec.windows.durations(w.ctx.end);
+    let recovered = rec
+        .windows
+        .faults
+        .iter()
+        .filter(|f| f.ending == Ending::Recovered)
+        .count();
+    out.set(K::SteadyS, steady_s);
+    out.set(K::FaultWindowS, if_faults(fault_s));
+    out.set(K::FaultsRecovered, if_faults(recovered as f64));
+    out.set(K::Events, stats.events as f64);
+    out.set(
+        K::Truncated,
+        if stats.stop == StopReason::EventLimit { 1.0 } else { 0.0 },
+    );
+}
+
 /// What each scenario fault cost, from its window: connections dropped,
 /// attempts refused and clients refused, clients who gave up, the peak
 /// reconnection rate, the time to recover (NaN when the window ended
@@ -510,10 +264,11 @@ fn fault_costs(w: &World, sc: &Scenario, windows: &[FaultWindow], end: SimTime) 
     windows
         .iter()
         .map(|f| {
-            let st = &w.rec.window_stats[1 + f.fault];
+            let st = &w.ctx.rec.window_stats[1 + f.fault];
             let stop = f.end.min(end);
             let span = stop.0.saturating_sub(f.start.0) as f64 * 1e-9;
             let peak = w
+                .ctx
                 .rec
                 .samples
                 .iter()
@@ -624,167 +379,3 @@ pub const STORAGE_METRICS: [&str; 37] = [
     "moves_at_risk_end",
     "semi_sync_fallbacks",
 ];
-
-/// The trend of replica lag at the end of a run.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LagTrend {
-    /// Largest least-squares slope of a running replica's lag over the
-    /// final window (s of lag per s), NaN without replicas.
-    pub slope: f64,
-    /// Rows per second committed on the primary over the window.
-    pub write_rows_per_s: f64,
-    /// Rows per second one replica applies (threads × apply rate).
-    pub capacity_rows_per_s: f64,
-    /// Writes outpace applying and the lag still grows: it grows without
-    /// bound.
-    pub unbounded: bool,
-}
-
-/// The lag trend over the last half of the samples after the warm-up (at
-/// least 4 samples), from the replicas running throughout it. Unbounded
-/// when the lag's slope is positive and the primary committed rows faster
-/// than a replica applies them.
-pub fn lag_trend(samples: &[StorageSample], warmup: SimTime, capacity_rows_per_s: f64) -> LagTrend {
-    let after: Vec<&StorageSample> = samples.iter().filter(|s| s.time > warmup).collect();
-    let window = &after[after.len() / 2..];
-    let mut trend = LagTrend {
-        slope: f64::NAN,
-        write_rows_per_s: f64::NAN,
-        capacity_rows_per_s,
-        unbounded: false,
-    };
-    if window.len() < 4 {
-        return trend;
-    }
-    let span = window[window.len() - 1].time.as_secs_f64() - window[0].time.as_secs_f64();
-    let rows: u64 = window[1..].iter().map(|s| s.db_rows).sum();
-    trend.write_rows_per_s = rows as f64 / span;
-    let nodes = window.iter().map(|s| s.db_nodes.len()).min().unwrap_or(0);
-    for i in 0..nodes {
-        let pts: Option<Vec<(f64, f64)>> = window
-            .iter()
-            .map(|s| {
-                let n = &s.db_nodes[i];
-                (n.role == "replica").then(|| (s.time.as_secs_f64(), n.lag_s.unwrap_or(f64::NAN)))
-            })
-            .collect();
-        if let Some(pts) = pts {
-            let k = crate::model::database::slope(&pts);
-            if !k.is_nan() && (trend.slope.is_nan() || k > trend.slope) {
-                trend.slope = k;
-            }
-        }
-    }
-    trend.unbounded = trend.slope > 0.0 && trend.write_rows_per_s > capacity_rows_per_s;
-    trend
-}
-
-fn storage_metrics(w: &World, sc: &Scenario) -> Vec<Metric> {
-    let nan = f64::NAN;
-    let st = &w.storage;
-    let c = &w.rec.counters;
-    let warm = SimTime::ZERO + sc.warmup;
-    let samples: Vec<&StorageSample> = w.rec.storage_samples.iter().filter(|s| s.time > warm).collect();
-    let on = st.is_on();
-    let cache = sc.cache.is_some();
-    let db = sc.database.as_ref();
-    let either = |v: f64| if on { v } else { nan };
-    let if_cache = |v: f64| if cache { v } else { nan };
-    let if_db = |v: f64| if db.is_some() { v } else { nan };
-    let max_of =
-        |f: &dyn Fn(&StorageSample) -> Option<f64>| samples.iter().filter_map(|s| f(s)).fold(f64::NAN, f64::max);
-    let mean_of = |f: &dyn Fn(&StorageSample) -> Option<f64>| {
-        let v: Vec<f64> = samples.iter().filter_map(|s| f(s)).collect();
-        stats::mean(&v)
-    };
-    let lag_max = max_of(&|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max));
-    let lag_end = w
-        .rec
-        .storage_samples
-        .last()
-        .and_then(|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max))
-        .unwrap_or(nan);
-    let capacity = db.map_or(nan, |d| d.applier_threads as f64 * d.apply_rate.per_s);
-    let trend = lag_trend(&w.rec.storage_samples, warm, capacity);
-    let has_replicas = db.is_some_and(|d| d.replicas > 0);
-    let if_replicas = |v: f64| if has_replicas { v } else { nan };
-    let failovers = st.db.as_ref().map(|d| stats::mean(&d.failovers_s)).unwrap_or(nan);
-    let h = &w.rec.rehydration;
-    let m = |name: &'static str, value: f64| Metric { name, value };
-    let fallbacks = w.rec.timeline.iter().filter(|e| e.event == "semi-sync-off").count() as f64;
-    let v = vec![
-        m("cache_writes", if_cache(c.cache_writes as f64)),
-        m("cache_writes_failed", if_cache(c.cache_writes_failed as f64)),
-        m("moves_flushed", either(c.moves_flushed as f64)),
-        m("flush_batches", if_cache(c.flush_batches as f64)),
-        m("moves_lost_cache", if_cache(c.moves_lost_cache as f64)),
-        m("moves_at_risk_max", either(st.at_risk_max as f64)),
-        m("moves_at_risk_at_crash", either(st.at_risk_at_crash_max as f64)),
-        m("cache_util_mean", if_cache(mean_of(&|s| s.cache.map(|k| k.util)))),
-        m("cache_util_max", if_cache(max_of(&|s| s.cache.map(|k| k.util)))),
-        m(
-            "cache_backlog_max",
-            if_cache(max_of(&|s| s.cache.map(|k| k.backlog as f64))),
-        ),
-        m("db_commits", if_db(c.db_commits as f64)),
-        m("db_commit_rows", if_db(c.db_commit_rows as f64)),
-        m("commits_lost", if_db(c.commits_lost as f64)),
-        m("moves_lost_db", if_db(c.moves_lost_db as f64)),
-        m("db_writes_failed", if_db(c.db_writes_failed as f64)),
-        m("db_reads", if_db(c.db_reads as f64)),
-        m("db_reads_failed", if_db(c.db_reads_failed as f64)),
-        m("stale_reads", if_db(c.stale_reads as f64)),
-        m(
-            "stale_read_ratio",
-            if c.db_reads == 0 {
-                nan
-            } else {
-                c.stale_reads as f64 / c.db_reads as f64
-            },
-        ),
-        m("replica_lag_max_s", if_replicas(lag_max)),
-        m("replica_lag_end_s", if_replicas(lag_end)),
-        m("replica_lag_slope", if_replicas(trend.slope)),
-        m(
-            "replica_lag_unbounded",
-            if_replicas(if trend.unbounded { 1.0 } else { 0.0 }),
-        ),
-        m("db_write_rows_per_s", if_db(trend.write_rows_per_s)),
-        m("replica_apply_capacity_rows_per_s", if_replicas(capacity)),
-        m(
-            "db_util_mean",
-            if_db(mean_of(&|s| {
-                s.db_nodes.iter().find(|n| n.role == "primary").map(|n| n.util)
-            })),
-        ),
-        m(
-            "db_util_max",
-            if_db(max_of(&|s| {
-                s.db_nodes.iter().find(|n| n.role == "primary").map(|n| n.util)
-            })),
-        ),
-        m(
-            "replica_apply_util_mean",
-            if_replicas(mean_of(&|s| {
-                let u: Vec<f64> = s
-                    .db_nodes
-                    .iter()
-                    .filter(|n| n.role == "replica")
-                    .map(|n| n.util)
-                    .collect();
-                (!u.is_empty()).then(|| stats::mean(&u))
-            })),
-        ),
-        m("failover_s", if_db(failovers)),
-        m("rehydrations_cache", if_cache(c.rehydrations_cache as f64)),
-        m("rehydrations_db", if_db(c.rehydrations_db as f64)),
-        m("rehydrations_failed", either(c.rehydrations_failed as f64)),
-        m("rehydration_ms_p50", ms(h, 0.5)),
-        m("rehydration_ms_p99", ms(h, 0.99)),
-        m("rehydration_ms_max", max_ms(h)),
-        m("moves_at_risk_end", either(st.moves_at_risk() as f64)),
-        m("semi_sync_fallbacks", if_db(fallbacks)),
-    ];
-    debug_assert!(v.iter().map(|m| m.name).eq(STORAGE_METRICS.iter().copied()));
-    v
-}

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::scenario::{Fault, Scenario};
 use crate::time::{NS_PER_US, SimTime};
 
+pub mod summary;
 pub mod tail;
 pub mod windows;
 pub use tail::{CONNECT_PARTS, MOVE_PARTS, Tail};
@@ -167,32 +168,126 @@ pub struct Sample {
     pub web: Option<WebSample>,
 }
 
+/// The kinds of timeline events. `as_str` is the label written to
+/// `events.csv` and shown on the charts; readers match on the enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Happening {
+    Crash,
+    Restarted,
+    MarkedDown,
+    MarkedUp,
+    /// A server's process exits on purpose (a deploy or a scale-in).
+    Stopped,
+    Drain,
+    VipLost,
+    VipMoved,
+    ScaleOut,
+    ScaleIn,
+    ServersUpdated,
+    DeployDone,
+    MovesAtRisk,
+    SemiSyncOn,
+    SemiSyncOff,
+    NoPrimary,
+    FailoverFailed,
+    Promoted,
+}
+
+impl Happening {
+    pub const ALL: [Happening; 18] = [
+        Happening::Crash,
+        Happening::Restarted,
+        Happening::MarkedDown,
+        Happening::MarkedUp,
+        Happening::Stopped,
+        Happening::Drain,
+        Happening::VipLost,
+        Happening::VipMoved,
+        Happening::ScaleOut,
+        Happening::ScaleIn,
+        Happening::ServersUpdated,
+        Happening::DeployDone,
+        Happening::MovesAtRisk,
+        Happening::SemiSyncOn,
+        Happening::SemiSyncOff,
+        Happening::NoPrimary,
+        Happening::FailoverFailed,
+        Happening::Promoted,
+    ];
+
+    /// The label in `events.csv` and on the charts.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Happening::Crash => "crash",
+            Happening::Restarted => "restarted",
+            Happening::MarkedDown => "marked-down",
+            Happening::MarkedUp => "marked-up",
+            Happening::Stopped => "stopped",
+            Happening::Drain => "drain",
+            Happening::VipLost => "vip-lost",
+            Happening::VipMoved => "vip-moved",
+            Happening::ScaleOut => "scale-out",
+            Happening::ScaleIn => "scale-in",
+            Happening::ServersUpdated => "servers-updated",
+            Happening::DeployDone => "deploy-done",
+            Happening::MovesAtRisk => "moves-at-risk",
+            Happening::SemiSyncOn => "semi-sync-on",
+            Happening::SemiSyncOff => "semi-sync-off",
+            Happening::NoPrimary => "no-primary",
+            Happening::FailoverFailed => "failover-failed",
+            Happening::Promoted => "promoted",
+        }
+    }
+
+    /// The kind whose label is `s`.
+    pub fn parse(s: &str) -> Option<Happening> {
+        Happening::ALL.into_iter().find(|h| h.as_str() == s)
+    }
+
+    /// Faults (drawn as markers on every time chart).
+    pub const fn is_marker(self) -> bool {
+        matches!(
+            self,
+            Happening::Crash
+                | Happening::Restarted
+                | Happening::MarkedDown
+                | Happening::MarkedUp
+                | Happening::Stopped
+                | Happening::Drain
+                | Happening::VipMoved
+                | Happening::ScaleOut
+                | Happening::ScaleIn
+                | Happening::ServersUpdated
+                | Happening::Promoted
+        )
+    }
+}
+
+impl std::fmt::Display for Happening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Happening {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A fault or state change.
 #[derive(Clone, Debug, Serialize)]
 pub struct TimelineEvent {
     pub time: SimTime,
     pub component: String,
-    pub event: &'static str,
+    pub event: Happening,
     pub detail: String,
 }
 
 impl TimelineEvent {
     /// Faults (drawn as markers on every time chart).
     pub fn is_marker(&self) -> bool {
-        matches!(
-            self.event,
-            "crash"
-                | "restarted"
-                | "marked-down"
-                | "marked-up"
-                | "stopped"
-                | "drain"
-                | "vip-moved"
-                | "scale-out"
-                | "scale-in"
-                | "servers-updated"
-                | "promoted"
-        )
+        self.event.is_marker()
     }
 }
 
@@ -479,7 +574,7 @@ impl Recorder {
         sc.last_change = now;
     }
 
-    pub fn event(&mut self, now: SimTime, component: String, event: &'static str, detail: String) {
+    pub fn event(&mut self, now: SimTime, component: String, event: Happening, detail: String) {
         self.timeline.push(TimelineEvent {
             time: now,
             component,
@@ -563,15 +658,20 @@ impl Recorder {
 
     /// Time-averaged connections per server after the warm-up, closing
     /// the integrals at `end`.
-    pub fn mean_conns_per_server(&mut self, end: SimTime) -> Vec<f64> {
+    /// Closes every server's connection integral at `end` (call once, at
+    /// the end of the run, before [`Recorder::mean_conns_per_server`]).
+    pub fn close_server_conns(&mut self, end: SimTime) {
+        for s in 0..self.servers.len() {
+            let cur = self.servers[s].current;
+            self.server_conns(s, end, cur);
+        }
+    }
+
+    /// Mean connections per server after the warm-up, up to `end` (the
+    /// integrals closed by [`Recorder::close_server_conns`]).
+    pub fn mean_conns_per_server(&self, end: SimTime) -> Vec<f64> {
         let span = end.0.saturating_sub(self.windows.warmup().0).max(1) as f64;
-        (0..self.servers.len())
-            .map(|s| {
-                let cur = self.servers[s].current;
-                self.server_conns(s, end, cur);
-                self.servers[s].area as f64 / span
-            })
-            .collect()
+        self.servers.iter().map(|s| s.area as f64 / span).collect()
     }
 
     pub fn peak_conns(&self) -> u32 {
@@ -597,7 +697,7 @@ impl windows::Restored for RestoredFromRecord<'_> {
     fn restored(&self, fault: usize, since: SimTime, _now: SimTime) -> bool {
         use crate::scenario::DbTarget;
         let timeline = self.timeline;
-        let after = |event: &'static str| timeline.iter().filter(move |e| e.time >= since && e.event == event);
+        let after = |event: Happening| timeline.iter().filter(move |e| e.time >= since && e.event == event);
         let last = self.samples.last();
         let storage = self.storage.last();
         match &self.faults[fault] {
@@ -613,12 +713,12 @@ impl windows::Restored for RestoredFromRecord<'_> {
             Fault::BalancerCrash {
                 node, restart_after, ..
             } => {
-                after("vip-moved").next().is_some()
+                after(Happening::VipMoved).next().is_some()
                     || (restart_after.is_some() && last.and_then(|s| s.nodes.get(*node as usize)).is_some_and(|n| n.up))
             }
-            Fault::ScaleOut { boot, .. } => after("servers-updated").any(|e| e.time >= since + *boot),
-            Fault::ScaleIn { count, .. } => after("stopped").count() >= *count as usize,
-            Fault::RollingRestart { .. } => after("deploy-done").next().is_some(),
+            Fault::ScaleOut { boot, .. } => after(Happening::ServersUpdated).any(|e| e.time >= since + *boot),
+            Fault::ScaleIn { count, .. } => after(Happening::Stopped).count() >= *count as usize,
+            Fault::RollingRestart { .. } => after(Happening::DeployDone).next().is_some(),
             Fault::CacheCrash { restart_after, .. } => {
                 restart_after.is_none() || storage.and_then(|s| s.cache).is_some_and(|c| c.up)
             }
@@ -626,7 +726,7 @@ impl windows::Restored for RestoredFromRecord<'_> {
                 target, restart_after, ..
             } => match target {
                 DbTarget::Primary => {
-                    after("promoted").next().is_some()
+                    after(Happening::Promoted).next().is_some()
                         || storage.is_some_and(|s| s.db_nodes.iter().any(|n| n.role == "primary"))
                 }
                 DbTarget::Replica(k) => {
@@ -640,10 +740,10 @@ impl windows::Restored for RestoredFromRecord<'_> {
             // once: back at once without a restart, else when restarted.
             Fault::NginxCrash {
                 node, restart_after, ..
-            } => restart_after.is_none() || after("restarted").any(|e| e.component == format!("nginx-{node}")),
+            } => restart_after.is_none() || after(Happening::Restarted).any(|e| e.component == format!("nginx-{node}")),
             Fault::AppCrash {
                 server, restart_after, ..
-            } => restart_after.is_none() || after("restarted").any(|e| e.component == format!("app-{server}")),
+            } => restart_after.is_none() || after(Happening::Restarted).any(|e| e.component == format!("app-{server}")),
         }
     }
 }
@@ -745,6 +845,7 @@ mod tests {
         r.server_conns(0, SimTime(50), 10);
         r.server_conns(0, SimTime(150), 20);
         // 10 connections from 100 to 150, then 20 until 200.
+        r.close_server_conns(SimTime(200));
         let m = r.mean_conns_per_server(SimTime(200));
         assert!((m[0] - 15.0).abs() < 1e-9);
         assert_eq!(r.peak_conns(), 20);

@@ -2,8 +2,10 @@
 //! name, unit, tier, window (which set of things it counts, and when),
 //! whether lower is better, and a sentence a capacity planner understands.
 //!
-//! [`METRICS`] is in the order the columns appear in `summary.csv`
-//! (`experiment::run_replication`, then `experiment::STORAGE_METRICS`).
+//! [`METRICS`] is in the order the columns appear in `summary.csv`, and
+//! [`MetricKey`] (generated with it by one macro) names each row: the tiers
+//! set their metrics by key (`sim::Tier::metrics`) and
+//! `metrics::summary::MetricSink` writes them in this order.
 //! [`markdown_table`] renders it for the README and the reports;
 //! [`columns_csv`] is written beside `summary.csv` as `summary_columns.csv`.
 //! The README's metric table is generated from here: after editing this
@@ -322,10 +324,45 @@ const fn m(
     }
 }
 
-/// Every `summary.csv` metric, in column order.
-pub static METRICS: &[MetricDef] = &[
+/// Generates [`MetricKey`] (one variant per row, in order) and [`METRICS`]
+/// from one table, so a key and its definition cannot drift apart.
+macro_rules! metric_table {
+    ($($key:ident = $def:expr),* $(,)?) => {
+        /// A `summary.csv` metric as a typed key: one variant per row of
+        /// [`METRICS`], in the same order (`key as usize` is its row), so a
+        /// mistyped metric fails to compile.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum MetricKey {
+            $($key),*
+        }
+
+        /// Every `summary.csv` metric, in column order.
+        pub static METRICS: &[MetricDef] = &[$($def),*];
+
+        impl MetricKey {
+            /// Every key, in column order.
+            pub const ALL: &[MetricKey] = &[$(MetricKey::$key),*];
+        }
+    };
+}
+
+impl MetricKey {
+    /// The metric's definition.
+    #[inline]
+    pub fn def(self) -> &'static MetricDef {
+        &METRICS[self as usize]
+    }
+
+    /// The `summary.csv` column name.
+    #[inline]
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+}
+
+metric_table! {
     // --- connections (experiment::run_replication)
-    m(
+    ClientsArrived = m(
         "clients_arrived",
         U::Count,
         T::Connections,
@@ -333,7 +370,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "New clients that arrived after the warm-up (web sessions included), whether or not they ever connected.",
     ),
-    m(
+    ClientsAttempting = m(
         "clients_attempting",
         U::Count,
         T::Connections,
@@ -341,7 +378,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Distinct clients that started at least one connection attempt after the warm-up.",
     ),
-    m(
+    ConnectionAttempts = m(
         "connection_attempts",
         U::Count,
         T::Connections,
@@ -350,7 +387,7 @@ pub static METRICS: &[MetricDef] = &[
         "Connection attempts started after the warm-up: first attempts, retries after a refusal and reconnects \
          after a drop.",
     ),
-    m(
+    ConnectionsAccepted = m(
         "connections_accepted",
         U::Count,
         T::Connections,
@@ -358,7 +395,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Attempts that ended with the client holding an open WebSocket on a socket server.",
     ),
-    m(
+    ConnectionsRefused = m(
         "connections_refused",
         U::Count,
         T::Connections,
@@ -367,7 +404,7 @@ pub static METRICS: &[MetricDef] = &[
         "Attempts that failed: a 503 from the balancer (no server, queue full, queue timeout, server failed, node \
          full) or a client-side connect timeout; the sum of the `refused_*` columns and `connect_timeouts`.",
     ),
-    m(
+    RefusedRatio = m(
         "refused_ratio",
         U::Ratio,
         T::Connections,
@@ -375,7 +412,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "`connections_refused` ÷ `connection_attempts`: the share of attempts, retries included, that failed.",
     ),
-    m(
+    ClientsRefused = m(
         "clients_refused",
         U::Count,
         T::Connections,
@@ -383,7 +420,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Clients among `clients_attempting` that had at least one attempt refused.",
     ),
-    m(
+    ClientsRefusedRatio = m(
         "clients_refused_ratio",
         U::Ratio,
         T::Connections,
@@ -391,7 +428,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "`clients_refused` ÷ `clients_attempting`: the share of clients who saw at least one refusal.",
     ),
-    m(
+    Reconnects = m(
         "reconnects",
         U::Count,
         T::Connections,
@@ -400,7 +437,7 @@ pub static METRICS: &[MetricDef] = &[
         "Attempts that were not a client's first: retries after a refusal and reconnects after a dropped \
          connection.",
     ),
-    m(
+    Dropped = m(
         "dropped",
         U::Count,
         T::Connections,
@@ -409,7 +446,7 @@ pub static METRICS: &[MetricDef] = &[
         "Open connections cut by a socket-server crash or stop (deploy, scale-in) or a balancer-node crash, \
          counted when it happens.",
     ),
-    m(
+    GaveUp = m(
         "gave_up",
         U::Count,
         T::Connections,
@@ -419,7 +456,7 @@ pub static METRICS: &[MetricDef] = &[
          consecutive failures reached, or policy `none`) after a refused attempt or a dropped connection, counted \
          when they give up.",
     ),
-    m(
+    RefusedRatioSteady = m(
         "refused_ratio_steady",
         U::Ratio,
         T::Connections,
@@ -427,7 +464,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Refused ÷ attempts, over the attempts started in steady state.",
     ),
-    m(
+    RefusedRatioFaults = m(
         "refused_ratio_faults",
         U::Ratio,
         T::Connections,
@@ -435,7 +472,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Refused ÷ attempts, over the attempts started in fault windows.",
     ),
-    m(
+    ClientsRefusedRatioSteady = m(
         "clients_refused_ratio_steady",
         U::Ratio,
         T::Connections,
@@ -443,7 +480,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Distinct clients refused at least once ÷ distinct clients attempting, in steady state.",
     ),
-    m(
+    ClientsRefusedRatioFaults = m(
         "clients_refused_ratio_faults",
         U::Ratio,
         T::Connections,
@@ -451,7 +488,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Distinct clients refused at least once ÷ distinct clients attempting, in fault windows.",
     ),
-    m(
+    ConnectMsP99Steady = m(
         "connect_ms_p99_steady",
         U::Ms,
         T::Connections,
@@ -459,7 +496,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile connect latency of the accepted attempts started in steady state.",
     ),
-    m(
+    ConnectMsP99Faults = m(
         "connect_ms_p99_faults",
         U::Ms,
         T::Connections,
@@ -467,7 +504,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile connect latency of the accepted attempts started in fault windows.",
     ),
-    m(
+    ConnectP99ShareNetwork = m(
         "connect_p99_share_network",
         U::Fraction,
         T::Connections,
@@ -476,7 +513,7 @@ pub static METRICS: &[MetricDef] = &[
         "Share of the latency of the slowest 1 % of accepted connects spent in network round trips (client ↔ \
          balancer ↔ server).",
     ),
-    m(
+    ConnectP99ShareBalancerQueue = m(
         "connect_p99_share_balancer_queue",
         U::Fraction,
         T::Connections,
@@ -485,7 +522,7 @@ pub static METRICS: &[MetricDef] = &[
         "Share of the latency of the slowest 1 % of accepted connects spent waiting in HAProxy's queue for a \
          server slot.",
     ),
-    m(
+    ConnectP99ShareRetries = m(
         "connect_p99_share_retries",
         U::Fraction,
         T::Connections,
@@ -494,7 +531,7 @@ pub static METRICS: &[MetricDef] = &[
         "Share of the latency of the slowest 1 % of accepted connects spent in HAProxy retries against a failed \
          or dead server (connect timeouts and the 1 s turn-around).",
     ),
-    m(
+    ConnectP99ShareTls = m(
         "connect_p99_share_tls",
         U::Fraction,
         T::Connections,
@@ -503,7 +540,7 @@ pub static METRICS: &[MetricDef] = &[
         "Share of the latency of the slowest 1 % of accepted connects spent in the TLS handshake (queue and CPU on \
          the balancer node).",
     ),
-    m(
+    ConnectP99ShareAccept = m(
         "connect_p99_share_accept",
         U::Fraction,
         T::Connections,
@@ -512,7 +549,7 @@ pub static METRICS: &[MetricDef] = &[
         "Share of the latency of the slowest 1 % of accepted connects spent in the accept queue and CPU on the \
          socket server, room state sync included.",
     ),
-    m(
+    ConnectP99ShareReconnect = m(
         "connect_p99_share_reconnect",
         U::Fraction,
         T::Connections,
@@ -521,7 +558,7 @@ pub static METRICS: &[MetricDef] = &[
         "Share of the latency of the slowest 1 % of accepted connects spent between a client's tries within the \
          attempt (SYN retransmissions to a VIP nobody owns).",
     ),
-    m(
+    SteadyS = m(
         "steady_s",
         U::Seconds,
         T::Run,
@@ -529,7 +566,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Seconds of steady state after the warm-up (the run after the warm-up minus its fault windows).",
     ),
-    m(
+    FaultWindowS = m(
         "fault_window_s",
         U::Seconds,
         T::Run,
@@ -537,7 +574,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Seconds in fault windows after the warm-up: how long faults disturbed the system.",
     ),
-    m(
+    FaultsRecovered = m(
         "faults_recovered",
         U::Count,
         T::Run,
@@ -546,7 +583,7 @@ pub static METRICS: &[MetricDef] = &[
         "Fault windows that ended by recovery (component back, connections and connect p99 back in their steady \
          band) rather than by the 300 s cap, the next fault or the end of the run.",
     ),
-    m(
+    ConnectMsMean = m(
         "connect_ms_mean",
         U::Ms,
         T::Connections,
@@ -555,7 +592,7 @@ pub static METRICS: &[MetricDef] = &[
         "Mean connect latency of accepted attempts: from the start of the attempt to the client hearing the \
          WebSocket upgrade, balancer queueing, HAProxy retries, TLS and accept queueing included.",
     ),
-    m(
+    ConnectMsP50 = m(
         "connect_ms_p50",
         U::Ms,
         T::Connections,
@@ -563,7 +600,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Median connect latency of accepted attempts (HDR histogram, 3 significant digits).",
     ),
-    m(
+    ConnectMsP90 = m(
         "connect_ms_p90",
         U::Ms,
         T::Connections,
@@ -571,7 +608,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "90th percentile connect latency of accepted attempts.",
     ),
-    m(
+    ConnectMsP99 = m(
         "connect_ms_p99",
         U::Ms,
         T::Connections,
@@ -579,7 +616,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile connect latency of accepted attempts.",
     ),
-    m(
+    ConnectMsP999 = m(
         "connect_ms_p999",
         U::Ms,
         T::Connections,
@@ -587,7 +624,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99.9th percentile connect latency of accepted attempts.",
     ),
-    m(
+    ConnectMsMax = m(
         "connect_ms_max",
         U::Ms,
         T::Connections,
@@ -595,7 +632,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Slowest accepted connect.",
     ),
-    m(
+    MaxConnPerServer = m(
         "max_conn_per_server",
         U::Connections,
         T::Connections,
@@ -603,7 +640,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Most connections any socket server held at once.",
     ),
-    m(
+    ImbalanceMaxOverMean = m(
         "imbalance_max_over_mean",
         U::Index,
         T::Connections,
@@ -612,7 +649,7 @@ pub static METRICS: &[MetricDef] = &[
         "Time-averaged connections of the busiest server ÷ their mean over the servers that ever ran (1 = \
          perfectly even).",
     ),
-    m(
+    JainIndex = m(
         "jain_index",
         U::Index,
         T::Connections,
@@ -621,7 +658,7 @@ pub static METRICS: &[MetricDef] = &[
         "Jain's fairness index (Σx)² ÷ (n·Σx²) of the time-averaged connections per server that ever ran: 1 = \
          even, 1/n = all on one server.",
     ),
-    m(
+    RefusedNoServer = m(
         "refused_no_server",
         U::Count,
         T::Connections,
@@ -629,7 +666,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Attempts answered 503 because the balancer had no usable server (all DOWN, in maintenance or draining).",
     ),
-    m(
+    RefusedQueueFull = m(
         "refused_queue_full",
         U::Count,
         T::Connections,
@@ -638,7 +675,7 @@ pub static METRICS: &[MetricDef] = &[
         "Attempts answered 503 because the chosen server (or every server) was at `maxconn` and its queue at \
          `maxqueue`.",
     ),
-    m(
+    RefusedQueueTimeout = m(
         "refused_queue_timeout",
         U::Count,
         T::Connections,
@@ -646,7 +683,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Attempts answered 503 after waiting in HAProxy's queue longer than `timeout_queue`.",
     ),
-    m(
+    RefusedServerFailed = m(
         "refused_server_failed",
         U::Count,
         T::Connections,
@@ -655,7 +692,7 @@ pub static METRICS: &[MetricDef] = &[
         "Attempts answered 503 after HAProxy's `retries` all failed at a dead server (RST or connect timeout) or \
          one at its own `max_connections`.",
     ),
-    m(
+    RefusedNodeFull = m(
         "refused_node_full",
         U::Count,
         T::Balancer,
@@ -663,7 +700,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Attempts turned away by a balancer node holding its `node_maxconn` connections.",
     ),
-    m(
+    ConnectTimeouts = m(
         "connect_timeouts",
         U::Count,
         T::Balancer,
@@ -672,7 +709,7 @@ pub static METRICS: &[MetricDef] = &[
         "Attempts the client abandoned at its connect timeout: SYNs to a VIP nobody owns, or a TLS handshake \
          queue too long.",
     ),
-    m(
+    VipOutageS = m(
         "vip_outage_s",
         U::Seconds,
         T::Balancer,
@@ -681,7 +718,7 @@ pub static METRICS: &[MetricDef] = &[
         "Seconds during which a VIP was owned by no balancer node, summed over VIPs.",
     ),
     // --- web tier
-    m(
+    WebRequests = m(
         "web_requests",
         U::Count,
         T::Web,
@@ -689,7 +726,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "HTTP requests sent by web clients.",
     ),
-    m(
+    WebFailed = m(
         "web_failed",
         U::Count,
         T::Web,
@@ -698,7 +735,7 @@ pub static METRICS: &[MetricDef] = &[
         "Requests that got an error: VIP unreachable, balancer node lost during the TLS handshake, 502 (app \
          backlog full) or 500 (database call failed).",
     ),
-    m(
+    WebFailedRatio = m(
         "web_failed_ratio",
         U::Ratio,
         T::Web,
@@ -706,7 +743,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "`web_failed` ÷ `web_requests`.",
     ),
-    m(
+    Web502 = m(
         "web_502",
         U::Count,
         T::Web,
@@ -714,7 +751,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Requests answered 502 Bad Gateway because the app server's `backlog` was full.",
     ),
-    m(
+    WebDbErrors = m(
         "web_db_errors",
         U::Count,
         T::Web,
@@ -723,7 +760,7 @@ pub static METRICS: &[MetricDef] = &[
         "Requests answered 500 because one of their database calls failed (no primary, or a node crashed under \
          the call).",
     ),
-    m(
+    WebMsMean = m(
         "web_ms_mean",
         U::Ms,
         T::Web,
@@ -731,7 +768,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Mean response time of successful requests, from the browser sending to it receiving the response.",
     ),
-    m(
+    WebMsP50 = m(
         "web_ms_p50",
         U::Ms,
         T::Web,
@@ -739,7 +776,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Median response time of successful requests.",
     ),
-    m(
+    WebMsP90 = m(
         "web_ms_p90",
         U::Ms,
         T::Web,
@@ -747,7 +784,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "90th percentile response time of successful requests.",
     ),
-    m(
+    WebMsP99 = m(
         "web_ms_p99",
         U::Ms,
         T::Web,
@@ -755,7 +792,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile response time of successful requests.",
     ),
-    m(
+    WebMsMax = m(
         "web_ms_max",
         U::Ms,
         T::Web,
@@ -763,7 +800,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Slowest successful response.",
     ),
-    m(
+    WebStaticMsP50 = m(
         "web_static_ms_p50",
         U::Ms,
         T::Web,
@@ -771,7 +808,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Median response time of static requests (served by nginx).",
     ),
-    m(
+    WebStaticMsP99 = m(
         "web_static_ms_p99",
         U::Ms,
         T::Web,
@@ -779,7 +816,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile response time of static requests.",
     ),
-    m(
+    WebDynamicMsP50 = m(
         "web_dynamic_ms_p50",
         U::Ms,
         T::Web,
@@ -787,7 +824,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Median response time of dynamic requests (proxied to an app worker).",
     ),
-    m(
+    WebDynamicMsP99 = m(
         "web_dynamic_ms_p99",
         U::Ms,
         T::Web,
@@ -795,7 +832,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile response time of dynamic requests.",
     ),
-    m(
+    AppWaitMsMean = m(
         "app_wait_ms_mean",
         U::Ms,
         T::Web,
@@ -803,7 +840,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Mean wait of a dynamic request for a free app worker, over the waits that ended after the warm-up.",
     ),
-    m(
+    AppWaitMsP99 = m(
         "app_wait_ms_p99",
         U::Ms,
         T::Web,
@@ -811,7 +848,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile wait of a dynamic request for a free app worker.",
     ),
-    m(
+    AppUtilMean = m(
         "app_util_mean",
         U::Fraction,
         T::Web,
@@ -819,7 +856,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Mean busy share of the app servers' workers.",
     ),
-    m(
+    NginxUtilMean = m(
         "nginx_util_mean",
         U::Fraction,
         T::Web,
@@ -828,7 +865,7 @@ pub static METRICS: &[MetricDef] = &[
         "Mean busy share of the nginx cores.",
     ),
     // --- balancer cluster
-    m(
+    TlsFullHandshakes = m(
         "tls_full_handshakes",
         U::Count,
         T::Balancer,
@@ -836,7 +873,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Full TLS handshakes asked of the balancer nodes by socket and web clients (the costly kind).",
     ),
-    m(
+    TlsResumedHandshakes = m(
         "tls_resumed_handshakes",
         U::Count,
         T::Balancer,
@@ -844,7 +881,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "TLS handshakes resumed on the node that issued the session (cheaper than a full one).",
     ),
-    m(
+    BalancerCpuUtilMax = m(
         "balancer_cpu_util_max",
         U::Fraction,
         T::Balancer,
@@ -852,7 +889,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Highest busy share of any balancer node's TLS cores over a sample interval.",
     ),
-    m(
+    NodeConnectionsMax = m(
         "node_connections_max",
         U::Connections,
         T::Balancer,
@@ -861,7 +898,7 @@ pub static METRICS: &[MetricDef] = &[
         "Most client connections (slots on servers plus queued) any balancer node held at a sample time.",
     ),
     // --- game traffic
-    m(
+    MovesSent = m(
         "moves_sent",
         U::Count,
         T::Game,
@@ -869,7 +906,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Moves players sent, including those sent into a connection whose server had died.",
     ),
-    m(
+    MovesValidated = m(
         "moves_validated",
         U::Count,
         T::Game,
@@ -877,7 +914,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Moves validated by the sender's socket server.",
     ),
-    m(
+    MovesLost = m(
         "moves_lost",
         U::Count,
         T::Game,
@@ -885,7 +922,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Moves never validated because the sender's connection or server died first.",
     ),
-    m(
+    RelayShare = m(
         "relay_share",
         U::Ratio,
         T::Game,
@@ -894,7 +931,7 @@ pub static METRICS: &[MetricDef] = &[
         "Validated moves published to the relay because another server hosts a member of the room ÷ \
          `moves_validated`.",
     ),
-    m(
+    MoveMsMean = m(
         "move_ms_mean",
         U::Ms,
         T::Game,
@@ -903,7 +940,7 @@ pub static METRICS: &[MetricDef] = &[
         "Mean move latency from the player's send to its delivery at the opponent (every other player of the \
          room).",
     ),
-    m(
+    MoveMsP50 = m(
         "move_ms_p50",
         U::Ms,
         T::Game,
@@ -911,7 +948,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Median move latency, player → opponent.",
     ),
-    m(
+    MoveMsP90 = m(
         "move_ms_p90",
         U::Ms,
         T::Game,
@@ -919,7 +956,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "90th percentile move latency, player → opponent.",
     ),
-    m(
+    MoveMsP99 = m(
         "move_ms_p99",
         U::Ms,
         T::Game,
@@ -927,7 +964,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile move latency, player → opponent.",
     ),
-    m(
+    MoveMsP999 = m(
         "move_ms_p999",
         U::Ms,
         T::Game,
@@ -935,7 +972,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99.9th percentile move latency, player → opponent.",
     ),
-    m(
+    MoveMsMax = m(
         "move_ms_max",
         U::Ms,
         T::Game,
@@ -943,7 +980,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Slowest move delivery to an opponent.",
     ),
-    m(
+    MoveMsP99Steady = m(
         "move_ms_p99_steady",
         U::Ms,
         T::Game,
@@ -951,7 +988,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile move latency, player → opponent, of the moves sent in steady state.",
     ),
-    m(
+    MoveMsP99Faults = m(
         "move_ms_p99_faults",
         U::Ms,
         T::Game,
@@ -959,7 +996,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile move latency, player → opponent, of the moves sent in fault windows.",
     ),
-    m(
+    MoveP99ShareNetwork = m(
         "move_p99_share_network",
         U::Fraction,
         T::Game,
@@ -967,7 +1004,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Share of the latency of the slowest 1 % of moves (player → opponent) spent in network hops.",
     ),
-    m(
+    MoveP99ShareServer = m(
         "move_p99_share_server",
         U::Fraction,
         T::Game,
@@ -975,7 +1012,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Share of the latency of the slowest 1 % of moves spent queueing and on CPU at the sender's server.",
     ),
-    m(
+    MoveP99ShareRelay = m(
         "move_p99_share_relay",
         U::Fraction,
         T::Game,
@@ -983,7 +1020,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Share of the latency of the slowest 1 % of moves spent in the relay (Kafka or Redis pub/sub).",
     ),
-    m(
+    MoveP99ShareFanout = m(
         "move_p99_share_fanout",
         U::Fraction,
         T::Game,
@@ -992,7 +1029,7 @@ pub static METRICS: &[MetricDef] = &[
         "Share of the latency of the slowest 1 % of moves spent queueing at the receiving server and in its \
          per-recipient send walk.",
     ),
-    m(
+    SpectatorMsMean = m(
         "spectator_ms_mean",
         U::Ms,
         T::Game,
@@ -1000,7 +1037,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Mean move latency from the player's send to its delivery at each spectator.",
     ),
-    m(
+    SpectatorMsP50 = m(
         "spectator_ms_p50",
         U::Ms,
         T::Game,
@@ -1008,7 +1045,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Median move latency, player → each spectator.",
     ),
-    m(
+    SpectatorMsP90 = m(
         "spectator_ms_p90",
         U::Ms,
         T::Game,
@@ -1016,7 +1053,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "90th percentile move latency, player → each spectator.",
     ),
-    m(
+    SpectatorMsP99 = m(
         "spectator_ms_p99",
         U::Ms,
         T::Game,
@@ -1024,7 +1061,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile move latency, player → each spectator.",
     ),
-    m(
+    SpectatorMsP999 = m(
         "spectator_ms_p999",
         U::Ms,
         T::Game,
@@ -1032,7 +1069,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99.9th percentile move latency, player → each spectator.",
     ),
-    m(
+    SpectatorMsMax = m(
         "spectator_ms_max",
         U::Ms,
         T::Game,
@@ -1040,7 +1077,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Slowest move delivery to a spectator.",
     ),
-    m(
+    SpectatorMsP99Steady = m(
         "spectator_ms_p99_steady",
         U::Ms,
         T::Game,
@@ -1048,7 +1085,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile move latency, player → each spectator, of the moves sent in steady state.",
     ),
-    m(
+    SpectatorMsP99Faults = m(
         "spectator_ms_p99_faults",
         U::Ms,
         T::Game,
@@ -1056,7 +1093,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile move latency, player → each spectator, of the moves sent in fault windows.",
     ),
-    m(
+    LastSpectatorMsP50 = m(
         "last_spectator_ms_p50",
         U::Ms,
         T::Game,
@@ -1064,7 +1101,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Median, over moves with spectators, of the time from the send until the last spectator has the move.",
     ),
-    m(
+    LastSpectatorMsP99 = m(
         "last_spectator_ms_p99",
         U::Ms,
         T::Game,
@@ -1072,7 +1109,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile time from a move's send until its last spectator has it.",
     ),
-    m(
+    LastSpectatorMsMax = m(
         "last_spectator_ms_max",
         U::Ms,
         T::Game,
@@ -1080,7 +1117,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Longest time from a move's send until its last spectator has it.",
     ),
-    m(
+    RelayMsP50 = m(
         "relay_ms_p50",
         U::Ms,
         T::Game,
@@ -1089,7 +1126,7 @@ pub static METRICS: &[MetricDef] = &[
         "Median relay latency of a server copy, from validation on the sender's server to the copy reaching a \
          subscribing server, counted on arrival.",
     ),
-    m(
+    RelayMsP99 = m(
         "relay_ms_p99",
         U::Ms,
         T::Game,
@@ -1097,7 +1134,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile relay latency of a server copy.",
     ),
-    m(
+    RelayCopies = m(
         "relay_copies",
         U::Count,
         T::Game,
@@ -1105,7 +1142,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Copies of moves the relay handed out, one per subscribing server (never per spectator).",
     ),
-    m(
+    RelayCopiesLost = m(
         "relay_copies_lost",
         U::Count,
         T::Game,
@@ -1114,7 +1151,7 @@ pub static METRICS: &[MetricDef] = &[
         "Relay copies lost: the subscribing server was down or crashed before fanning out, or a lingering Kafka \
          producer batch died with its server.",
     ),
-    m(
+    RelayBacklogMax = m(
         "relay_backlog_max",
         U::Count,
         T::Game,
@@ -1123,7 +1160,7 @@ pub static METRICS: &[MetricDef] = &[
         "Most messages inside the relay at once (queued at a partition or at Redis, replicating) in any sample \
          interval.",
     ),
-    m(
+    Deliveries = m(
         "deliveries",
         U::Count,
         T::Game,
@@ -1131,7 +1168,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Deliveries of moves to players and spectators.",
     ),
-    m(
+    StateSyncs = m(
         "state_syncs",
         U::Count,
         T::Game,
@@ -1139,7 +1176,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Members sent the room's state on (re)joining a game in progress, counted when they join.",
     ),
-    m(
+    GamesStarted = m(
         "games_started",
         U::Count,
         T::Game,
@@ -1147,7 +1184,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Games started (every player of the room connected).",
     ),
-    m(
+    GamesCompleted = m(
         "games_completed",
         U::Count,
         T::Game,
@@ -1155,7 +1192,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Games that reached their last move.",
     ),
-    m(
+    GamesAbandoned = m(
         "games_abandoned",
         U::Count,
         T::Game,
@@ -1164,7 +1201,7 @@ pub static METRICS: &[MetricDef] = &[
         "Games in progress ended because a player left for good (session over or gave up), counted when it \
          happens.",
     ),
-    m(
+    CpuUtilMean = m(
         "cpu_util_mean",
         U::Fraction,
         T::Game,
@@ -1173,7 +1210,7 @@ pub static METRICS: &[MetricDef] = &[
         "Mean busy share of the socket servers' cores, over every server slot (stopped and not-yet-provisioned \
          slots count as idle).",
     ),
-    m(
+    CpuUtilMax = m(
         "cpu_util_max",
         U::Fraction,
         T::Game,
@@ -1182,7 +1219,7 @@ pub static METRICS: &[MetricDef] = &[
         "Highest busy share of any socket server's cores over a sample interval.",
     ),
     // --- the run
-    m(
+    Events = m(
         "events",
         U::Count,
         T::Run,
@@ -1190,7 +1227,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Simulation events the engine processed (the run's cost, not the system's).",
     ),
-    m(
+    Truncated = m(
         "truncated",
         U::Flag,
         T::Run,
@@ -1200,7 +1237,7 @@ pub static METRICS: &[MetricDef] = &[
          than asked.",
     ),
     // --- storage (experiment::STORAGE_METRICS; empty without the tier)
-    m(
+    CacheWrites = m(
         "cache_writes",
         U::Count,
         T::Cache,
@@ -1208,7 +1245,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Move writes sent to Redis, one per validated move.",
     ),
-    m(
+    CacheWritesFailed = m(
         "cache_writes_failed",
         U::Count,
         T::Cache,
@@ -1217,7 +1254,7 @@ pub static METRICS: &[MetricDef] = &[
         "Move writes that failed: Redis down, no connection left in the server's pool, or lost in Redis's queue \
          by a crash.",
     ),
-    m(
+    MovesFlushed = m(
         "moves_flushed",
         U::Count,
         T::Cache,
@@ -1225,7 +1262,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Moves whose database commit the primary acknowledged (flush batches, or one-row writes without a cache).",
     ),
-    m(
+    FlushBatches = m(
         "flush_batches",
         U::Count,
         T::Cache,
@@ -1233,7 +1270,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Flush batches sent from Redis to the primary (each `flush.interval`, or per room).",
     ),
-    m(
+    MovesLostCache = m(
         "moves_lost_cache",
         U::Count,
         T::Cache,
@@ -1241,7 +1278,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Moves Redis held unflushed and lost in a Redis crash (per `appendfsync`).",
     ),
-    m(
+    MovesAtRiskMax = m(
         "moves_at_risk_max",
         U::Count,
         T::Cache,
@@ -1250,7 +1287,7 @@ pub static METRICS: &[MetricDef] = &[
         "Most moves at once validated but not yet durable (unflushed in Redis or in unacknowledged flush \
          batches), at any storage sample or crash.",
     ),
-    m(
+    MovesAtRiskAtCrash = m(
         "moves_at_risk_at_crash",
         U::Count,
         T::Cache,
@@ -1258,7 +1295,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Moves at risk at the worst socket-server or Redis crash.",
     ),
-    m(
+    CacheUtilMean = m(
         "cache_util_mean",
         U::Fraction,
         T::Cache,
@@ -1266,7 +1303,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Mean busy share of Redis's single thread.",
     ),
-    m(
+    CacheUtilMax = m(
         "cache_util_max",
         U::Fraction,
         T::Cache,
@@ -1274,7 +1311,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Highest busy share of Redis's thread over a sample interval.",
     ),
-    m(
+    CacheBacklogMax = m(
         "cache_backlog_max",
         U::Count,
         T::Cache,
@@ -1282,7 +1319,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Most Redis operations waiting or in service at a sample time.",
     ),
-    m(
+    DbCommits = m(
         "db_commits",
         U::Count,
         T::Database,
@@ -1290,7 +1327,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Commits on the primary (flush batches, one-row move writes, web writes).",
     ),
-    m(
+    DbCommitRows = m(
         "db_commit_rows",
         U::Count,
         T::Database,
@@ -1298,7 +1335,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Rows in those commits.",
     ),
-    m(
+    CommitsLost = m(
         "commits_lost",
         U::Count,
         T::Database,
@@ -1306,7 +1343,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Acknowledged commits lost at a failover because the promoted replica never received them.",
     ),
-    m(
+    MovesLostDb = m(
         "moves_lost_db",
         U::Count,
         T::Database,
@@ -1314,7 +1351,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Moves in the acknowledged commits lost at a failover.",
     ),
-    m(
+    DbWritesFailed = m(
         "db_writes_failed",
         U::Count,
         T::Database,
@@ -1322,7 +1359,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Database writes that failed: no primary, or the primary crashed under them.",
     ),
-    m(
+    DbReads = m(
         "db_reads",
         U::Count,
         T::Database,
@@ -1330,7 +1367,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Database reads answered (room history for rehydration, web app reads), on a replica or the primary.",
     ),
-    m(
+    DbReadsFailed = m(
         "db_reads_failed",
         U::Count,
         T::Database,
@@ -1338,7 +1375,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Database reads that failed: no node to read from, or it crashed under the read.",
     ),
-    m(
+    StaleReads = m(
         "stale_reads",
         U::Count,
         T::Database,
@@ -1346,7 +1383,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Reads answered by a replica that had not yet applied the key's latest commit.",
     ),
-    m(
+    StaleReadRatio = m(
         "stale_read_ratio",
         U::Ratio,
         T::Database,
@@ -1354,7 +1391,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "`stale_reads` ÷ `db_reads`.",
     ),
-    m(
+    ReplicaLagMaxS = m(
         "replica_lag_max_s",
         U::Seconds,
         T::Database,
@@ -1362,7 +1399,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Largest replica lag at any sample: rows committed and not yet applied ÷ the replica's apply capacity.",
     ),
-    m(
+    ReplicaLagEndS = m(
         "replica_lag_end_s",
         U::Seconds,
         T::Database,
@@ -1370,7 +1407,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Largest replica lag at the last sample of the run.",
     ),
-    m(
+    ReplicaLagSlope = m(
         "replica_lag_slope",
         U::SecondsPerSecond,
         T::Database,
@@ -1379,7 +1416,7 @@ pub static METRICS: &[MetricDef] = &[
         "Steepest least-squares slope of a replica's lag (seconds of lag gained per second), over the replicas \
          running throughout.",
     ),
-    m(
+    ReplicaLagUnbounded = m(
         "replica_lag_unbounded",
         U::Flag,
         T::Database,
@@ -1388,7 +1425,7 @@ pub static METRICS: &[MetricDef] = &[
         "1 when replica lag still grows and the primary commits rows faster than a replica applies them: lag \
          grows without bound.",
     ),
-    m(
+    DbWriteRowsPerS = m(
         "db_write_rows_per_s",
         U::RowsPerSecond,
         T::Database,
@@ -1396,7 +1433,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Rows committed per second on the primary.",
     ),
-    m(
+    ReplicaApplyCapacityRowsPerS = m(
         "replica_apply_capacity_rows_per_s",
         U::RowsPerSecond,
         T::Database,
@@ -1404,7 +1441,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Rows per second one replica can apply: `applier_threads` × `apply_rate`.",
     ),
-    m(
+    DbUtilMean = m(
         "db_util_mean",
         U::Fraction,
         T::Database,
@@ -1412,7 +1449,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Mean busy share of the primary's cores.",
     ),
-    m(
+    DbUtilMax = m(
         "db_util_max",
         U::Fraction,
         T::Database,
@@ -1420,7 +1457,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Highest busy share of the primary's cores over a sample interval.",
     ),
-    m(
+    ReplicaApplyUtilMean = m(
         "replica_apply_util_mean",
         U::Fraction,
         T::Database,
@@ -1428,7 +1465,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Mean busy share of the replicas' applier threads.",
     ),
-    m(
+    FailoverS = m(
         "failover_s",
         U::Seconds,
         T::Database,
@@ -1436,7 +1473,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Mean time from a primary crash to a replica's promotion, over the run's failovers (empty when none).",
     ),
-    m(
+    RehydrationsCache = m(
         "rehydrations_cache",
         U::Count,
         T::Cache,
@@ -1445,7 +1482,7 @@ pub static METRICS: &[MetricDef] = &[
         "Room states rebuilt from Redis (it held the whole game) for a member accepted on a server with no member \
          of its room.",
     ),
-    m(
+    RehydrationsDb = m(
         "rehydrations_db",
         U::Count,
         T::Cache,
@@ -1453,7 +1490,7 @@ pub static METRICS: &[MetricDef] = &[
         NEITHER,
         "Room states rebuilt from the database (Redis missed or is absent).",
     ),
-    m(
+    RehydrationsFailed = m(
         "rehydrations_failed",
         U::Count,
         T::Cache,
@@ -1461,7 +1498,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Room states that could not be rebuilt: neither Redis nor the database answered.",
     ),
-    m(
+    RehydrationMsP50 = m(
         "rehydration_ms_p50",
         U::Ms,
         T::Cache,
@@ -1470,7 +1507,7 @@ pub static METRICS: &[MetricDef] = &[
         "Median time from accepting a member to its room's state being read, for rehydrations that finished \
          after the warm-up.",
     ),
-    m(
+    RehydrationMsP99 = m(
         "rehydration_ms_p99",
         U::Ms,
         T::Cache,
@@ -1478,7 +1515,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "99th percentile time from accepting a member to its room's state being read.",
     ),
-    m(
+    RehydrationMsMax = m(
         "rehydration_ms_max",
         U::Ms,
         T::Cache,
@@ -1486,7 +1523,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Longest time from accepting a member to its room's state being read.",
     ),
-    m(
+    MovesAtRiskEnd = m(
         "moves_at_risk_end",
         U::Count,
         T::Cache,
@@ -1494,7 +1531,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Moves validated but not yet durable in the database when the run ended.",
     ),
-    m(
+    SemiSyncFallbacks = m(
         "semi_sync_fallbacks",
         U::Count,
         T::Database,
@@ -1502,7 +1539,7 @@ pub static METRICS: &[MetricDef] = &[
         LOWER,
         "Times semi-sync replication fell back to asynchronous after `semi_sync_timeout` without a replica's ack.",
     ),
-];
+}
 
 /// The definition of metric `name`.
 pub fn def(name: &str) -> Option<&'static MetricDef> {

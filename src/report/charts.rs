@@ -33,7 +33,7 @@ use plotters::style::FontStyle;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::experiment::Replication;
-use crate::metrics::{FaultWindow, Sample, ServerSample, StorageSample, TimelineEvent, db_node_name};
+use crate::metrics::{FaultWindow, Happening, Sample, ServerSample, StorageSample, TimelineEvent, db_node_name};
 use crate::scenario::Fault;
 use crate::time::SimTime;
 
@@ -614,7 +614,8 @@ fn closeup_charts(rep: &Replication, marks: &Marks, fault: &FaultCloseUp, interv
                 t,
                 color: WINDOW_END_COLOR,
                 label: label.to_string(),
-                kind: "window-end",
+                // Not a timeline event: its legend entry follows.
+                kind: None,
             });
             marks.kinds.push(("fault window ends".to_string(), WINDOW_END_COLOR));
         }
@@ -906,7 +907,7 @@ fn cdf_chart(rep: &Replication) -> ChartSpec {
                     t,
                     color: GUIDE_COLOR,
                     label: format!("{tag} {} ms", fmt_num(&t)),
-                    kind: "",
+                    kind: None,
                 }),
             }
         }
@@ -1023,8 +1024,8 @@ struct Mark {
     t: f64,
     color: RGBColor,
     label: String,
-    /// The timeline event it shows (empty for a guide line).
-    kind: &'static str,
+    /// The timeline event it shows (`None` for a guide line).
+    kind: Option<Happening>,
 }
 
 /// The marker events of a timeline and the crash-to-restart outages, or
@@ -1041,14 +1042,15 @@ struct Marks {
     warmup: Option<(f64, f64)>,
 }
 
-fn marker_color(event: &str) -> RGBColor {
+fn marker_color(event: Happening) -> RGBColor {
+    use Happening as H;
     match event {
-        "crash" | "stopped" => RGBColor(215, 25, 28),
-        "marked-down" | "drain" | "scale-in" => RGBColor(245, 130, 20),
-        "restarted" => RGBColor(30, 90, 220),
-        "vip-moved" => RGBColor(0, 140, 150),
-        "servers-updated" | "scale-out" => RGBColor(120, 60, 170),
-        "promoted" => RGBColor(190, 40, 150),
+        H::Crash | H::Stopped => RGBColor(215, 25, 28),
+        H::MarkedDown | H::Drain | H::ScaleIn => RGBColor(245, 130, 20),
+        H::Restarted => RGBColor(30, 90, 220),
+        H::VipMoved => RGBColor(0, 140, 150),
+        H::ServersUpdated | H::ScaleOut => RGBColor(120, 60, 170),
+        H::Promoted => RGBColor(190, 40, 150),
         _ => RGBColor(20, 150, 50),
     }
 }
@@ -1079,7 +1081,7 @@ impl Marks {
                 t: e.time.as_secs_f64(),
                 color: marker_color(e.event),
                 label,
-                kind: e.event,
+                kind: Some(e.event),
             });
         }
         // Outages: a server's crash or stop until it restarts (a server
@@ -1094,17 +1096,19 @@ impl Marks {
             // at its restart or when a replica is promoted.
             let db = e.component.starts_with("db-") && e.detail.starts_with("primary crash");
             let until = match e.event {
-                "crash" | "stopped" if e.component.starts_with("server-") || db => "restarted",
-                "crash" if e.component == "cache" || e.component.starts_with("db-") => "restarted",
-                "vip-lost" => "vip-moved",
+                Happening::Crash | Happening::Stopped if e.component.starts_with("server-") || db => {
+                    Happening::Restarted
+                }
+                Happening::Crash if e.component == "cache" || e.component.starts_with("db-") => Happening::Restarted,
+                Happening::VipLost => Happening::VipMoved,
                 _ => continue,
             };
             let end = all[i + 1..]
                 .iter()
-                .find(|r| (r.component == e.component && r.event == until) || (db && r.event == "promoted"))
+                .find(|r| (r.component == e.component && r.event == until) || (db && r.event == Happening::Promoted))
                 .map(|r| r.time.as_secs_f64());
             // A server stopped for good was scaled in, not lost.
-            if e.event == "stopped" && end.is_none() {
+            if e.event == Happening::Stopped && end.is_none() {
                 continue;
             }
             outages.push((e.time.as_secs_f64(), end));
@@ -1126,20 +1130,20 @@ impl Marks {
         let outages = merged;
         let mut kinds = vec![];
         for kind in [
-            "crash",
-            "stopped",
-            "marked-down",
-            "restarted",
-            "marked-up",
-            "vip-moved",
-            "drain",
-            "scale-out",
-            "scale-in",
-            "servers-updated",
-            "promoted",
+            Happening::Crash,
+            Happening::Stopped,
+            Happening::MarkedDown,
+            Happening::Restarted,
+            Happening::MarkedUp,
+            Happening::VipMoved,
+            Happening::Drain,
+            Happening::ScaleOut,
+            Happening::ScaleIn,
+            Happening::ServersUpdated,
+            Happening::Promoted,
         ] {
             if evs.iter().any(|e| e.event == kind) {
-                kinds.push((kind.to_string(), marker_color(kind)));
+                kinds.push((kind.as_str().to_string(), marker_color(kind)));
             }
         }
         let mut components: Vec<String> = vec![];
@@ -1180,7 +1184,11 @@ impl Marks {
             kinds: self
                 .kinds
                 .iter()
-                .filter(|(k, _)| self.events.iter().any(|m| range.contains(&m.t) && m.kind == k))
+                .filter(|(k, _)| {
+                    self.events
+                        .iter()
+                        .any(|m| range.contains(&m.t) && m.kind.is_some_and(|h| h.as_str() == k))
+                })
                 .cloned()
                 .collect(),
             components: self.components.clone(),
@@ -1641,11 +1649,11 @@ mod tests {
         }
     }
 
-    fn event(t: u64, server: u32, event: &'static str) -> TimelineEvent {
+    fn event(t: u64, server: u32, event: &str) -> TimelineEvent {
         TimelineEvent {
             time: SimTime(t * NS_PER_S),
             component: format!("server-{server}"),
-            event,
+            event: Happening::parse(event).expect("a timeline kind"),
             detail: String::new(),
         }
     }
@@ -1698,7 +1706,7 @@ mod tests {
             timeline: vec![
                 event(10, 1, "crash"),
                 event(12, 1, "marked-down"),
-                event(14, 1, "note-not-a-marker"),
+                event(14, 1, "moves-at-risk"), // not a marker
                 event(20, 1, "restarted"),
                 event(23, 1, "marked-up"),
             ],
@@ -1826,7 +1834,7 @@ mod tests {
         check_files(a.path(), &written);
         let svg = std::fs::read_to_string(a.path().join("connections.svg")).unwrap();
         assert!(svg.contains("server-1 crash") && svg.contains("server-1 marked-up"));
-        assert!(!svg.contains("note-not-a-marker"));
+        assert!(!svg.contains("moves-at-risk"));
     }
 
     #[test]
@@ -2114,10 +2122,10 @@ mod tests {
 
     #[test]
     fn a_close_up_per_fault() {
-        let at = |t: f64, component: &str, event: &'static str, detail: &str| TimelineEvent {
+        let at = |t: f64, component: &str, event: &str, detail: &str| TimelineEvent {
             time: SimTime((t * NS_PER_S as f64) as u64),
             component: component.into(),
-            event,
+            event: Happening::parse(event).expect("a timeline kind"),
             detail: detail.into(),
         };
         let mut rep = replication(vec![]);
@@ -2315,13 +2323,13 @@ mod tests {
         rep.timeline.push(TimelineEvent {
             time: SimTime(22 * NS_PER_S),
             component: "db-primary".into(),
-            event: "crash",
+            event: Happening::Crash,
             detail: "primary crash: 2 commits not yet on any running replica".into(),
         });
         rep.timeline.push(TimelineEvent {
             time: SimTime(25 * NS_PER_S),
             component: "db-replica-0".into(),
-            event: "promoted",
+            event: Happening::Promoted,
             detail: String::new(),
         });
         rep.fault_windows.push(window(1, 22.0, Some(25.0), Some(28.0)));

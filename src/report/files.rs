@@ -1,5 +1,6 @@
 //! The CSV, JSON and Markdown files of a run.
 
+use crate::metrics_defs::MetricKey as K;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -271,8 +272,14 @@ pub fn write_events_csv(path: &Path, o: &Outcome) -> Result<PathBuf, ReportError
         .map_err(csv_err(path))?;
     for r in &o.replications {
         for e in &r.timeline {
-            w.write_record([&r.index.to_string(), &secs(e.time), &e.component, e.event, &e.detail])
-                .map_err(csv_err(path))?;
+            w.write_record([
+                &r.index.to_string(),
+                &secs(e.time),
+                &e.component,
+                e.event.as_str(),
+                &e.detail,
+            ])
+            .map_err(csv_err(path))?;
         }
     }
     w.flush().map_err(io_err(path))?;
@@ -396,7 +403,7 @@ pub fn write_report_md(path: &Path, sc: &Scenario, o: &Outcome, info: &RunInfo) 
 /// "replica lag grows without bound: writes X rows/s vs apply capacity Y
 /// rows/s". For `report.md` and the command line.
 pub fn cluster_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
-    let get = |n: &str| o.aggregate(n).map(|a| a.mean).unwrap_or(f64::NAN);
+    let get = |k: K| o.aggregate(k.name()).map(|a| a.mean).unwrap_or(f64::NAN);
     let mut out = Vec::new();
     let b = &sc.balancer;
     let node_crash = sc
@@ -412,9 +419,9 @@ pub fn cluster_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
         if node_crash {
             line += &format!(
                 "; VIPs answered nowhere for {:.2} s in all (failover takeover {:.2} s), and {:.0} attempts were abandoned after the client's connect timeout",
-                get("vip_outage_s"),
+                get(K::VipOutageS),
                 b.failover.takeover().as_secs_f64(),
-                get("connect_timeouts")
+                get(K::ConnectTimeouts)
             );
         }
         if let Some(tls) = &b.tls {
@@ -424,36 +431,36 @@ pub fn cluster_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
                     crate::scenario::TlsKey::Rsa2048 => "RSA-2048",
                     crate::scenario::TlsKey::EcdsaP256 => "ECDSA P-256",
                 },
-                get("tls_full_handshakes"),
-                get("tls_resumed_handshakes"),
-                get("balancer_cpu_util_max") * 100.0
+                get(K::TlsFullHandshakes),
+                get(K::TlsResumedHandshakes),
+                get(K::BalancerCpuUtilMax) * 100.0
             );
         }
         if b.node_maxconn.is_some() {
             line += &format!(
                 "; {:.0} connections were turned away at a node's maxconn (peak {:.0} held by one node)",
-                get("refused_node_full"),
-                get("node_connections_max")
+                get(K::RefusedNodeFull),
+                get(K::NodeConnectionsMax)
             );
         }
         out.push(line + ".");
     }
-    if sc.web.is_some() && get("web_requests") > 0.0 {
+    if sc.web.is_some() && get(K::WebRequests) > 0.0 {
         out.push(format!(
             "**Web tier.** {:.0} requests answered at p50 {:.1} ms and p99 {:.1} ms (static p99 {:.1} ms, dynamic p99 {:.1} ms); \
              {:.3} % failed ({:.0} with 502 at a full backlog, {:.0} on database errors). App workers were {:.1} % busy \
              and waited {:.2} ms on average for a worker; nginx cores {:.1} % busy.",
-            get("web_requests"),
-            get("web_ms_p50"),
-            get("web_ms_p99"),
-            get("web_static_ms_p99"),
-            get("web_dynamic_ms_p99"),
-            get("web_failed_ratio") * 100.0,
-            get("web_502"),
-            get("web_db_errors"),
-            get("app_util_mean") * 100.0,
-            get("app_wait_ms_mean"),
-            get("nginx_util_mean") * 100.0,
+            get(K::WebRequests),
+            get(K::WebMsP50),
+            get(K::WebMsP99),
+            get(K::WebStaticMsP99),
+            get(K::WebDynamicMsP99),
+            get(K::WebFailedRatio) * 100.0,
+            get(K::Web502),
+            get(K::WebDbErrors),
+            get(K::AppUtilMean) * 100.0,
+            get(K::AppWaitMsMean),
+            get(K::NginxUtilMean) * 100.0,
         ));
     }
     out
@@ -461,32 +468,32 @@ pub fn cluster_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
 
 /// The storage paragraphs of the report (also printed by the CLI).
 pub fn storage_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
-    let get = |n: &str| o.aggregate(n).map(|a| a.mean).unwrap_or(f64::NAN);
+    let get = |k: K| o.aggregate(k.name()).map(|a| a.mean).unwrap_or(f64::NAN);
     let mut out = Vec::new();
     if let Some(k) = &sc.cache {
         let mut line = format!(
             "**Cache.** At most {:.0} moves were at risk (stored in Redis or in flush batches, not yet committed; \
              {:.0} at the worst crash); a Redis crash lost {:.0} moves (appendfsync {}); {:.0} writes to Redis failed \
              of {:.0}. Redis's thread was {:.1} % busy on average.",
-            get("moves_at_risk_max"),
-            get("moves_at_risk_at_crash"),
-            get("moves_lost_cache"),
+            get(K::MovesAtRiskMax),
+            get(K::MovesAtRiskAtCrash),
+            get(K::MovesLostCache),
             match k.appendfsync {
                 crate::scenario::AppendFsync::No => "no",
                 crate::scenario::AppendFsync::Everysec => "everysec",
             },
-            get("cache_writes_failed"),
-            get("cache_writes"),
-            get("cache_util_mean") * 100.0,
+            get(K::CacheWritesFailed),
+            get(K::CacheWrites),
+            get(K::CacheUtilMean) * 100.0,
         );
-        if get("rehydrations_cache") + get("rehydrations_db") + get("rehydrations_failed") > 0.0 {
+        if get(K::RehydrationsCache) + get(K::RehydrationsDb) + get(K::RehydrationsFailed) > 0.0 {
             line.push_str(&format!(
                 " Room state was rehydrated {:.0} times from Redis and {:.0} times from the database \
                  ({:.0} failed), p99 {:.2} ms.",
-                get("rehydrations_cache"),
-                get("rehydrations_db"),
-                get("rehydrations_failed"),
-                get("rehydration_ms_p99"),
+                get(K::RehydrationsCache),
+                get(K::RehydrationsDb),
+                get(K::RehydrationsFailed),
+                get(K::RehydrationMsP99),
             ));
         }
         out.push(line);
@@ -495,60 +502,60 @@ pub fn storage_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
         let mut line = format!(
             "**Database.** {:.0} commits ({:.0} rows); the primary's cores were {:.1} % busy on average. \
              {:.0} acknowledged commits were lost at failover ({:.0} moves).",
-            get("db_commits"),
-            get("db_commit_rows"),
-            get("db_util_mean") * 100.0,
-            get("commits_lost"),
-            get("moves_lost_db"),
+            get(K::DbCommits),
+            get(K::DbCommitRows),
+            get(K::DbUtilMean) * 100.0,
+            get(K::CommitsLost),
+            get(K::MovesLostDb),
         );
-        let failover = get("failover_s");
+        let failover = get(K::FailoverS);
         if !failover.is_nan() {
             line.push_str(&format!(" A failover took {failover:.1} s on average."));
         }
         if d.replicas > 0 {
-            line.push_str(&format!(" Replica lag peaked at {:.2} s", get("replica_lag_max_s")));
-            let end = get("replica_lag_end_s");
+            line.push_str(&format!(" Replica lag peaked at {:.2} s", get(K::ReplicaLagMaxS)));
+            let end = get(K::ReplicaLagEndS);
             line.push_str(&if end.is_nan() {
                 " (no replica running at the end).".to_string()
             } else {
                 format!(" ({end:.2} s at the end).")
             });
         }
-        let ratio = get("stale_read_ratio");
+        let ratio = get(K::StaleReadRatio);
         if !ratio.is_nan() {
             line.push_str(&format!(
                 " {:.2} % of database reads were stale ({:.0} of {:.0}).",
                 ratio * 100.0,
-                get("stale_reads"),
-                get("db_reads")
+                get(K::StaleReads),
+                get(K::DbReads)
             ));
         }
-        if sc.cache.is_none() && get("rehydrations_db") + get("rehydrations_failed") > 0.0 {
+        if sc.cache.is_none() && get(K::RehydrationsDb) + get(K::RehydrationsFailed) > 0.0 {
             line.push_str(&format!(
                 " Room state was rehydrated {:.0} times from the database, p99 {:.2} ms.",
-                get("rehydrations_db"),
-                get("rehydration_ms_p99")
+                get(K::RehydrationsDb),
+                get(K::RehydrationMsP99)
             ));
         }
         out.push(line);
         let unbounded: Vec<&crate::experiment::Replication> = o
             .replications
             .iter()
-            .filter(|r| r.metric("replica_lag_unbounded") == Some(1.0))
+            .filter(|r| r.metric(K::ReplicaLagUnbounded.name()) == Some(1.0))
             .collect();
         if !unbounded.is_empty() {
-            let mean = |n: &str| unbounded.iter().filter_map(|r| r.metric(n)).sum::<f64>() / unbounded.len() as f64;
+            let mean = |k: K| unbounded.iter().filter_map(|r| r.metric(k.name())).sum::<f64>() / unbounded.len() as f64;
             out.push(format!(
                 "**Warning.** Replica lag grows without bound: writes {:.0} rows/s vs apply capacity {:.0} rows/s \
                  ({} applier thread{} × {:.0} rows/s; the lag grows {:.2} s per s at the end, in {} of {} \
                  replications). More replicas do not help (each applies every write); more applier threads, a \
                  faster applier or fewer written rows do.",
-                mean("db_write_rows_per_s"),
-                mean("replica_apply_capacity_rows_per_s"),
+                mean(K::DbWriteRowsPerS),
+                mean(K::ReplicaApplyCapacityRowsPerS),
                 d.applier_threads,
                 if d.applier_threads == 1 { "" } else { "s" },
                 d.apply_rate.per_s,
-                mean("replica_lag_slope"),
+                mean(K::ReplicaLagSlope),
                 unbounded.len(),
                 o.replications.len()
             ));
@@ -630,32 +637,36 @@ fn pct(x: f64) -> String {
 /// why connect p99 is what it is, the moves likewise. Never a NaN: a
 /// clause whose value was not measured is left out.
 pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
-    let get = |n: &str| o.aggregate(n).map(|a| (a.mean, a.ci95)).unwrap_or((f64::NAN, f64::NAN));
-    let ms = |n: &str| {
-        let (m, c) = get(n);
+    let get = |k: K| {
+        o.aggregate(k.name())
+            .map(|a| (a.mean, a.ci95))
+            .unwrap_or((f64::NAN, f64::NAN))
+    };
+    let ms = |k: K| {
+        let (m, c) = get(k);
         value_text(m, c, Unit::Ms) + " ms"
     };
     let mut out = Vec::new();
     let has_faults = !sc.faults.is_empty();
-    if get("connection_attempts").0 > 0.0 {
+    if get(K::ConnectionAttempts).0 > 0.0 {
         let mut a = String::from("**Answer.** ");
-        let steady = get("refused_ratio_steady").0;
+        let steady = get(K::RefusedRatioSteady).0;
         if !steady.is_nan() {
             a.push_str(&format!(
                 "In steady state {} of connection attempts were refused ({} of clients at least once)",
                 pct(steady),
-                pct(get("clients_refused_ratio_steady").0),
+                pct(get(K::ClientsRefusedRatioSteady).0),
             ));
-            a.push_str(&if get("connect_ms_p99_steady").0.is_nan() {
+            a.push_str(&if get(K::ConnectMsP99Steady).0.is_nan() {
                 " and none was accepted. ".to_string()
             } else {
-                format!(" and connect latency p99 was {}. ", ms("connect_ms_p99_steady"))
+                format!(" and connect latency p99 was {}. ", ms(K::ConnectMsP99Steady))
             });
         } else {
             a.push_str("No connection attempt started in steady state. ");
         }
         if has_faults {
-            let faults = get("refused_ratio_faults").0;
+            let faults = get(K::RefusedRatioFaults).0;
             let n = sc.faults.len();
             a.push_str(&format!(
                 "During the {} ({:.0} s in all, after the warm-up) ",
@@ -664,7 +675,7 @@ pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
                 } else {
                     format!("{n} faults' windows")
                 },
-                get("fault_window_s").0
+                get(K::FaultWindowS).0
             ));
             if faults.is_nan() {
                 a.push_str("no attempt started. ");
@@ -672,23 +683,23 @@ pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
                 a.push_str(&format!(
                     "{} of attempts were refused ({} of the clients who tried then)",
                     pct(faults),
-                    pct(get("clients_refused_ratio_faults").0),
+                    pct(get(K::ClientsRefusedRatioFaults).0),
                 ));
-                a.push_str(&if get("connect_ms_p99_faults").0.is_nan() {
+                a.push_str(&if get(K::ConnectMsP99Faults).0.is_nan() {
                     ", none was accepted. ".to_string()
                 } else {
-                    format!(", connect p99 {}. ", ms("connect_ms_p99_faults"))
+                    format!(", connect p99 {}. ", ms(K::ConnectMsP99Faults))
                 });
             }
         }
         a.push_str(&format!(
             "Over the whole run after the warm-up: {} of attempts refused, {} of clients refused at least once, \
              {:.0} gave up, connect p99 {}; the busiest server peaked at {:.0} connections (cap {}).",
-            pct(get("refused_ratio").0),
-            pct(get("clients_refused_ratio").0),
-            get("gave_up").0,
-            ms("connect_ms_p99"),
-            get("max_conn_per_server").0,
+            pct(get(K::RefusedRatio).0),
+            pct(get(K::ClientsRefusedRatio).0),
+            get(K::GaveUp).0,
+            ms(K::ConnectMsP99),
+            get(K::MaxConnPerServer).0,
             sc.servers.max_connections
         ));
         if has_faults {
@@ -699,38 +710,38 @@ pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
         }
         out.push(without_nan(&a));
         if let Some(why) = explain::sentence(o, Latency::Connect) {
-            out.push(format!("**Why connect p99 is {}.** {why}", ms("connect_ms_p99")));
+            out.push(format!("**Why connect p99 is {}.** {why}", ms(K::ConnectMsP99)));
         }
     }
-    if get("moves_validated").0 > 0.0 {
+    if get(K::MovesValidated).0 > 0.0 {
         let mut a = format!(
             "**Moves.** A move reaches the opponent within {} at p99 (p50 {})",
-            ms("move_ms_p99"),
-            ms("move_ms_p50")
+            ms(K::MoveMsP99),
+            ms(K::MoveMsP50)
         );
-        if has_faults && !get("move_ms_p99_faults").0.is_nan() {
+        if has_faults && !get(K::MoveMsP99Faults).0.is_nan() {
             a.push_str(&format!(
                 "; {} in steady state, {} during the fault windows",
-                ms("move_ms_p99_steady"),
-                ms("move_ms_p99_faults")
+                ms(K::MoveMsP99Steady),
+                ms(K::MoveMsP99Faults)
             ));
         }
-        a.push_str(&format!("; {} of moves crossed the relay", pct(get("relay_share").0)));
-        if !get("relay_ms_p99").0.is_nan() {
-            a.push_str(&format!(" (relay p99 {})", ms("relay_ms_p99")));
+        a.push_str(&format!("; {} of moves crossed the relay", pct(get(K::RelayShare).0)));
+        if !get(K::RelayMsP99).0.is_nan() {
+            a.push_str(&format!(" (relay p99 {})", ms(K::RelayMsP99)));
         }
-        a.push_str(&format!("; {:.0} moves were lost.", get("moves_lost").0));
-        if get("deliveries").0 > 0.0 && !get("spectator_ms_p99").0.is_nan() {
+        a.push_str(&format!("; {:.0} moves were lost.", get(K::MovesLost).0));
+        if get(K::Deliveries).0 > 0.0 && !get(K::SpectatorMsP99).0.is_nan() {
             a.push_str(&format!(
                 " Spectators have a move within {} at p99 (p50 {}); the last spectator of a move has it within {} \
                  at p99 (worst {}).",
-                ms("spectator_ms_p99"),
-                ms("spectator_ms_p50"),
-                ms("last_spectator_ms_p99"),
-                ms("last_spectator_ms_max"),
+                ms(K::SpectatorMsP99),
+                ms(K::SpectatorMsP50),
+                ms(K::LastSpectatorMsP99),
+                ms(K::LastSpectatorMsMax),
             ));
         }
-        let (cpu, cpu_max) = (get("cpu_util_mean").0, get("cpu_util_max").0);
+        let (cpu, cpu_max) = (get(K::CpuUtilMean).0, get(K::CpuUtilMax).0);
         if !cpu.is_nan() {
             a.push_str(&format!(
                 " Server cores were {} busy on average, {} in the busiest interval.",
@@ -740,7 +751,7 @@ pub fn answer_lines(sc: &Scenario, o: &Outcome) -> Vec<String> {
         }
         out.push(without_nan(&a));
         if let Some(why) = explain::sentence(o, Latency::Move) {
-            out.push(format!("**Why move p99 is {}.** {why}", ms("move_ms_p99")));
+            out.push(format!("**Why move p99 is {}.** {why}", ms(K::MoveMsP99)));
         }
     }
     out

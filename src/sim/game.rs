@@ -11,31 +11,120 @@
 //! delivery time (the sends before it, the backend hop, that member's half
 //! RTT), recording each straight into the latency histograms.
 
+use super::{Component, Ctx, Tier};
+use crate::metrics::summary::{MetricSink, max_ms, mean_ms, ms, samples_max, split};
+use crate::metrics_defs::MetricKey as K;
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
+use slab::Slab;
 use smallvec::SmallVec;
 
-use super::{ClientState, Event, Job, Msg, NONE, World};
+use super::{ClientState, Event, Job, NONE, World};
 use crate::engine::Scheduler;
 use crate::model::relay::Relay;
 use crate::model::room::{Member, Room};
-use crate::scenario::Role;
+use crate::rng::{self, SimRng, streams};
+use crate::scenario::{Role, Scenario};
 use crate::time::{SimDuration, SimTime};
+
+/// The game tier's events (one variant of [`Event`]).
+#[derive(Clone, Copy, Debug)]
+pub enum GameEvent {
+    /// A room's players start a game (after matching or a rematch pause).
+    GameStart { room: u32, game: u32 },
+    /// The move of the player to move reaches its server (sent after the
+    /// think time, half an RTT and a backend hop earlier).
+    MoveAtServer { room: u32, token: u32 },
+    /// A Kafka producer batch's linger expired.
+    BatchClose { batch: u32 },
+    /// A relayed copy of a message reaches a subscribing server.
+    RelayDeliver { msg: u32, server: u32 },
+}
+
+/// The game tier: rooms, the messages in flight and the relay.
+pub struct Game {
+    /// Rooms (only with a `[game]`), and their index by hash key.
+    pub rooms: Vec<Room>,
+    pub(super) room_index: HashMap<u64, u32>,
+    /// Messages in flight (moves and their copies).
+    pub msgs: Slab<Msg>,
+    pub relay: Option<Relay>,
+    /// All-run message tallies for the conservation check.
+    pub tally: Tally,
+    pub(super) rng: SimRng,
+    pub(super) rng_relay: SimRng,
+}
+
+impl Game {
+    pub fn new(sc: &Scenario, replication: u32) -> Self {
+        let r = replication as u64;
+        Game {
+            rooms: Vec::new(),
+            room_index: HashMap::new(),
+            msgs: Slab::new(),
+            relay: sc.relay.as_ref().map(|c| Relay::new(c, sc.max_servers())),
+            tally: Tally::default(),
+            rng: rng::stream(sc.seed, r, streams::GAME),
+            rng_relay: rng::stream(sc.seed, r, streams::RELAY),
+        }
+    }
+}
+
+/// A move in flight: sent by a player, validated on its server, fanned out
+/// locally and through the relay.
+#[derive(Clone, Debug)]
+pub struct Msg {
+    pub room: u32,
+    pub game: u32,
+    /// Move number within the game (0-based).
+    pub seq: u32,
+    pub sender: u32,
+    pub sender_generation: u32,
+    pub server: u32,
+    pub sent_at: SimTime,
+    /// When it reached its server.
+    pub arrived_at: SimTime,
+    pub validated_at: SimTime,
+    pub validated: bool,
+    /// Server copies not yet fanned out (local + relayed).
+    pub pending: u32,
+    pub spectators: u32,
+    pub last_spectator: SimTime,
+    /// The next player to move has received it.
+    pub next_delivered: bool,
+    /// Waiting in a Kafka producer batch (counts as one `pending`).
+    pub in_batch: bool,
+    /// Server copies fanned out (sent to at least their server's members).
+    pub fanned_out: u32,
+}
+
+/// Counts over the whole run (warm-up included) for conservation checks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tally {
+    pub moves_sent: u64,
+    pub moves_validated: u64,
+    pub moves_lost: u64,
+    /// Server copies of validated moves (local fan-outs and relayed copies).
+    pub copies_created: u64,
+    pub copies_fanned_out: u64,
+    pub copies_lost: u64,
+}
 
 impl World<'_> {
     /// The room a new client belongs to, created on first use; players are
     /// added to its turn order.
     pub(super) fn room_for(&mut self, client: u32, key: u64, role: Role) -> u32 {
-        let size = self.sc.populations[self.pops_host_size(key)].room_size;
-        let idx = match self.room_index.entry(key) {
+        let size = self.ctx.sc.populations[self.pops_host_size(key)].room_size;
+        let idx = match self.game.room_index.entry(key) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
-                self.rooms.push(Room::new(key, size));
-                *e.insert((self.rooms.len() - 1) as u32)
+                self.game.rooms.push(Room::new(key, size));
+                *e.insert((self.game.rooms.len() - 1) as u32)
             }
         };
         if role == Role::Player {
-            let room = &mut self.rooms[idx as usize];
+            let room = &mut self.game.rooms[idx as usize];
             room.players.push(client);
             if room.players.len() as u32 == room.size {
                 room.want_game = true;
@@ -45,19 +134,20 @@ impl World<'_> {
     }
 
     /// The population whose rooms a key names (its upper 32 bits).
-    fn pops_host_size(&self, key: u64) -> usize {
-        ((key >> 32) as usize).min(self.sc.populations.len() - 1)
+    pub(super) fn pops_host_size(&self, key: u64) -> usize {
+        ((key >> 32) as usize).min(self.ctx.sc.populations.len() - 1)
     }
 
     /// Core time to send a (re)joining member the room's state.
     pub(super) fn sync_cost(&self, client: u32) -> SimDuration {
-        let r = self.clients[client as usize].room_idx;
+        let r = self.clients.list[client as usize].room_idx;
         if r == NONE {
             return SimDuration::ZERO;
         }
-        let room = &self.rooms[r as usize];
+        let room = &self.game.rooms[r as usize];
         if room.active {
-            self.sc
+            self.ctx
+                .sc
                 .servers
                 .sync_cost_per_move
                 .saturating_mul(room.moves_made as u64)
@@ -69,13 +159,13 @@ impl World<'_> {
     /// A client was accepted on `srv`: it joins its room's group there.
     pub(super) fn join_room(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let cl = &self.clients[c as usize];
+        let cl = &self.clients.list[c as usize];
         let r = cl.room_idx;
         if r == NONE {
             return;
         }
         let half = (cl.rtt.0 / 2).min(u32::MAX as u64) as u32;
-        let room = &mut self.rooms[r as usize];
+        let room = &mut self.game.rooms[r as usize];
         let (g, slot) = room.join(
             srv,
             Member {
@@ -84,11 +174,11 @@ impl World<'_> {
             },
         );
         let (active, synced, to_move) = (room.active, room.moves_made > 0, room.to_move());
-        let cl = &mut self.clients[c as usize];
+        let cl = &mut self.clients.list[c as usize];
         cl.group = g;
         cl.gslot = slot;
         if active && synced {
-            self.rec.count(now, |k| k.state_syncs += 1);
+            self.ctx.rec.count(now, |k| k.state_syncs += 1);
         }
         if active && to_move == Some(c) {
             // Back (or new) with the state: it is this player's turn.
@@ -100,23 +190,23 @@ impl World<'_> {
 
     /// A client leaves its room's group (disconnected or crashed).
     pub(super) fn leave_room(&mut self, c: u32) {
-        let cl = &self.clients[c as usize];
+        let cl = &self.clients.list[c as usize];
         if cl.room_idx == NONE || cl.group == NONE {
             return;
         }
         let (r, g, slot) = (cl.room_idx, cl.group, cl.gslot);
-        if let Some(moved) = self.rooms[r as usize].leave(g, slot) {
-            self.clients[moved as usize].gslot = slot;
+        if let Some(moved) = self.game.rooms[r as usize].leave(g, slot) {
+            self.clients.list[moved as usize].gslot = slot;
         }
-        let cl = &mut self.clients[c as usize];
+        let cl = &mut self.clients.list[c as usize];
         cl.group = NONE;
         cl.gslot = NONE;
     }
 
     /// A client left for good: a player's departure ends the room's games.
     pub(super) fn client_gone(&mut self, c: u32, now: SimTime) {
-        let r = self.clients[c as usize].room_idx as usize;
-        let room = &mut self.rooms[r];
+        let r = self.clients.list[c as usize].room_idx as usize;
+        let room = &mut self.game.rooms[r];
         if !room.is_player(c) || room.closed {
             return;
         }
@@ -124,27 +214,27 @@ impl World<'_> {
         room.want_game = false;
         if room.active {
             room.active = false;
-            self.rec.count(now, |k| k.games_abandoned += 1);
+            self.ctx.rec.count(now, |k| k.games_abandoned += 1);
         }
     }
 
     /// Starts a game if one is wanted and every player is connected.
-    fn maybe_start(&mut self, r: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn maybe_start(&mut self, r: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let Some(game) = &self.sc.game else { return };
-        let room = &self.rooms[r as usize];
+        let Some(game) = &self.ctx.sc.game else { return };
+        let room = &self.game.rooms[r as usize];
         if room.active || !room.want_game || room.closed {
             return;
         }
         if !room
             .players
             .iter()
-            .all(|&p| self.clients[p as usize].state == ClientState::Connected)
+            .all(|&p| self.clients.list[p as usize].state == ClientState::Connected)
         {
             return;
         }
-        let total = game.moves.sample(&mut self.rng_game);
-        let room = &mut self.rooms[r as usize];
+        let total = game.moves.sample(&mut self.game.rng);
+        let room = &mut self.game.rooms[r as usize];
         room.game += 1;
         room.active = true;
         room.want_game = false;
@@ -152,37 +242,38 @@ impl World<'_> {
         room.moves_made = 0;
         room.turn = 0;
         room.started_at = now;
-        self.rec.count(now, |k| k.games_started += 1);
+        self.ctx.rec.count(now, |k| k.games_started += 1);
         self.schedule_move(r, now, s);
     }
 
     /// The player to move thinks, then sends (replacing any earlier
     /// schedule); the move reaches its server half an RTT and a backend hop
     /// after it is sent.
-    fn schedule_move(&mut self, r: u32, from: SimTime, s: &mut Scheduler<Event>) {
+    pub(super) fn schedule_move(&mut self, r: u32, from: SimTime, s: &mut Scheduler<Event>) {
         let think = self
+            .ctx
             .sc
             .game
             .as_ref()
-            .map(|g| g.think_time.sample(&mut self.rng_game))
+            .map(|g| g.think_time.sample(&mut self.game.rng))
             .unwrap_or_default();
-        let room = &mut self.rooms[r as usize];
+        let room = &mut self.game.rooms[r as usize];
         room.token = room.token.wrapping_add(1);
         let Some(p) = room.to_move() else { return };
-        let cl = &self.clients[p as usize];
+        let cl = &self.clients.list[p as usize];
         room.mover_generation = cl.generation;
-        let transit = SimDuration(cl.rtt.0 / 2) + self.sc.servers.backend_latency;
+        let transit = SimDuration(cl.rtt.0 / 2) + self.ctx.sc.servers.backend_latency;
         s.at(
             from + think + transit,
-            Event::MoveAtServer {
+            Event::Game(GameEvent::MoveAtServer {
                 room: r,
                 token: room.token,
-            },
+            }),
         );
     }
 
     pub(super) fn game_start(&mut self, r: u32, game: u32, s: &mut Scheduler<Event>) {
-        let room = &mut self.rooms[r as usize];
+        let room = &mut self.game.rooms[r as usize];
         if room.game != game || room.closed {
             return;
         }
@@ -192,22 +283,22 @@ impl World<'_> {
 
     pub(super) fn move_at_server(&mut self, r: u32, token: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let room = &mut self.rooms[r as usize];
+        let room = &mut self.game.rooms[r as usize];
         if room.token != token || !room.active {
             return;
         }
         let Some(p) = room.to_move() else { return };
-        let cl = &self.clients[p as usize];
-        let sent_at = now - (SimDuration(cl.rtt.0 / 2) + self.sc.servers.backend_latency);
+        let cl = &self.clients.list[p as usize];
+        let sent_at = now - (SimDuration(cl.rtt.0 / 2) + self.ctx.sc.servers.backend_latency);
         let connected = cl.state == ClientState::Connected && cl.generation == room.mover_generation;
         if !connected {
             // It plays when it is back: joining its room reschedules it.
             if cl.state == ClientState::Orphaned {
                 // Its server died under it and it has not noticed: the move
                 // went into a dead connection.
-                self.tally.moves_sent += 1;
-                self.tally.moves_lost += 1;
-                self.rec.move_sent(sent_at, true);
+                self.game.tally.moves_sent += 1;
+                self.game.tally.moves_lost += 1;
+                self.ctx.rec.move_sent(sent_at, true);
             }
             // Otherwise it was not connected to send; it plays when back.
             return;
@@ -231,17 +322,17 @@ impl World<'_> {
             fanned_out: 0,
         };
         let srv = cl.server;
-        let id = self.msgs.insert(m) as u32;
-        self.tally.moves_sent += 1;
-        self.rec.move_sent(sent_at, false);
+        let id = self.game.msgs.insert(m) as u32;
+        self.game.tally.moves_sent += 1;
+        self.ctx.rec.move_sent(sent_at, false);
         self.push_job(srv, Job::Receive { msg: id }, s);
     }
 
     /// A move that never got validated (sender or its server gone).
     pub(super) fn move_lost(&mut self, msg: u32) {
-        let m = self.msgs.remove(msg as usize);
-        self.tally.moves_lost += 1;
-        self.rec.move_lost(m.sent_at);
+        let m = self.game.msgs.remove(msg as usize);
+        self.game.tally.moves_lost += 1;
+        self.ctx.rec.move_lost(m.sent_at);
         // If it is still this player's turn, they resend when they rejoin
         // (joining a room whose turn is theirs schedules their move).
     }
@@ -250,34 +341,34 @@ impl World<'_> {
     /// locally, publish for the other servers.
     pub(super) fn validated(&mut self, msg: u32, srv: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        self.tally.moves_validated += 1;
+        self.game.tally.moves_validated += 1;
         let (r, sender, game, seq, sent) = {
-            let m = &mut self.msgs[msg as usize];
+            let m = &mut self.game.msgs[msg as usize];
             m.validated = true;
             m.validated_at = now;
             (m.room, m.sender, m.game, m.seq, m.sent_at)
         };
-        self.rec.count_from(sent, |k| k.moves_validated += 1);
-        let rematch = self.sc.game.as_ref().map(|g| g.rematch_delay).unwrap_or_default();
-        let room = &mut self.rooms[r as usize];
+        self.ctx.rec.count_from(sent, |k| k.moves_validated += 1);
+        let rematch = self.ctx.sc.game.as_ref().map(|g| g.rematch_delay).unwrap_or_default();
+        let room = &mut self.game.rooms[r as usize];
         if room.active && room.game == game && room.moves_made == seq {
             room.moves_made += 1;
             room.turn = (room.turn + 1) % room.players.len().max(1) as u32;
             if room.moves_made >= room.moves_total {
                 room.active = false;
                 let started = room.started_at;
-                self.rec.count_from(started, |k| k.games_completed += 1);
-                s.after(rematch, Event::GameStart { room: r, game });
+                self.ctx.rec.count_from(started, |k| k.games_completed += 1);
+                s.after(rematch, Event::Game(GameEvent::GameStart { room: r, game }));
             }
         }
-        self.storage_move(msg, srv, s);
-        let room = &self.rooms[r as usize];
+        super::seams::move_to_storage(&self.game, &self.servers, &mut self.storage, &mut self.ctx, msg, srv, s);
+        let room = &self.game.rooms[r as usize];
         let local = room.members_on(srv).iter().any(|mm| mm.client != sender);
         let remote: SmallVec<[u32; 4]> = room.remote_servers(srv).collect();
         let key = room.key;
         if local {
-            self.msgs[msg as usize].pending += 1;
-            self.tally.copies_created += 1;
+            self.game.msgs[msg as usize].pending += 1;
+            self.game.tally.copies_created += 1;
             self.push_job(
                 srv,
                 Job::FanOut {
@@ -289,31 +380,31 @@ impl World<'_> {
             );
         }
         if !remote.is_empty() {
-            self.rec.count_from(sent, |k| k.moves_relayed += 1);
-            match &mut self.relay {
+            self.ctx.rec.count_from(sent, |k| k.moves_relayed += 1);
+            match &mut self.game.relay {
                 Some(Relay::Kafka(k)) => {
-                    let m = &mut self.msgs[msg as usize];
+                    let m = &mut self.game.msgs[msg as usize];
                     m.pending += 1;
                     m.in_batch = true;
                     if let Some((batch, close)) = k.publish(now, srv, key, msg) {
-                        s.at(close, Event::BatchClose { batch });
+                        s.at(close, Event::Game(GameEvent::BatchClose { batch }));
                     }
                 }
                 Some(Relay::Redis(rd)) => {
-                    let times = rd.publish(now, remote.len(), &mut self.rng_relay);
+                    let times = rd.publish(now, remote.len(), &mut self.game.rng_relay);
                     let n = remote.len() as u64;
-                    self.msgs[msg as usize].pending += n as u32;
-                    self.tally.copies_created += n;
-                    self.rec.count(now, |k| k.relay_copies += n);
+                    self.game.msgs[msg as usize].pending += n as u32;
+                    self.game.tally.copies_created += n;
+                    self.ctx.rec.count(now, |k| k.relay_copies += n);
                     for (server, t) in remote.into_iter().zip(times) {
-                        s.at(t, Event::RelayDeliver { msg, server });
+                        s.at(t, Event::Game(GameEvent::RelayDeliver { msg, server }));
                     }
                 }
                 // Validation requires a relay when rooms can span servers.
                 None => {}
             }
         }
-        if self.msgs[msg as usize].pending == 0 {
+        if self.game.msgs[msg as usize].pending == 0 {
             self.finalize(msg);
         }
     }
@@ -322,35 +413,37 @@ impl World<'_> {
     /// server subscribed to their rooms when fetched.
     pub(super) fn batch_close(&mut self, batch: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let Some(Relay::Kafka(k)) = &mut self.relay else { return };
+        let Some(Relay::Kafka(k)) = &mut self.game.relay else {
+            return;
+        };
         // A batch whose producer crashed was dropped then.
-        let Some((ids, committed)) = k.close(now, batch, &mut self.rng_relay) else {
+        let Some((ids, committed)) = k.close(now, batch, &mut self.game.rng_relay) else {
             return;
         };
         // One fetch per consumer server for the whole batch.
         let mut fetched: SmallVec<[(u32, SimTime); 4]> = SmallVec::new();
         let mut done: SmallVec<[u32; 4]> = SmallVec::new();
         for msg in ids {
-            let m = &self.msgs[msg as usize];
-            let room = &self.rooms[m.room as usize];
+            let m = &self.game.msgs[msg as usize];
+            let room = &self.game.rooms[m.room as usize];
             let servers: SmallVec<[u32; 4]> = room.remote_servers(m.server).collect();
             for &server in &servers {
                 let t = match fetched.iter().find(|(sv, _)| *sv == server) {
                     Some(&(_, t)) => t,
                     None => {
-                        let t = k.fetched(committed, &mut self.rng_relay);
+                        let t = k.fetched(committed, &mut self.game.rng_relay);
                         fetched.push((server, t));
                         t
                     }
                 };
-                s.at(t, Event::RelayDeliver { msg, server });
+                s.at(t, Event::Game(GameEvent::RelayDeliver { msg, server }));
             }
             let n = servers.len() as u64;
-            let m = &mut self.msgs[msg as usize];
+            let m = &mut self.game.msgs[msg as usize];
             m.in_batch = false;
             m.pending = m.pending - 1 + n as u32;
-            self.tally.copies_created += n;
-            self.rec.count(now, |k| k.relay_copies += n);
+            self.game.tally.copies_created += n;
+            self.ctx.rec.count(now, |k| k.relay_copies += n);
             if m.pending == 0 {
                 done.push(msg);
             }
@@ -362,9 +455,9 @@ impl World<'_> {
 
     pub(super) fn relay_deliver(&mut self, msg: u32, server: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let latency = now.since(self.msgs[msg as usize].validated_at).0;
-        self.rec.latency(now, |r| &mut r.relay, latency);
-        if self.servers[server as usize].up {
+        let latency = now.since(self.game.msgs[msg as usize].validated_at).0;
+        self.ctx.rec.latency(now, |r| &mut r.relay, latency);
+        if self.servers.list[server as usize].up {
             self.push_job(
                 server,
                 Job::FanOut {
@@ -377,7 +470,7 @@ impl World<'_> {
         } else {
             // Redis pub/sub is at-most-once; a dead Kafka consumer's members
             // are gone too. Either way this server's copy is lost.
-            self.rec.count(now, |k| k.relay_copies_lost += 1);
+            self.ctx.rec.count(now, |k| k.relay_copies_lost += 1);
             self.copy_done(msg, true);
         }
     }
@@ -393,21 +486,21 @@ impl World<'_> {
         s: &mut Scheduler<Event>,
     ) -> SimDuration {
         let now = s.now();
-        let sv = &self.sc.servers;
+        let sv = &self.ctx.sc.servers;
         let mut t = now;
         if relayed {
-            t += sv.consume_cost.sample(&mut self.rng_servers);
+            t += sv.consume_cost.sample(&mut self.servers.rng);
         }
-        let m = &self.msgs[msg as usize];
+        let m = &self.game.msgs[msg as usize];
         let (sender, sent_at, arrived, validated) = (m.sender, m.sent_at, m.arrived_at, m.validated_at);
-        let room = &self.rooms[m.room as usize];
+        let room = &self.game.rooms[m.room as usize];
         let latest = room.active && room.game == m.game && room.moves_made == m.seq + 1;
         let next = if latest { room.to_move() } else { None };
         let (send, hop) = (&sv.send_cost, sv.backend_latency);
-        let (rec, rng) = (&mut self.rec, &mut self.rng_servers);
+        let (rec, rng) = (&mut self.ctx.rec, &mut self.servers.rng);
         let (mut last, mut spectators, mut next_at) = (SimTime::ZERO, 0u32, None);
         // A crash scheduled during the walk cuts it: later sends never happen.
-        let cut = self.servers[srv as usize].next_crash;
+        let cut = self.servers.list[srv as usize].next_crash;
         for mm in room.members_on(srv) {
             if mm.client == sender {
                 continue;
@@ -442,7 +535,7 @@ impl World<'_> {
             }
         }
         let r = m.room;
-        let m = &mut self.msgs[msg as usize];
+        let m = &mut self.game.msgs[msg as usize];
         m.spectators += spectators;
         m.last_spectator = m.last_spectator.max(last);
         if let Some(at) = next_at {
@@ -455,12 +548,14 @@ impl World<'_> {
     /// Kafka producer batches live in the server process: a crash loses the
     /// ones still lingering (their messages never reach the broker).
     pub(super) fn drop_producer_batches(&mut self, srv: u32) {
-        let Some(Relay::Kafka(k)) = &mut self.relay else { return };
+        let Some(Relay::Kafka(k)) = &mut self.game.relay else {
+            return;
+        };
         let lost = k.drop_producer(srv);
-        let now = self.now;
+        let now = self.ctx.now;
         for msg in lost {
-            self.rec.count(now, |k| k.relay_copies_lost += 1);
-            let m = &mut self.msgs[msg as usize];
+            self.ctx.rec.count(now, |k| k.relay_copies_lost += 1);
+            let m = &mut self.game.msgs[msg as usize];
             m.in_batch = false;
             m.pending -= 1;
             if m.pending == 0 {
@@ -472,11 +567,11 @@ impl World<'_> {
     /// One server copy of a message is done (fanned out, or lost).
     pub(super) fn copy_done(&mut self, msg: u32, lost: bool) {
         if lost {
-            self.tally.copies_lost += 1;
+            self.game.tally.copies_lost += 1;
         } else {
-            self.tally.copies_fanned_out += 1;
+            self.game.tally.copies_fanned_out += 1;
         }
-        let m = &mut self.msgs[msg as usize];
+        let m = &mut self.game.msgs[msg as usize];
         m.pending -= 1;
         m.fanned_out += (!lost) as u32;
         if m.pending == 0 {
@@ -485,18 +580,18 @@ impl World<'_> {
     }
 
     /// Every copy is done: record when the last spectator had it.
-    fn finalize(&mut self, msg: u32) {
-        let m = self.msgs.remove(msg as usize);
+    pub(super) fn finalize(&mut self, msg: u32) {
+        let m = self.game.msgs.remove(msg as usize);
         if m.spectators > 0 {
-            self.rec.latency(
+            self.ctx.rec.latency(
                 m.sent_at,
                 |r| &mut r.move_last_spectator,
                 m.last_spectator.since(m.sent_at).0,
             );
         }
-        let room = &mut self.rooms[m.room as usize];
+        let room = &mut self.game.rooms[m.room as usize];
         if !m.next_delivered && room.active && room.game == m.game && room.moves_made == m.seq + 1 {
-            let sender_gone = || self.clients[m.sender as usize].generation != m.sender_generation;
+            let sender_gone = || self.clients.list[m.sender as usize].generation != m.sender_generation;
             if m.fanned_out == 0 && sender_gone() {
                 // No server but the sender's (now dead) ever had this move:
                 // it is lost with that process. The sender plays it again
@@ -508,5 +603,111 @@ impl World<'_> {
             // Otherwise the player to move never got it (disconnected):
             // they resume with the room's state when they reconnect.
         }
+    }
+}
+
+impl World<'_> {
+    /// Handles one of this tier's events.
+    pub(super) fn game_event(&mut self, ev: GameEvent, s: &mut Scheduler<Event>) {
+        match ev {
+            GameEvent::GameStart { room, game } => self.game_start(room, game, s),
+            GameEvent::MoveAtServer { room, token } => self.move_at_server(room, token, s),
+            GameEvent::BatchClose { batch } => self.batch_close(batch, s),
+            GameEvent::RelayDeliver { msg, server } => self.relay_deliver(msg, server, s),
+        }
+    }
+}
+
+impl Tier for Game {
+    fn name(&self) -> &'static str {
+        "game"
+    }
+
+    /// Every move sent is validated, lost, or still on its way; every
+    /// server copy is fanned out, lost, or still on its way.
+    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+        let mut bad = Vec::new();
+        let t = &self.tally;
+        let unvalidated = self.msgs.iter().filter(|(_, m)| !m.validated).count() as u64;
+        if t.moves_sent != t.moves_validated + t.moves_lost + unvalidated {
+            bad.push(format!(
+                "moves not conserved: {} sent != {} validated + {} lost + {} in flight",
+                t.moves_sent, t.moves_validated, t.moves_lost, unvalidated
+            ));
+        }
+        let copies_in_flight: u64 = self
+            .msgs
+            .iter()
+            .map(|(_, m)| (m.pending - m.in_batch as u32) as u64)
+            .sum();
+        if t.copies_created != t.copies_fanned_out + t.copies_lost + copies_in_flight {
+            bad.push(format!(
+                "server copies not conserved: {} created != {} fanned out + {} lost + {} in flight",
+                t.copies_created, t.copies_fanned_out, t.copies_lost, copies_in_flight
+            ));
+        }
+        bad
+    }
+
+    fn metrics(&self, ctx: &Ctx, out: &mut MetricSink) {
+        let (sc, rec) = (ctx.sc, &ctx.rec);
+        let c = rec.counters;
+        let (steady, faults) = split(&rec.window_stats);
+        let has_faults = !sc.faults.is_empty();
+        let if_faults = |v: f64| if has_faults { v } else { f64::NAN };
+        let p99_us = |h: &hdrhistogram::Histogram<u64>| h.value_at_quantile(0.99);
+        let move_shares = rec.move_tail.shares_above(p99_us(&rec.move_player));
+        out.set(K::MovesSent, c.moves_sent as f64);
+        out.set(K::MovesValidated, c.moves_validated as f64);
+        out.set(K::MovesLost, c.moves_lost as f64);
+        out.set(
+            K::RelayShare,
+            if c.moves_validated == 0 {
+                f64::NAN
+            } else {
+                c.moves_relayed as f64 / c.moves_validated as f64
+            },
+        );
+        out.set(K::MoveMsMean, mean_ms(&rec.move_player));
+        out.set(K::MoveMsP50, ms(&rec.move_player, 0.5));
+        out.set(K::MoveMsP90, ms(&rec.move_player, 0.9));
+        out.set(K::MoveMsP99, ms(&rec.move_player, 0.99));
+        out.set(K::MoveMsP999, ms(&rec.move_player, 0.999));
+        out.set(K::MoveMsMax, max_ms(&rec.move_player));
+        out.set(K::MoveMsP99Steady, ms(&steady.moves, 0.99));
+        out.set(K::MoveMsP99Faults, if_faults(ms(&faults.moves, 0.99)));
+        out.set(K::MoveP99ShareNetwork, move_shares[0]);
+        out.set(K::MoveP99ShareServer, move_shares[1]);
+        out.set(K::MoveP99ShareRelay, move_shares[2]);
+        out.set(K::MoveP99ShareFanout, move_shares[3]);
+        out.set(K::SpectatorMsMean, mean_ms(&rec.move_spectator));
+        out.set(K::SpectatorMsP50, ms(&rec.move_spectator, 0.5));
+        out.set(K::SpectatorMsP90, ms(&rec.move_spectator, 0.9));
+        out.set(K::SpectatorMsP99, ms(&rec.move_spectator, 0.99));
+        out.set(K::SpectatorMsP999, ms(&rec.move_spectator, 0.999));
+        out.set(K::SpectatorMsMax, max_ms(&rec.move_spectator));
+        out.set(K::SpectatorMsP99Steady, ms(&steady.spectators, 0.99));
+        out.set(K::SpectatorMsP99Faults, if_faults(ms(&faults.spectators, 0.99)));
+        out.set(K::LastSpectatorMsP50, ms(&rec.move_last_spectator, 0.5));
+        out.set(K::LastSpectatorMsP99, ms(&rec.move_last_spectator, 0.99));
+        out.set(K::LastSpectatorMsMax, max_ms(&rec.move_last_spectator));
+        out.set(K::RelayMsP50, ms(&rec.relay, 0.5));
+        out.set(K::RelayMsP99, ms(&rec.relay, 0.99));
+        out.set(K::RelayCopies, c.relay_copies as f64);
+        out.set(K::RelayCopiesLost, c.relay_copies_lost as f64);
+        out.set(
+            K::RelayBacklogMax,
+            samples_max(&rec.samples, sc, |s| s.relay_backlog as f64),
+        );
+        out.set(K::Deliveries, (c.deliveries_player + c.deliveries_spectator) as f64);
+        out.set(K::StateSyncs, c.state_syncs as f64);
+        out.set(K::GamesStarted, c.games_started as f64);
+        out.set(K::GamesCompleted, c.games_completed as f64);
+        out.set(K::GamesAbandoned, c.games_abandoned as f64);
+    }
+
+    /// The relay is not modelled as failing on its own.
+    fn components(&self, _ctx: &Ctx) -> Vec<Component> {
+        Vec::new()
     }
 }

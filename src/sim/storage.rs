@@ -44,12 +44,19 @@
 //! commit. Counters (`db_reads`, `stale_reads`, `db_writes_failed`, …) are
 //! kept here, whoever the caller.
 
+use super::Servers;
+use super::{Component, Ctx, Tier};
+use crate::metrics::Recorder;
+use crate::metrics::summary::{MetricSink, lag_trend, max_ms, ms};
+use crate::metrics_defs::MetricKey as K;
+use crate::stats;
 use std::collections::{HashMap, VecDeque};
 
 use slab::Slab;
 
-use super::{ClientState, Event, NONE, World};
+use super::{ClientEvent, Event, NONE, World};
 use crate::engine::Scheduler;
+use crate::metrics::Happening;
 use crate::metrics::{CacheSample, DbNodeSample, StorageSample, db_node_name};
 use crate::model::cache::{CacheBook, Flusher};
 use crate::model::database::{Binlog, BinlogEntry, KeySeqs, Progress, lag_s};
@@ -364,19 +371,125 @@ impl Storage {
     }
 }
 
+/// The database API the other tiers call (through `seams` or the
+/// storage tier's own handlers): an op is put in flight and its answer
+/// comes back through `World::db_done`.
+impl Storage {
+    /// Whether socket server `srv` holds a Redis connection pool: with
+    /// `maxclients` smaller than pools × servers, the later servers get none.
+    pub(super) fn cache_usable(sc: &Scenario, servers: &Servers, srv: u32) -> bool {
+        let Some(k) = &sc.cache else { return false };
+        let pools = (k.maxclients / k.pool_size.max(1)) as usize;
+        if servers.list.len() <= pools {
+            return true;
+        }
+        let rank = servers.list[..srv as usize].iter().filter(|v| v.up).count();
+        rank < pools
+    }
+
+    /// A move could not be written to Redis.
+    pub(super) fn cache_write_failed(&mut self, rec: &mut Recorder, room: u32, game: u32, now: SimTime) {
+        self.tally.cache_writes_failed += 1;
+        rec.count(now, |c| c.cache_writes_failed += 1);
+        if let Some(c) = &mut self.cache {
+            c.book.write_failed(room, game);
+        }
+    }
+
+    /// A validated move goes to Redis (write-behind), or without a cache
+    /// straight to the database as a one-row commit (`seams::move_to_storage`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_move(
+        &mut self,
+        sc: &Scenario,
+        rec: &mut Recorder,
+        usable: bool,
+        (room, game, seq, ends): (u32, u32, u32, bool),
+        s: &mut Scheduler<Event>,
+    ) {
+        let now = s.now();
+        if let Some(k) = &sc.cache {
+            self.tally.cache_writes += 1;
+            rec.count(now, |c| c.cache_writes += 1);
+            if !usable {
+                self.cache_write_failed(rec, room, game, now);
+                return;
+            }
+            self.tally.cache_writes_pending += 1;
+            let op = self.cache_ops.insert(CacheOp::Write { room, game, seq, ends }) as u32;
+            s.after(k.network, Event::Storage(StorageEvent::CacheArrive { op }));
+        } else {
+            // Write-through: one single-row commit per move.
+            let batch = self.flusher.make(vec![(room, 1)], false);
+            self.db_write_op(sc, vec![room_key(room)], 1, 1, false, DbCaller::Flush { batch }, s);
+        }
+    }
+    /// Reads `rows` rows of `key` (see the module docs); the answer goes to
+    /// `caller` through `World::db_done`.
+    pub(super) fn db_read(&mut self, sc: &Scenario, key: u64, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
+        let op = self.db_ops.insert(DbOp {
+            caller,
+            kind: DbKind::Read { key, rows },
+            ok: false,
+            stale: false,
+        }) as u32;
+        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
+        s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
+    }
+
+    /// One commit of `rows` rows writing `keys` (cost `write_cost`); the
+    /// answer goes to `caller` through `World::db_done`.
+    pub(super) fn db_write(
+        &mut self,
+        sc: &Scenario,
+        keys: Vec<u64>,
+        rows: u32,
+        caller: DbCaller,
+        s: &mut Scheduler<Event>,
+    ) {
+        self.db_write_op(sc, keys, rows, 0, false, caller, s);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn db_write_op(
+        &mut self,
+        sc: &Scenario,
+        keys: Vec<u64>,
+        rows: u32,
+        moves: u32,
+        bulk: bool,
+        caller: DbCaller,
+        s: &mut Scheduler<Event>,
+    ) {
+        let op = self.db_ops.insert(DbOp {
+            caller,
+            kind: DbKind::Write {
+                keys,
+                rows,
+                moves,
+                bulk,
+            },
+            ok: false,
+            stale: false,
+        }) as u32;
+        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
+        s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
+    }
+}
+
 impl DbTier {
-    fn replica_nodes(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(super) fn replica_nodes(&self) -> impl Iterator<Item = usize> + '_ {
         (0..self.nodes.len()).filter(|&i| self.nodes[i].role == Role::Replica)
     }
 
     /// The running primary, if any.
-    fn live_primary(&self) -> Option<usize> {
+    pub(super) fn live_primary(&self) -> Option<usize> {
         self.primary.filter(|&p| self.nodes[p].up)
     }
 
     /// Drops binlog entries every replica has received (keeping those
     /// still waiting for a semi-sync ack).
-    fn purge(&mut self) {
+    pub(super) fn purge(&mut self) {
         let mut keep_after = self
             .replica_nodes()
             .map(|i| self.nodes[i].progress.received_seq)
@@ -396,7 +509,7 @@ impl World<'_> {
     /// Schedules the storage tier's first events: flush and fsync ticks,
     /// its faults, samples, and a marker at each socket-server crash.
     pub(super) fn storage_prime(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+        let sc = self.ctx.sc;
         if !self.storage.is_on() {
             return;
         }
@@ -440,7 +553,7 @@ impl World<'_> {
                     c.book.fsync();
                 }
                 let next = s.now() + SimDuration::from_secs(1);
-                if next <= self.end {
+                if next <= self.ctx.end {
                     s.at(next, Event::Storage(StorageEvent::FsyncTick));
                 }
             }
@@ -473,44 +586,15 @@ impl World<'_> {
         }
     }
 
-    /// A move was validated on `srv`: it goes to Redis (or straight to the
-    /// database without a cache).
-    pub(super) fn storage_move(&mut self, msg: u32, srv: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
-        if !self.storage.is_on() || sc.game.is_none() {
-            return;
-        }
-        let now = s.now();
-        let m = &self.msgs[msg as usize];
-        let (room, game, seq) = (m.room, m.game, m.seq);
-        let r = &self.rooms[room as usize];
-        let ends = r.game == game && !r.active && r.moves_made == seq + 1 && r.moves_made >= r.moves_total;
-        if let Some(k) = &sc.cache {
-            self.storage.tally.cache_writes += 1;
-            self.rec.count(now, |c| c.cache_writes += 1);
-            if !self.cache_usable(srv) {
-                self.cache_write_failed(room, game, now);
-                return;
-            }
-            self.storage.tally.cache_writes_pending += 1;
-            let op = self.storage.cache_ops.insert(CacheOp::Write { room, game, seq, ends }) as u32;
-            s.after(k.network, Event::Storage(StorageEvent::CacheArrive { op }));
-        } else {
-            // Write-through: one single-row commit per move.
-            let batch = self.storage.flusher.make(vec![(room, 1)], false);
-            self.db_write_op(vec![room_key(room)], 1, 1, false, DbCaller::Flush { batch }, s);
-        }
-    }
-
     /// Called by `accept` before a member joins its room on `srv`: returns
     /// true if the accept must first wait for the room's history (it is
     /// then called again when the history is back).
     pub(super) fn rehydration_pending(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) -> bool {
-        let sc = self.sc;
+        let sc = self.ctx.sc;
         if !self.storage.is_on() {
             return false;
         }
-        let generation = self.clients[c as usize].generation;
+        let generation = self.clients.list[c as usize].generation;
         if let Some(r) = self.storage.rehydrating.get(&c)
             && r.generation == generation
             && r.done
@@ -518,18 +602,18 @@ impl World<'_> {
             self.storage.rehydrating.remove(&c);
             return false;
         }
-        let ri = self.clients[c as usize].room_idx;
+        let ri = self.clients.list[c as usize].room_idx;
         if ri == NONE {
             return false;
         }
-        let room = &self.rooms[ri as usize];
+        let room = &self.game.rooms[ri as usize];
         if !room.active || room.moves_made == 0 || !room.members_on(srv).is_empty() {
             return false;
         }
         let moves = room.moves_made;
         let now = s.now();
         let from_cache = match &self.storage.cache {
-            Some(k) => k.station.is_up() && self.cache_usable(srv),
+            Some(k) => k.station.is_up() && Storage::cache_usable(self.ctx.sc, &self.servers, srv),
             None => false,
         };
         if !from_cache && self.storage.db.is_none() {
@@ -540,7 +624,7 @@ impl World<'_> {
             Rehydration {
                 generation,
                 server: srv,
-                epoch: self.servers[srv as usize].epoch,
+                epoch: self.servers.list[srv as usize].epoch(),
                 started: now,
                 done: false,
             },
@@ -554,7 +638,13 @@ impl World<'_> {
             let net = sc.cache.as_ref().map_or(SimDuration::ZERO, |k| k.network);
             s.after(net, Event::Storage(StorageEvent::CacheArrive { op }));
         } else {
-            self.db_read(room_key(ri), moves, DbCaller::Rehydrate { client: c, generation }, s);
+            self.storage.db_read(
+                self.ctx.sc,
+                room_key(ri),
+                moves,
+                DbCaller::Rehydrate { client: c, generation },
+                s,
+            );
         }
         true
     }
@@ -578,31 +668,24 @@ impl World<'_> {
             self.storage.rehydrating.remove(&client);
             if self.live(client, generation) {
                 let delay = self.failure_delay(srv);
-                s.after(
-                    delay,
-                    Event::BackendFailed {
-                        client,
-                        generation,
-                        server: srv,
-                    },
-                );
+                s.after(delay, Event::Clients(ClientEvent::BackendFailed { client, generation }));
             }
         }
     }
 
-    fn note_at_risk(&mut self, now: SimTime, component: String) {
-        let sc = self.sc;
+    pub(super) fn note_at_risk(&mut self, now: SimTime, component: String) {
+        let sc = self.ctx.sc;
         let n = self.storage.moves_at_risk();
-        self.rec.at_risk_at_fault(now, n);
+        self.ctx.rec.at_risk_at_fault(now, n);
         if now >= SimTime::ZERO + sc.warmup {
             self.storage.at_risk_at_crash_max = self.storage.at_risk_at_crash_max.max(n);
             self.storage.at_risk_max = self.storage.at_risk_max.max(n);
         }
         if self.storage.cache.is_some() || self.storage.flusher.in_batches > 0 {
-            self.rec.event(
+            self.ctx.rec.event(
                 now,
                 component,
-                "moves-at-risk",
+                Happening::MovesAtRisk,
                 format!("{n} moves at risk (stored in Redis or in flush batches, not yet committed)"),
             );
         }
@@ -611,29 +694,8 @@ impl World<'_> {
     // -----------------------------------------------------------------
     // Redis
 
-    /// Whether socket server `srv` has a connection pool to Redis: only the
-    /// first `maxclients / pool_size` running servers (by index) do.
-    fn cache_usable(&self, srv: u32) -> bool {
-        let sc = self.sc;
-        let Some(k) = &sc.cache else { return false };
-        let pools = (k.maxclients / k.pool_size.max(1)) as usize;
-        if self.servers.len() <= pools {
-            return true;
-        }
-        let rank = self.servers[..srv as usize].iter().filter(|v| v.up).count();
-        rank < pools
-    }
-
-    fn cache_write_failed(&mut self, room: u32, game: u32, now: SimTime) {
-        self.storage.tally.cache_writes_failed += 1;
-        self.rec.count(now, |c| c.cache_writes_failed += 1);
-        if let Some(c) = &mut self.storage.cache {
-            c.book.write_failed(room, game);
-        }
-    }
-
-    fn cache_cost(&mut self, op: u32) -> SimDuration {
-        let sc = self.sc;
+    pub(super) fn cache_cost(&mut self, op: u32) -> SimDuration {
+        let sc = self.ctx.sc;
         let Some(k) = &sc.cache else {
             return SimDuration::ZERO;
         };
@@ -641,18 +703,18 @@ impl World<'_> {
         match self.storage.cache_ops[op as usize] {
             CacheOp::Write { .. } => base,
             CacheOp::Read { client, .. } => {
-                let r = self.clients[client as usize].room_idx;
+                let r = self.clients.list[client as usize].room_idx;
                 let moves = if r == NONE {
                     0
                 } else {
-                    self.rooms[r as usize].moves_made
+                    self.game.rooms[r as usize].moves_made
                 };
                 base + k.per_move_cost.saturating_mul(moves as u64)
             }
         }
     }
 
-    fn cache_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn cache_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let Some(c) = &mut self.storage.cache else { return };
         match c.station.arrive(now, op) {
@@ -667,14 +729,14 @@ impl World<'_> {
     }
 
     /// A cache op failed (Redis down or crashed under it).
-    fn cache_op_failed(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn cache_op_failed(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         match self.storage.cache_ops[op as usize] {
             CacheOp::Write { room, game, .. } => {
                 self.storage.cache_ops.remove(op as usize);
                 self.storage.tally.cache_writes_pending -= 1;
-                self.cache_write_failed(room, game, now);
+                self.storage.cache_write_failed(&mut self.ctx.rec, room, game, now);
             }
             CacheOp::Read { .. } => {
                 // The server hears of it one trip later and asks the database.
@@ -684,8 +746,8 @@ impl World<'_> {
         }
     }
 
-    fn cache_done(&mut self, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn cache_done(&mut self, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(c) = &mut self.storage.cache else { return };
         let Some(op) = c.station.complete(now, epoch, id) else {
@@ -716,9 +778,9 @@ impl World<'_> {
                 }
             }
             CacheOp::Read { client, generation, .. } => {
-                let r = self.clients[client as usize].room_idx;
+                let r = self.clients.list[client as usize].room_idx;
                 let Some(c) = &self.storage.cache else { return };
-                let hit = r != NONE && c.book.holds(r, self.rooms[r as usize].game);
+                let hit = r != NONE && c.book.holds(r, self.game.rooms[r as usize].game);
                 self.storage.cache_ops[op as usize] = CacheOp::Read {
                     client,
                     generation,
@@ -732,7 +794,7 @@ impl World<'_> {
 
     /// A rehydration read's answer is back: a hit resumes the accept, a
     /// miss asks the database.
-    fn cache_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn cache_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
         let CacheOp::Read {
             client,
             generation,
@@ -748,17 +810,23 @@ impl World<'_> {
             self.rehydrated(client, Source::Cache, s);
             return;
         }
-        let r = self.clients[client as usize].room_idx;
+        let r = self.clients.list[client as usize].room_idx;
         if self.storage.db.is_some() && r != NONE {
-            let moves = self.rooms[r as usize].moves_made;
-            self.db_read(room_key(r), moves, DbCaller::Rehydrate { client, generation }, s);
+            let moves = self.game.rooms[r as usize].moves_made;
+            self.storage.db_read(
+                self.ctx.sc,
+                room_key(r),
+                moves,
+                DbCaller::Rehydrate { client, generation },
+                s,
+            );
         } else {
             self.rehydrated(client, Source::Failed, s);
         }
     }
 
-    fn flush_tick(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn flush_tick(&mut self, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let Some(Flush::Interval { interval }) = sc.cache.as_ref().map(|k| &k.flush) else {
             return;
         };
@@ -771,15 +839,15 @@ impl World<'_> {
                 self.send_batch(rooms, s);
             }
         }
-        if next <= self.end {
+        if next <= self.ctx.end {
             s.at(next, Event::Storage(StorageEvent::FlushTick));
         }
     }
 
     /// Lichess policy: flush a room once `after_last_move` has passed since
     /// its last move.
-    fn flush_room_timer(&mut self, room: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn flush_room_timer(&mut self, room: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(Flush::Lichess { after_last_move }) = sc.cache.as_ref().map(|k| &k.flush) else {
             return;
@@ -802,7 +870,7 @@ impl World<'_> {
         }
     }
 
-    fn flush_room(&mut self, room: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn flush_room(&mut self, room: u32, s: &mut Scheduler<Event>) {
         let Some(c) = &mut self.storage.cache else { return };
         let n = c.book.take_room(room);
         if n > 0 {
@@ -811,17 +879,18 @@ impl World<'_> {
     }
 
     /// A flush batch goes to the primary as one commit.
-    fn send_batch(&mut self, rooms: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
+    pub(super) fn send_batch(&mut self, rooms: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
         let keys: Vec<u64> = rooms.iter().map(|&(r, _)| room_key(r)).collect();
         let batch = self.storage.flusher.make(rooms, true);
         let moves = self.storage.flusher.get(batch).moves;
         let now = s.now();
-        self.rec.count(now, |c| c.flush_batches += 1);
-        self.db_write_op(keys, moves, moves, true, DbCaller::Flush { batch }, s);
+        self.ctx.rec.count(now, |c| c.flush_batches += 1);
+        self.storage
+            .db_write_op(self.ctx.sc, keys, moves, moves, true, DbCaller::Flush { batch }, s);
     }
 
-    fn cache_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn cache_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Fault::CacheCrash { restart_after, .. } = sc.faults[fault as usize] else {
             return;
@@ -840,15 +909,15 @@ impl World<'_> {
         for op in ops {
             self.cache_op_failed(op, s);
         }
-        self.rec.count(now, |k| k.moves_lost_cache += lost);
+        self.ctx.rec.count(now, |k| k.moves_lost_cache += lost);
         let persist = match mode {
             AppendFsync::No => "appendfsync no: every unflushed move",
             AppendFsync::Everysec => "appendfsync everysec: the moves written since the last fsync",
         };
-        self.rec.event(
+        self.ctx.rec.event(
             now,
             "cache".into(),
-            "crash",
+            Happening::Crash,
             format!("Redis crash: {lost} moves lost ({persist}) of {at_risk} at risk; {failed} queued ops failed"),
         );
         if let Some(d) = restart_after {
@@ -856,8 +925,8 @@ impl World<'_> {
         }
     }
 
-    fn cache_restart(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn cache_restart(&mut self, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(c) = &mut self.storage.cache else { return };
         if c.station.is_up() {
@@ -876,14 +945,18 @@ impl World<'_> {
                 }
             }
         }
-        self.rec
-            .event(now, "cache".into(), "restarted", "Redis accepting again".into());
+        self.ctx.rec.event(
+            now,
+            "cache".into(),
+            Happening::Restarted,
+            "Redis accepting again".into(),
+        );
     }
 
     // -----------------------------------------------------------------
     // Rehydration
 
-    fn rehydration_live(&self, client: u32, generation: u32) -> bool {
+    pub(super) fn rehydration_live(&self, client: u32, generation: u32) -> bool {
         self.storage
             .rehydrating
             .get(&client)
@@ -899,8 +972,8 @@ impl World<'_> {
         };
         r.done = true;
         let (generation, srv, epoch, started) = (r.generation, r.server, r.epoch, r.started);
-        self.rec.latency(now, |r| &mut r.rehydration, now.since(started).0);
-        self.rec.count(now, |k| match source {
+        self.ctx.rec.latency(now, |r| &mut r.rehydration, now.since(started).0);
+        self.ctx.rec.count(now, |k| match source {
             Source::Cache => k.rehydrations_cache += 1,
             Source::Db => k.rehydrations_db += 1,
             Source::Failed => k.rehydrations_failed += 1,
@@ -909,18 +982,11 @@ impl World<'_> {
             self.storage.rehydrating.remove(&client);
             return;
         }
-        let sv = &self.servers[srv as usize];
-        if !sv.up || sv.epoch != epoch {
+        let sv = &self.servers.list[srv as usize];
+        if !sv.up || sv.epoch() != epoch {
             self.storage.rehydrating.remove(&client);
             let delay = self.failure_delay(srv);
-            s.after(
-                delay,
-                Event::BackendFailed {
-                    client,
-                    generation,
-                    server: srv,
-                },
-            );
+            s.after(delay, Event::Clients(ClientEvent::BackendFailed { client, generation }));
             return;
         }
         self.accept(client, srv, s);
@@ -928,52 +994,6 @@ impl World<'_> {
 
     // -----------------------------------------------------------------
     // Database: the API
-
-    /// Reads `rows` rows of `key` (see the module docs); the answer goes to
-    /// `caller` through [`World::db_done`].
-    pub(super) fn db_read(&mut self, key: u64, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
-        let op = self.storage.db_ops.insert(DbOp {
-            caller,
-            kind: DbKind::Read { key, rows },
-            ok: false,
-            stale: false,
-        }) as u32;
-        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
-        s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
-    }
-
-    /// One commit of `rows` rows writing `keys` (cost `write_cost`); the
-    /// answer goes to `caller` through [`World::db_done`].
-    #[allow(dead_code)] // the web tier's entry point
-    pub(super) fn db_write(&mut self, keys: Vec<u64>, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
-        self.db_write_op(keys, rows, 0, false, caller, s);
-    }
-
-    fn db_write_op(
-        &mut self,
-        keys: Vec<u64>,
-        rows: u32,
-        moves: u32,
-        bulk: bool,
-        caller: DbCaller,
-        s: &mut Scheduler<Event>,
-    ) {
-        let sc = self.sc;
-        let op = self.storage.db_ops.insert(DbOp {
-            caller,
-            kind: DbKind::Write {
-                keys,
-                rows,
-                moves,
-                bulk,
-            },
-            ok: false,
-            stale: false,
-        }) as u32;
-        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
-        s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
-    }
 
     /// A database answer reached its caller.
     /// `ok`: the op succeeded; `stale`: a read served by a replica that had
@@ -985,7 +1005,7 @@ impl World<'_> {
                 if ok {
                     let b = self.storage.flusher.committed(batch);
                     let n = b.moves as u64;
-                    self.rec.count(now, |k| k.moves_flushed += n);
+                    self.ctx.rec.count(now, |k| k.moves_flushed += n);
                 } else {
                     self.storage.flusher.failed(batch);
                     if self.storage.db.as_ref().is_some_and(|d| d.live_primary().is_some()) {
@@ -1001,30 +1021,33 @@ impl World<'_> {
                     self.rehydrated(client, source, s);
                 }
             }
-            DbCaller::Web { req } => self.web_db_done(req, ok, s),
+            DbCaller::Web { req } => {
+                super::seams::web_db_done(&mut self.web, &mut self.storage, &mut self.ctx, req, ok, s)
+            }
         }
     }
 
     /// Sends the failed flush batches again (a primary is available).
-    fn retry_batches(&mut self, s: &mut Scheduler<Event>) {
+    pub(super) fn retry_batches(&mut self, s: &mut Scheduler<Event>) {
         for batch in self.storage.flusher.take_retries() {
             let b = self.storage.flusher.get(batch);
             let keys: Vec<u64> = b.rooms.iter().map(|&(r, _)| room_key(r)).collect();
             let (moves, bulk) = (b.moves, b.bulk);
-            self.db_write_op(keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
+            self.storage
+                .db_write_op(self.ctx.sc, keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
         }
     }
 
     // -----------------------------------------------------------------
     // Database: nodes
 
-    fn db_fail(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_fail(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let o = &mut self.storage.db_ops[op as usize];
         o.ok = false;
         let read = matches!(o.kind, DbKind::Read { .. });
-        self.rec.count(now, |k| {
+        self.ctx.rec.count(now, |k| {
             if read {
                 k.db_reads_failed += 1
             } else {
@@ -1035,8 +1058,8 @@ impl World<'_> {
         s.after(net, Event::Storage(StorageEvent::DbReply { op }));
     }
 
-    fn db_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
         let target = match self.storage.db_ops[op as usize].kind {
@@ -1066,7 +1089,7 @@ impl World<'_> {
         }
     }
 
-    fn db_enqueue(&mut self, node: usize, which: u8, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn db_enqueue(&mut self, node: usize, which: u8, op: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let Some(db) = &mut self.storage.db else { return };
         let n = &mut db.nodes[node];
@@ -1082,8 +1105,8 @@ impl World<'_> {
         }
     }
 
-    fn db_op_cost(&mut self, op: u32) -> SimDuration {
-        let sc = self.sc;
+    pub(super) fn db_op_cost(&mut self, op: u32) -> SimDuration {
+        let sc = self.ctx.sc;
         let Some(d) = &sc.database else {
             return SimDuration::ZERO;
         };
@@ -1097,14 +1120,14 @@ impl World<'_> {
         }
     }
 
-    fn apply_cost(&self, rows: u32) -> SimDuration {
-        let sc = self.sc;
+    pub(super) fn apply_cost(&self, rows: u32) -> SimDuration {
+        let sc = self.ctx.sc;
         let rate = sc.database.as_ref().map_or(1.0, |d| d.apply_rate.per_s);
         SimDuration::from_secs_f64(rows as f64 / rate)
     }
 
-    fn db_station_done(&mut self, node: usize, which: u8, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_station_done(&mut self, node: usize, which: u8, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(db) = &mut self.storage.db else { return };
         let n = &mut db.nodes[node];
@@ -1141,7 +1164,7 @@ impl World<'_> {
                 let stale = which == READS && db.keys.is_stale(*key, db.nodes[node].progress.applied_seq);
                 o.ok = true;
                 o.stale = stale;
-                self.rec.count(now, |k| {
+                self.ctx.rec.count(now, |k| {
                     k.db_reads += 1;
                     k.stale_reads += stale as u64;
                 });
@@ -1153,8 +1176,8 @@ impl World<'_> {
 
     /// A write finished on the primary: it is committed, gets a binlog
     /// position, and is shipped to the replicas.
-    fn commit(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn commit(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1176,7 +1199,7 @@ impl World<'_> {
         }
         db.interval_commits += 1;
         db.interval_rows += rows as u64;
-        self.rec.count(now, |k| {
+        self.ctx.rec.count(now, |k| {
             k.db_commits += 1;
             k.db_commit_rows += rows as u64;
         });
@@ -1199,13 +1222,13 @@ impl World<'_> {
         }
     }
 
-    fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
         let o = self.storage.db_ops.remove(op as usize);
         self.db_done(o.caller, o.ok, o.stale, s);
     }
 
-    fn binlog_arrive(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn binlog_arrive(&mut self, term: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let Some(db) = &self.storage.db else { return };
         if term != db.term {
             // Shipped by a primary that crashed since: lost on the way.
@@ -1227,8 +1250,8 @@ impl World<'_> {
 
     /// Replica `n` receives every commit that has had time to reach it
     /// since its last one, and queues them on its applier threads.
-    fn replica_pull(&mut self, n: usize, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn replica_pull(&mut self, n: usize, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let (ship, configured) = (d.ship_delay, d.semi_sync);
@@ -1258,10 +1281,10 @@ impl World<'_> {
             && db.nodes[n].progress.received_seq >= db.binlog.head()
         {
             db.semi_sync_on = true;
-            self.rec.event(
+            self.ctx.rec.event(
                 now,
                 db_node_name(n),
-                "semi-sync-on",
+                Happening::SemiSyncOn,
                 "a replica caught up: commits wait for its ack again".into(),
             );
         }
@@ -1271,8 +1294,8 @@ impl World<'_> {
     }
 
     /// Acks of replicas that received commits `ship_delay` ago.
-    fn semi_sync_ack(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn semi_sync_ack(&mut self, term: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1309,8 +1332,8 @@ impl World<'_> {
 
     /// No ack within `semi_sync_timeout`: fall back to asynchronous
     /// replication and release every waiting commit.
-    fn semi_sync_timeout(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn semi_sync_timeout(&mut self, term: u32, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1336,10 +1359,10 @@ impl World<'_> {
         }
         db.purge();
         let p = db.primary.unwrap_or(0);
-        self.rec.event(
+        self.ctx.rec.event(
             now,
             db_node_name(p),
-            "semi-sync-off",
+            Happening::SemiSyncOff,
             format!(
                 "no replica ack within {}: asynchronous replication, {n} waiting commits released",
                 d.semi_sync_timeout
@@ -1347,8 +1370,8 @@ impl World<'_> {
         );
     }
 
-    fn db_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Fault::DbCrash {
             target, restart_after, ..
@@ -1362,10 +1385,10 @@ impl World<'_> {
             DbTarget::Primary => match db.primary {
                 Some(p) => p,
                 None => {
-                    self.rec.event(
+                    self.ctx.rec.event(
                         now,
                         "db".into(),
-                        "no-primary",
+                        Happening::NoPrimary,
                         "a primary crash was scheduled but there is no primary".into(),
                     );
                     return;
@@ -1426,7 +1449,7 @@ impl World<'_> {
         for op in failed {
             self.db_fail(op, s);
         }
-        self.rec.event(now, db_node_name(node), "crash", detail);
+        self.ctx.rec.event(now, db_node_name(node), Happening::Crash, detail);
         if let Some(d) = restart_after {
             s.after(d, Event::Storage(StorageEvent::DbRestart { node: node as u16 }));
         }
@@ -1444,7 +1467,7 @@ impl World<'_> {
 
     /// Failure detection is over: choose the running replica that received
     /// the most binlog; it is promoted once it has applied its relay log.
-    fn failover(&mut self, term: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn failover(&mut self, term: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let Some(db) = &mut self.storage.db else { return };
         if term != db.term || db.live_primary().is_some() || db.promoting.is_some() {
@@ -1455,10 +1478,10 @@ impl World<'_> {
             .filter(|&i| db.nodes[i].up)
             .max_by_key(|&i| (db.nodes[i].progress.received_seq, std::cmp::Reverse(i)));
         let Some(c) = best else {
-            self.rec.event(
+            self.ctx.rec.event(
                 now,
                 "db".into(),
-                "failover-failed",
+                Happening::FailoverFailed,
                 "no running replica to promote: writes fail until a node restarts".into(),
             );
             return;
@@ -1470,8 +1493,8 @@ impl World<'_> {
     }
 
     /// Replica `c` becomes the primary. Commits it never received are lost.
-    fn promote(&mut self, c: usize, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn promote(&mut self, c: usize, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1483,7 +1506,7 @@ impl World<'_> {
         let unacked = lost.len() as u64 - commits;
         self.storage.tally.commits_lost += commits;
         self.storage.tally.moves_lost_db += moves;
-        self.rec.count(now, |k| {
+        self.ctx.rec.count(now, |k| {
             k.commits_lost += commits;
             k.moves_lost_db += moves;
         });
@@ -1511,10 +1534,10 @@ impl World<'_> {
             );
         }
         db.purge();
-        self.rec.event(
+        self.ctx.rec.event(
             now,
             db_node_name(c),
-            "promoted",
+            Happening::Promoted,
             format!(
                 "promoted to primary {:.3} s after the crash: {commits} acknowledged commits ({moves} moves) lost{}",
                 took.as_secs_f64(),
@@ -1528,8 +1551,8 @@ impl World<'_> {
         self.retry_batches(s);
     }
 
-    fn db_restart(&mut self, node: usize, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn db_restart(&mut self, node: usize, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let Some(db) = &mut self.storage.db else { return };
@@ -1586,7 +1609,9 @@ impl World<'_> {
                 "replica back: applies its relay log and fetches the binlog it missed"
             }
         };
-        self.rec.event(now, db_node_name(node), "restarted", detail.into());
+        self.ctx
+            .rec
+            .event(now, db_node_name(node), Happening::Restarted, detail.into());
         let Some(db) = &self.storage.db else { return };
         if db.live_primary().is_some() {
             self.retry_batches(s);
@@ -1600,8 +1625,8 @@ impl World<'_> {
     // -----------------------------------------------------------------
     // Samples
 
-    fn storage_sample(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.sc;
+    pub(super) fn storage_sample(&mut self, s: &mut Scheduler<Event>) {
+        let sc = self.ctx.sc;
         let now = s.now();
         let since = self.storage.last_sample;
         self.storage.last_sample = now;
@@ -1660,9 +1685,9 @@ impl World<'_> {
                 })
                 .collect();
         }
-        self.rec.storage_samples.push(sample);
+        self.ctx.rec.storage_samples.push(sample);
         let next = now + sc.sample_interval;
-        if next <= self.end {
+        if next <= self.ctx.end {
             s.at(next, Event::Storage(StorageEvent::Sample));
         }
     }
@@ -1689,79 +1714,208 @@ fn db_done_event(node: usize, station: u8, epoch: u32, id: u32) -> Event {
     })
 }
 
-/// The storage tier's invariants (see `check`): conservation of moves
-/// through Redis and the flusher, of commits through each replica, and of
-/// every station's items.
-pub fn check(w: &World) -> Vec<String> {
-    let mut bad = Vec::new();
-    let st = &w.storage;
-    let t = &st.tally;
-    if let Some(c) = &st.cache {
-        let b = &c.book;
-        if t.cache_writes != t.cache_writes_failed + t.cache_writes_pending + b.stored {
-            bad.push(format!(
-                "cache writes not conserved: {} sent != {} failed + {} pending + {} stored",
-                t.cache_writes, t.cache_writes_failed, t.cache_writes_pending, b.stored
-            ));
-        }
-        if b.stored != b.taken + b.unflushed + b.lost {
-            bad.push(format!(
-                "cached moves not conserved: {} stored != {} flushed or flushing + {} unflushed + {} lost",
-                b.stored, b.taken, b.unflushed, b.lost
-            ));
-        }
-        if b.taken != st.flusher.into_batches {
-            bad.push(format!(
-                "{} moves taken from Redis but {} put in batches",
-                b.taken, st.flusher.into_batches
-            ));
-        }
-        if !c.station.conserved() {
-            bad.push("the Redis station lost track of its ops".into());
-        }
+impl Tier for Storage {
+    fn name(&self) -> &'static str {
+        "storage"
     }
-    let f = &st.flusher;
-    if f.into_batches != f.flushed + f.in_batches {
-        bad.push(format!(
-            "flushed moves not conserved: {} batched != {} acknowledged + {} in batches",
-            f.into_batches, f.flushed, f.in_batches
-        ));
-    }
-    if let Some(db) = &st.db {
-        for (i, n) in db.nodes.iter().enumerate() {
-            if !(n.cpu.conserved() && n.reads.conserved() && n.apply.conserved()) {
-                bad.push(format!("{}: a station lost track of its items", db_node_name(i)));
-            }
-            let p = &n.progress;
-            if p.received != p.applied + p.backlog() {
-                bad.push(format!("{}: received commits != applied + backlog", db_node_name(i)));
-            }
-            if n.role == Role::Replica && n.up && n.apply.len() as u64 != p.backlog() {
+
+    /// Cache writes, cached and flushed moves are conserved; every station
+    /// keeps track of its items; replicas apply what they received.
+    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+        let mut bad = Vec::new();
+        let st = self;
+        let t = &st.tally;
+        if let Some(c) = &st.cache {
+            let b = &c.book;
+            if t.cache_writes != t.cache_writes_failed + t.cache_writes_pending + b.stored {
                 bad.push(format!(
-                    "{}: {} commits queued to apply but {} received and not applied",
-                    db_node_name(i),
-                    n.apply.len(),
-                    p.backlog()
+                    "cache writes not conserved: {} sent != {} failed + {} pending + {} stored",
+                    t.cache_writes, t.cache_writes_failed, t.cache_writes_pending, b.stored
                 ));
             }
-            if p.received_seq > db.binlog.head() && n.role == Role::Replica {
-                bad.push(format!("{} received past the primary's binlog", db_node_name(i)));
+            if b.stored != b.taken + b.unflushed + b.lost {
+                bad.push(format!(
+                    "cached moves not conserved: {} stored != {} flushed or flushing + {} unflushed + {} lost",
+                    b.stored, b.taken, b.unflushed, b.lost
+                ));
+            }
+            if b.taken != st.flusher.into_batches {
+                bad.push(format!(
+                    "{} moves taken from Redis but {} put in batches",
+                    b.taken, st.flusher.into_batches
+                ));
+            }
+            if !c.station.conserved() {
+                bad.push("the Redis station lost track of its ops".into());
             }
         }
-        if t.commits_lost > db.binlog.commits {
-            bad.push("more commits lost than made".into());
-        }
-    }
-    for (c, generation, srv, done) in st.rehydrations() {
-        let cl = &w.clients[c as usize];
-        if cl.generation == generation && !done && (cl.state != ClientState::Connecting || cl.server != srv) {
+        let f = &st.flusher;
+        if f.into_batches != f.flushed + f.in_batches {
             bad.push(format!(
-                "client {c} waits for its room's history but is not connecting to server {srv}"
+                "flushed moves not conserved: {} batched != {} acknowledged + {} in batches",
+                f.into_batches, f.flushed, f.in_batches
             ));
         }
+        if let Some(db) = &st.db {
+            for (i, n) in db.nodes.iter().enumerate() {
+                if !(n.cpu.conserved() && n.reads.conserved() && n.apply.conserved()) {
+                    bad.push(format!("{}: a station lost track of its items", db_node_name(i)));
+                }
+                let p = &n.progress;
+                if p.received != p.applied + p.backlog() {
+                    bad.push(format!("{}: received commits != applied + backlog", db_node_name(i)));
+                }
+                if n.role == Role::Replica && n.up && n.apply.len() as u64 != p.backlog() {
+                    bad.push(format!(
+                        "{}: {} commits queued to apply but {} received and not applied",
+                        db_node_name(i),
+                        n.apply.len(),
+                        p.backlog()
+                    ));
+                }
+                if p.received_seq > db.binlog.head() && n.role == Role::Replica {
+                    bad.push(format!("{} received past the primary's binlog", db_node_name(i)));
+                }
+            }
+            if t.commits_lost > db.binlog.commits {
+                bad.push("more commits lost than made".into());
+            }
+        }
+        bad
     }
-    bad
-}
 
-// Events stay small: the heap moves them often.
-const _: () = assert!(std::mem::size_of::<Event>() <= 16);
+    fn metrics(&self, ctx: &Ctx, out: &mut MetricSink) {
+        let sc = ctx.sc;
+        let nan = f64::NAN;
+        let st = self;
+        let c = &ctx.rec.counters;
+        let warm = SimTime::ZERO + sc.warmup;
+        let samples: Vec<&StorageSample> = ctx.rec.storage_samples.iter().filter(|s| s.time > warm).collect();
+        let on = st.is_on();
+        let cache = sc.cache.is_some();
+        let db = sc.database.as_ref();
+        let either = |v: f64| if on { v } else { nan };
+        let if_cache = |v: f64| if cache { v } else { nan };
+        let if_db = |v: f64| if db.is_some() { v } else { nan };
+        let max_of =
+            |f: &dyn Fn(&StorageSample) -> Option<f64>| samples.iter().filter_map(|s| f(s)).fold(f64::NAN, f64::max);
+        let mean_of = |f: &dyn Fn(&StorageSample) -> Option<f64>| {
+            let v: Vec<f64> = samples.iter().filter_map(|s| f(s)).collect();
+            stats::mean(&v)
+        };
+        let lag_max = max_of(&|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max));
+        let lag_end = ctx
+            .rec
+            .storage_samples
+            .last()
+            .and_then(|s| s.db_nodes.iter().filter_map(|n| n.lag_s).reduce(f64::max))
+            .unwrap_or(nan);
+        let capacity = db.map_or(nan, |d| d.applier_threads as f64 * d.apply_rate.per_s);
+        let trend = lag_trend(&ctx.rec.storage_samples, warm, capacity);
+        let has_replicas = db.is_some_and(|d| d.replicas > 0);
+        let if_replicas = |v: f64| if has_replicas { v } else { nan };
+        let failovers = st.db.as_ref().map(|d| stats::mean(&d.failovers_s)).unwrap_or(nan);
+        let h = &ctx.rec.rehydration;
+        let fallbacks = ctx
+            .rec
+            .timeline
+            .iter()
+            .filter(|e| e.event == crate::metrics::Happening::SemiSyncOff)
+            .count() as f64;
+        out.set(K::CacheWrites, if_cache(c.cache_writes as f64));
+        out.set(K::CacheWritesFailed, if_cache(c.cache_writes_failed as f64));
+        out.set(K::MovesFlushed, either(c.moves_flushed as f64));
+        out.set(K::FlushBatches, if_cache(c.flush_batches as f64));
+        out.set(K::MovesLostCache, if_cache(c.moves_lost_cache as f64));
+        out.set(K::MovesAtRiskMax, either(st.at_risk_max as f64));
+        out.set(K::MovesAtRiskAtCrash, either(st.at_risk_at_crash_max as f64));
+        out.set(K::CacheUtilMean, if_cache(mean_of(&|s| s.cache.map(|k| k.util))));
+        out.set(K::CacheUtilMax, if_cache(max_of(&|s| s.cache.map(|k| k.util))));
+        out.set(
+            K::CacheBacklogMax,
+            if_cache(max_of(&|s| s.cache.map(|k| k.backlog as f64))),
+        );
+        out.set(K::DbCommits, if_db(c.db_commits as f64));
+        out.set(K::DbCommitRows, if_db(c.db_commit_rows as f64));
+        out.set(K::CommitsLost, if_db(c.commits_lost as f64));
+        out.set(K::MovesLostDb, if_db(c.moves_lost_db as f64));
+        out.set(K::DbWritesFailed, if_db(c.db_writes_failed as f64));
+        out.set(K::DbReads, if_db(c.db_reads as f64));
+        out.set(K::DbReadsFailed, if_db(c.db_reads_failed as f64));
+        out.set(K::StaleReads, if_db(c.stale_reads as f64));
+        out.set(
+            K::StaleReadRatio,
+            if c.db_reads == 0 {
+                nan
+            } else {
+                c.stale_reads as f64 / c.db_reads as f64
+            },
+        );
+        out.set(K::ReplicaLagMaxS, if_replicas(lag_max));
+        out.set(K::ReplicaLagEndS, if_replicas(lag_end));
+        out.set(K::ReplicaLagSlope, if_replicas(trend.slope));
+        out.set(
+            K::ReplicaLagUnbounded,
+            if_replicas(if trend.unbounded { 1.0 } else { 0.0 }),
+        );
+        out.set(K::DbWriteRowsPerS, if_db(trend.write_rows_per_s));
+        out.set(K::ReplicaApplyCapacityRowsPerS, if_replicas(capacity));
+        out.set(
+            K::DbUtilMean,
+            if_db(mean_of(&|s| {
+                s.db_nodes.iter().find(|n| n.role == "primary").map(|n| n.util)
+            })),
+        );
+        out.set(
+            K::DbUtilMax,
+            if_db(max_of(&|s| {
+                s.db_nodes.iter().find(|n| n.role == "primary").map(|n| n.util)
+            })),
+        );
+        out.set(
+            K::ReplicaApplyUtilMean,
+            if_replicas(mean_of(&|s| {
+                let u: Vec<f64> = s
+                    .db_nodes
+                    .iter()
+                    .filter(|n| n.role == "replica")
+                    .map(|n| n.util)
+                    .collect();
+                (!u.is_empty()).then(|| stats::mean(&u))
+            })),
+        );
+        out.set(K::FailoverS, if_db(failovers));
+        out.set(K::RehydrationsCache, if_cache(c.rehydrations_cache as f64));
+        out.set(K::RehydrationsDb, if_db(c.rehydrations_db as f64));
+        out.set(K::RehydrationsFailed, either(c.rehydrations_failed as f64));
+        out.set(K::RehydrationMsP50, ms(h, 0.5));
+        out.set(K::RehydrationMsP99, ms(h, 0.99));
+        out.set(K::RehydrationMsMax, max_ms(h));
+        out.set(K::MovesAtRiskEnd, either(st.moves_at_risk() as f64));
+        out.set(K::SemiSyncFallbacks, if_db(fallbacks));
+    }
+
+    /// Redis, the database primary and each replica.
+    fn components(&self, _ctx: &Ctx) -> Vec<Component> {
+        let mut v = Vec::new();
+        if self.cache.is_some() {
+            v.push(Component {
+                tier: "storage",
+                kind: "redis",
+                index: 0,
+                name: "cache".into(),
+            });
+        }
+        if let Some(db) = &self.db {
+            for i in 0..db.nodes.len() {
+                v.push(Component {
+                    tier: "storage",
+                    kind: if i == 0 { "db-primary" } else { "db-replica" },
+                    index: if i == 0 { 0 } else { i as u32 - 1 },
+                    name: db_node_name(i),
+                });
+            }
+        }
+        v
+    }
+}

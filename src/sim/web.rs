@@ -16,12 +16,15 @@
 //! Every queue is a [`Station`]. Requests live in a slab (at most one per
 //! session at a time); sessions end when their length has passed.
 
+use super::{Component, Ctx, Tier};
+use crate::metrics::summary::{MetricSink, max_ms, mean_after_warmup, mean_ms, ms};
+use crate::metrics_defs::MetricKey as K;
 use rand::RngExt;
 use slab::Slab;
 
 use super::cluster::NO_NODE;
-use super::storage::{DbCaller, profile_key};
-use super::{Event, NONE, World};
+use super::storage::profile_key;
+use super::{Event, NONE};
 use crate::engine::Scheduler;
 use crate::metrics::{WebSample, new_hist as hist};
 use crate::model::station::{Admit, Station};
@@ -110,6 +113,13 @@ pub struct WebTally {
     pub requests: u64,
     pub completed: u64,
     pub failed: u64,
+}
+
+/// A database call of an app worker (`seams::web_next_db_call` sends it).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum WebDbCall {
+    Read(u64),
+    Write(u64),
 }
 
 /// The web tier's state (empty without `[web]`).
@@ -229,33 +239,39 @@ impl WebTier {
     }
 }
 
-impl World<'_> {
+impl WebTier {
     /// A `web` client arrives: its session starts with a request.
-    pub(super) fn web_arrive(&mut self, pop: usize, s: &mut Scheduler<Event>) {
+    /// (`rtt`, `session` and `vip` are drawn by the clients and cluster
+    /// tiers: `seams::web_session_arrives`.)
+    pub(super) fn arrive(
+        &mut self,
+        ctx: &mut Ctx,
+        pop: usize,
+        rtt: SimDuration,
+        session: SimDuration,
+        vip: u8,
+        s: &mut Scheduler<Event>,
+    ) {
         let now = s.now();
-        let p = &self.sc.populations[pop];
-        let rtt = p.rtt.sample(&mut self.rng_clients);
-        let session = p.session.sample(&mut self.rng_clients);
-        let vip = self.pick_vip();
-        let id = self.web.sessions.insert(Session {
+        let id = self.sessions.insert(Session {
             pop: pop as u16,
             rtt,
             depart_at: now + session,
             vip,
             tls_node: NO_NODE,
         }) as u32;
-        self.web.tally.sessions += 1;
-        self.rec.count(now, |c| c.clients_arrived += 1);
-        self.web_request(id, s);
+        self.tally.sessions += 1;
+        ctx.rec.count(now, |c| c.clients_arrived += 1);
+        self.request(ctx, id, s);
     }
 
-    fn web_request(&mut self, session: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn request(&mut self, ctx: &mut Ctx, session: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let ss = &self.web.sessions[session as usize];
-        let ratio = self.sc.populations[ss.pop as usize].browsing.static_ratio;
+        let ss = &self.sessions[session as usize];
+        let ratio = ctx.sc.populations[ss.pop as usize].browsing.static_ratio;
         let half = SimDuration(ss.rtt.0 / 2);
-        let is_static: bool = self.web.rng.random::<f64>() < ratio;
-        let req = self.web.reqs.insert(Request {
+        let is_static: bool = self.rng.random::<f64>() < ratio;
+        let req = self.reqs.insert(Request {
             session,
             sent_at: now,
             is_static,
@@ -269,290 +285,291 @@ impl World<'_> {
             writes_left: 0,
             failed: false,
         }) as u32;
-        self.web.tally.requests += 1;
-        if now > self.web.warmup {
-            self.web.requests += 1;
+        self.tally.requests += 1;
+        if now > self.warmup {
+            self.requests += 1;
         }
-        self.web.interval_requests += 1;
+        self.interval_requests += 1;
         s.after(half, Event::Web(WebEvent::AtNode { req }));
     }
 
-    pub(super) fn web_event(&mut self, e: WebEvent, s: &mut Scheduler<Event>) {
+    /// A web request's handshake finished on `node`.
+    /// Handles the web tier's own events (`AtNode` and `Computed` cross
+    /// into other tiers: `seams::web_request_at_node`,
+    /// `seams::web_next_db_call`).
+    #[inline]
+    pub(super) fn handle(&mut self, ctx: &mut Ctx, e: WebEvent, s: &mut Scheduler<Event>) {
         match e {
-            WebEvent::Request { session } => self.web_request(session, s),
-            WebEvent::AtNode { req } => self.web_at_node(req, s),
-            WebEvent::AfterTls { req } => self.web_to_nginx(req, s),
-            WebEvent::AtNginx { req } => self.web_at_nginx(req, s),
-            WebEvent::NginxDone { server, id } => self.web_nginx_done(server, id, s),
-            WebEvent::AtApp { req } => self.web_at_app(req, s),
-            WebEvent::Computed { req } => self.web_next_db_call(req, s),
-            WebEvent::Response { req } => self.web_response(req, s),
-            WebEvent::NginxRestart { server } => self.web_restart(true, server, s),
-            WebEvent::AppRestart { server } => self.web_restart(false, server, s),
+            WebEvent::Request { session } => self.request(ctx, session, s),
+            WebEvent::AfterTls { req } => self.forward_to_nginx(ctx, req, s),
+            WebEvent::AtNginx { req } => self.at_nginx(ctx, req, s),
+            WebEvent::NginxDone { server, id } => self.nginx_done(ctx, server, id, s),
+            WebEvent::AtApp { req } => self.at_app(ctx, req, s),
+            WebEvent::Response { req } => self.response(ctx, req, s),
+            WebEvent::NginxRestart { server } => self.restart(ctx, true, server, s),
+            WebEvent::AppRestart { server } => self.restart(ctx, false, server, s),
+            WebEvent::AtNode { .. } | WebEvent::Computed { .. } => {
+                unreachable!("the router sends these through seams")
+            }
         }
     }
 
-    fn web_at_node(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    /// The worker's next database call (reads first, then writes; the
+    /// worker waits for each: sync workers), or `None` when it has made
+    /// them all and finished.
+    pub(super) fn next_db_call(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) -> Option<WebDbCall> {
+        if self.worker_died(ctx, req, s) {
+            return None;
+        }
+        let r = &self.reqs[req as usize];
+        if r.reads_left > 0 || r.writes_left > 0 {
+            let keys = ctx.sc.web.as_ref().expect("[web]").app.keys;
+            let key = profile_key(self.rng.random_range(0..keys));
+            let r = &mut self.reqs[req as usize];
+            return Some(if r.reads_left > 0 {
+                r.reads_left -= 1;
+                WebDbCall::Read(key)
+            } else {
+                r.writes_left -= 1;
+                WebDbCall::Write(key)
+            });
+        }
+        self.app_finish(ctx, req, s);
+        None
+    }
+
+    /// A database call came back. `true`: the worker goes on with its next
+    /// call; a failed call fails the request (the app answers 500).
+    pub(super) fn db_done(&mut self, ctx: &mut Ctx, req: u32, ok: bool, s: &mut Scheduler<Event>) -> bool {
+        if !self.reqs.contains(req as usize) || self.worker_died(ctx, req, s) {
+            return false;
+        }
+        if ok {
+            return true;
+        }
+        let r = &mut self.reqs[req as usize];
+        r.reads_left = 0;
+        r.writes_left = 0;
+        r.failed = true;
+        self.db_errors += 1;
+        self.app_finish(ctx, req, s);
+        false
+    }
+
+    /// The request reached its VIP, answered by `owner` (`NONE`: nobody).
+    /// Returns the node whose cores must run its TLS handshake, if any.
+    pub(super) fn at_node(&mut self, ctx: &mut Ctx, req: u32, owner: u32, s: &mut Scheduler<Event>) -> Option<usize> {
         let now = s.now();
-        let r = &self.web.reqs[req as usize];
-        let ss = &self.web.sessions[r.session as usize];
-        let owner = self.cluster.vip_owner[ss.vip as usize];
+        let r = &self.reqs[req as usize];
+        let ss = &self.sessions[r.session as usize];
         if owner == NONE {
             // Nobody answers the VIP: the browser shows an error.
-            if now > self.web.warmup {
-                self.web.unreachable += 1;
+            if now > self.warmup {
+                self.unreachable += 1;
             }
             let half = SimDuration(ss.rtt.0 / 2);
-            self.web_fail(req, half, s);
-            return;
+            self.fail(req, half, s);
+            return None;
         }
-        self.web.reqs[req as usize].node = owner as u8;
-        let needs_tls = self.sc.balancer.tls.is_some() && ss.tls_node != owner as u8;
+        let needs_tls = ctx.sc.balancer.tls.is_some() && ss.tls_node != owner as u8;
+        self.reqs[req as usize].node = owner as u8;
         if !needs_tls {
-            self.web_to_nginx(req, s);
-            return;
+            self.forward_to_nginx(ctx, req, s);
+            return None;
         }
-        let node = owner as usize;
-        self.nodes[node].full_handshakes += 1;
-        match self.nodes[node].tls.arrive(now, (req, WEB_HANDSHAKE)) {
-            Admit::Started(id) => self.schedule_handshake(node, id, (req, WEB_HANDSHAKE), s),
-            Admit::Queued => {}
-            Admit::Rejected(_) => unreachable!("an up node's handshake queue is unbounded"),
-        }
+        Some(owner as usize)
     }
 
-    /// A web request's handshake finished on `node`.
-    pub(super) fn web_tls_done(&mut self, node: usize, req: u32, s: &mut Scheduler<Event>) {
-        let Some(r) = self.web.reqs.get(req as usize) else {
+    /// The VIP the session resolved.
+    #[inline]
+    pub(super) fn vip(&self, req: u32) -> u8 {
+        self.sessions[self.reqs[req as usize].session as usize].vip
+    }
+
+    pub(super) fn tls_done(&mut self, node: usize, req: u32, s: &mut Scheduler<Event>) {
+        let Some(r) = self.reqs.get(req as usize) else {
             return;
         };
         let session = r.session;
-        let ss = &mut self.web.sessions[session as usize];
+        let ss = &mut self.sessions[session as usize];
         ss.tls_node = node as u8;
         let rtt = ss.rtt;
         s.after(rtt, Event::Web(WebEvent::AfterTls { req }));
     }
 
     /// A node crashed under a web request waiting for its handshake.
-    pub(super) fn web_handshake_lost(&mut self, req: u32, s: &mut Scheduler<Event>) {
-        if self.web.reqs.contains(req as usize) {
-            let rtt = self.web.sessions[self.web.reqs[req as usize].session as usize].rtt;
-            self.web_fail(req, SimDuration(rtt.0 / 2), s);
+    pub(super) fn handshake_lost(&mut self, req: u32, s: &mut Scheduler<Event>) {
+        if self.reqs.contains(req as usize) {
+            let rtt = self.sessions[self.reqs[req as usize].session as usize].rtt;
+            self.fail(req, SimDuration(rtt.0 / 2), s);
         }
     }
 
-    fn web_to_nginx(&mut self, req: u32, s: &mut Scheduler<Event>) {
-        let w = self.sc.web.as_ref().expect("web requests need [web]");
-        let n = self.web.nginx.len();
-        let Some(server) = next_up(&self.web.nginx, self.web.rr_nginx) else {
+    pub(super) fn forward_to_nginx(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
+        let w = ctx.sc.web.as_ref().expect("web requests need [web]");
+        let n = self.nginx.len();
+        let Some(server) = next_up(&self.nginx, self.rr_nginx) else {
             // Every nginx server is down: the balancer answers 503.
-            self.web_unavailable(req, s);
+            self.unavailable(ctx, req, s);
             return;
         };
-        self.web.rr_nginx = (server + 1) % n;
-        self.web.reqs[req as usize].nginx = server as u32;
+        self.rr_nginx = (server + 1) % n;
+        self.reqs[req as usize].nginx = server as u32;
         s.after(w.backend_latency, Event::Web(WebEvent::AtNginx { req }));
     }
 
-    fn web_at_nginx(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn at_nginx(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let server = self.web.reqs[req as usize].nginx;
-        match self.web.nginx[server as usize].arrive(now, req) {
-            Admit::Started(id) => self.schedule_nginx(server, id, req, s),
+        let server = self.reqs[req as usize].nginx;
+        match self.nginx[server as usize].arrive(now, req) {
+            Admit::Started(id) => self.schedule_nginx(ctx, server, id, req, s),
             Admit::Queued => {}
             // It crashed while the request was on its way: refused.
-            Admit::Rejected(_) => self.web_unavailable(req, s),
+            Admit::Rejected(_) => self.unavailable(ctx, req, s),
         }
     }
 
-    fn schedule_nginx(&mut self, server: u32, id: u32, req: u32, s: &mut Scheduler<Event>) {
-        let w = self.sc.web.as_ref().expect("[web]");
-        let cost = if self.web.reqs[req as usize].is_static {
-            let hit = self.web.rng.random::<f64>() < w.nginx.cache_hit_ratio;
+    pub(super) fn schedule_nginx(&mut self, ctx: &mut Ctx, server: u32, id: u32, req: u32, s: &mut Scheduler<Event>) {
+        let w = ctx.sc.web.as_ref().expect("[web]");
+        let cost = if self.reqs[req as usize].is_static {
+            let hit = self.rng.random::<f64>() < w.nginx.cache_hit_ratio;
             if hit {
-                w.nginx.static_cost.sample(&mut self.web.rng)
+                w.nginx.static_cost.sample(&mut self.rng)
             } else {
-                w.nginx.static_miss_cost.sample(&mut self.web.rng)
+                w.nginx.static_miss_cost.sample(&mut self.rng)
             }
         } else {
-            w.nginx.proxy_cost.sample(&mut self.web.rng)
+            w.nginx.proxy_cost.sample(&mut self.rng)
         };
         s.after(cost, Event::Web(WebEvent::NginxDone { server, id }));
     }
 
-    fn web_nginx_done(&mut self, server: u32, id: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn nginx_done(&mut self, ctx: &mut Ctx, server: u32, id: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let st = &mut self.web.nginx[server as usize];
+        let st = &mut self.nginx[server as usize];
         let epoch = st.epoch();
         let Some(req) = st.complete(now, epoch, id) else { return };
-        if let Some((next, &nreq)) = self.web.nginx[server as usize].next(now) {
-            self.schedule_nginx(server, next, nreq, s);
+        if let Some((next, &nreq)) = self.nginx[server as usize].next(now) {
+            self.schedule_nginx(ctx, server, next, nreq, s);
         }
-        let w = self.sc.web.as_ref().expect("[web]");
-        if self.web.reqs[req as usize].is_static {
-            self.web_respond(req, SimDuration::ZERO, s);
+        let w = ctx.sc.web.as_ref().expect("[web]");
+        if self.reqs[req as usize].is_static {
+            self.respond(ctx, req, SimDuration::ZERO, s);
             return;
         }
-        let n = self.web.apps.len();
-        let Some(app) = next_up(&self.web.apps, self.web.rr_app) else {
+        let n = self.apps.len();
+        let Some(app) = next_up(&self.apps, self.rr_app) else {
             // Every app server is down: nginx answers 502.
-            let half = SimDuration(self.web.sessions[self.web.reqs[req as usize].session as usize].rtt.0 / 2);
-            self.web_fail(req, w.backend_latency + half, s);
+            let half = SimDuration(self.sessions[self.reqs[req as usize].session as usize].rtt.0 / 2);
+            self.fail(req, w.backend_latency + half, s);
             return;
         };
-        self.web.rr_app = (app + 1) % n;
-        self.web.reqs[req as usize].app = app as u32;
+        self.rr_app = (app + 1) % n;
+        self.reqs[req as usize].app = app as u32;
         s.after(w.backend_latency, Event::Web(WebEvent::AtApp { req }));
     }
 
-    fn web_at_app(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn at_app(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let app = self.web.reqs[req as usize].app;
-        self.web.reqs[req as usize].at_app = now;
-        match self.web.apps[app as usize].arrive(now, req) {
-            Admit::Started(id) => self.start_worker(id, req, s),
+        let app = self.reqs[req as usize].app;
+        self.reqs[req as usize].at_app = now;
+        match self.apps[app as usize].arrive(now, req) {
+            Admit::Started(id) => self.start_worker(ctx, id, req, s),
             Admit::Queued => {}
             Admit::Rejected(_) => {
                 // The backlog is full (or the server crashed while the
                 // request was on its way): nginx answers 502 Bad Gateway.
-                if now > self.web.warmup && self.web.apps[app as usize].is_up() {
-                    self.web.rejected_502 += 1;
+                if now > self.warmup && self.apps[app as usize].is_up() {
+                    self.rejected_502 += 1;
                 }
-                let back = self.sc.web.as_ref().expect("[web]").backend_latency;
-                self.web_fail(req, back, s);
+                let back = ctx.sc.web.as_ref().expect("[web]").backend_latency;
+                self.fail(req, back, s);
             }
         }
     }
 
-    fn start_worker(&mut self, id: u32, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn start_worker(&mut self, ctx: &mut Ctx, id: u32, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let w = self.sc.web.as_ref().expect("[web]");
-        let epoch = self.web.apps[self.web.reqs[req as usize].app as usize].epoch();
-        let r = &mut self.web.reqs[req as usize];
+        let w = ctx.sc.web.as_ref().expect("[web]");
+        let epoch = self.apps[self.reqs[req as usize].app as usize].epoch();
+        let r = &mut self.reqs[req as usize];
         r.worker = id;
         r.app_epoch = epoch;
-        let db = self.sc.database.is_some();
+        let db = ctx.sc.database.is_some();
         r.reads_left = if db { w.app.reads } else { 0 };
         r.writes_left = if db { w.app.writes } else { 0 };
         let waited = now.since(r.at_app).0;
-        if now > self.web.warmup {
-            self.web.app_wait.saturating_record((waited / 1000).max(1));
-            self.web.app_wait_sum_ns += waited as u128;
-            self.web.app_waits += 1;
+        if now > self.warmup {
+            self.app_wait.saturating_record((waited / 1000).max(1));
+            self.app_wait_sum_ns += waited as u128;
+            self.app_waits += 1;
         }
-        let service = w.app.service.sample(&mut self.web.rng);
+        let service = w.app.service.sample(&mut self.rng);
         s.after(service, Event::Web(WebEvent::Computed { req }));
     }
 
-    /// The worker issues the request's next database call, or finishes.
-    pub(super) fn web_next_db_call(&mut self, req: u32, s: &mut Scheduler<Event>) {
-        if self.web_worker_died(req, s) {
-            return;
-        }
-        let r = &self.web.reqs[req as usize];
-        if r.reads_left > 0 || r.writes_left > 0 {
-            let keys = self.sc.web.as_ref().expect("[web]").app.keys;
-            let key = self.web.rng.random_range(0..keys);
-            self.web_db_call(req, key, s);
-            return;
-        }
-        self.web_app_finish(req, s);
-    }
-
-    /// One database call of the worker: reads first, then writes; the
-    /// worker waits for each (sync workers).
-    fn web_db_call(&mut self, req: u32, key: u32, s: &mut Scheduler<Event>) {
-        let r = &mut self.web.reqs[req as usize];
-        let key = profile_key(key);
-        if r.reads_left > 0 {
-            r.reads_left -= 1;
-            self.db_read(key, 1, DbCaller::Web { req }, s);
-        } else {
-            r.writes_left -= 1;
-            self.db_write(vec![key], 1, DbCaller::Web { req }, s);
-        }
-    }
-
-    /// A database call came back: a failed one fails the request (the app
-    /// answers 500), else the worker goes on.
-    pub(super) fn web_db_done(&mut self, req: u32, ok: bool, s: &mut Scheduler<Event>) {
-        if !self.web.reqs.contains(req as usize) || self.web_worker_died(req, s) {
-            return;
-        }
-        if ok {
-            self.web_next_db_call(req, s);
-            return;
-        }
-        let r = &mut self.web.reqs[req as usize];
-        r.reads_left = 0;
-        r.writes_left = 0;
-        r.failed = true;
-        self.web.db_errors += 1;
-        self.web_app_finish(req, s);
-    }
-
     /// The worker is free: the response heads back through nginx.
-    fn web_app_finish(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn app_finish(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let (app, worker) = {
-            let r = &self.web.reqs[req as usize];
+            let r = &self.reqs[req as usize];
             (r.app, r.worker)
         };
-        let st = &mut self.web.apps[app as usize];
+        let st = &mut self.apps[app as usize];
         let epoch = st.epoch();
         st.complete(now, epoch, worker);
-        if let Some((next, &nreq)) = self.web.apps[app as usize].next(now) {
-            self.start_worker(next, nreq, s);
+        if let Some((next, &nreq)) = self.apps[app as usize].next(now) {
+            self.start_worker(ctx, next, nreq, s);
         }
-        let back = self.sc.web.as_ref().expect("[web]").backend_latency;
-        self.web_respond(req, back, s);
+        let back = ctx.sc.web.as_ref().expect("[web]").backend_latency;
+        self.respond(ctx, req, back, s);
     }
 
     /// Sends the response from nginx (`extra` earlier hops included).
-    fn web_respond(&mut self, req: u32, extra: SimDuration, s: &mut Scheduler<Event>) {
-        let w = self.sc.web.as_ref().expect("[web]");
-        let r = &self.web.reqs[req as usize];
-        let half = SimDuration(self.web.sessions[r.session as usize].rtt.0 / 2);
+    pub(super) fn respond(&mut self, ctx: &mut Ctx, req: u32, extra: SimDuration, s: &mut Scheduler<Event>) {
+        let w = ctx.sc.web.as_ref().expect("[web]");
+        let r = &self.reqs[req as usize];
+        let half = SimDuration(self.sessions[r.session as usize].rtt.0 / 2);
         s.after(extra + w.backend_latency + half, Event::Web(WebEvent::Response { req }));
     }
 
-    fn web_fail(&mut self, req: u32, delay: SimDuration, s: &mut Scheduler<Event>) {
-        self.web.reqs[req as usize].failed = true;
+    pub(super) fn fail(&mut self, req: u32, delay: SimDuration, s: &mut Scheduler<Event>) {
+        self.reqs[req as usize].failed = true;
         s.after(delay, Event::Web(WebEvent::Response { req }));
     }
 
-    fn web_response(&mut self, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn response(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let r = self.web.reqs.remove(req as usize);
-        let counting = r.sent_at > self.web.warmup;
+        let r = self.reqs.remove(req as usize);
+        let counting = r.sent_at > self.warmup;
         if r.failed {
-            self.web.tally.failed += 1;
-            self.web.interval_failed += 1;
+            self.tally.failed += 1;
+            self.interval_failed += 1;
             if counting {
-                self.web.failed += 1;
+                self.failed += 1;
             }
         } else {
-            self.web.tally.completed += 1;
+            self.tally.completed += 1;
             let us = (now.since(r.sent_at).0 / 1000).max(1);
-            self.web.interval.saturating_record(us);
+            self.interval.saturating_record(us);
             if counting {
-                self.web.all.saturating_record(us);
+                self.all.saturating_record(us);
                 if r.is_static {
-                    self.web.static_.saturating_record(us);
+                    self.static_.saturating_record(us);
                 } else {
-                    self.web.dynamic.saturating_record(us);
+                    self.dynamic.saturating_record(us);
                 }
             }
         }
-        let ss = &self.web.sessions[r.session as usize];
-        let think = self.sc.populations[ss.pop as usize]
+        let ss = &self.sessions[r.session as usize];
+        let think = ctx.sc.populations[ss.pop as usize]
             .browsing
             .think_time
-            .sample(&mut self.web.rng);
+            .sample(&mut self.rng);
         if now + think < ss.depart_at {
             s.after(think, Event::Web(WebEvent::Request { session: r.session }));
         } else {
-            self.web.sessions.remove(r.session as usize);
+            self.sessions.remove(r.session as usize);
         }
     }
 }
@@ -563,13 +580,14 @@ fn next_up(stations: &[Station<u32>], from: usize) -> Option<usize> {
     (0..n).map(|k| (from + k) % n).find(|&i| stations[i].is_up())
 }
 
-/// nginx and app server crashes (`nginx-crash`, `app-crash` faults).
-impl World<'_> {
+/// nginx and app server crashes (`nginx-crash`, `app-crash` faults): the
+/// web tier owns these components, so it owns their faults.
+impl WebTier {
     /// An `nginx-crash` or `app-crash` fault strikes.
-    pub(super) fn web_fault(&mut self, index: usize, s: &mut Scheduler<Event>) {
+    pub(super) fn fault(&mut self, ctx: &mut Ctx, index: usize, s: &mut Scheduler<Event>) {
         use crate::scenario::Fault;
         let now = s.now();
-        let (nginx, server, restart_after) = match self.sc.faults[index] {
+        let (nginx, server, restart_after) = match ctx.sc.faults[index] {
             Fault::NginxCrash {
                 node, restart_after, ..
             } => (true, node, restart_after),
@@ -578,36 +596,36 @@ impl World<'_> {
             } => (false, server, restart_after),
             _ => unreachable!("not a web fault"),
         };
-        let back = self.sc.web.as_ref().expect("validated: [web]").backend_latency;
+        let back = ctx.sc.web.as_ref().expect("validated: [web]").backend_latency;
         let st = if nginx {
-            &mut self.web.nginx[server as usize]
+            &mut self.nginx[server as usize]
         } else {
-            &mut self.web.apps[server as usize]
+            &mut self.apps[server as usize]
         };
         if !st.is_up() {
             return;
         }
         // An app worker's request has an event on its way (its service or
         // a database call); it fails when that event finds the worker dead
-        // (`web_worker_died`). Everything else the server holds fails now.
+        // (`worker_died`). Everything else the server holds fails now.
         let queued = st.queued();
         let lost = st.crash(now);
         let fail_now = if nginx { lost.len() } else { queued };
         for &req in &lost[..fail_now] {
-            let r = &self.web.reqs[req as usize];
-            let half = SimDuration(self.web.sessions[r.session as usize].rtt.0 / 2);
+            let r = &self.reqs[req as usize];
+            let half = SimDuration(self.sessions[r.session as usize].rtt.0 / 2);
             let delay = if nginx { half } else { back + half };
-            self.web_fail(req, delay, s);
+            self.fail(req, delay, s);
         }
         let (name, restart) = if nginx {
             (format!("nginx-{server}"), WebEvent::NginxRestart { server })
         } else {
             (format!("app-{server}"), WebEvent::AppRestart { server })
         };
-        self.rec.event(
+        ctx.rec.event(
             now,
             name,
-            "crash",
+            crate::metrics::Happening::Crash,
             format!("process crash, {} request(s) in it fail", lost.len()),
         );
         if let Some(d) = restart_after {
@@ -615,36 +633,116 @@ impl World<'_> {
         }
     }
 
-    fn web_restart(&mut self, nginx: bool, server: u32, s: &mut Scheduler<Event>) {
+    fn restart(&mut self, ctx: &mut Ctx, nginx: bool, server: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let (st, name) = if nginx {
-            (&mut self.web.nginx[server as usize], format!("nginx-{server}"))
+            (&mut self.nginx[server as usize], format!("nginx-{server}"))
         } else {
-            (&mut self.web.apps[server as usize], format!("app-{server}"))
+            (&mut self.apps[server as usize], format!("app-{server}"))
         };
         st.restart(now);
-        self.rec
-            .event(now, name, "restarted", "accepting requests again".into());
+        ctx.rec.event(
+            now,
+            name,
+            crate::metrics::Happening::Restarted,
+            "accepting requests again".into(),
+        );
     }
 
     /// The request's app worker crashed since it took the request: nginx
     /// answers 502.
-    fn web_worker_died(&mut self, req: u32, s: &mut Scheduler<Event>) -> bool {
-        let r = &self.web.reqs[req as usize];
-        if self.web.apps[r.app as usize].epoch() == r.app_epoch {
+    fn worker_died(&mut self, ctx: &Ctx, req: u32, s: &mut Scheduler<Event>) -> bool {
+        let r = &self.reqs[req as usize];
+        if self.apps[r.app as usize].epoch() == r.app_epoch {
             return false;
         }
-        let half = SimDuration(self.web.sessions[r.session as usize].rtt.0 / 2);
-        let back = self.sc.web.as_ref().expect("[web]").backend_latency;
-        self.web_fail(req, back + back + half, s);
+        let half = SimDuration(self.sessions[r.session as usize].rtt.0 / 2);
+        let back = ctx.sc.web.as_ref().expect("[web]").backend_latency;
+        self.fail(req, back + back + half, s);
         true
     }
 
     /// No nginx server answers: the balancer answers 503.
-    fn web_unavailable(&mut self, req: u32, s: &mut Scheduler<Event>) {
-        let r = &self.web.reqs[req as usize];
-        let half = SimDuration(self.web.sessions[r.session as usize].rtt.0 / 2);
-        let back = self.sc.web.as_ref().expect("[web]").backend_latency;
-        self.web_fail(req, back + half, s);
+    fn unavailable(&mut self, ctx: &Ctx, req: u32, s: &mut Scheduler<Event>) {
+        let r = &self.reqs[req as usize];
+        let half = SimDuration(self.sessions[r.session as usize].rtt.0 / 2);
+        let back = ctx.sc.web.as_ref().expect("[web]").backend_latency;
+        self.fail(req, back + half, s);
+    }
+}
+
+impl Tier for WebTier {
+    fn name(&self) -> &'static str {
+        "web"
+    }
+
+    /// Web requests are answered, failed or in flight; every nginx and app
+    /// station keeps track of its requests.
+    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+        let mut bad = Vec::new();
+        let t = &self.tally;
+        let in_flight = self.in_flight() as u64;
+        if t.requests != t.completed + t.failed + in_flight {
+            bad.push(format!(
+                "web requests not conserved: {} sent != {} answered + {} failed + {in_flight} in flight",
+                t.requests, t.completed, t.failed
+            ));
+        }
+        if !self.conserved() {
+            bad.push("an nginx or app server lost track of a request".into());
+        }
+        bad
+    }
+
+    fn metrics(&self, ctx: &Ctx, out: &mut MetricSink) {
+        let (sc, rec) = (ctx.sc, &ctx.rec);
+        out.set(K::WebRequests, self.requests as f64);
+        out.set(K::WebFailed, self.failed as f64);
+        out.set(
+            K::WebFailedRatio,
+            if self.requests == 0 {
+                f64::NAN
+            } else {
+                self.failed as f64 / self.requests as f64
+            },
+        );
+        out.set(K::Web502, self.rejected_502 as f64);
+        out.set(K::WebDbErrors, self.db_errors as f64);
+        out.set(K::WebMsMean, mean_ms(&self.all));
+        out.set(K::WebMsP50, ms(&self.all, 0.5));
+        out.set(K::WebMsP90, ms(&self.all, 0.9));
+        out.set(K::WebMsP99, ms(&self.all, 0.99));
+        out.set(K::WebMsMax, max_ms(&self.all));
+        out.set(K::WebStaticMsP50, ms(&self.static_, 0.5));
+        out.set(K::WebStaticMsP99, ms(&self.static_, 0.99));
+        out.set(K::WebDynamicMsP50, ms(&self.dynamic, 0.5));
+        out.set(K::WebDynamicMsP99, ms(&self.dynamic, 0.99));
+        out.set(K::AppWaitMsMean, self.app_wait_ms_mean());
+        out.set(K::AppWaitMsP99, ms(&self.app_wait, 0.99));
+        out.set(
+            K::AppUtilMean,
+            mean_after_warmup(&rec.samples, sc, |s| s.web.map(|x| x.app_util)),
+        );
+        out.set(
+            K::NginxUtilMean,
+            mean_after_warmup(&rec.samples, sc, |s| s.web.map(|x| x.nginx_util)),
+        );
+    }
+
+    /// Each nginx and each app server.
+    fn components(&self, _ctx: &Ctx) -> Vec<Component> {
+        let nginx = (0..self.nginx.len() as u32).map(|i| Component {
+            tier: "web",
+            kind: "nginx",
+            index: i,
+            name: format!("nginx-{i}"),
+        });
+        let apps = (0..self.apps.len() as u32).map(|i| Component {
+            tier: "web",
+            kind: "app-server",
+            index: i,
+            name: format!("app-{i}"),
+        });
+        nginx.chain(apps).collect()
     }
 }

@@ -25,7 +25,7 @@ fn metric(r: &Replication, name: &str) -> f64 {
 }
 
 fn events<'a>(r: &'a Replication, event: &str) -> Vec<&'a TimelineEvent> {
-    r.timeline.iter().filter(|e| e.event == event).collect()
+    r.timeline.iter().filter(|e| e.event.as_str() == event).collect()
 }
 
 /// Two nodes (active-passive), one server, 100 clients connected at 1 s who
@@ -320,7 +320,7 @@ mode = "process"
     let mut sched = wscap::engine::Scheduler::new();
     w.prime(&mut sched);
     wscap::engine::run(&mut w, &mut sched, SimTime::ZERO + SimDuration::from_secs(15), u64::MAX).unwrap();
-    let (a, b) = (w.nodes[0].lb.load(), w.nodes[1].lb.load());
+    let (a, b) = (w.cluster.nodes[0].lb.load(), w.cluster.nodes[1].lb.load());
     let sd = (4000.0f64 * 0.25).sqrt();
     eprintln!(
         "before the crash: node 0 holds {a}, node 1 holds {b} (2000 ± {:.0})",
@@ -330,7 +330,7 @@ mode = "process"
     assert!((a as f64 - 2000.0).abs() < 4.0 * sd);
     wscap::engine::run(&mut w, &mut sched, SimTime::ZERO + sc.duration, u64::MAX).unwrap();
     assert!(wscap::check::check(&w).is_empty(), "{:?}", wscap::check::check(&w));
-    assert_eq!(w.nodes[0].lb.load(), 4000, "node 0 took over VIP 1's clients");
+    assert_eq!(w.cluster.nodes[0].lb.load(), 4000, "node 0 took over VIP 1's clients");
     assert_eq!(w.cluster.vip_owner, vec![0, 0]);
 }
 

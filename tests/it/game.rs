@@ -381,14 +381,15 @@ fn new_world(sc: &Scenario) -> (World<'_>, Scheduler<wscap::sim::Event>) {
 type RoomSnapshot = Vec<(bool, u32, u32, bool, Vec<(ClientState, u32)>)>;
 
 fn snapshot(w: &World) -> RoomSnapshot {
-    w.rooms
+    w.game
+        .rooms
         .iter()
         .map(|r| {
             let players = r
                 .players
                 .iter()
                 .map(|&p| {
-                    let c = &w.clients[p as usize];
+                    let c = &w.clients.list[p as usize];
                     (c.state, c.generation)
                 })
                 .collect();
@@ -532,24 +533,25 @@ fn moves_and_copies_are_conserved_under_faults() {
             .copied()
             .filter(|&r| before[r].0 == after[r].0 && before[r].1 == after[r].1 && before[r].2 == after[r].2)
             .collect();
-        let t = w.tally;
-        let c = w.rec.counters;
+        let t = w.game.tally;
+        let c = w.ctx.rec.counters;
         eprintln!(
             "{label}: {} clients, {} rooms ({} steady over the last 6 s, {} stalled); moves sent {} = {} validated + {} lost + {} in flight; \
              copies {} = {} fanned out + {} lost + {} in flight; relay copies {} (lost {}), \
              dropped {}, state syncs {}, games {} started / {} completed",
-            w.clients.len(),
-            w.rooms.len(),
+            w.clients.list.len(),
+            w.game.rooms.len(),
             steady.len(),
             stalled.len(),
             t.moves_sent,
             t.moves_validated,
             t.moves_lost,
-            w.msgs.iter().filter(|(_, m)| !m.validated).count(),
+            w.game.msgs.iter().filter(|(_, m)| !m.validated).count(),
             t.copies_created,
             t.copies_fanned_out,
             t.copies_lost,
-            w.msgs
+            w.game
+                .msgs
                 .iter()
                 .map(|(_, m)| (m.pending - m.in_batch as u32) as u64)
                 .sum::<u64>(),
@@ -576,10 +578,10 @@ fn moves_and_copies_are_conserved_under_faults() {
         }
         // Messages in flight stay bounded (a leak would grow with the run).
         assert!(
-            w.msgs.len() <= 2 * w.rooms.len(),
+            w.game.msgs.len() <= 2 * w.game.rooms.len(),
             "{label}: {} messages in flight for {} rooms",
-            w.msgs.len(),
-            w.rooms.len()
+            w.game.msgs.len(),
+            w.game.rooms.len()
         );
         // The public entry point runs the same replication without violations.
         let r = experiment::run_replication(&sc, 0).unwrap_or_else(|e| panic!("{label}: {e}"));
@@ -664,11 +666,12 @@ fn rooms_split(sc: &Scenario) -> Vec<(bool, u32)> {
     let (mut w, mut s) = new_world(sc);
     engine::run(&mut w, &mut s, SimTime::ZERO + sc.duration, u64::MAX).unwrap();
     assert!(check::check(&w).is_empty());
-    w.rooms
+    w.game
+        .rooms
         .iter()
         .map(|r| {
             assert_eq!(r.players.len(), 2);
-            let srv: Vec<u32> = r.players.iter().map(|&p| w.clients[p as usize].server).collect();
+            let srv: Vec<u32> = r.players.iter().map(|&p| w.clients.list[p as usize].server).collect();
             (srv[0] != srv[1], r.moves_made)
         })
         .collect()
@@ -794,8 +797,8 @@ watch = {{ pick = "featured" }}
 /// group in order, one send per member (the sender is skipped), and a
 /// member hears it a hop and half an RTT after its send.
 fn expected_fan_out(w: &World, sender: u32) -> (u64, u64) {
-    let room = &w.rooms[0];
-    let home = w.clients[sender as usize].server;
+    let room = &w.game.rooms[0];
+    let home = w.clients.list[sender as usize].server;
     let validated = HALF_RTT + HOP + RECEIVE + PUBLISH;
     let (mut opponent, mut last, mut k) = (None, 0, 0);
     for g in &room.groups {
@@ -840,8 +843,8 @@ fn fan_out_cost_accumulates_along_the_connection_list() {
     let (mut w, mut s) = new_world(&sc);
     engine::run(&mut w, &mut s, SimTime::ZERO + sc.duration, u64::MAX).unwrap();
     assert!(check::check(&w).is_empty());
-    assert_eq!(w.rooms.len(), 1);
-    let room = &w.rooms[0];
+    assert_eq!(w.game.rooms.len(), 1);
+    let room = &w.game.rooms[0];
     let per_server: Vec<(u32, usize, usize)> = room
         .groups
         .iter()
@@ -974,24 +977,24 @@ fn dropped_spectators_get_the_state_and_the_game_goes_on() {
         let (mut w, mut s) = new_world(&sc);
         let crash = SimTime::ZERO + SimDuration::from_secs(5);
         run_checked(&mut w, &mut s, SimTime(crash.0 - 1), SimDuration::from_millis(500));
-        let conns: Vec<usize> = w.servers.iter().map(|v| v.conns.len()).collect();
+        let conns: Vec<usize> = w.servers.list.iter().map(|v| v.conns.len()).collect();
         assert_eq!(conns, vec![101, 101, 101, 99, 0], "{label}: placement");
-        let players_on: Vec<u32> = w.rooms[0]
+        let players_on: Vec<u32> = w.game.rooms[0]
             .players
             .iter()
-            .map(|&p| w.clients[p as usize].server)
+            .map(|&p| w.clients.list[p as usize].server)
             .collect();
         assert_eq!(players_on, vec![0, 0]);
-        assert_eq!(w.rec.counters.state_syncs, 0);
-        let moves_before = w.rec.counters.moves_validated;
-        assert!(w.rooms[0].active && moves_before > 5);
+        assert_eq!(w.ctx.rec.counters.state_syncs, 0);
+        let moves_before = w.ctx.rec.counters.moves_validated;
+        assert!(w.game.rooms[0].active && moves_before > 5);
         run_checked(
             &mut w,
             &mut s,
             SimTime::ZERO + sc.duration,
             SimDuration::from_millis(500),
         );
-        let c = w.rec.counters;
+        let c = w.ctx.rec.counters;
         eprintln!(
             "{label}: dropped {}, reconnects {}, state syncs {}, moves {} before / {} after the crash, \
              lost {}, games completed {}, final connections {:?}",
@@ -1002,16 +1005,16 @@ fn dropped_spectators_get_the_state_and_the_game_goes_on() {
             c.moves_validated - moves_before,
             c.moves_lost,
             c.games_completed,
-            w.servers.iter().map(|v| v.conns.len()).collect::<Vec<_>>()
+            w.servers.list.iter().map(|v| v.conns.len()).collect::<Vec<_>>()
         );
         assert_eq!(c.dropped, 101, "{label}");
         assert_eq!(c.state_syncs, c.dropped, "{label}: every dropped member resynced once");
         assert_eq!(c.gave_up, 0, "{label}");
         assert_eq!(c.games_completed, 1, "{label}");
         assert_eq!(c.moves_validated, 60, "{label}");
-        let final_conns: usize = w.servers.iter().map(|v| v.conns.len()).sum();
+        let final_conns: usize = w.servers.list.iter().map(|v| v.conns.len()).sum();
         assert_eq!(final_conns, 402, "{label}");
-        assert_eq!(w.rooms[0].connected_members(), 402, "{label}");
+        assert_eq!(w.game.rooms[0].connected_members(), 402, "{label}");
         // The public entry point agrees.
         let r = experiment::run_replication(&sc, 0).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(one(&r, "games_completed"), 1.0);
@@ -1179,10 +1182,10 @@ kind = "redis"
 fn crash_mid_fan_out_delivers_only_what_was_sent() {
     let twin = fan_out_crash("");
     let start = first_time(&twin, |w| {
-        w.servers[1]
-            .in_service
-            .iter()
-            .any(|(_, j)| matches!(j, Job::FanOut { relayed: true, .. }))
+        w.servers.list[1]
+            .cores
+            .serving()
+            .any(|j| matches!(j, Job::FanOut { relayed: true, .. }))
     });
     // Consume 20 µs, then 500 sends of 10 µs, then half a send.
     let at = start + SimDuration::from_micros(20 + 500 * 10 + 5);
@@ -1197,8 +1200,8 @@ fn crash_mid_fan_out_delivers_only_what_was_sent() {
         SimTime::ZERO + sc.duration,
         SimDuration::from_millis(100),
     );
-    let c = w.rec.counters;
-    let on_server: Vec<usize> = w.rooms[0].groups.iter().map(|g| g.members.len()).collect();
+    let c = w.ctx.rec.counters;
+    let on_server: Vec<usize> = w.game.rooms[0].groups.iter().map(|g| g.members.len()).collect();
     eprintln!(
         "fan-out cut at {:.6} s (started {:.6} s): moves {}, spectator deliveries {} (expected {}), \
          copies lost {}, relay_copies_lost {}, members per server now {on_server:?}",
@@ -1207,7 +1210,7 @@ fn crash_mid_fan_out_delivers_only_what_was_sent() {
         c.moves_validated,
         c.deliveries_spectator,
         c.moves_validated * 1000 + 500,
-        w.tally.copies_lost,
+        w.game.tally.copies_lost,
         c.relay_copies_lost,
     );
     assert_eq!(c.moves_validated, 10);
@@ -1278,8 +1281,8 @@ linger = "20ms"
     };
     let twin = scenario(&src(""));
     let opened = first_time(&twin, |w| {
-        let spectators_in = w.rooms.first().is_some_and(|r| r.members_on(1).len() == 2);
-        let open = matches!(&w.relay, Some(Relay::Kafka(k)) if k.open_batches() > 0);
+        let spectators_in = w.game.rooms.first().is_some_and(|r| r.members_on(1).len() == 2);
+        let open = matches!(&w.game.relay, Some(Relay::Kafka(k)) if k.open_batches() > 0);
         spectators_in && open
     });
     let at = opened + SimDuration::from_millis(5);
@@ -1289,24 +1292,24 @@ linger = "20ms"
     )));
     let (mut w, mut s) = new_world(&sc);
     run_checked(&mut w, &mut s, at, SimDuration::from_millis(100));
-    assert!(!w.servers[0].up, "crashed");
-    let at_crash = w.rec.counters.deliveries_spectator;
+    assert!(!w.servers.list[0].up, "crashed");
+    let at_crash = w.ctx.rec.counters.deliveries_spectator;
     run_checked(
         &mut w,
         &mut s,
         SimTime::ZERO + sc.duration,
         SimDuration::from_millis(100),
     );
-    let c = w.rec.counters;
+    let c = w.ctx.rec.counters;
     eprintln!(
         "batch opened {:.6} s, producer crashed {:.6} s: spectator deliveries {at_crash} at the crash, \
          {} at the end; room closed (players gave up): {}",
         opened.as_secs_f64(),
         at.as_secs_f64(),
         c.deliveries_spectator,
-        w.rooms[0].closed
+        w.game.rooms[0].closed
     );
-    assert!(w.rooms[0].closed, "the players gave up");
+    assert!(w.game.rooms[0].closed, "the players gave up");
     assert_eq!(
         c.deliveries_spectator, at_crash,
         "the dead producer's batch was delivered"

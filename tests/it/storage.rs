@@ -268,7 +268,13 @@ fn failover_loses_exactly_the_unshipped_commits() {
     );
     assert_eq!(t.commits_lost, expected);
     assert_eq!(t.moves_lost_db, expected, "one move per commit");
-    let promoted: Vec<_> = w.rec.timeline.iter().filter(|e| e.event == "promoted").collect();
+    let promoted: Vec<_> = w
+        .ctx
+        .rec
+        .timeline
+        .iter()
+        .filter(|e| e.event == wscap::metrics::Happening::Promoted)
+        .collect();
     assert_eq!(promoted.len(), 1);
     assert_eq!(promoted[0].time, at_s(11.0), "detection 1 s, relay log applied at once");
     // Writes flow again: the flusher has nothing left to retry.
@@ -297,7 +303,11 @@ fn semi_sync_loses_no_acknowledged_commit() {
     assert_eq!(one(&r, "moves_lost_db"), 0.0);
     assert_eq!(one(&r, "semi_sync_fallbacks"), 0.0);
     assert!(one(&r, "db_writes_failed") > 50.0, "the waiting commits failed");
-    let promoted = r.timeline.iter().find(|e| e.event == "promoted").unwrap();
+    let promoted = r
+        .timeline
+        .iter()
+        .find(|e| e.event == wscap::metrics::Happening::Promoted)
+        .unwrap();
     assert!(
         promoted.detail.contains("0 acknowledged commits"),
         "{}",
@@ -340,9 +350,13 @@ restart_after = "5s"
     let off = r
         .timeline
         .iter()
-        .find(|e| e.event == "semi-sync-off")
+        .find(|e| e.event == wscap::metrics::Happening::SemiSyncOff)
         .expect("fallback");
-    let on = r.timeline.iter().find(|e| e.event == "semi-sync-on").expect("back on");
+    let on = r
+        .timeline
+        .iter()
+        .find(|e| e.event == wscap::metrics::Happening::SemiSyncOn)
+        .expect("back on");
     let t_off = off.time.as_secs_f64();
     eprintln!("semi-sync off at {t_off:.3} s, on at {:.3} s", on.time.as_secs_f64());
     // The first commit after the crash (within a few ms) times out 2 s later.
@@ -395,7 +409,7 @@ at = "12300ms"
 /// Moves validated by `t` (whole run).
 fn validated_by(w: &mut World, s: &mut Scheduler<wscap::sim::Event>, t: SimTime) -> u64 {
     run_to(w, s, t);
-    w.tally.moves_validated
+    w.game.tally.moves_validated
 }
 
 /// A move is stored in Redis `network + op_cost` = 270 µs after it is
@@ -425,13 +439,19 @@ fn redis_crash_loses_exactly_the_unflushed_moves() {
         );
         assert_eq!(lost, v1 - v0);
         // Every write after the crash fails (Redis stays down).
-        assert_eq!(w.storage.tally.cache_writes_failed, w.tally.moves_validated - v1);
+        assert_eq!(w.storage.tally.cache_writes_failed, w.game.tally.moves_validated - v1);
         if mode == "everysec" {
             // At most one second's worth; the rest is reloaded and at risk.
             assert!(lost < unflushed && (lost as f64) < 1.1 * 1000.0);
             assert_eq!(w.storage.cache.as_ref().unwrap().book.unflushed, unflushed - lost);
         }
-        let crash = w.rec.timeline.iter().find(|e| e.event == "crash").unwrap();
+        let crash = w
+            .ctx
+            .rec
+            .timeline
+            .iter()
+            .find(|e| e.event == wscap::metrics::Happening::Crash)
+            .unwrap();
         assert!(crash.detail.contains(&format!("{lost} moves lost")), "{}", crash.detail);
     }
 }
@@ -613,9 +633,10 @@ replicas = 1
     run_to(&mut w, &mut s, at_s(10.0));
     // Moves validated on servers 2 and 3: their rooms' players are there.
     let on_late: u64 = w
+        .game
         .rooms
         .iter()
-        .filter(|r| r.players.iter().all(|&p| w.clients[p as usize].server >= 2))
+        .filter(|r| r.players.iter().all(|&p| w.clients.list[p as usize].server >= 2))
         .map(|r| r.moves_made as u64)
         .sum();
     let t = w.storage.tally;
@@ -695,7 +716,7 @@ fn storage_runs_are_deterministic_and_conserve() {
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(format!("{:?}", a.storage_samples), format!("{:?}", b.storage_samples));
     for e in ["promoted", "crash", "restarted"] {
-        assert!(a.timeline.iter().any(|x| x.event == e), "no {e} event");
+        assert!(a.timeline.iter().any(|x| x.event.as_str() == e), "no {e} event");
     }
     assert!(one(&a, "rehydrations_cache") + one(&a, "rehydrations_db") > 0.0);
 }

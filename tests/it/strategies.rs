@@ -189,17 +189,17 @@ fn room_hashing_keeps_rooms_together() {
         w.run().unwrap();
         assert!(wscap::check::check(&w).is_empty());
         let mut rooms: HashMap<u64, Vec<u32>> = HashMap::new();
-        for c in &w.clients {
+        for c in &w.clients.list {
             assert_eq!(c.state, ClientState::Connected);
             rooms.entry(c.room).or_default().push(c.server);
         }
-        assert_eq!(w.clients.len(), 400);
+        assert_eq!(w.clients.list.len(), 400);
         assert_eq!(rooms.len(), 200);
         for (room, servers) in &rooms {
             assert_eq!(servers.len(), 2, "room {room:#x}");
             assert_eq!(servers[0], servers[1], "room {room:#x} split over servers {servers:?}");
         }
-        let used: Vec<usize> = w.servers.iter().map(|s| s.conns.len()).collect();
+        let used: Vec<usize> = w.servers.list.iter().map(|s| s.conns.len()).collect();
         eprintln!("room hashing ({hash_type}), 200 rooms of 2: connections per server {used:?}");
         assert!(used.iter().all(|&n| n > 0 && n.is_multiple_of(2)), "{used:?}");
     }

@@ -257,7 +257,7 @@ session = {{ dist = "exponential", mean = "5s" }}
                     let at = |ev: &str| {
                         r.timeline
                             .iter()
-                            .find(|e| e.component == comp && e.event == ev)
+                            .find(|e| e.component == comp && e.event.as_str() == ev)
                             .unwrap_or_else(|| panic!("rep {}: no {ev} event for {comp}", r.index))
                             .time
                             .as_secs_f64()
@@ -456,8 +456,8 @@ fn conservation_under_faults() {
                 "{strategy} rep {rep}: invariants violated:\n{}",
                 bad.join("\n")
             );
-            let c = w.rec.counters;
-            let st = |s: ClientState| w.state_counts[s as usize];
+            let c = w.ctx.rec.counters;
+            let st = |s: ClientState| w.clients.state_counts[s as usize];
             let in_flight = st(ClientState::Connecting) + st(ClientState::Queued);
             let label = format!("{strategy}/{hash_type}/maxconn {maxconn} rep {rep}");
             eprintln!(
@@ -483,7 +483,7 @@ fn conservation_under_faults() {
                 "{label}: attempts not accounted for"
             );
             assert_eq!(c.clients_arrived + c.reconnects, c.connection_attempts, "{label}");
-            assert_eq!(c.clients_arrived, w.clients.len() as u64, "{label}");
+            assert_eq!(c.clients_arrived, w.clients.list.len() as u64, "{label}");
             assert_eq!(c.gave_up, st(ClientState::GaveUp), "{label}");
             assert_eq!(
                 c.connections_refused,
@@ -546,11 +546,11 @@ fn per_event_violations(sc: &Scenario, rep: u32) -> (Vec<String>, u64) {
         }
         n += 1;
         let t = s.now().as_secs_f64();
-        let servers = w.servers.len() as u32;
+        let servers = w.servers.list.len() as u32;
         let mut free = false;
         for k in 0..servers {
-            let b = &w.nodes[0].lb;
-            let sv = &w.servers[k as usize];
+            let b = &w.cluster.nodes[0].lb;
+            let sv = &w.servers.list[k as usize];
             if b.conns(k) > maxconn {
                 bad.push(format!(
                     "t={t:.6}: balancer has {} sessions on server {k}, maxconn {maxconn}",
@@ -572,10 +572,10 @@ fn per_event_violations(sc: &Scenario, rep: u32) -> (Vec<String>, u64) {
             }
             free |= usable && b.conns(k) < maxconn;
         }
-        if free && w.nodes[0].lb.backend_queued() > 0 {
+        if free && w.cluster.nodes[0].lb.backend_queued() > 0 {
             bad.push(format!(
                 "t={t:.6}: {} in the backend queue while a server has a free slot",
-                w.nodes[0].lb.backend_queued()
+                w.cluster.nodes[0].lb.backend_queued()
             ));
         }
         if n.is_multiple_of(200) {

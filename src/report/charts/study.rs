@@ -21,7 +21,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::{
     ChartError, ChartSpec, Line, Marks, SERIES_COLORS, Scale, XAxis, err, fmt_num, font, register_font, render,
 };
-use crate::metrics::TimelineEvent;
+use crate::metrics::{Happening, TimelineEvent};
 
 /// Pixels of one panel row, the figure title and the legend row.
 const PANEL_H: u32 = 330;
@@ -177,7 +177,7 @@ pub fn write_time(
     // faults themselves.
     let faults: Vec<TimelineEvent> = timeline
         .iter()
-        .filter(|e| matches!(e.event, "crash" | "restarted"))
+        .filter(|e| matches!(e.event, Happening::Crash | Happening::Restarted))
         .cloned()
         .collect();
     let marks = Marks::new(&faults, warmup_s);
