@@ -191,10 +191,14 @@ pub enum Happening {
     NoPrimary,
     FailoverFailed,
     Promoted,
+    /// A network slowdown starts on a tier's links.
+    Slowdown,
+    /// It is over.
+    SlowdownOver,
 }
 
 impl Happening {
-    pub const ALL: [Happening; 18] = [
+    pub const ALL: [Happening; 20] = [
         Happening::Crash,
         Happening::Restarted,
         Happening::MarkedDown,
@@ -213,6 +217,8 @@ impl Happening {
         Happening::NoPrimary,
         Happening::FailoverFailed,
         Happening::Promoted,
+        Happening::Slowdown,
+        Happening::SlowdownOver,
     ];
 
     /// The label in `events.csv` and on the charts.
@@ -236,6 +242,8 @@ impl Happening {
             Happening::NoPrimary => "no-primary",
             Happening::FailoverFailed => "failover-failed",
             Happening::Promoted => "promoted",
+            Happening::Slowdown => "slowdown",
+            Happening::SlowdownOver => "slowdown-over",
         }
     }
 
@@ -259,6 +267,8 @@ impl Happening {
                 | Happening::ScaleIn
                 | Happening::ServersUpdated
                 | Happening::Promoted
+                | Happening::Slowdown
+                | Happening::SlowdownOver
         )
     }
 }
@@ -744,6 +754,10 @@ impl windows::Restored for RestoredFromRecord<'_> {
             Fault::AppCrash {
                 server, restart_after, ..
             } => restart_after.is_none() || after(Happening::Restarted).any(|e| e.component == format!("app-{server}")),
+            // The links are back when the slowdown's window is over.
+            Fault::Slowdown { tier, .. } => {
+                after(Happening::SlowdownOver).any(|e| e.component == format!("{}-network", tier.name()))
+            }
         }
     }
 }

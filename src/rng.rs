@@ -40,6 +40,7 @@ pub mod streams {
     pub const RELAY: u64 = 7;
     pub const STORAGE: u64 = 8;
     pub const WEB: u64 = 9;
+    pub const NETWORK: u64 = 10;
 }
 
 #[cfg(test)]

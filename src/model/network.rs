@@ -16,6 +16,7 @@
 use rand::RngExt;
 
 use crate::rng::SimRng;
+pub use crate::scenario::Link;
 use crate::time::{SimDuration, SimTime};
 
 /// Linux's minimum retransmission timeout for data (`TCP_RTO_MIN`).
@@ -24,40 +25,6 @@ pub const DATA_RTO: SimDuration = SimDuration::from_millis(200);
 pub const SYN_RTO: SimDuration = SimDuration::from_secs(1);
 /// At most this many retransmissions of one packet (Linux's `tcp_retries2`).
 pub const MAX_RETRANSMITS: u32 = 15;
-
-/// The links a slowdown can hit: one group per tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Link {
-    /// Clients' own network to the balancer VIP and, through their tunnel,
-    /// to their socket server (every half round trip of a client).
-    Clients,
-    /// Balancer nodes to socket servers (`servers.backend_latency`).
-    Servers,
-    /// Balancer nodes to nginx and nginx to the app servers
-    /// (`web.backend_latency`).
-    Web,
-    /// Socket servers to Redis (`cache.network`).
-    Cache,
-    /// Clients of the database (socket servers, the flusher, app servers)
-    /// to MySQL, and the primary to its replicas (`database.network`).
-    Database,
-}
-
-impl Link {
-    pub const ALL: [Link; 5] = [Link::Clients, Link::Servers, Link::Web, Link::Cache, Link::Database];
-
-    /// The scenario's name for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Link::Clients => "clients",
-            Link::Servers => "servers",
-            Link::Web => "web",
-            Link::Cache => "cache",
-            Link::Database => "database",
-        }
-    }
-}
 
 /// One slowdown window on one group of links.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,9 +52,11 @@ pub enum Packet {
 }
 
 /// The slowdowns of a run, known from the scenario before it starts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Network {
     slowdowns: Vec<Slowdown>,
+    /// Its own random stream: losses draw nothing from the tiers' streams.
+    rng: SimRng,
     /// Retransmissions caused by slowdowns, per link (in `Link::ALL` order).
     pub retransmits: [u64; 5],
     /// Hops that crossed a slowed link, per link.
@@ -95,10 +64,12 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(slowdowns: Vec<Slowdown>) -> Network {
+    pub fn new(slowdowns: Vec<Slowdown>, rng: SimRng) -> Network {
         Network {
             slowdowns,
-            ..Default::default()
+            rng,
+            retransmits: [0; 5],
+            slowed_hops: [0; 5],
         }
     }
 
@@ -118,29 +89,22 @@ impl Network {
     /// The one-way delay of a hop over `link` sent at `now` whose latency
     /// is `base` when the network is healthy.
     #[inline]
-    pub fn delay(
-        &mut self,
-        link: Link,
-        now: SimTime,
-        base: SimDuration,
-        packet: Packet,
-        rng: &mut SimRng,
-    ) -> SimDuration {
+    pub fn delay(&mut self, link: Link, now: SimTime, base: SimDuration, packet: Packet) -> SimDuration {
         if self.slowdowns.is_empty() {
             return base;
         }
-        self.slowed(link, now, base, packet, rng)
+        self.slowed(link, now, base, packet)
     }
 
     #[cold]
-    fn slowed(&mut self, link: Link, now: SimTime, base: SimDuration, packet: Packet, rng: &mut SimRng) -> SimDuration {
+    fn slowed(&mut self, link: Link, now: SimTime, base: SimDuration, packet: Packet) -> SimDuration {
         let Some(s) = self.active(link, now).copied() else {
             return base;
         };
         let i = link as usize;
         self.slowed_hops[i] += 1;
         let k = if s.loss > 0.0 {
-            losses(s.loss, rng.random::<f64>())
+            losses(s.loss, self.rng.random::<f64>())
         } else {
             0
         };
@@ -174,19 +138,21 @@ mod tests {
     use rand::SeedableRng;
 
     fn net(loss: f64) -> Network {
-        Network::new(vec![Slowdown {
-            link: Link::Servers,
-            from: SimTime::ZERO + SimDuration::from_secs(10),
-            until: SimTime::ZERO + SimDuration::from_secs(20),
-            extra: SimDuration::from_millis(30),
-            loss,
-        }])
+        Network::new(
+            vec![Slowdown {
+                link: Link::Servers,
+                from: SimTime::ZERO + SimDuration::from_secs(10),
+                until: SimTime::ZERO + SimDuration::from_secs(20),
+                extra: SimDuration::from_millis(30),
+                loss,
+            }],
+            SimRng::seed_from_u64(7),
+        )
     }
 
     #[test]
     fn outside_the_window_a_link_costs_its_base() {
         let mut n = net(0.5);
-        let mut rng = SimRng::seed_from_u64(1);
         let base = SimDuration::from_millis(1);
         for t in [0, 9, 20, 30] {
             assert_eq!(
@@ -195,7 +161,6 @@ mod tests {
                     SimTime::ZERO + SimDuration::from_secs(t),
                     base,
                     Packet::Data,
-                    &mut rng
                 ),
                 base
             );
@@ -207,7 +172,6 @@ mod tests {
                 SimTime::ZERO + SimDuration::from_secs(15),
                 base,
                 Packet::Data,
-                &mut rng
             ),
             base
         );
@@ -217,13 +181,11 @@ mod tests {
     #[test]
     fn without_loss_the_extra_latency_is_exact() {
         let mut n = net(0.0);
-        let mut rng = SimRng::seed_from_u64(1);
         let d = n.delay(
             Link::Servers,
             SimTime::ZERO + SimDuration::from_secs(15),
             SimDuration::from_millis(1),
             Packet::Data,
-            &mut rng,
         );
         assert_eq!(d, SimDuration::from_millis(31));
         assert_eq!(n.retransmits, [0; 5]);
@@ -235,7 +197,6 @@ mod tests {
     fn losses_are_geometric() {
         let p = 0.2;
         let mut n = net(p);
-        let mut rng = SimRng::seed_from_u64(7);
         let hops = 200_000u64;
         let mut sum = 0.0;
         let mut sum2 = 0.0;
@@ -245,7 +206,6 @@ mod tests {
                 SimTime::ZERO + SimDuration::from_secs(15),
                 SimDuration::ZERO,
                 Packet::Data,
-                &mut rng,
             );
             let k = ((d.0 - SimDuration::from_millis(30).0) / DATA_RTO.0 + 1).ilog2() as f64;
             sum += k;
@@ -265,15 +225,17 @@ mod tests {
         assert_eq!(losses(0.5, 0.5), 1);
         assert_eq!(losses(0.5, 0.75), 2);
         assert_eq!(losses(0.999_999, 0.999_999_9), MAX_RETRANSMITS);
-        let mut n = Network::new(vec![Slowdown {
-            link: Link::Clients,
-            from: SimTime::ZERO,
-            until: SimTime::ZERO + SimDuration::from_secs(1),
-            extra: SimDuration::ZERO,
-            loss: 0.999_999_999,
-        }]);
-        let mut rng = SimRng::seed_from_u64(3);
-        let d = n.delay(Link::Clients, SimTime::ZERO, SimDuration::ZERO, Packet::Syn, &mut rng);
+        let mut n = Network::new(
+            vec![Slowdown {
+                link: Link::Clients,
+                from: SimTime::ZERO,
+                until: SimTime::ZERO + SimDuration::from_secs(1),
+                extra: SimDuration::ZERO,
+                loss: 0.999_999_999,
+            }],
+            SimRng::seed_from_u64(3),
+        );
+        let d = n.delay(Link::Clients, SimTime::ZERO, SimDuration::ZERO, Packet::Syn);
         assert_eq!(d, SimDuration(SYN_RTO.0 * ((1 << MAX_RETRANSMITS) - 1)));
     }
 }

@@ -55,6 +55,9 @@ pub struct Room {
     /// The mover's generation when its move was scheduled: if it changed
     /// (disconnected), the move was not sent as scheduled.
     pub mover_generation: u32,
+    /// When the move in flight was sent (its arrival minus its transit,
+    /// which a network slowdown may lengthen).
+    pub move_sent_at: SimTime,
 }
 
 impl Room {

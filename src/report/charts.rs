@@ -1051,6 +1051,7 @@ fn marker_color(event: Happening) -> RGBColor {
         H::VipMoved => RGBColor(0, 140, 150),
         H::ServersUpdated | H::ScaleOut => RGBColor(120, 60, 170),
         H::Promoted => RGBColor(190, 40, 150),
+        H::Slowdown | H::SlowdownOver => RGBColor(150, 100, 30),
         _ => RGBColor(20, 150, 50),
     }
 }
@@ -1101,6 +1102,8 @@ impl Marks {
                 }
                 Happening::Crash if e.component == "cache" || e.component.starts_with("db-") => Happening::Restarted,
                 Happening::VipLost => Happening::VipMoved,
+                // A slowed network is shaded over its window.
+                Happening::Slowdown => Happening::SlowdownOver,
                 _ => continue,
             };
             let end = all[i + 1..]
@@ -1141,6 +1144,8 @@ impl Marks {
             Happening::ScaleIn,
             Happening::ServersUpdated,
             Happening::Promoted,
+            Happening::Slowdown,
+            Happening::SlowdownOver,
         ] {
             if evs.iter().any(|e| e.event == kind) {
                 kinds.push((kind.as_str().to_string(), marker_color(kind)));

@@ -825,6 +825,44 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                     c.fail(f("kind"), "only one rolling-restart per scenario");
                 }
             }
+            Fault::Slowdown {
+                tier,
+                for_,
+                latency,
+                loss,
+                ..
+            } => {
+                if for_.0 == 0 {
+                    c.fail(f("for"), "must be longer than 0s");
+                }
+                if !(0.0..=0.9).contains(loss) {
+                    c.fail(
+                        f("loss"),
+                        format!("{loss} is not a loss ratio between 0 and 0.9 (0.01 = 1 % of packets lost)"),
+                    );
+                }
+                if latency.0 == 0 && *loss == 0.0 {
+                    c.fail(f("latency"), "a slowdown needs a latency above 0s or a loss above 0");
+                }
+                if *latency > SimDuration::from_secs(60) {
+                    c.fail(
+                        f("latency"),
+                        format!("{latency} one way is beyond any network: at most 60s"),
+                    );
+                }
+                let (present, needs) = match tier {
+                    Link::Clients | Link::Servers => (true, ""),
+                    Link::Web => (sc.web.is_some(), "a [web] table"),
+                    Link::Cache => (sc.cache.is_some(), "a [cache] table"),
+                    Link::Database => (sc.database.is_some(), "a [database] table"),
+                };
+                if !present {
+                    c.fail(
+                        f("tier"),
+                        format!("a slowdown on `{}` needs {needs}: this scenario has none", tier.name()),
+                    );
+                }
+            }
             // The storage tier's faults are checked by `storage::validate`.
             Fault::CacheCrash { .. } | Fault::DbCrash { .. } => {}
             Fault::NginxCrash {

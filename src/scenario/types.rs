@@ -757,6 +757,41 @@ pub enum CrashMode {
     Host,
 }
 
+/// The links a network slowdown can hit: one group per tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Link {
+    /// Clients' own network: every half round trip of a player, spectator
+    /// or web session (to the VIP, and through the tunnel to its server).
+    Clients,
+    /// Balancer nodes to socket servers (`servers.backend_latency`).
+    Servers,
+    /// Balancer nodes to nginx, and nginx to the app servers
+    /// (`web.backend_latency`).
+    Web,
+    /// Socket servers to Redis (`cache.network`).
+    Cache,
+    /// Socket servers, the flusher and app servers to MySQL, and the
+    /// primary to its replicas (`database.network`).
+    Database,
+}
+
+impl Link {
+    pub const ALL: [Link; 5] = [Link::Clients, Link::Servers, Link::Web, Link::Cache, Link::Database];
+    pub const CHOICES: &str = "clients, servers, web, cache, database";
+
+    /// The scenario's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Link::Clients => "clients",
+            Link::Servers => "servers",
+            Link::Web => "web",
+            Link::Cache => "cache",
+            Link::Database => "database",
+        }
+    }
+}
+
 /// A timed fault.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -849,6 +884,20 @@ pub enum Fault {
         #[serde(default)]
         restart_after: Option<SimDuration>,
     },
+    /// A network slowdown: from `at`, for `for`, every hop over `tier`'s
+    /// links takes `latency` longer and loses a `loss` fraction of its
+    /// packets, which TCP sends again after its retransmission timeout
+    /// (`crate::model::network`).
+    Slowdown {
+        tier: Link,
+        at: SimDuration,
+        #[serde(rename = "for")]
+        for_: SimDuration,
+        #[serde(default)]
+        latency: SimDuration,
+        #[serde(default)]
+        loss: f64,
+    },
 }
 
 fn d_drain() -> SimDuration {
@@ -905,6 +954,20 @@ impl Fault {
             Fault::AppCrash {
                 server, restart_after, ..
             } => format!("app-{server} crash{}", restart(restart_after)),
+            Fault::Slowdown {
+                tier,
+                for_,
+                latency,
+                loss,
+                ..
+            } => {
+                let pct = format!("{:.3}", loss * 100.0);
+                let pct = pct.trim_end_matches('0').trim_end_matches('.');
+                format!(
+                    "{} network slowdown at {at} for {for_} (+{latency} one way, {pct} % loss)",
+                    tier.name()
+                )
+            }
         }
     }
 
@@ -920,6 +983,7 @@ impl Fault {
             Fault::DbCrash { .. } => "db-crash",
             Fault::NginxCrash { .. } => "nginx-crash",
             Fault::AppCrash { .. } => "app-crash",
+            Fault::Slowdown { .. } => "slowdown",
         }
     }
 
@@ -934,7 +998,8 @@ impl Fault {
             | Fault::CacheCrash { at, .. }
             | Fault::DbCrash { at, .. }
             | Fault::NginxCrash { at, .. }
-            | Fault::AppCrash { at, .. } => *at,
+            | Fault::AppCrash { at, .. }
+            | Fault::Slowdown { at, .. } => *at,
         }
     }
 }

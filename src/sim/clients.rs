@@ -5,6 +5,7 @@
 use super::{Component, Ctx, Tier};
 use crate::metrics::summary::{MetricSink, clients_refused_ratio, ms, refused_ratio, split};
 use crate::metrics_defs::MetricKey as K;
+use crate::model::network::{Link, Packet};
 use rand::RngExt;
 use rand_distr::{Distribution, Exp, Zipf};
 
@@ -418,6 +419,7 @@ impl World<'_> {
             cl.seen_phase = phase;
         }
         self.ctx.rec.client_attempting(phase, first, first_ever);
+        let half = self.ctx.net.delay(Link::Clients, now, half, Packet::Syn);
         s.after(half, Event::Clients(ClientEvent::AtBalancer { client: c, generation }));
     }
 
@@ -441,6 +443,7 @@ impl World<'_> {
         self.ctx.rec.refused(phase, kind, first, first_ever);
         // The 503 travels back to the client, which then applies its policy.
         let half = SimDuration(self.clients.list[c as usize].rtt.0 / 2);
+        let half = self.ctx.net.delay(Link::Clients, s.now(), half, Packet::Data);
         self.retry_or_give_up(c, half, true, s);
     }
 

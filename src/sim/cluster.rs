@@ -21,6 +21,7 @@
 use super::{Component, Ctx, Tier};
 use crate::metrics::summary::{MetricSink, samples_max};
 use crate::metrics_defs::MetricKey as K;
+use crate::model::network::{Link, Packet};
 use rand::RngExt;
 
 use super::web::WEB_HANDSHAKE;
@@ -317,7 +318,7 @@ impl World<'_> {
             self.schedule_handshake(node, next, item, s);
         }
         if generation == WEB_HANDSHAKE {
-            self.web.tls_done(node, c, s);
+            self.web.tls_done(&mut self.ctx, node, c, s);
             return;
         }
         if !self.live(c, generation) {
@@ -326,7 +327,7 @@ impl World<'_> {
         let cl = &mut self.clients.list[c as usize];
         cl.add_part(super::Part::Tls, now);
         cl.tls_node = node as u8;
-        let rtt = cl.rtt;
+        let rtt = self.ctx.net.delay(Link::Clients, now, cl.rtt, Packet::Data);
         s.after(rtt, Event::Clients(ClientEvent::TlsRtt { client: c, generation }));
     }
 
@@ -613,7 +614,8 @@ impl World<'_> {
             | Fault::CacheCrash { .. }
             | Fault::DbCrash { .. }
             | Fault::NginxCrash { .. }
-            | Fault::AppCrash { .. } => {
+            | Fault::AppCrash { .. }
+            | Fault::Slowdown { .. } => {
                 unreachable!("not a deployment")
             }
         }
@@ -735,10 +737,9 @@ impl World<'_> {
         cl.holds_slot = true;
         cl.queue = NONE;
         let generation = cl.generation;
-        s.after(
-            self.ctx.sc.servers.backend_latency,
-            Event::Servers(ServerEvent::AtServer { client: c, generation }),
-        );
+        let hop = self.ctx.sc.servers.backend_latency;
+        let hop = self.ctx.net.delay(Link::Servers, s.now(), hop, Packet::Syn);
+        s.after(hop, Event::Servers(ServerEvent::AtServer { client: c, generation }));
     }
 
     /// Gives back the client's slot; returns the node and server it was on.

@@ -14,6 +14,7 @@
 use super::{Component, Ctx, Tier};
 use crate::metrics::summary::{MetricSink, max_ms, mean_ms, ms, samples_max, split};
 use crate::metrics_defs::MetricKey as K;
+use crate::model::network::{Link, Packet};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
@@ -262,9 +263,18 @@ impl World<'_> {
         let Some(p) = room.to_move() else { return };
         let cl = &self.clients.list[p as usize];
         room.mover_generation = cl.generation;
-        let transit = SimDuration(cl.rtt.0 / 2) + self.ctx.sc.servers.backend_latency;
+        let sent = from + think;
+        let half = self
+            .ctx
+            .net
+            .delay(Link::Clients, sent, SimDuration(cl.rtt.0 / 2), Packet::Data);
+        let hop = self
+            .ctx
+            .net
+            .delay(Link::Servers, sent, self.ctx.sc.servers.backend_latency, Packet::Data);
+        room.move_sent_at = sent;
         s.at(
-            from + think + transit,
+            sent + half + hop,
             Event::Game(GameEvent::MoveAtServer {
                 room: r,
                 token: room.token,
@@ -289,7 +299,7 @@ impl World<'_> {
         }
         let Some(p) = room.to_move() else { return };
         let cl = &self.clients.list[p as usize];
-        let sent_at = now - (SimDuration(cl.rtt.0 / 2) + self.ctx.sc.servers.backend_latency);
+        let sent_at = room.move_sent_at;
         let connected = cl.state == ClientState::Connected && cl.generation == room.mover_generation;
         if !connected {
             // It plays when it is back: joining its room reschedules it.
@@ -497,7 +507,7 @@ impl World<'_> {
         let latest = room.active && room.game == m.game && room.moves_made == m.seq + 1;
         let next = if latest { room.to_move() } else { None };
         let (send, hop) = (&sv.send_cost, sv.backend_latency);
-        let (rec, rng) = (&mut self.ctx.rec, &mut self.servers.rng);
+        let (rec, rng, net) = (&mut self.ctx.rec, &mut self.servers.rng, &mut self.ctx.net);
         let (mut last, mut spectators, mut next_at) = (SimTime::ZERO, 0u32, None);
         // A crash scheduled during the walk cuts it: later sends never happen.
         let cut = self.servers.list[srv as usize].next_crash;
@@ -509,7 +519,12 @@ impl World<'_> {
             if t > cut {
                 break;
             }
-            let at = t + hop + SimDuration(mm.half_rtt_ns as u64);
+            let at = if net.any() {
+                t + net.delay(Link::Servers, t, hop, Packet::Data)
+                    + net.delay(Link::Clients, t, SimDuration(mm.half_rtt_ns as u64), Packet::Data)
+            } else {
+                t + hop + SimDuration(mm.half_rtt_ns as u64)
+            };
             let latency = at.since(sent_at).0;
             if room.is_player(mm.client) {
                 // Network both ways, the sender's server, the relay, and

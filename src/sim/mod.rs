@@ -43,6 +43,7 @@ use crate::engine::{self, LoopStats, Model, Scheduler};
 use crate::metrics::Happening;
 use crate::metrics::{NodeSample, Recorder, ServerSample};
 use crate::model::balancer::Admin;
+use crate::model::network::{Network, Slowdown};
 use crate::scenario::{Fault, Scenario};
 use crate::time::SimTime;
 
@@ -81,6 +82,8 @@ pub struct Ctx<'a> {
     pub now: SimTime,
     pub end: SimTime,
     pub rec: Recorder,
+    /// The links between tiers, slowed during `slowdown` faults.
+    pub net: Network,
 }
 
 /// One replication's world: the tiers and their context.
@@ -107,6 +110,10 @@ impl<'a> World<'a> {
                 now: SimTime::ZERO,
                 end: SimTime::ZERO + sc.duration,
                 rec: Recorder::new(n, SimTime::ZERO + sc.warmup, &crate::metrics::fault_starts(sc)),
+                net: Network::new(
+                    slowdowns(sc),
+                    crate::rng::stream(sc.seed, replication as u64, crate::rng::streams::NETWORK),
+                ),
             },
             clients: Clients::new(sc, replication),
             servers: Servers::new(sc, replication),
@@ -287,8 +294,55 @@ impl Model for World<'_> {
                     self.deploy_fault(index as usize, s)
                 }
                 Fault::NginxCrash { .. } | Fault::AppCrash { .. } => self.web.fault(&mut self.ctx, index as usize, s),
+                Fault::Slowdown { .. } => slowdown_fault(&mut self.ctx, index as usize, s),
             },
         }
+    }
+}
+
+/// The scenario's `slowdown` faults as windows on the network.
+fn slowdowns(sc: &Scenario) -> Vec<Slowdown> {
+    sc.faults
+        .iter()
+        .filter_map(|f| match *f {
+            Fault::Slowdown {
+                tier,
+                at,
+                for_,
+                latency,
+                loss,
+            } => Some(Slowdown {
+                link: tier,
+                from: SimTime::ZERO + at,
+                until: SimTime::ZERO + at + for_,
+                extra: latency,
+                loss,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A `slowdown` fault's event fires twice: at its start and at its end.
+/// The network already knows the window (`Ctx::net`); this puts both ends
+/// on the timeline.
+fn slowdown_fault(ctx: &mut Ctx, index: usize, s: &mut Scheduler<Event>) {
+    let Fault::Slowdown { tier, at, for_, .. } = ctx.sc.faults[index] else {
+        unreachable!("not a slowdown")
+    };
+    let now = s.now();
+    let component = format!("{}-network", tier.name());
+    if now == SimTime::ZERO + at {
+        ctx.rec
+            .event(now, component, Happening::Slowdown, ctx.sc.faults[index].describe());
+        s.at(now + for_, Event::Fault { index: index as u16 });
+    } else {
+        let i = tier as usize;
+        let detail = format!(
+            "{} hops slowed, {} packets retransmitted on these links so far",
+            ctx.net.slowed_hops[i], ctx.net.retransmits[i]
+        );
+        ctx.rec.event(now, component, Happening::SlowdownOver, detail);
     }
 }
 

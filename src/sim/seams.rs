@@ -60,8 +60,8 @@ pub fn web_request_at_node(
 /// none left, finishes).
 pub fn web_next_db_call(web: &mut WebTier, storage: &mut Storage, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
     match web.next_db_call(ctx, req, s) {
-        Some(WebDbCall::Read(key)) => storage.db_read(ctx.sc, key, 1, DbCaller::Web { req }, s),
-        Some(WebDbCall::Write(key)) => storage.db_write(ctx.sc, vec![key], 1, DbCaller::Web { req }, s),
+        Some(WebDbCall::Read(key)) => storage.db_read(ctx, key, 1, DbCaller::Web { req }, s),
+        Some(WebDbCall::Write(key)) => storage.db_write(ctx, vec![key], 1, DbCaller::Web { req }, s),
         None => {}
     }
 }
@@ -102,7 +102,7 @@ pub fn move_to_storage(
     let r = &game.rooms[room as usize];
     let ends = r.game == g && !r.active && r.moves_made == seq + 1 && r.moves_made >= r.moves_total;
     let usable = sc.cache.is_some() && Storage::cache_usable(sc, servers, srv);
-    storage.write_move(sc, &mut ctx.rec, usable, (room, g, seq, ends), s);
+    storage.write_move(ctx, usable, (room, g, seq, ends), s);
 }
 
 // ---------------------------------------------------------------------

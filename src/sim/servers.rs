@@ -9,6 +9,7 @@ use crate::metrics::Happening;
 use crate::metrics::summary::{MetricSink, mean_after_warmup, samples_max};
 use crate::metrics::{imbalance, jain};
 use crate::metrics_defs::MetricKey as K;
+use crate::model::network::{Link, Packet};
 use crate::model::station::{Admit, Station};
 use crate::rng::{self, SimRng, streams};
 use crate::scenario::{CrashMode, Fault, Scenario};
@@ -219,7 +220,16 @@ impl World<'_> {
         cl.slot = slot;
         cl.failures = 0;
         cl.prev_backoff = SimDuration::ZERO;
-        let heard = now + self.ctx.sc.servers.backend_latency + SimDuration(cl.rtt.0 / 2);
+        let hop = self
+            .ctx
+            .net
+            .delay(Link::Servers, now, self.ctx.sc.servers.backend_latency, Packet::Data);
+        let heard = now
+            + hop
+            + self
+                .ctx
+                .net
+                .delay(Link::Clients, now, SimDuration(cl.rtt.0 / 2), Packet::Data);
         let latency = heard.since(cl.attempt_start).0;
         if cl.depart_at == SimTime::MAX {
             cl.depart_at = now + cl.session;

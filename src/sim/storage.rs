@@ -49,6 +49,7 @@ use super::{Component, Ctx, Tier};
 use crate::metrics::Recorder;
 use crate::metrics::summary::{MetricSink, lag_trend, max_ms, ms};
 use crate::metrics_defs::MetricKey as K;
+use crate::model::network::{Link, Packet};
 use crate::stats;
 use std::collections::{HashMap, VecDeque};
 
@@ -401,14 +402,14 @@ impl Storage {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn write_move(
         &mut self,
-        sc: &Scenario,
-        rec: &mut Recorder,
+        ctx: &mut Ctx,
         usable: bool,
         (room, game, seq, ends): (u32, u32, u32, bool),
         s: &mut Scheduler<Event>,
     ) {
         let now = s.now();
-        if let Some(k) = &sc.cache {
+        let rec = &mut ctx.rec;
+        if let Some(k) = &ctx.sc.cache {
             self.tally.cache_writes += 1;
             rec.count(now, |c| c.cache_writes += 1);
             if !usable {
@@ -417,23 +418,25 @@ impl Storage {
             }
             self.tally.cache_writes_pending += 1;
             let op = self.cache_ops.insert(CacheOp::Write { room, game, seq, ends }) as u32;
-            s.after(k.network, Event::Storage(StorageEvent::CacheArrive { op }));
+            let net = ctx.net.delay(Link::Cache, now, k.network, Packet::Data);
+            s.after(net, Event::Storage(StorageEvent::CacheArrive { op }));
         } else {
             // Write-through: one single-row commit per move.
             let batch = self.flusher.make(vec![(room, 1)], false);
-            self.db_write_op(sc, vec![room_key(room)], 1, 1, false, DbCaller::Flush { batch }, s);
+            self.db_write_op(ctx, vec![room_key(room)], 1, 1, false, DbCaller::Flush { batch }, s);
         }
     }
     /// Reads `rows` rows of `key` (see the module docs); the answer goes to
     /// `caller` through `World::db_done`.
-    pub(super) fn db_read(&mut self, sc: &Scenario, key: u64, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
+    pub(super) fn db_read(&mut self, ctx: &mut Ctx, key: u64, rows: u32, caller: DbCaller, s: &mut Scheduler<Event>) {
         let op = self.db_ops.insert(DbOp {
             caller,
             kind: DbKind::Read { key, rows },
             ok: false,
             stale: false,
         }) as u32;
-        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
+        let net = ctx.sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
+        let net = ctx.net.delay(Link::Database, s.now(), net, Packet::Data);
         s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
     }
 
@@ -441,19 +444,19 @@ impl Storage {
     /// answer goes to `caller` through `World::db_done`.
     pub(super) fn db_write(
         &mut self,
-        sc: &Scenario,
+        ctx: &mut Ctx,
         keys: Vec<u64>,
         rows: u32,
         caller: DbCaller,
         s: &mut Scheduler<Event>,
     ) {
-        self.db_write_op(sc, keys, rows, 0, false, caller, s);
+        self.db_write_op(ctx, keys, rows, 0, false, caller, s);
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn db_write_op(
         &mut self,
-        sc: &Scenario,
+        ctx: &mut Ctx,
         keys: Vec<u64>,
         rows: u32,
         moves: u32,
@@ -472,7 +475,8 @@ impl Storage {
             ok: false,
             stale: false,
         }) as u32;
-        let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
+        let net = ctx.sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
+        let net = ctx.net.delay(Link::Database, s.now(), net, Packet::Data);
         s.after(net, Event::Storage(StorageEvent::DbArrive { op }));
     }
 }
@@ -636,10 +640,13 @@ impl World<'_> {
                 hit: false,
             }) as u32;
             let net = sc.cache.as_ref().map_or(SimDuration::ZERO, |k| k.network);
-            s.after(net, Event::Storage(StorageEvent::CacheArrive { op }));
+            s.after(
+                self.ctx.net.delay(Link::Cache, s.now(), net, Packet::Data),
+                Event::Storage(StorageEvent::CacheArrive { op }),
+            );
         } else {
             self.storage.db_read(
-                self.ctx.sc,
+                &mut self.ctx,
                 room_key(ri),
                 moves,
                 DbCaller::Rehydrate { client: c, generation },
@@ -741,7 +748,10 @@ impl World<'_> {
             CacheOp::Read { .. } => {
                 // The server hears of it one trip later and asks the database.
                 let net = sc.cache.as_ref().map_or(SimDuration::ZERO, |k| k.network);
-                s.after(net, Event::Storage(StorageEvent::CacheReply { op }));
+                s.after(
+                    self.ctx.net.delay(Link::Cache, s.now(), net, Packet::Data),
+                    Event::Storage(StorageEvent::CacheReply { op }),
+                );
             }
         }
     }
@@ -787,7 +797,10 @@ impl World<'_> {
                     hit,
                 };
                 let net = sc.cache.as_ref().map_or(SimDuration::ZERO, |k| k.network);
-                s.after(net, Event::Storage(StorageEvent::CacheReply { op }));
+                s.after(
+                    self.ctx.net.delay(Link::Cache, s.now(), net, Packet::Data),
+                    Event::Storage(StorageEvent::CacheReply { op }),
+                );
             }
         }
     }
@@ -814,7 +827,7 @@ impl World<'_> {
         if self.storage.db.is_some() && r != NONE {
             let moves = self.game.rooms[r as usize].moves_made;
             self.storage.db_read(
-                self.ctx.sc,
+                &mut self.ctx,
                 room_key(r),
                 moves,
                 DbCaller::Rehydrate { client, generation },
@@ -886,7 +899,7 @@ impl World<'_> {
         let now = s.now();
         self.ctx.rec.count(now, |c| c.flush_batches += 1);
         self.storage
-            .db_write_op(self.ctx.sc, keys, moves, moves, true, DbCaller::Flush { batch }, s);
+            .db_write_op(&mut self.ctx, keys, moves, moves, true, DbCaller::Flush { batch }, s);
     }
 
     pub(super) fn cache_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
@@ -1034,7 +1047,7 @@ impl World<'_> {
             let keys: Vec<u64> = b.rooms.iter().map(|&(r, _)| room_key(r)).collect();
             let (moves, bulk) = (b.moves, b.bulk);
             self.storage
-                .db_write_op(self.ctx.sc, keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
+                .db_write_op(&mut self.ctx, keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
         }
     }
 
@@ -1055,7 +1068,10 @@ impl World<'_> {
             }
         });
         let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
-        s.after(net, Event::Storage(StorageEvent::DbReply { op }));
+        s.after(
+            self.ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
+            Event::Storage(StorageEvent::DbReply { op }),
+        );
     }
 
     pub(super) fn db_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
@@ -1168,7 +1184,10 @@ impl World<'_> {
                     k.db_reads += 1;
                     k.stale_reads += stale as u64;
                 });
-                s.after(net, Event::Storage(StorageEvent::DbReply { op }));
+                s.after(
+                    self.ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
+                    Event::Storage(StorageEvent::DbReply { op }),
+                );
             }
             DbKind::Write { .. } => self.commit(op, s),
         }
@@ -1205,7 +1224,10 @@ impl World<'_> {
         });
         let term = db.term;
         if has_replicas {
-            s.after(d.ship_delay, Event::Storage(StorageEvent::BinlogArrive { term }));
+            s.after(
+                self.ctx.net.delay(Link::Database, now, d.ship_delay, Packet::Data),
+                Event::Storage(StorageEvent::BinlogArrive { term }),
+            );
         }
         if wait_ack {
             db.waiting_ack.push_back(seq);
@@ -1218,7 +1240,10 @@ impl World<'_> {
                 db.binlog.purge_through(seq);
             }
             self.storage.db_ops[op as usize].ok = true;
-            s.after(d.network, Event::Storage(StorageEvent::DbReply { op }));
+            s.after(
+                self.ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
+                Event::Storage(StorageEvent::DbReply { op }),
+            );
         }
     }
 
@@ -1244,7 +1269,10 @@ impl World<'_> {
         let Some(d) = &sc.database else { return };
         let Some(db) = &self.storage.db else { return };
         if !db.waiting_ack.is_empty() {
-            s.after(d.ship_delay, Event::Storage(StorageEvent::SemiSyncAck { term }));
+            s.after(
+                self.ctx.net.delay(Link::Database, s.now(), d.ship_delay, Packet::Data),
+                Event::Storage(StorageEvent::SemiSyncAck { term }),
+            );
         }
     }
 
@@ -1323,7 +1351,10 @@ impl World<'_> {
                 let op = std::mem::replace(&mut e.waiting_op, u32::MAX);
                 if op != u32::MAX {
                     self.storage.db_ops[op as usize].ok = true;
-                    s.after(d.network, Event::Storage(StorageEvent::DbReply { op }));
+                    s.after(
+                        self.ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
+                        Event::Storage(StorageEvent::DbReply { op }),
+                    );
                 }
             }
         }
@@ -1353,7 +1384,10 @@ impl World<'_> {
                 let op = std::mem::replace(&mut e.waiting_op, u32::MAX);
                 if op != u32::MAX {
                     self.storage.db_ops[op as usize].ok = true;
-                    s.after(d.network, Event::Storage(StorageEvent::DbReply { op }));
+                    s.after(
+                        self.ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
+                        Event::Storage(StorageEvent::DbReply { op }),
+                    );
                 }
             }
         }

@@ -19,6 +19,7 @@
 use super::{Component, Ctx, Tier};
 use crate::metrics::summary::{MetricSink, max_ms, mean_after_warmup, mean_ms, ms};
 use crate::metrics_defs::MetricKey as K;
+use crate::model::network::{Link, Packet};
 use rand::RngExt;
 use slab::Slab;
 
@@ -290,6 +291,7 @@ impl WebTier {
             self.requests += 1;
         }
         self.interval_requests += 1;
+        let half = ctx.net.delay(Link::Clients, now, half, Packet::Data);
         s.after(half, Event::Web(WebEvent::AtNode { req }));
     }
 
@@ -386,14 +388,14 @@ impl WebTier {
         self.sessions[self.reqs[req as usize].session as usize].vip
     }
 
-    pub(super) fn tls_done(&mut self, node: usize, req: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn tls_done(&mut self, ctx: &mut Ctx, node: usize, req: u32, s: &mut Scheduler<Event>) {
         let Some(r) = self.reqs.get(req as usize) else {
             return;
         };
         let session = r.session;
         let ss = &mut self.sessions[session as usize];
         ss.tls_node = node as u8;
-        let rtt = ss.rtt;
+        let rtt = ctx.net.delay(Link::Clients, s.now(), ss.rtt, Packet::Data);
         s.after(rtt, Event::Web(WebEvent::AfterTls { req }));
     }
 
@@ -415,7 +417,8 @@ impl WebTier {
         };
         self.rr_nginx = (server + 1) % n;
         self.reqs[req as usize].nginx = server as u32;
-        s.after(w.backend_latency, Event::Web(WebEvent::AtNginx { req }));
+        let hop = ctx.net.delay(Link::Web, s.now(), w.backend_latency, Packet::Data);
+        s.after(hop, Event::Web(WebEvent::AtNginx { req }));
     }
 
     pub(super) fn at_nginx(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
@@ -466,7 +469,8 @@ impl WebTier {
         };
         self.rr_app = (app + 1) % n;
         self.reqs[req as usize].app = app as u32;
-        s.after(w.backend_latency, Event::Web(WebEvent::AtApp { req }));
+        let hop = ctx.net.delay(Link::Web, s.now(), w.backend_latency, Packet::Data);
+        s.after(hop, Event::Web(WebEvent::AtApp { req }));
     }
 
     pub(super) fn at_app(&mut self, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
@@ -522,6 +526,7 @@ impl WebTier {
             self.start_worker(ctx, next, nreq, s);
         }
         let back = ctx.sc.web.as_ref().expect("[web]").backend_latency;
+        let back = ctx.net.delay(Link::Web, now, back, Packet::Data);
         self.respond(ctx, req, back, s);
     }
 
@@ -530,7 +535,10 @@ impl WebTier {
         let w = ctx.sc.web.as_ref().expect("[web]");
         let r = &self.reqs[req as usize];
         let half = SimDuration(self.sessions[r.session as usize].rtt.0 / 2);
-        s.after(extra + w.backend_latency + half, Event::Web(WebEvent::Response { req }));
+        let at = s.now() + extra;
+        let hop = ctx.net.delay(Link::Web, at, w.backend_latency, Packet::Data);
+        let half = ctx.net.delay(Link::Clients, at + hop, half, Packet::Data);
+        s.after(extra + hop + half, Event::Web(WebEvent::Response { req }));
     }
 
     pub(super) fn fail(&mut self, req: u32, delay: SimDuration, s: &mut Scheduler<Event>) {

@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod game;
 mod report;
+mod slowdown;
 mod spof;
 mod storage;
 mod strategies;
