@@ -18,7 +18,7 @@
 //! node only at its next tick (`update_interval`); a deploy's drain and
 //! ready commands go through the runtime API and apply at once.
 
-use super::{Component, Ctx, Tier};
+use super::{Component, ComponentKind, Ctx, Tier};
 use crate::metrics::summary::{MetricSink, samples_max};
 use crate::metrics_defs::MetricKey as K;
 use crate::model::network::{Link, Packet};
@@ -609,15 +609,8 @@ impl World<'_> {
                     );
                 }
             }
-            Fault::Crash { .. }
-            | Fault::BalancerCrash { .. }
-            | Fault::CacheCrash { .. }
-            | Fault::DbCrash { .. }
-            | Fault::NginxCrash { .. }
-            | Fault::AppCrash { .. }
-            | Fault::Slowdown { .. } => {
-                unreachable!("not a deployment")
-            }
+            // The router sends only the three deployment kinds here.
+            _ => unreachable!("not a deployment"),
         }
     }
 
@@ -982,13 +975,13 @@ impl Tier for Cluster {
     fn components(&self, _ctx: &Ctx) -> Vec<Component> {
         let nodes = (0..self.nodes.len() as u32).map(|i| Component {
             tier: "cluster",
-            kind: "balancer-node",
+            kind: ComponentKind::BalancerNode,
             index: i,
             name: format!("balancer-{i}"),
         });
         let vips = (0..self.vip_owner.len() as u32).map(|v| Component {
             tier: "cluster",
-            kind: "vip",
+            kind: ComponentKind::Vip,
             index: v,
             name: format!("vip-{v}"),
         });

@@ -37,7 +37,7 @@ pub use clients::{Client, ClientEvent, ClientState, Clients, MAX_CLIENTS, N_STAT
 pub use cluster::{Cluster, ClusterEvent, Node};
 pub use game::{Game, GameEvent, Msg, Tally};
 pub use servers::{Job, Server, ServerEvent, Servers};
-pub use tier::{Component, Tier};
+pub use tier::{Component, ComponentKind, Tier};
 
 use crate::engine::{self, LoopStats, Model, Scheduler};
 use crate::metrics::Happening;
@@ -369,7 +369,11 @@ mod tests {
         let w = World::new(&sc, 0);
         let names: Vec<&str> = w.tiers().iter().map(|t| t.name()).collect();
         assert_eq!(names, ["clients", "servers", "cluster", "game", "web", "storage"]);
-        let kinds: Vec<(&str, &str, String)> = w.components().into_iter().map(|c| (c.tier, c.kind, c.name)).collect();
+        let kinds: Vec<(&str, &str, String)> = w
+            .components()
+            .into_iter()
+            .map(|c| (c.tier, c.kind.as_str(), c.name))
+            .collect();
         let count = |kind: &str| kinds.iter().filter(|k| k.1 == kind).count();
         assert_eq!(count("socket-server"), 1, "{kinds:?}");
         assert_eq!(count("balancer-node"), 2, "{kinds:?}");

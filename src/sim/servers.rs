@@ -3,7 +3,7 @@
 //! crashes and restarts.
 
 use super::{ClientEvent, ClientState, Event, NONE, Part, World};
-use super::{Component, Ctx, Tier};
+use super::{Component, ComponentKind, Ctx, Tier};
 use crate::engine::Scheduler;
 use crate::metrics::Happening;
 use crate::metrics::summary::{MetricSink, mean_after_warmup, samples_max};
@@ -457,7 +457,7 @@ impl Tier for Servers {
             .filter(|&i| self.ever_provisioned[i as usize])
             .map(|i| Component {
                 tier: "servers",
-                kind: "socket-server",
+                kind: ComponentKind::SocketServer,
                 index: i,
                 name: format!("server-{i}"),
             })

@@ -45,7 +45,7 @@
 //! kept here, whoever the caller.
 
 use super::Servers;
-use super::{Component, Ctx, Tier};
+use super::{Component, ComponentKind, Ctx, Tier};
 use crate::metrics::Recorder;
 use crate::metrics::summary::{MetricSink, lag_trend, max_ms, ms};
 use crate::metrics_defs::MetricKey as K;
@@ -1935,7 +1935,7 @@ impl Tier for Storage {
         if self.cache.is_some() {
             v.push(Component {
                 tier: "storage",
-                kind: "redis",
+                kind: ComponentKind::Redis,
                 index: 0,
                 name: "cache".into(),
             });
@@ -1944,7 +1944,11 @@ impl Tier for Storage {
             for i in 0..db.nodes.len() {
                 v.push(Component {
                     tier: "storage",
-                    kind: if i == 0 { "db-primary" } else { "db-replica" },
+                    kind: if i == 0 {
+                        ComponentKind::DbPrimary
+                    } else {
+                        ComponentKind::DbReplica
+                    },
                     index: if i == 0 { 0 } else { i as u32 - 1 },
                     name: db_node_name(i),
                 });

@@ -12,13 +12,42 @@ use crate::metrics::summary::MetricSink;
 pub struct Component {
     /// The owning tier's [`Tier::name`].
     pub tier: &'static str,
-    /// What it is: "socket-server", "balancer-node", "vip", "nginx",
-    /// "app-server", "redis", "db-primary", "db-replica".
-    pub kind: &'static str,
+    /// What it is.
+    pub kind: ComponentKind,
     /// Its index among the components of its kind.
     pub index: u32,
     /// Its name on the timeline and in reports (`server-3`, `db-replica-0`…).
     pub name: String,
+}
+
+/// The kinds of components that can fail. A closed enum: `wscap spof`
+/// matches on it, so a new kind does not compile until spof knows how to
+/// fail it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComponentKind {
+    SocketServer,
+    BalancerNode,
+    Vip,
+    Nginx,
+    AppServer,
+    Redis,
+    DbPrimary,
+    DbReplica,
+}
+
+impl ComponentKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::SocketServer => "socket-server",
+            ComponentKind::BalancerNode => "balancer-node",
+            ComponentKind::Vip => "vip",
+            ComponentKind::Nginx => "nginx",
+            ComponentKind::AppServer => "app-server",
+            ComponentKind::Redis => "redis",
+            ComponentKind::DbPrimary => "db-primary",
+            ComponentKind::DbReplica => "db-replica",
+        }
+    }
 }
 
 /// One tier of the simulation.

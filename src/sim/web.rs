@@ -16,7 +16,7 @@
 //! Every queue is a [`Station`]. Requests live in a slab (at most one per
 //! session at a time); sessions end when their length has passed.
 
-use super::{Component, Ctx, Tier};
+use super::{Component, ComponentKind, Ctx, Tier};
 use crate::metrics::summary::{MetricSink, max_ms, mean_after_warmup, mean_ms, ms};
 use crate::metrics_defs::MetricKey as K;
 use crate::model::network::{Link, Packet};
@@ -741,13 +741,13 @@ impl Tier for WebTier {
     fn components(&self, _ctx: &Ctx) -> Vec<Component> {
         let nginx = (0..self.nginx.len() as u32).map(|i| Component {
             tier: "web",
-            kind: "nginx",
+            kind: ComponentKind::Nginx,
             index: i,
             name: format!("nginx-{i}"),
         });
         let apps = (0..self.apps.len() as u32).map(|i| Component {
             tier: "web",
-            kind: "app-server",
+            kind: ComponentKind::AppServer,
             index: i,
             name: format!("app-{i}"),
         });

@@ -63,6 +63,7 @@ use super::plan::{Slo, Verdict, verdicts};
 use super::{Job, StudyError};
 use crate::experiment::{Outcome, Replication};
 use crate::scenario::{ClusterMode, CrashMode, DbTarget, Fault, ReadsFrom, Scenario};
+use crate::sim::{ComponentKind, World};
 use crate::stats;
 use crate::time::{SimDuration, SimTime};
 
@@ -145,142 +146,135 @@ fn arg(at: &str, message: String) -> StudyError {
 }
 
 /// Every component of `sc` that can fail, in tier order, each with the
-/// crash that fails it at `at` (no restart).
+/// crash that fails it at `at` (no restart). The components are the
+/// tiers' own (`Tier::components`); the match on their kind is
+/// exhaustive, so a new kind of component does not compile until spof
+/// knows how to fail it. VIPs are judged on their node's run (`vips`).
 fn list(sc: &Scenario, at: SimDuration, mode: CrashMode) -> Vec<(&'static str, String, Fault, String, String)> {
     let mut v = vec![];
-    let n = sc.servers.count;
-    for server in 0..n {
-        let red = if n == 1 {
-            "add a second socket server (servers.count = 2): clients reconnect to it".to_string()
-        } else {
-            String::new()
-        };
-        let shorten = "clients back sooner: a shorter heartbeat_timeout (host lost) and reconnect backoff; a faster \
-                       health check (inter × fall) stops sending to it"
-            .to_string();
-        v.push((
-            "socket servers",
-            format!("server-{server}"),
-            Fault::Crash {
-                server,
-                at,
-                mode,
-                restart_after: None,
-            },
-            red,
-            shorten,
-        ));
-    }
-    let nodes = sc.balancer.nodes;
-    for node in 0..nodes {
-        let red = if nodes == 1 {
-            "add a second balancer node with a VIP failover (balancer.nodes = 2, keepalived)".to_string()
-        } else {
-            String::new()
-        };
-        v.push((
-            "balancer",
-            format!("balancer-{node}"),
-            Fault::BalancerCrash {
-                node,
-                at,
-                mode,
-                restart_after: None,
-            },
-            red,
-            "a shorter VIP takeover (keepalived advert_int, or Pacemaker)".into(),
-        ));
-    }
-    if sc.cache.is_some() {
-        v.push((
-            "cache",
-            "redis".into(),
-            Fault::CacheCrash {
-                at,
-                restart_after: None,
-            },
-            "add a Redis replica with automatic failover (Sentinel); wscap models a single Redis".into(),
-            String::new(),
-        ));
-    }
-    if let Some(d) = &sc.database {
-        let red = if d.replicas == 0 {
-            "add a replica so the primary can fail over (database.replicas = 1)".to_string()
-        } else {
-            String::new()
-        };
-        v.push((
-            "database",
-            "db-primary".into(),
-            Fault::DbCrash {
-                target: DbTarget::Primary,
-                at,
-                restart_after: None,
-            },
-            red,
-            format!(
-                "a shorter failover detection (database.failover_detection = {})",
-                d.failover_detection
+    for c in World::new(sc, 0).components() {
+        let one = |n: u32, advice: &str| if n == 1 { advice.to_string() } else { String::new() };
+        let (tier, fault, red, shorten) = match c.kind {
+            ComponentKind::SocketServer => {
+                if c.index >= sc.servers.count {
+                    continue; // only booted by a scale-out, which spof removes
+                }
+                (
+                    "socket servers",
+                    Fault::Crash {
+                        server: c.index,
+                        at,
+                        mode,
+                        restart_after: None,
+                    },
+                    one(
+                        sc.servers.count,
+                        "add a second socket server (servers.count = 2): clients reconnect to it",
+                    ),
+                    "clients back sooner: a shorter heartbeat_timeout (host lost) and reconnect backoff; a faster \
+                     health check (inter × fall) stops sending to it"
+                        .to_string(),
+                )
+            }
+            ComponentKind::BalancerNode => (
+                "balancer",
+                Fault::BalancerCrash {
+                    node: c.index,
+                    at,
+                    mode,
+                    restart_after: None,
+                },
+                one(
+                    sc.balancer.nodes,
+                    "add a second balancer node with a VIP failover (balancer.nodes = 2, keepalived)",
+                ),
+                "a shorter VIP takeover (keepalived advert_int, or Pacemaker)".to_string(),
             ),
-        ));
-        for k in 0..d.replicas {
-            let red = if d.replicas == 1 && d.reads_from == ReadsFrom::Replicas {
-                "add a second replica (database.replicas = 2) so reads have somewhere to go".to_string()
-            } else {
-                String::new()
-            };
-            v.push((
-                "database",
-                format!("db-replica-{k}"),
-                Fault::DbCrash {
-                    target: DbTarget::Replica(k),
+            ComponentKind::Vip => continue,
+            ComponentKind::Redis => (
+                "cache",
+                Fault::CacheCrash {
                     at,
                     restart_after: None,
                 },
-                red,
+                "add a Redis replica with automatic failover (Sentinel); wscap models a single Redis".to_string(),
                 String::new(),
-            ));
-        }
-    }
-    if let Some(w) = &sc.web {
-        for node in 0..w.nginx.count {
-            let red = if w.nginx.count == 1 {
-                "add a second nginx (web.nginx.count = 2)".to_string()
-            } else {
-                String::new()
-            };
-            v.push((
-                "web",
-                format!("nginx-{node}"),
-                Fault::NginxCrash {
-                    node,
-                    at,
-                    restart_after: None,
-                },
-                red,
-                String::new(),
-            ));
-        }
-        for server in 0..w.app.count {
-            let red = if w.app.count == 1 {
-                "add a second app server (web.app.count = 2)".to_string()
-            } else {
-                String::new()
-            };
-            v.push((
-                "web",
-                format!("app-{server}"),
-                Fault::AppCrash {
-                    server,
-                    at,
-                    restart_after: None,
-                },
-                red,
-                String::new(),
-            ));
-        }
+            ),
+            ComponentKind::DbPrimary => {
+                let d = sc.database.as_ref().expect("a primary needs [database]");
+                (
+                    "database",
+                    Fault::DbCrash {
+                        target: DbTarget::Primary,
+                        at,
+                        restart_after: None,
+                    },
+                    if d.replicas == 0 {
+                        "add a replica so the primary can fail over (database.replicas = 1)".to_string()
+                    } else {
+                        String::new()
+                    },
+                    format!(
+                        "a shorter failover detection (database.failover_detection = {})",
+                        d.failover_detection
+                    ),
+                )
+            }
+            ComponentKind::DbReplica => {
+                let d = sc.database.as_ref().expect("a replica needs [database]");
+                (
+                    "database",
+                    Fault::DbCrash {
+                        target: DbTarget::Replica(c.index),
+                        at,
+                        restart_after: None,
+                    },
+                    if d.replicas == 1 && d.reads_from == ReadsFrom::Replicas {
+                        "add a second replica (database.replicas = 2) so reads have somewhere to go".to_string()
+                    } else {
+                        String::new()
+                    },
+                    String::new(),
+                )
+            }
+            ComponentKind::Nginx => {
+                let w = sc.web.as_ref().expect("nginx needs [web]");
+                (
+                    "web",
+                    Fault::NginxCrash {
+                        node: c.index,
+                        at,
+                        restart_after: None,
+                    },
+                    one(w.nginx.count, "add a second nginx (web.nginx.count = 2)"),
+                    String::new(),
+                )
+            }
+            ComponentKind::AppServer => {
+                let w = sc.web.as_ref().expect("app servers need [web]");
+                (
+                    "web",
+                    Fault::AppCrash {
+                        server: c.index,
+                        at,
+                        restart_after: None,
+                    },
+                    one(w.app.count, "add a second app server (web.app.count = 2)"),
+                    String::new(),
+                )
+            }
+        };
+        v.push((tier, spof_name(&c), fault, red, shorten));
     }
     v
+}
+
+/// spof's name for a component: the timeline's, except Redis ("redis").
+fn spof_name(c: &crate::sim::Component) -> String {
+    match c.kind {
+        ComponentKind::Redis => "redis".into(),
+        _ => c.name.clone(),
+    }
 }
 
 /// The names of `sc`'s components (for `--only`'s error message).
