@@ -1561,7 +1561,11 @@ fn draw_legend<DB: DrawingBackend>(
     if !marks.outages.is_empty() {
         entries.push((
             LegendKey::Fill(RGBAColor(215, 25, 28, 0.18)),
-            "outage (down until back)".into(),
+            if marks.kinds.iter().any(|(k, _)| k == Happening::Slowdown.as_str()) {
+                "outage or slowdown".into()
+            } else {
+                "outage (down until back)".into()
+            },
         ));
     }
     if marks.warmup.is_some() {
