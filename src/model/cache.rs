@@ -169,6 +169,12 @@ impl CacheBook {
         &self.dirty
     }
 
+    /// Σ unflushed over the rooms, counted room by room (for checks:
+    /// [`CacheBook::unflushed`] is kept alongside).
+    pub fn rooms_unflushed(&self) -> u64 {
+        self.rooms.iter().map(|rc| rc.unflushed as u64).sum()
+    }
+
     /// The append-only file was fsynced: every move stored so far survives
     /// a crash.
     pub fn fsync(&mut self) {
@@ -299,6 +305,12 @@ impl Flusher {
     /// Batches made but not yet acknowledged.
     pub fn pending(&self) -> usize {
         self.batches.len()
+    }
+
+    /// Moves in the batches held, counted batch by batch (for checks:
+    /// [`Flusher::in_batches`] is kept alongside).
+    pub fn moves_held(&self) -> u64 {
+        self.batches.iter().map(|(_, b)| b.moves as u64).sum()
     }
 }
 

@@ -586,7 +586,7 @@ impl Tier for Clients {
     }
 
     /// Every client that arrived is in exactly one state, as counted.
-    fn check(&self, _ctx: &Ctx) -> Vec<String> {
+    fn check(&self, ctx: &Ctx) -> Vec<String> {
         let mut bad = Vec::new();
         let mut states = [0u64; N_STATES];
         for cl in &self.list {
@@ -598,12 +598,18 @@ impl Tier for Clients {
                 self.state_counts
             ));
         }
-        let total: u64 = states.iter().sum();
-        if total != self.list.len() as u64 {
-            bad.push(format!(
-                "{} clients arrived but {total} are in a state",
-                self.list.len()
-            ));
+        // The tracked counts add up to the arrivals the populations made
+        // (web sessions are not clients).
+        let arrived: u64 = self
+            .pops
+            .iter()
+            .zip(&ctx.sc.populations)
+            .filter(|(_, p)| p.role != Role::Web)
+            .map(|(ps, _)| ps.generated)
+            .sum();
+        let total: u64 = self.state_counts.iter().sum();
+        if total != arrived {
+            bad.push(format!("{arrived} clients arrived but {total} are in a state"));
         }
         bad
     }

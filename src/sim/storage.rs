@@ -210,14 +210,14 @@ struct DbOp {
 
 /// A member's accept waiting for its room's history.
 #[derive(Clone, Copy, Debug)]
-struct Rehydration {
-    generation: u32,
-    server: u32,
+pub(crate) struct Rehydration {
+    pub(crate) generation: u32,
+    pub(crate) server: u32,
     /// The server's epoch when the read started (a crash changes it).
-    epoch: u32,
-    started: SimTime,
+    pub(crate) epoch: u32,
+    pub(crate) started: SimTime,
     /// The read is back: the next `accept` proceeds.
-    done: bool,
+    pub(crate) done: bool,
 }
 
 /// Redis.
@@ -289,7 +289,7 @@ pub struct Storage {
     pub flusher: Flusher,
     cache_ops: Slab<CacheOp>,
     db_ops: Slab<DbOp>,
-    rehydrating: HashMap<u32, Rehydration>,
+    pub(crate) rehydrating: HashMap<u32, Rehydration>,
     pub tally: StorageTally,
     /// Most moves at risk at a crash of a socket server or Redis, and at
     /// any sample or crash (after the warm-up).
@@ -1761,16 +1761,39 @@ impl Tier for Storage {
         let t = &st.tally;
         if let Some(c) = &st.cache {
             let b = &c.book;
-            if t.cache_writes != t.cache_writes_failed + t.cache_writes_pending + b.stored {
+            // Writes in flight are the write ops held, not the tally's own
+            // count of them (checked next).
+            let writes_in_flight = st
+                .cache_ops
+                .iter()
+                .filter(|(_, op)| matches!(op, CacheOp::Write { .. }))
+                .count() as u64;
+            if t.cache_writes != t.cache_writes_failed + writes_in_flight + b.stored {
                 bad.push(format!(
-                    "cache writes not conserved: {} sent != {} failed + {} pending + {} stored",
-                    t.cache_writes, t.cache_writes_failed, t.cache_writes_pending, b.stored
+                    "cache writes not conserved: {} sent != {} failed + {writes_in_flight} in flight + {} stored",
+                    t.cache_writes, t.cache_writes_failed, b.stored
                 ));
             }
-            if b.stored != b.taken + b.unflushed + b.lost {
+            if t.cache_writes_pending != writes_in_flight {
                 bad.push(format!(
-                    "cached moves not conserved: {} stored != {} flushed or flushing + {} unflushed + {} lost",
-                    b.stored, b.taken, b.unflushed, b.lost
+                    "{} cache writes counted pending but {writes_in_flight} write ops in flight",
+                    t.cache_writes_pending
+                ));
+            }
+            // Unflushed moves counted room by room, not the book's running
+            // total (checked next): `stored`, `taken`, `unflushed` and
+            // `lost` change together in `CacheBook`.
+            let unflushed = b.rooms_unflushed();
+            if b.stored != b.taken + unflushed + b.lost {
+                bad.push(format!(
+                    "cached moves not conserved: {} stored != {} flushed or flushing + {unflushed} unflushed + {} lost",
+                    b.stored, b.taken, b.lost
+                ));
+            }
+            if b.unflushed != unflushed {
+                bad.push(format!(
+                    "the Redis book counts {} unflushed moves but its rooms hold {unflushed}",
+                    b.unflushed
                 ));
             }
             if b.taken != st.flusher.into_batches {
@@ -1783,11 +1806,20 @@ impl Tier for Storage {
                 bad.push("the Redis station lost track of its ops".into());
             }
         }
+        // Moves in batches counted batch by batch, not the flusher's running
+        // total (checked next): the three counters change together.
         let f = &st.flusher;
-        if f.into_batches != f.flushed + f.in_batches {
+        let held = f.moves_held();
+        if f.into_batches != f.flushed + held {
             bad.push(format!(
-                "flushed moves not conserved: {} batched != {} acknowledged + {} in batches",
-                f.into_batches, f.flushed, f.in_batches
+                "flushed moves not conserved: {} batched != {} acknowledged + {held} in batches",
+                f.into_batches, f.flushed
+            ));
+        }
+        if f.in_batches != held {
+            bad.push(format!(
+                "the flusher counts {} moves in batches but its batches hold {held}",
+                f.in_batches
             ));
         }
         if let Some(db) = &st.db {
@@ -1795,9 +1827,25 @@ impl Tier for Storage {
                 if !(n.cpu.conserved() && n.reads.conserved() && n.apply.conserved()) {
                     bad.push(format!("{}: a station lost track of its items", db_node_name(i)));
                 }
+                // The counters against the window of received commits.
                 let p = &n.progress;
-                if p.received != p.applied + p.backlog() {
-                    bad.push(format!("{}: received commits != applied + backlog", db_node_name(i)));
+                let unapplied = p.unapplied().count() as u64;
+                let unapplied_rows: u64 = p.unapplied().map(|(_, rows)| rows as u64).sum();
+                if p.received.checked_sub(p.applied) != Some(unapplied) {
+                    bad.push(format!(
+                        "{}: {} commits received - {} applied != {unapplied} unapplied in its window",
+                        db_node_name(i),
+                        p.received,
+                        p.applied
+                    ));
+                }
+                if p.received_rows.checked_sub(p.applied_rows) != Some(unapplied_rows) {
+                    bad.push(format!(
+                        "{}: {} rows received - {} applied != {unapplied_rows} unapplied rows in its window",
+                        db_node_name(i),
+                        p.received_rows,
+                        p.applied_rows
+                    ));
                 }
                 if n.role == Role::Replica && n.up && n.apply.len() as u64 != p.backlog() {
                     bad.push(format!(

@@ -125,7 +125,7 @@ pub(super) enum WebDbCall {
 
 /// The web tier's state (empty without `[web]`).
 pub struct WebTier {
-    nginx: Vec<Station<u32>>,
+    pub(crate) nginx: Vec<Station<u32>>,
     apps: Vec<Station<u32>>,
     sessions: Slab<Session>,
     reqs: Slab<Request>,
