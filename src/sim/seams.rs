@@ -60,6 +60,27 @@ pub fn web_request_at_node(
     }
 }
 
+/// Cluster × web: node `node` finished a web request's TLS handshake (its
+/// station's item tagged `WEB_HANDSHAKE`); the session remembers the node
+/// and the request goes on after one client round trip
+/// (`WebTier::tls_done`).
+#[inline]
+pub fn web_tls_done(web: &mut WebTier, ctx: &mut Ctx, node: usize, req: u32, s: &mut Scheduler<Event>) {
+    web.tls_done(ctx, node, req, s);
+}
+
+/// Cluster × web: a crashed node's handshake queue and cores held these
+/// items; the web requests among them (`WEB_HANDSHAKE`) fail
+/// (`WebTier::handshake_lost`), in queue order. WebSocket clients are
+/// dropped by the cluster with the node's other clients.
+pub fn web_handshakes_lost(web: &mut WebTier, lost: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
+    for (req, generation) in lost {
+        if generation == WEB_HANDSHAKE {
+            web.handshake_lost(req, s);
+        }
+    }
+}
+
 /// Web × storage: an app worker makes its next database call (or, with
 /// none left, finishes).
 pub fn web_next_db_call(web: &mut WebTier, storage: &mut Storage, ctx: &mut Ctx, req: u32, s: &mut Scheduler<Event>) {
