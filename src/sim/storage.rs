@@ -563,29 +563,31 @@ impl World<'_> {
             }
             StorageEvent::CacheCrash { fault } => self.cache_crash(fault, s),
             StorageEvent::CacheRestart => self.cache_restart(s),
-            StorageEvent::DbArrive { op } => self.db_arrive(op, s),
+            StorageEvent::DbArrive { op } => self.storage.db_arrive(&mut self.ctx, op, s),
             StorageEvent::DbDone {
                 node,
                 station,
                 epoch,
                 id,
-            } => self.db_station_done(node as usize, station, epoch, id, s),
+            } => self
+                .storage
+                .db_station_done(&mut self.ctx, node as usize, station, epoch, id, s),
             StorageEvent::DbReply { op } => self.db_reply(op, s),
-            StorageEvent::BinlogArrive { term } => self.binlog_arrive(term, s),
-            StorageEvent::SemiSyncAck { term } => self.semi_sync_ack(term, s),
-            StorageEvent::SemiSyncTimeout { term } => self.semi_sync_timeout(term, s),
-            StorageEvent::DbCrash { fault } => self.db_crash(fault, s),
-            StorageEvent::DbRestart { node } => self.db_restart(node as usize, s),
-            StorageEvent::Failover { term } => self.failover(term, s),
+            StorageEvent::BinlogArrive { term } => self.storage.binlog_arrive(&mut self.ctx, term, s),
+            StorageEvent::SemiSyncAck { term } => self.storage.semi_sync_ack(&mut self.ctx, term, s),
+            StorageEvent::SemiSyncTimeout { term } => self.storage.semi_sync_timeout(&mut self.ctx, term, s),
+            StorageEvent::DbCrash { fault } => self.storage.db_crash(&mut self.ctx, fault, s),
+            StorageEvent::DbRestart { node } => self.storage.db_restart(&mut self.ctx, node as usize, s),
+            StorageEvent::Failover { term } => self.storage.failover(&mut self.ctx, term, s),
             StorageEvent::ReplicaPull { node } => {
                 let n = node as usize;
                 let Some(db) = &mut self.storage.db else { return };
                 if db.nodes[n].up && db.nodes[n].role == Role::Replica {
                     db.nodes[n].catching_up = false;
-                    self.replica_pull(n, s);
+                    self.storage.replica_pull(&mut self.ctx, n, s);
                 }
             }
-            StorageEvent::Sample => self.storage_sample(s),
+            StorageEvent::Sample => self.storage.storage_sample(&mut self.ctx, s),
             StorageEvent::ServerCrashed { server } => self.storage_server_crashed(server, s),
         }
     }
@@ -1022,7 +1024,7 @@ impl World<'_> {
                 } else {
                     self.storage.flusher.failed(batch);
                     if self.storage.db.as_ref().is_some_and(|d| d.live_primary().is_some()) {
-                        self.retry_batches(s);
+                        self.storage.retry_batches(&mut self.ctx, s);
                     }
                 }
             }
@@ -1039,28 +1041,29 @@ impl World<'_> {
             }
         }
     }
+}
 
+impl Storage {
     /// Sends the failed flush batches again (a primary is available).
-    pub(super) fn retry_batches(&mut self, s: &mut Scheduler<Event>) {
-        for batch in self.storage.flusher.take_retries() {
-            let b = self.storage.flusher.get(batch);
+    pub(super) fn retry_batches(&mut self, ctx: &mut Ctx, s: &mut Scheduler<Event>) {
+        for batch in self.flusher.take_retries() {
+            let b = self.flusher.get(batch);
             let keys: Vec<u64> = b.rooms.iter().map(|&(r, _)| room_key(r)).collect();
             let (moves, bulk) = (b.moves, b.bulk);
-            self.storage
-                .db_write_op(&mut self.ctx, keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
+            self.db_write_op(ctx, keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
         }
     }
 
     // -----------------------------------------------------------------
     // Database: nodes
 
-    pub(super) fn db_fail(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_fail(&mut self, ctx: &mut Ctx, op: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
-        let o = &mut self.storage.db_ops[op as usize];
+        let o = &mut self.db_ops[op as usize];
         o.ok = false;
         let read = matches!(o.kind, DbKind::Read { .. });
-        self.ctx.rec.count(now, |k| {
+        ctx.rec.count(now, |k| {
             if read {
                 k.db_reads_failed += 1
             } else {
@@ -1069,16 +1072,16 @@ impl World<'_> {
         });
         let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
         s.after(
-            self.ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
+            ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
             Event::Storage(StorageEvent::DbReply { op }),
         );
     }
 
-    pub(super) fn db_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_arrive(&mut self, ctx: &mut Ctx, op: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
-        let target = match self.storage.db_ops[op as usize].kind {
+        let Some(db) = &mut self.db else { return };
+        let target = match self.db_ops[op as usize].kind {
             DbKind::Write { .. } => db.live_primary().map(|p| (p, CPU)),
             DbKind::Read { .. } => {
                 let replica = match d.reads_from {
@@ -1100,34 +1103,34 @@ impl World<'_> {
             }
         };
         match target {
-            Some((node, which)) => self.db_enqueue(node, which, op, s),
-            None => self.db_fail(op, s),
+            Some((node, which)) => self.db_enqueue(ctx, node, which, op, s),
+            None => self.db_fail(ctx, op, s),
         }
     }
 
-    pub(super) fn db_enqueue(&mut self, node: usize, which: u8, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn db_enqueue(&mut self, ctx: &mut Ctx, node: usize, which: u8, op: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let n = &mut db.nodes[node];
         let st = if which == CPU { &mut n.cpu } else { &mut n.reads };
         match st.arrive(now, op) {
             Admit::Started(id) => {
                 let epoch = st.epoch();
-                let d = self.db_op_cost(op);
+                let d = self.db_op_cost(ctx, op);
                 s.after(d, db_done_event(node, which, epoch, id));
             }
             Admit::Queued => {}
-            Admit::Rejected(op) => self.db_fail(op, s),
+            Admit::Rejected(op) => self.db_fail(ctx, op, s),
         }
     }
 
-    pub(super) fn db_op_cost(&mut self, op: u32) -> SimDuration {
-        let sc = self.ctx.sc;
+    pub(super) fn db_op_cost(&mut self, ctx: &mut Ctx, op: u32) -> SimDuration {
+        let sc = ctx.sc;
         let Some(d) = &sc.database else {
             return SimDuration::ZERO;
         };
-        let rng = &mut self.storage.rng;
-        match &self.storage.db_ops[op as usize].kind {
+        let rng = &mut self.rng;
+        match &self.db_ops[op as usize].kind {
             DbKind::Read { rows, .. } => d.read_cost.sample(rng) + d.read_per_row.saturating_mul(*rows as u64),
             DbKind::Write { rows, bulk: true, .. } => {
                 d.batch_base.sample(rng) + d.batch_per_row.saturating_mul(*rows as u64)
@@ -1136,16 +1139,24 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn apply_cost(&self, rows: u32) -> SimDuration {
-        let sc = self.ctx.sc;
+    pub(super) fn apply_cost(&self, ctx: &Ctx, rows: u32) -> SimDuration {
+        let sc = ctx.sc;
         let rate = sc.database.as_ref().map_or(1.0, |d| d.apply_rate.per_s);
         SimDuration::from_secs_f64(rows as f64 / rate)
     }
 
-    pub(super) fn db_station_done(&mut self, node: usize, which: u8, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_station_done(
+        &mut self,
+        ctx: &mut Ctx,
+        node: usize,
+        which: u8,
+        epoch: u32,
+        id: u32,
+        s: &mut Scheduler<Event>,
+    ) {
+        let sc = ctx.sc;
         let now = s.now();
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let n = &mut db.nodes[node];
         if which == APPLY {
             let Some((seq, _rows)) = n.apply.complete(now, epoch, id) else {
@@ -1154,12 +1165,12 @@ impl World<'_> {
             n.progress.applied(seq);
             if let Some((id, &(_, rows))) = n.apply.next(now) {
                 let epoch = n.apply.epoch();
-                let d = self.apply_cost(rows);
+                let d = self.apply_cost(ctx, rows);
                 s.after(d, db_done_event(node, APPLY, epoch, id));
             }
-            let Some(db) = &mut self.storage.db else { return };
+            let Some(db) = &mut self.db else { return };
             if db.promoting == Some(node) && db.nodes[node].progress.caught_up() {
-                self.promote(node, s);
+                self.promote(ctx, node, s);
             }
             return;
         }
@@ -1169,38 +1180,38 @@ impl World<'_> {
         };
         if let Some((id, &next)) = st.next(now) {
             let epoch = st.epoch();
-            let d = self.db_op_cost(next);
+            let d = self.db_op_cost(ctx, next);
             s.after(d, db_done_event(node, which, epoch, id));
         }
         let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
-        let Some(db) = &mut self.storage.db else { return };
-        let o = &mut self.storage.db_ops[op as usize];
+        let Some(db) = &mut self.db else { return };
+        let o = &mut self.db_ops[op as usize];
         match &mut o.kind {
             DbKind::Read { key, .. } => {
                 let stale = which == READS && db.keys.is_stale(*key, db.nodes[node].progress.applied_seq);
                 o.ok = true;
                 o.stale = stale;
-                self.ctx.rec.count(now, |k| {
+                ctx.rec.count(now, |k| {
                     k.db_reads += 1;
                     k.stale_reads += stale as u64;
                 });
                 s.after(
-                    self.ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
+                    ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
                     Event::Storage(StorageEvent::DbReply { op }),
                 );
             }
-            DbKind::Write { .. } => self.commit(op, s),
+            DbKind::Write { .. } => self.commit(ctx, op, s),
         }
     }
 
     /// A write finished on the primary: it is committed, gets a binlog
     /// position, and is shipped to the replicas.
-    pub(super) fn commit(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn commit(&mut self, ctx: &mut Ctx, op: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
-        let DbKind::Write { keys, rows, moves, .. } = &mut self.storage.db_ops[op as usize].kind else {
+        let Some(db) = &mut self.db else { return };
+        let DbKind::Write { keys, rows, moves, .. } = &mut self.db_ops[op as usize].kind else {
             return;
         };
         let (rows, moves) = (*rows, *moves);
@@ -1218,14 +1229,14 @@ impl World<'_> {
         }
         db.interval_commits += 1;
         db.interval_rows += rows as u64;
-        self.ctx.rec.count(now, |k| {
+        ctx.rec.count(now, |k| {
             k.db_commits += 1;
             k.db_commit_rows += rows as u64;
         });
         let term = db.term;
         if has_replicas {
             s.after(
-                self.ctx.net.delay(Link::Database, now, d.ship_delay, Packet::Data),
+                ctx.net.delay(Link::Database, now, d.ship_delay, Packet::Data),
                 Event::Storage(StorageEvent::BinlogArrive { term }),
             );
         }
@@ -1239,22 +1250,17 @@ impl World<'_> {
             if !has_replicas {
                 db.binlog.purge_through(seq);
             }
-            self.storage.db_ops[op as usize].ok = true;
+            self.db_ops[op as usize].ok = true;
             s.after(
-                self.ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
+                ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
                 Event::Storage(StorageEvent::DbReply { op }),
             );
         }
     }
 
-    pub(super) fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let o = self.storage.db_ops.remove(op as usize);
-        self.db_done(o.caller, o.ok, o.stale, s);
-    }
-
-    pub(super) fn binlog_arrive(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let Some(db) = &self.storage.db else { return };
+    pub(super) fn binlog_arrive(&mut self, ctx: &mut Ctx, term: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let Some(db) = &self.db else { return };
         if term != db.term {
             // Shipped by a primary that crashed since: lost on the way.
             return;
@@ -1264,13 +1270,13 @@ impl World<'_> {
             .filter(|&i| db.nodes[i].up && !db.nodes[i].catching_up)
             .collect();
         for n in nodes {
-            self.replica_pull(n, s);
+            self.replica_pull(ctx, n, s);
         }
         let Some(d) = &sc.database else { return };
-        let Some(db) = &self.storage.db else { return };
+        let Some(db) = &self.db else { return };
         if !db.waiting_ack.is_empty() {
             s.after(
-                self.ctx.net.delay(Link::Database, s.now(), d.ship_delay, Packet::Data),
+                ctx.net.delay(Link::Database, s.now(), d.ship_delay, Packet::Data),
                 Event::Storage(StorageEvent::SemiSyncAck { term }),
             );
         }
@@ -1278,12 +1284,12 @@ impl World<'_> {
 
     /// Replica `n` receives every commit that has had time to reach it
     /// since its last one, and queues them on its applier threads.
-    pub(super) fn replica_pull(&mut self, n: usize, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn replica_pull(&mut self, ctx: &mut Ctx, n: usize, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let (ship, configured) = (d.ship_delay, d.semi_sync);
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let from = db.nodes[n].progress.received_seq;
         let new: Vec<(u64, u32)> = db
             .binlog
@@ -1309,24 +1315,24 @@ impl World<'_> {
             && db.nodes[n].progress.received_seq >= db.binlog.head()
         {
             db.semi_sync_on = true;
-            self.ctx.rec.event(
+            ctx.rec.event(
                 now,
                 db_node_name(n),
                 Happening::SemiSyncOn,
                 "a replica caught up: commits wait for its ack again".into(),
             );
         }
-        if let Some(db) = &mut self.storage.db {
+        if let Some(db) = &mut self.db {
             db.purge();
         }
     }
 
     /// Acks of replicas that received commits `ship_delay` ago.
-    pub(super) fn semi_sync_ack(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn semi_sync_ack(&mut self, ctx: &mut Ctx, term: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         if term != db.term || db.live_primary().is_none() {
             return;
         }
@@ -1350,9 +1356,9 @@ impl World<'_> {
                 e.acked = true;
                 let op = std::mem::replace(&mut e.waiting_op, u32::MAX);
                 if op != u32::MAX {
-                    self.storage.db_ops[op as usize].ok = true;
+                    self.db_ops[op as usize].ok = true;
                     s.after(
-                        self.ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
+                        ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
                         Event::Storage(StorageEvent::DbReply { op }),
                     );
                 }
@@ -1363,11 +1369,11 @@ impl World<'_> {
 
     /// No ack within `semi_sync_timeout`: fall back to asynchronous
     /// replication and release every waiting commit.
-    pub(super) fn semi_sync_timeout(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn semi_sync_timeout(&mut self, ctx: &mut Ctx, term: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         if term != db.term || db.live_primary().is_none() {
             return;
         }
@@ -1383,9 +1389,9 @@ impl World<'_> {
                 e.acked = true;
                 let op = std::mem::replace(&mut e.waiting_op, u32::MAX);
                 if op != u32::MAX {
-                    self.storage.db_ops[op as usize].ok = true;
+                    self.db_ops[op as usize].ok = true;
                     s.after(
-                        self.ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
+                        ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
                         Event::Storage(StorageEvent::DbReply { op }),
                     );
                 }
@@ -1393,7 +1399,7 @@ impl World<'_> {
         }
         db.purge();
         let p = db.primary.unwrap_or(0);
-        self.ctx.rec.event(
+        ctx.rec.event(
             now,
             db_node_name(p),
             Happening::SemiSyncOff,
@@ -1404,8 +1410,8 @@ impl World<'_> {
         );
     }
 
-    pub(super) fn db_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_crash(&mut self, ctx: &mut Ctx, fault: u16, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Fault::DbCrash {
             target, restart_after, ..
@@ -1414,12 +1420,12 @@ impl World<'_> {
             return;
         };
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let node = match target {
             DbTarget::Primary => match db.primary {
                 Some(p) => p,
                 None => {
-                    self.ctx.rec.event(
+                    ctx.rec.event(
                         now,
                         "db".into(),
                         Happening::NoPrimary,
@@ -1481,29 +1487,29 @@ impl World<'_> {
         }
         failed.sort_unstable();
         for op in failed {
-            self.db_fail(op, s);
+            self.db_fail(ctx, op, s);
         }
-        self.ctx.rec.event(now, db_node_name(node), Happening::Crash, detail);
+        ctx.rec.event(now, db_node_name(node), Happening::Crash, detail);
         if let Some(d) = restart_after {
             s.after(d, Event::Storage(StorageEvent::DbRestart { node: node as u16 }));
         }
         // A replica that was about to be promoted died: pick another.
-        if let Some(db) = &self.storage.db
+        if let Some(db) = &self.db
             && db.primary.is_some_and(|p| !db.nodes[p].up)
             && db.promoting.is_none()
             && !was_primary
             && now >= db.crashed_at + sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.failover_detection)
         {
             let term = db.term;
-            self.failover(term, s);
+            self.failover(ctx, term, s);
         }
     }
 
     /// Failure detection is over: choose the running replica that received
     /// the most binlog; it is promoted once it has applied its relay log.
-    pub(super) fn failover(&mut self, term: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn failover(&mut self, ctx: &mut Ctx, term: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         if term != db.term || db.live_primary().is_some() || db.promoting.is_some() {
             return;
         }
@@ -1512,7 +1518,7 @@ impl World<'_> {
             .filter(|&i| db.nodes[i].up)
             .max_by_key(|&i| (db.nodes[i].progress.received_seq, std::cmp::Reverse(i)));
         let Some(c) = best else {
-            self.ctx.rec.event(
+            ctx.rec.event(
                 now,
                 "db".into(),
                 Happening::FailoverFailed,
@@ -1522,25 +1528,25 @@ impl World<'_> {
         };
         db.promoting = Some(c);
         if db.nodes[c].progress.caught_up() {
-            self.promote(c, s);
+            self.promote(ctx, c, s);
         }
     }
 
     /// Replica `c` becomes the primary. Commits it never received are lost.
-    pub(super) fn promote(&mut self, c: usize, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn promote(&mut self, ctx: &mut Ctx, c: usize, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let survivor = db.nodes[c].progress.received_seq;
         let lost: Vec<BinlogEntry> = db.binlog.truncate_after(survivor);
         db.keys.rewind(&lost, survivor);
         let acked: Vec<&BinlogEntry> = lost.iter().filter(|e| e.acked).collect();
         let (commits, moves) = (acked.len() as u64, acked.iter().map(|e| e.moves as u64).sum::<u64>());
         let unacked = lost.len() as u64 - commits;
-        self.storage.tally.commits_lost += commits;
-        self.storage.tally.moves_lost_db += moves;
-        self.ctx.rec.count(now, |k| {
+        self.tally.commits_lost += commits;
+        self.tally.moves_lost_db += moves;
+        ctx.rec.count(now, |k| {
             k.commits_lost += commits;
             k.moves_lost_db += moves;
         });
@@ -1568,7 +1574,7 @@ impl World<'_> {
             );
         }
         db.purge();
-        self.ctx.rec.event(
+        ctx.rec.event(
             now,
             db_node_name(c),
             Happening::Promoted,
@@ -1582,14 +1588,14 @@ impl World<'_> {
                 }
             ),
         );
-        self.retry_batches(s);
+        self.retry_batches(ctx, s);
     }
 
-    pub(super) fn db_restart(&mut self, node: usize, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_restart(&mut self, ctx: &mut Ctx, node: usize, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         if db.nodes[node].up {
             return;
         }
@@ -1643,36 +1649,35 @@ impl World<'_> {
                 "replica back: applies its relay log and fetches the binlog it missed"
             }
         };
-        self.ctx
-            .rec
+        ctx.rec
             .event(now, db_node_name(node), Happening::Restarted, detail.into());
-        let Some(db) = &self.storage.db else { return };
+        let Some(db) = &self.db else { return };
         if db.live_primary().is_some() {
-            self.retry_batches(s);
+            self.retry_batches(ctx, s);
         } else if db.promoting.is_none() && now >= db.crashed_at + d.failover_detection {
             // The failover found no replica then: try again.
             let term = db.term;
-            self.failover(term, s);
+            self.failover(ctx, term, s);
         }
     }
 
     // -----------------------------------------------------------------
     // Samples
 
-    pub(super) fn storage_sample(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn storage_sample(&mut self, ctx: &mut Ctx, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
-        let since = self.storage.last_sample;
-        self.storage.last_sample = now;
-        let cache = self.storage.cache.as_mut().map(|c| CacheSample {
+        let since = self.last_sample;
+        self.last_sample = now;
+        let cache = self.cache.as_mut().map(|c| CacheSample {
             up: c.station.is_up(),
             backlog: c.station.len() as u64,
             unflushed: c.book.unflushed,
             util: c.station.utilisation_since_last(now, since),
         });
-        let at_risk = self.storage.moves_at_risk();
+        let at_risk = self.moves_at_risk();
         if now >= SimTime::ZERO + sc.warmup {
-            self.storage.at_risk_max = self.storage.at_risk_max.max(at_risk);
+            self.at_risk_max = self.at_risk_max.max(at_risk);
         }
         let mut sample = StorageSample {
             time: now,
@@ -1680,7 +1685,7 @@ impl World<'_> {
             moves_at_risk: at_risk,
             ..Default::default()
         };
-        if let (Some(d), Some(db)) = (&sc.database, &mut self.storage.db) {
+        if let (Some(d), Some(db)) = (&sc.database, &mut self.db) {
             let capacity = d.applier_threads as f64 * d.apply_rate.per_s;
             let committed = db.binlog.committed_rows;
             sample.db_commits = std::mem::take(&mut db.interval_commits);
@@ -1719,11 +1724,18 @@ impl World<'_> {
                 })
                 .collect();
         }
-        self.ctx.rec.storage_samples.push(sample);
+        ctx.rec.storage_samples.push(sample);
         let next = now + sc.sample_interval;
-        if next <= self.ctx.end {
+        if next <= ctx.end {
             s.at(next, Event::Storage(StorageEvent::Sample));
         }
+    }
+}
+
+impl World<'_> {
+    pub(super) fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let o = self.storage.db_ops.remove(op as usize);
+        self.db_done(o.caller, o.ok, o.stale, s);
     }
 }
 
