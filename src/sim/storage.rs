@@ -548,8 +548,8 @@ impl World<'_> {
             StorageEvent::CacheArrive { op } => self.cache_arrive(op, s),
             StorageEvent::CacheDone { epoch, id } => self.cache_done(epoch, id, s),
             StorageEvent::CacheReply { op } => self.cache_reply(op, s),
-            StorageEvent::FlushTick => self.flush_tick(s),
-            StorageEvent::FlushRoom { room } => self.flush_room_timer(room, s),
+            StorageEvent::FlushTick => self.storage.flush_tick(&mut self.ctx, s),
+            StorageEvent::FlushRoom { room } => self.storage.flush_room_timer(&mut self.ctx, room, s),
             StorageEvent::FsyncTick => {
                 if let Some(c) = &mut self.storage.cache
                     && c.station.is_up()
@@ -561,8 +561,8 @@ impl World<'_> {
                     s.at(next, Event::Storage(StorageEvent::FsyncTick));
                 }
             }
-            StorageEvent::CacheCrash { fault } => self.cache_crash(fault, s),
-            StorageEvent::CacheRestart => self.cache_restart(s),
+            StorageEvent::CacheCrash { fault } => self.storage.cache_crash(&mut self.ctx, fault, s),
+            StorageEvent::CacheRestart => self.storage.cache_restart(&mut self.ctx, s),
             StorageEvent::DbArrive { op } => self.storage.db_arrive(&mut self.ctx, op, s),
             StorageEvent::DbDone {
                 node,
@@ -663,7 +663,7 @@ impl World<'_> {
     /// accepts on its cores.
     pub(super) fn storage_server_crashed(&mut self, srv: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        self.note_at_risk(now, format!("server-{srv}"));
+        self.storage.note_at_risk(&mut self.ctx, now, format!("server-{srv}"));
         let waiting: Vec<(u32, u32)> = self
             .storage
             .rehydrating
@@ -679,24 +679,6 @@ impl World<'_> {
                 let delay = self.failure_delay(srv);
                 s.after(delay, Event::Clients(ClientEvent::BackendFailed { client, generation }));
             }
-        }
-    }
-
-    pub(super) fn note_at_risk(&mut self, now: SimTime, component: String) {
-        let sc = self.ctx.sc;
-        let n = self.storage.moves_at_risk();
-        self.ctx.rec.at_risk_at_fault(now, n);
-        if now >= SimTime::ZERO + sc.warmup {
-            self.storage.at_risk_at_crash_max = self.storage.at_risk_at_crash_max.max(n);
-            self.storage.at_risk_max = self.storage.at_risk_max.max(n);
-        }
-        if self.storage.cache.is_some() || self.storage.flusher.in_batches > 0 {
-            self.ctx.rec.event(
-                now,
-                component,
-                Happening::MovesAtRisk,
-                format!("{n} moves at risk (stored in Redis or in flush batches, not yet committed)"),
-            );
         }
     }
 
@@ -733,28 +715,7 @@ impl World<'_> {
                 s.after(d, Event::Storage(StorageEvent::CacheDone { epoch, id }));
             }
             Admit::Queued => {}
-            Admit::Rejected(op) => self.cache_op_failed(op, s),
-        }
-    }
-
-    /// A cache op failed (Redis down or crashed under it).
-    pub(super) fn cache_op_failed(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let now = s.now();
-        match self.storage.cache_ops[op as usize] {
-            CacheOp::Write { room, game, .. } => {
-                self.storage.cache_ops.remove(op as usize);
-                self.storage.tally.cache_writes_pending -= 1;
-                self.storage.cache_write_failed(&mut self.ctx.rec, room, game, now);
-            }
-            CacheOp::Read { .. } => {
-                // The server hears of it one trip later and asks the database.
-                let net = sc.cache.as_ref().map_or(SimDuration::ZERO, |k| k.network);
-                s.after(
-                    self.ctx.net.delay(Link::Cache, s.now(), net, Packet::Data),
-                    Event::Storage(StorageEvent::CacheReply { op }),
-                );
-            }
+            Admit::Rejected(op) => self.storage.cache_op_failed(&mut self.ctx, op, s),
         }
     }
 
@@ -779,7 +740,7 @@ impl World<'_> {
                 if let Some(Flush::Lichess { after_last_move }) = sc.cache.as_ref().map(|k| &k.flush) {
                     let after = *after_last_move;
                     if ends {
-                        self.flush_room(room, s);
+                        self.storage.flush_room(&mut self.ctx, room, s);
                     } else {
                         let rc = c.book.room(room);
                         if !rc.timer {
@@ -818,7 +779,7 @@ impl World<'_> {
         else {
             return;
         };
-        if !self.rehydration_live(client, generation) {
+        if !self.storage.rehydration_live(client, generation) {
             return;
         }
         if hit {
@@ -840,143 +801,8 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn flush_tick(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let Some(Flush::Interval { interval }) = sc.cache.as_ref().map(|k| &k.flush) else {
-            return;
-        };
-        let next = s.now() + *interval;
-        if let Some(c) = &mut self.storage.cache
-            && c.station.is_up()
-        {
-            let rooms = c.book.take_all();
-            if !rooms.is_empty() {
-                self.send_batch(rooms, s);
-            }
-        }
-        if next <= self.ctx.end {
-            s.at(next, Event::Storage(StorageEvent::FlushTick));
-        }
-    }
-
-    /// Lichess policy: flush a room once `after_last_move` has passed since
-    /// its last move.
-    pub(super) fn flush_room_timer(&mut self, room: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let now = s.now();
-        let Some(Flush::Lichess { after_last_move }) = sc.cache.as_ref().map(|k| &k.flush) else {
-            return;
-        };
-        let after = *after_last_move;
-        let Some(c) = &mut self.storage.cache else { return };
-        let up = c.station.is_up();
-        let rc = c.book.room(room);
-        rc.timer = false;
-        if !up {
-            // Re-armed at the restart.
-            return;
-        }
-        let due = rc.last_move_at + after;
-        if now < due {
-            rc.timer = true;
-            s.at(due, Event::Storage(StorageEvent::FlushRoom { room }));
-        } else {
-            self.flush_room(room, s);
-        }
-    }
-
-    pub(super) fn flush_room(&mut self, room: u32, s: &mut Scheduler<Event>) {
-        let Some(c) = &mut self.storage.cache else { return };
-        let n = c.book.take_room(room);
-        if n > 0 {
-            self.send_batch(vec![(room, n)], s);
-        }
-    }
-
-    /// A flush batch goes to the primary as one commit.
-    pub(super) fn send_batch(&mut self, rooms: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
-        let keys: Vec<u64> = rooms.iter().map(|&(r, _)| room_key(r)).collect();
-        let batch = self.storage.flusher.make(rooms, true);
-        let moves = self.storage.flusher.get(batch).moves;
-        let now = s.now();
-        self.ctx.rec.count(now, |c| c.flush_batches += 1);
-        self.storage
-            .db_write_op(&mut self.ctx, keys, moves, moves, true, DbCaller::Flush { batch }, s);
-    }
-
-    pub(super) fn cache_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let now = s.now();
-        let Fault::CacheCrash { restart_after, .. } = sc.faults[fault as usize] else {
-            return;
-        };
-        let Some(k) = &sc.cache else { return };
-        let mode = k.appendfsync;
-        if !self.storage.cache.as_ref().is_some_and(|c| c.station.is_up()) {
-            return;
-        }
-        self.note_at_risk(now, "cache".into());
-        let Some(c) = &mut self.storage.cache else { return };
-        let at_risk = c.book.unflushed + self.storage.flusher.in_batches;
-        let lost = c.book.crash(mode);
-        let ops = c.station.crash(now);
-        let failed = ops.len();
-        for op in ops {
-            self.cache_op_failed(op, s);
-        }
-        self.ctx.rec.count(now, |k| k.moves_lost_cache += lost);
-        let persist = match mode {
-            AppendFsync::No => "appendfsync no: every unflushed move",
-            AppendFsync::Everysec => "appendfsync everysec: the moves written since the last fsync",
-        };
-        self.ctx.rec.event(
-            now,
-            "cache".into(),
-            Happening::Crash,
-            format!("Redis crash: {lost} moves lost ({persist}) of {at_risk} at risk; {failed} queued ops failed"),
-        );
-        if let Some(d) = restart_after {
-            s.after(d, Event::Storage(StorageEvent::CacheRestart));
-        }
-    }
-
-    pub(super) fn cache_restart(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let now = s.now();
-        let Some(c) = &mut self.storage.cache else { return };
-        if c.station.is_up() {
-            return;
-        }
-        c.station.restart(now);
-        // Lichess: flush timers that lapsed while Redis was down run again.
-        if matches!(sc.cache.as_ref().map(|k| &k.flush), Some(Flush::Lichess { .. })) {
-            let mut rooms = c.book.dirty_rooms().to_vec();
-            rooms.sort_unstable();
-            for room in rooms {
-                let rc = c.book.room(room);
-                if !rc.timer {
-                    rc.timer = true;
-                    s.at(now, Event::Storage(StorageEvent::FlushRoom { room }));
-                }
-            }
-        }
-        self.ctx.rec.event(
-            now,
-            "cache".into(),
-            Happening::Restarted,
-            "Redis accepting again".into(),
-        );
-    }
-
     // -----------------------------------------------------------------
     // Rehydration
-
-    pub(super) fn rehydration_live(&self, client: u32, generation: u32) -> bool {
-        self.storage
-            .rehydrating
-            .get(&client)
-            .is_some_and(|r| r.generation == generation && !r.done)
-    }
 
     /// The room's history is back (or could not be read): the accept goes
     /// on, unless the server died meanwhile.
@@ -1031,7 +857,7 @@ impl World<'_> {
             DbCaller::Rehydrate { client, generation } => {
                 // A stale history is still used (and counted when read).
                 let _ = stale;
-                if self.rehydration_live(client, generation) {
+                if self.storage.rehydration_live(client, generation) {
                     let source = if ok { Source::Db } else { Source::Failed };
                     self.rehydrated(client, source, s);
                 }
@@ -1736,6 +1562,180 @@ impl World<'_> {
     pub(super) fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
         let o = self.storage.db_ops.remove(op as usize);
         self.db_done(o.caller, o.ok, o.stale, s);
+    }
+}
+
+impl Storage {
+    pub(super) fn note_at_risk(&mut self, ctx: &mut Ctx, now: SimTime, component: String) {
+        let sc = ctx.sc;
+        let n = self.moves_at_risk();
+        ctx.rec.at_risk_at_fault(now, n);
+        if now >= SimTime::ZERO + sc.warmup {
+            self.at_risk_at_crash_max = self.at_risk_at_crash_max.max(n);
+            self.at_risk_max = self.at_risk_max.max(n);
+        }
+        if self.cache.is_some() || self.flusher.in_batches > 0 {
+            ctx.rec.event(
+                now,
+                component,
+                Happening::MovesAtRisk,
+                format!("{n} moves at risk (stored in Redis or in flush batches, not yet committed)"),
+            );
+        }
+    }
+
+    /// A cache op failed (Redis down or crashed under it).
+    pub(super) fn cache_op_failed(&mut self, ctx: &mut Ctx, op: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let now = s.now();
+        match self.cache_ops[op as usize] {
+            CacheOp::Write { room, game, .. } => {
+                self.cache_ops.remove(op as usize);
+                self.tally.cache_writes_pending -= 1;
+                self.cache_write_failed(&mut ctx.rec, room, game, now);
+            }
+            CacheOp::Read { .. } => {
+                // The server hears of it one trip later and asks the database.
+                let net = sc.cache.as_ref().map_or(SimDuration::ZERO, |k| k.network);
+                s.after(
+                    ctx.net.delay(Link::Cache, s.now(), net, Packet::Data),
+                    Event::Storage(StorageEvent::CacheReply { op }),
+                );
+            }
+        }
+    }
+
+    pub(super) fn flush_tick(&mut self, ctx: &mut Ctx, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let Some(Flush::Interval { interval }) = sc.cache.as_ref().map(|k| &k.flush) else {
+            return;
+        };
+        let next = s.now() + *interval;
+        if let Some(c) = &mut self.cache
+            && c.station.is_up()
+        {
+            let rooms = c.book.take_all();
+            if !rooms.is_empty() {
+                self.send_batch(ctx, rooms, s);
+            }
+        }
+        if next <= ctx.end {
+            s.at(next, Event::Storage(StorageEvent::FlushTick));
+        }
+    }
+
+    /// Lichess policy: flush a room once `after_last_move` has passed since
+    /// its last move.
+    pub(super) fn flush_room_timer(&mut self, ctx: &mut Ctx, room: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let now = s.now();
+        let Some(Flush::Lichess { after_last_move }) = sc.cache.as_ref().map(|k| &k.flush) else {
+            return;
+        };
+        let after = *after_last_move;
+        let Some(c) = &mut self.cache else { return };
+        let up = c.station.is_up();
+        let rc = c.book.room(room);
+        rc.timer = false;
+        if !up {
+            // Re-armed at the restart.
+            return;
+        }
+        let due = rc.last_move_at + after;
+        if now < due {
+            rc.timer = true;
+            s.at(due, Event::Storage(StorageEvent::FlushRoom { room }));
+        } else {
+            self.flush_room(ctx, room, s);
+        }
+    }
+
+    pub(super) fn flush_room(&mut self, ctx: &mut Ctx, room: u32, s: &mut Scheduler<Event>) {
+        let Some(c) = &mut self.cache else { return };
+        let n = c.book.take_room(room);
+        if n > 0 {
+            self.send_batch(ctx, vec![(room, n)], s);
+        }
+    }
+
+    /// A flush batch goes to the primary as one commit.
+    pub(super) fn send_batch(&mut self, ctx: &mut Ctx, rooms: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
+        let keys: Vec<u64> = rooms.iter().map(|&(r, _)| room_key(r)).collect();
+        let batch = self.flusher.make(rooms, true);
+        let moves = self.flusher.get(batch).moves;
+        let now = s.now();
+        ctx.rec.count(now, |c| c.flush_batches += 1);
+        self.db_write_op(ctx, keys, moves, moves, true, DbCaller::Flush { batch }, s);
+    }
+
+    pub(super) fn cache_crash(&mut self, ctx: &mut Ctx, fault: u16, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let now = s.now();
+        let Fault::CacheCrash { restart_after, .. } = sc.faults[fault as usize] else {
+            return;
+        };
+        let Some(k) = &sc.cache else { return };
+        let mode = k.appendfsync;
+        if !self.cache.as_ref().is_some_and(|c| c.station.is_up()) {
+            return;
+        }
+        self.note_at_risk(ctx, now, "cache".into());
+        let Some(c) = &mut self.cache else { return };
+        let at_risk = c.book.unflushed + self.flusher.in_batches;
+        let lost = c.book.crash(mode);
+        let ops = c.station.crash(now);
+        let failed = ops.len();
+        for op in ops {
+            self.cache_op_failed(ctx, op, s);
+        }
+        ctx.rec.count(now, |k| k.moves_lost_cache += lost);
+        let persist = match mode {
+            AppendFsync::No => "appendfsync no: every unflushed move",
+            AppendFsync::Everysec => "appendfsync everysec: the moves written since the last fsync",
+        };
+        ctx.rec.event(
+            now,
+            "cache".into(),
+            Happening::Crash,
+            format!("Redis crash: {lost} moves lost ({persist}) of {at_risk} at risk; {failed} queued ops failed"),
+        );
+        if let Some(d) = restart_after {
+            s.after(d, Event::Storage(StorageEvent::CacheRestart));
+        }
+    }
+
+    pub(super) fn cache_restart(&mut self, ctx: &mut Ctx, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let now = s.now();
+        let Some(c) = &mut self.cache else { return };
+        if c.station.is_up() {
+            return;
+        }
+        c.station.restart(now);
+        // Lichess: flush timers that lapsed while Redis was down run again.
+        if matches!(sc.cache.as_ref().map(|k| &k.flush), Some(Flush::Lichess { .. })) {
+            let mut rooms = c.book.dirty_rooms().to_vec();
+            rooms.sort_unstable();
+            for room in rooms {
+                let rc = c.book.room(room);
+                if !rc.timer {
+                    rc.timer = true;
+                    s.at(now, Event::Storage(StorageEvent::FlushRoom { room }));
+                }
+            }
+        }
+        ctx.rec.event(
+            now,
+            "cache".into(),
+            Happening::Restarted,
+            "Redis accepting again".into(),
+        );
+    }
+
+    pub(super) fn rehydration_live(&self, client: u32, generation: u32) -> bool {
+        self.rehydrating
+            .get(&client)
+            .is_some_and(|r| r.generation == generation && !r.done)
     }
 }
 
