@@ -290,7 +290,7 @@ impl World<'_> {
         cl.generation = cl.generation.wrapping_add(1);
         if matches!(st, ClientState::Left | ClientState::GaveUp) && cl.room_idx != NONE {
             let now = self.ctx.now;
-            self.client_gone(c, now);
+            super::seams::client_gone(&self.clients, &mut self.game, &mut self.ctx, c, now);
         }
     }
 
@@ -353,7 +353,7 @@ impl World<'_> {
         };
         ps.generated += 1;
         let room_idx = if self.ctx.sc.game.is_some() {
-            self.room_for(id, room, p.role)
+            self.game.room_for(self.ctx.sc, id, room, p.role)
         } else {
             NONE
         };

@@ -318,7 +318,7 @@ impl World<'_> {
             self.schedule_handshake(node, next, item, s);
         }
         if generation == WEB_HANDSHAKE {
-            self.web.tls_done(&mut self.ctx, node, c, s);
+            super::seams::web_tls_done(&mut self.web, &mut self.ctx, node, c, s);
             return;
         }
         if !self.live(c, generation) {
@@ -353,11 +353,7 @@ impl World<'_> {
             nd.lb = Balancer::new(&self.ctx.sc.balancer, &self.ctx.sc.servers, self.ctx.sc.max_servers());
             // Web requests waiting for a handshake fail; WebSocket clients
             // in the queue are found below with the node's other clients.
-            for (req, generation) in lost {
-                if generation == WEB_HANDSHAKE {
-                    self.web.handshake_lost(req, s);
-                }
-            }
+            super::seams::web_handshakes_lost(&mut self.web, lost, s);
         }
         let mut moved = 0;
         for v in 0..self.cluster.vip_owner.len() {

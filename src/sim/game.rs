@@ -21,10 +21,10 @@ use std::collections::hash_map::Entry;
 use slab::Slab;
 use smallvec::SmallVec;
 
-use super::{ClientState, Event, Job, NONE, World};
+use super::{ClientState, Clients, Event, NONE};
 use crate::engine::Scheduler;
 use crate::model::relay::Relay;
-use crate::model::room::{Member, Room};
+use crate::model::room::Room;
 use crate::rng::{self, SimRng, streams};
 use crate::scenario::{Role, Scenario};
 use crate::time::{SimDuration, SimTime};
@@ -112,20 +112,20 @@ pub struct Tally {
     pub copies_lost: u64,
 }
 
-impl World<'_> {
+impl Game {
     /// The room a new client belongs to, created on first use; players are
     /// added to its turn order.
-    pub(super) fn room_for(&mut self, client: u32, key: u64, role: Role) -> u32 {
-        let size = self.ctx.sc.populations[self.pops_host_size(key)].room_size;
-        let idx = match self.game.room_index.entry(key) {
+    pub(super) fn room_for(&mut self, sc: &Scenario, client: u32, key: u64, role: Role) -> u32 {
+        let size = sc.populations[pops_host_size(sc, key)].room_size;
+        let idx = match self.room_index.entry(key) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
-                self.game.rooms.push(Room::new(key, size));
-                *e.insert((self.game.rooms.len() - 1) as u32)
+                self.rooms.push(Room::new(key, size));
+                *e.insert((self.rooms.len() - 1) as u32)
             }
         };
         if role == Role::Player {
-            let room = &mut self.game.rooms[idx as usize];
+            let room = &mut self.rooms[idx as usize];
             room.players.push(client);
             if room.players.len() as u32 == room.size {
                 room.want_game = true;
@@ -134,80 +134,23 @@ impl World<'_> {
         idx
     }
 
-    /// The population whose rooms a key names (its upper 32 bits).
-    pub(super) fn pops_host_size(&self, key: u64) -> usize {
-        ((key >> 32) as usize).min(self.ctx.sc.populations.len() - 1)
-    }
-
-    /// Core time to send a (re)joining member the room's state.
-    pub(super) fn sync_cost(&self, client: u32) -> SimDuration {
-        let r = self.clients.list[client as usize].room_idx;
+    /// Core time to send a (re)joining member of room `r` the room's state.
+    pub(super) fn sync_cost(&self, sc: &Scenario, r: u32) -> SimDuration {
         if r == NONE {
             return SimDuration::ZERO;
         }
-        let room = &self.game.rooms[r as usize];
+        let room = &self.rooms[r as usize];
         if room.active {
-            self.ctx
-                .sc
-                .servers
-                .sync_cost_per_move
-                .saturating_mul(room.moves_made as u64)
+            sc.servers.sync_cost_per_move.saturating_mul(room.moves_made as u64)
         } else {
             SimDuration::ZERO
         }
     }
 
-    /// A client was accepted on `srv`: it joins its room's group there.
-    pub(super) fn join_room(&mut self, c: u32, srv: u32, s: &mut Scheduler<Event>) {
-        let now = s.now();
-        let cl = &self.clients.list[c as usize];
-        let r = cl.room_idx;
-        if r == NONE {
-            return;
-        }
-        let half = (cl.rtt.0 / 2).min(u32::MAX as u64) as u32;
-        let room = &mut self.game.rooms[r as usize];
-        let (g, slot) = room.join(
-            srv,
-            Member {
-                client: c,
-                half_rtt_ns: half,
-            },
-        );
-        let (active, synced, to_move) = (room.active, room.moves_made > 0, room.to_move());
-        let cl = &mut self.clients.list[c as usize];
-        cl.group = g;
-        cl.gslot = slot;
-        if active && synced {
-            self.ctx.rec.count(now, |k| k.state_syncs += 1);
-        }
-        if active && to_move == Some(c) {
-            // Back (or new) with the state: it is this player's turn.
-            self.schedule_move(r, now + SimDuration(half as u64), s);
-        } else {
-            self.maybe_start(r, s);
-        }
-    }
-
-    /// A client leaves its room's group (disconnected or crashed).
-    pub(super) fn leave_room(&mut self, c: u32) {
-        let cl = &self.clients.list[c as usize];
-        if cl.room_idx == NONE || cl.group == NONE {
-            return;
-        }
-        let (r, g, slot) = (cl.room_idx, cl.group, cl.gslot);
-        if let Some(moved) = self.game.rooms[r as usize].leave(g, slot) {
-            self.clients.list[moved as usize].gslot = slot;
-        }
-        let cl = &mut self.clients.list[c as usize];
-        cl.group = NONE;
-        cl.gslot = NONE;
-    }
-
-    /// A client left for good: a player's departure ends the room's games.
-    pub(super) fn client_gone(&mut self, c: u32, now: SimTime) {
-        let r = self.clients.list[c as usize].room_idx as usize;
-        let room = &mut self.game.rooms[r];
+    /// Client `c` of room `r` left for good: a player's departure ends the
+    /// room's games.
+    pub(super) fn client_gone(&mut self, ctx: &mut Ctx, r: u32, c: u32, now: SimTime) {
+        let room = &mut self.rooms[r as usize];
         if !room.is_player(c) || room.closed {
             return;
         }
@@ -215,27 +158,27 @@ impl World<'_> {
         room.want_game = false;
         if room.active {
             room.active = false;
-            self.ctx.rec.count(now, |k| k.games_abandoned += 1);
+            ctx.rec.count(now, |k| k.games_abandoned += 1);
         }
     }
 
     /// Starts a game if one is wanted and every player is connected.
-    pub(super) fn maybe_start(&mut self, r: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn maybe_start(&mut self, ctx: &mut Ctx, clients: &Clients, r: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let Some(game) = &self.ctx.sc.game else { return };
-        let room = &self.game.rooms[r as usize];
+        let Some(game) = &ctx.sc.game else { return };
+        let room = &self.rooms[r as usize];
         if room.active || !room.want_game || room.closed {
             return;
         }
         if !room
             .players
             .iter()
-            .all(|&p| self.clients.list[p as usize].state == ClientState::Connected)
+            .all(|&p| clients.list[p as usize].state == ClientState::Connected)
         {
             return;
         }
-        let total = game.moves.sample(&mut self.game.rng);
-        let room = &mut self.game.rooms[r as usize];
+        let total = game.moves.sample(&mut self.rng);
+        let room = &mut self.rooms[r as usize];
         room.game += 1;
         room.active = true;
         room.want_game = false;
@@ -243,35 +186,39 @@ impl World<'_> {
         room.moves_made = 0;
         room.turn = 0;
         room.started_at = now;
-        self.ctx.rec.count(now, |k| k.games_started += 1);
-        self.schedule_move(r, now, s);
+        ctx.rec.count(now, |k| k.games_started += 1);
+        self.schedule_move(ctx, clients, r, now, s);
     }
 
     /// The player to move thinks, then sends (replacing any earlier
     /// schedule); the move reaches its server half an RTT and a backend hop
     /// after it is sent.
-    pub(super) fn schedule_move(&mut self, r: u32, from: SimTime, s: &mut Scheduler<Event>) {
-        let think = self
-            .ctx
+    pub(super) fn schedule_move(
+        &mut self,
+        ctx: &mut Ctx,
+        clients: &Clients,
+        r: u32,
+        from: SimTime,
+        s: &mut Scheduler<Event>,
+    ) {
+        let think = ctx
             .sc
             .game
             .as_ref()
-            .map(|g| g.think_time.sample(&mut self.game.rng))
+            .map(|g| g.think_time.sample(&mut self.rng))
             .unwrap_or_default();
-        let room = &mut self.game.rooms[r as usize];
+        let room = &mut self.rooms[r as usize];
         room.token = room.token.wrapping_add(1);
         let Some(p) = room.to_move() else { return };
-        let cl = &self.clients.list[p as usize];
+        let cl = &clients.list[p as usize];
         room.mover_generation = cl.generation;
         let sent = from + think;
-        let half = self
-            .ctx
+        let half = ctx
             .net
             .delay(Link::Clients, sent, SimDuration(cl.rtt.0 / 2), Packet::Data);
-        let hop = self
-            .ctx
+        let hop = ctx
             .net
-            .delay(Link::Servers, sent, self.ctx.sc.servers.backend_latency, Packet::Data);
+            .delay(Link::Servers, sent, ctx.sc.servers.backend_latency, Packet::Data);
         room.move_sent_at = sent;
         s.at(
             sent + half + hop,
@@ -282,23 +229,34 @@ impl World<'_> {
         );
     }
 
-    pub(super) fn game_start(&mut self, r: u32, game: u32, s: &mut Scheduler<Event>) {
-        let room = &mut self.game.rooms[r as usize];
+    /// `GameEvent::GameStart`: a rematch pause is over.
+    pub(super) fn game_start(&mut self, ctx: &mut Ctx, clients: &Clients, r: u32, game: u32, s: &mut Scheduler<Event>) {
+        let room = &mut self.rooms[r as usize];
         if room.game != game || room.closed {
             return;
         }
         room.want_game = true;
-        self.maybe_start(r, s);
+        self.maybe_start(ctx, clients, r, s);
     }
 
-    pub(super) fn move_at_server(&mut self, r: u32, token: u32, s: &mut Scheduler<Event>) {
-        let now = s.now();
-        let room = &mut self.game.rooms[r as usize];
+    /// `GameEvent::MoveAtServer`: the move reaches its server. Returns the
+    /// server and the new message when the sender is still connected (the
+    /// caller queues its `Job::Receive`).
+    #[inline]
+    pub(super) fn move_at_server(
+        &mut self,
+        ctx: &mut Ctx,
+        clients: &Clients,
+        r: u32,
+        token: u32,
+        now: SimTime,
+    ) -> Option<(u32, u32)> {
+        let room = &mut self.rooms[r as usize];
         if room.token != token || !room.active {
-            return;
+            return None;
         }
-        let Some(p) = room.to_move() else { return };
-        let cl = &self.clients.list[p as usize];
+        let p = room.to_move()?;
+        let cl = &clients.list[p as usize];
         let sent_at = room.move_sent_at;
         let connected = cl.state == ClientState::Connected && cl.generation == room.mover_generation;
         if !connected {
@@ -306,12 +264,12 @@ impl World<'_> {
             if cl.state == ClientState::Orphaned {
                 // Its server died under it and it has not noticed: the move
                 // went into a dead connection.
-                self.game.tally.moves_sent += 1;
-                self.game.tally.moves_lost += 1;
-                self.ctx.rec.move_sent(sent_at, true);
+                self.tally.moves_sent += 1;
+                self.tally.moves_lost += 1;
+                ctx.rec.move_sent(sent_at, true);
             }
             // Otherwise it was not connected to send; it plays when back.
-            return;
+            return None;
         }
         let m = Msg {
             room: r,
@@ -332,68 +290,84 @@ impl World<'_> {
             fanned_out: 0,
         };
         let srv = cl.server;
-        let id = self.game.msgs.insert(m) as u32;
-        self.game.tally.moves_sent += 1;
-        self.ctx.rec.move_sent(sent_at, false);
-        self.push_job(srv, Job::Receive { msg: id }, s);
+        let id = self.msgs.insert(m) as u32;
+        self.tally.moves_sent += 1;
+        ctx.rec.move_sent(sent_at, false);
+        Some((srv, id))
     }
 
     /// A move that never got validated (sender or its server gone).
-    pub(super) fn move_lost(&mut self, msg: u32) {
-        let m = self.game.msgs.remove(msg as usize);
-        self.game.tally.moves_lost += 1;
-        self.ctx.rec.move_lost(m.sent_at);
+    pub(super) fn move_lost(&mut self, ctx: &mut Ctx, msg: u32) {
+        let m = self.msgs.remove(msg as usize);
+        self.tally.moves_lost += 1;
+        ctx.rec.move_lost(m.sent_at);
         // If it is still this player's turn, they resend when they rejoin
         // (joining a room whose turn is theirs schedules their move).
     }
 
-    /// The sender's server validated the move: advance the game, fan out
-    /// locally, publish for the other servers.
-    pub(super) fn validated(&mut self, msg: u32, srv: u32, s: &mut Scheduler<Event>) {
+    /// The sender's server validated the move: advance the game (the first
+    /// part of `seams::move_validated`).
+    pub(super) fn validate(&mut self, ctx: &mut Ctx, msg: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        self.game.tally.moves_validated += 1;
-        let (r, sender, game, seq, sent) = {
-            let m = &mut self.game.msgs[msg as usize];
+        self.tally.moves_validated += 1;
+        let (r, game, seq, sent) = {
+            let m = &mut self.msgs[msg as usize];
             m.validated = true;
             m.validated_at = now;
-            (m.room, m.sender, m.game, m.seq, m.sent_at)
+            (m.room, m.game, m.seq, m.sent_at)
         };
-        self.ctx.rec.count_from(sent, |k| k.moves_validated += 1);
-        let rematch = self.ctx.sc.game.as_ref().map(|g| g.rematch_delay).unwrap_or_default();
-        let room = &mut self.game.rooms[r as usize];
+        ctx.rec.count_from(sent, |k| k.moves_validated += 1);
+        let rematch = ctx.sc.game.as_ref().map(|g| g.rematch_delay).unwrap_or_default();
+        let room = &mut self.rooms[r as usize];
         if room.active && room.game == game && room.moves_made == seq {
             room.moves_made += 1;
             room.turn = (room.turn + 1) % room.players.len().max(1) as u32;
             if room.moves_made >= room.moves_total {
                 room.active = false;
                 let started = room.started_at;
-                self.ctx.rec.count_from(started, |k| k.games_completed += 1);
+                ctx.rec.count_from(started, |k| k.games_completed += 1);
                 s.after(rematch, Event::Game(GameEvent::GameStart { room: r, game }));
             }
         }
-        super::seams::move_to_storage(&self.game, &self.servers, &mut self.storage, &mut self.ctx, msg, srv, s);
-        let room = &self.game.rooms[r as usize];
-        let local = room.members_on(srv).iter().any(|mm| mm.client != sender);
+    }
+
+    /// Where a validated move goes from `srv`: whether `srv` has members
+    /// to send it to besides its sender (then it counts one more copy),
+    /// and the other servers hosting members of its room.
+    pub(super) fn copies(&mut self, msg: u32, srv: u32) -> (bool, SmallVec<[u32; 4]>) {
+        let m = &self.msgs[msg as usize];
+        let room = &self.rooms[m.room as usize];
+        let local = room.members_on(srv).iter().any(|mm| mm.client != m.sender);
         let remote: SmallVec<[u32; 4]> = room.remote_servers(srv).collect();
-        let key = room.key;
         if local {
-            self.game.msgs[msg as usize].pending += 1;
-            self.game.tally.copies_created += 1;
-            self.push_job(
-                srv,
-                Job::FanOut {
-                    msg,
-                    relayed: false,
-                    ready: now,
-                },
-                s,
-            );
+            self.msgs[msg as usize].pending += 1;
+            self.tally.copies_created += 1;
         }
+        (local, remote)
+    }
+
+    /// A validated move is published for the other servers of its room
+    /// (`remote`), then finalized if no copy is pending.
+    pub(super) fn publish(
+        &mut self,
+        ctx: &mut Ctx,
+        clients: &Clients,
+        msg: u32,
+        srv: u32,
+        remote: SmallVec<[u32; 4]>,
+        s: &mut Scheduler<Event>,
+    ) {
+        let now = s.now();
         if !remote.is_empty() {
-            self.ctx.rec.count_from(sent, |k| k.moves_relayed += 1);
-            match &mut self.game.relay {
+            let (sent, r) = {
+                let m = &self.msgs[msg as usize];
+                (m.sent_at, m.room)
+            };
+            let key = self.rooms[r as usize].key;
+            ctx.rec.count_from(sent, |k| k.moves_relayed += 1);
+            match &mut self.relay {
                 Some(Relay::Kafka(k)) => {
-                    let m = &mut self.game.msgs[msg as usize];
+                    let m = &mut self.msgs[msg as usize];
                     m.pending += 1;
                     m.in_batch = true;
                     if let Some((batch, close)) = k.publish(now, srv, key, msg) {
@@ -401,11 +375,11 @@ impl World<'_> {
                     }
                 }
                 Some(Relay::Redis(rd)) => {
-                    let times = rd.publish(now, remote.len(), &mut self.game.rng_relay);
+                    let times = rd.publish(now, remote.len(), &mut self.rng_relay);
                     let n = remote.len() as u64;
-                    self.game.msgs[msg as usize].pending += n as u32;
-                    self.game.tally.copies_created += n;
-                    self.ctx.rec.count(now, |k| k.relay_copies += n);
+                    self.msgs[msg as usize].pending += n as u32;
+                    self.tally.copies_created += n;
+                    ctx.rec.count(now, |k| k.relay_copies += n);
                     for (server, t) in remote.into_iter().zip(times) {
                         s.at(t, Event::Game(GameEvent::RelayDeliver { msg, server }));
                     }
@@ -414,34 +388,35 @@ impl World<'_> {
                 None => {}
             }
         }
-        if self.game.msgs[msg as usize].pending == 0 {
-            self.finalize(msg);
+        if self.msgs[msg as usize].pending == 0 {
+            self.finalize(ctx, clients, msg);
         }
     }
 
-    /// Kafka: a producer batch goes to the broker; its messages reach every
-    /// server subscribed to their rooms when fetched.
-    pub(super) fn batch_close(&mut self, batch: u32, s: &mut Scheduler<Event>) {
+    /// `GameEvent::BatchClose` (Kafka): a producer batch goes to the
+    /// broker; its messages reach every server subscribed to their rooms
+    /// when fetched.
+    pub(super) fn batch_close(&mut self, ctx: &mut Ctx, clients: &Clients, batch: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let Some(Relay::Kafka(k)) = &mut self.game.relay else {
+        let Some(Relay::Kafka(k)) = &mut self.relay else {
             return;
         };
         // A batch whose producer crashed was dropped then.
-        let Some((ids, committed)) = k.close(now, batch, &mut self.game.rng_relay) else {
+        let Some((ids, committed)) = k.close(now, batch, &mut self.rng_relay) else {
             return;
         };
         // One fetch per consumer server for the whole batch.
         let mut fetched: SmallVec<[(u32, SimTime); 4]> = SmallVec::new();
         let mut done: SmallVec<[u32; 4]> = SmallVec::new();
         for msg in ids {
-            let m = &self.game.msgs[msg as usize];
-            let room = &self.game.rooms[m.room as usize];
+            let m = &self.msgs[msg as usize];
+            let room = &self.rooms[m.room as usize];
             let servers: SmallVec<[u32; 4]> = room.remote_servers(m.server).collect();
             for &server in &servers {
                 let t = match fetched.iter().find(|(sv, _)| *sv == server) {
                     Some(&(_, t)) => t,
                     None => {
-                        let t = k.fetched(committed, &mut self.game.rng_relay);
+                        let t = k.fetched(committed, &mut self.rng_relay);
                         fetched.push((server, t));
                         t
                     }
@@ -449,46 +424,31 @@ impl World<'_> {
                 s.at(t, Event::Game(GameEvent::RelayDeliver { msg, server }));
             }
             let n = servers.len() as u64;
-            let m = &mut self.game.msgs[msg as usize];
+            let m = &mut self.msgs[msg as usize];
             m.in_batch = false;
             m.pending = m.pending - 1 + n as u32;
-            self.game.tally.copies_created += n;
-            self.ctx.rec.count(now, |k| k.relay_copies += n);
+            self.tally.copies_created += n;
+            ctx.rec.count(now, |k| k.relay_copies += n);
             if m.pending == 0 {
                 done.push(msg);
             }
         }
         for msg in done {
-            self.finalize(msg);
-        }
-    }
-
-    pub(super) fn relay_deliver(&mut self, msg: u32, server: u32, s: &mut Scheduler<Event>) {
-        let now = s.now();
-        let latency = now.since(self.game.msgs[msg as usize].validated_at).0;
-        self.ctx.rec.latency(now, |r| &mut r.relay, latency);
-        if self.servers.list[server as usize].up {
-            self.push_job(
-                server,
-                Job::FanOut {
-                    msg,
-                    relayed: true,
-                    ready: now,
-                },
-                s,
-            );
-        } else {
-            // Redis pub/sub is at-most-once; a dead Kafka consumer's members
-            // are gone too. Either way this server's copy is lost.
-            self.ctx.rec.count(now, |k| k.relay_copies_lost += 1);
-            self.copy_done(msg, true);
+            self.finalize(ctx, clients, msg);
         }
     }
 
     /// Walks `srv`'s members of the message's room, computing and recording
-    /// each delivery; returns the core time of the whole walk.
+    /// each delivery; returns the core time of the whole walk. `rng` is the
+    /// servers' stream (send costs), `cut` the server's next crash.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn fan_out(
         &mut self,
+        ctx: &mut Ctx,
+        clients: &Clients,
+        rng: &mut SimRng,
+        cut: SimTime,
         srv: u32,
         msg: u32,
         relayed: bool,
@@ -496,21 +456,20 @@ impl World<'_> {
         s: &mut Scheduler<Event>,
     ) -> SimDuration {
         let now = s.now();
-        let sv = &self.ctx.sc.servers;
+        let sv = &ctx.sc.servers;
         let mut t = now;
         if relayed {
-            t += sv.consume_cost.sample(&mut self.servers.rng);
+            t += sv.consume_cost.sample(rng);
         }
-        let m = &self.game.msgs[msg as usize];
+        let m = &self.msgs[msg as usize];
         let (sender, sent_at, arrived, validated) = (m.sender, m.sent_at, m.arrived_at, m.validated_at);
-        let room = &self.game.rooms[m.room as usize];
+        let room = &self.rooms[m.room as usize];
         let latest = room.active && room.game == m.game && room.moves_made == m.seq + 1;
         let next = if latest { room.to_move() } else { None };
         let (send, hop) = (&sv.send_cost, sv.backend_latency);
-        let (rec, rng, net) = (&mut self.ctx.rec, &mut self.servers.rng, &mut self.ctx.net);
+        let (rec, net) = (&mut ctx.rec, &mut ctx.net);
         let (mut last, mut spectators, mut next_at) = (SimTime::ZERO, 0u32, None);
         // A crash scheduled during the walk cuts it: later sends never happen.
-        let cut = self.servers.list[srv as usize].next_crash;
         for mm in room.members_on(srv) {
             if mm.client == sender {
                 continue;
@@ -550,63 +509,63 @@ impl World<'_> {
             }
         }
         let r = m.room;
-        let m = &mut self.game.msgs[msg as usize];
+        let m = &mut self.msgs[msg as usize];
         m.spectators += spectators;
         m.last_spectator = m.last_spectator.max(last);
         if let Some(at) = next_at {
             m.next_delivered = true;
-            self.schedule_move(r, at, s);
+            self.schedule_move(ctx, clients, r, at, s);
         }
         t.since(now)
     }
 
     /// Kafka producer batches live in the server process: a crash loses the
     /// ones still lingering (their messages never reach the broker).
-    pub(super) fn drop_producer_batches(&mut self, srv: u32) {
-        let Some(Relay::Kafka(k)) = &mut self.game.relay else {
+    pub(super) fn drop_producer_batches(&mut self, ctx: &mut Ctx, clients: &Clients, srv: u32) {
+        let Some(Relay::Kafka(k)) = &mut self.relay else {
             return;
         };
         let lost = k.drop_producer(srv);
-        let now = self.ctx.now;
+        let now = ctx.now;
         for msg in lost {
-            self.ctx.rec.count(now, |k| k.relay_copies_lost += 1);
-            let m = &mut self.game.msgs[msg as usize];
+            ctx.rec.count(now, |k| k.relay_copies_lost += 1);
+            let m = &mut self.msgs[msg as usize];
             m.in_batch = false;
             m.pending -= 1;
             if m.pending == 0 {
-                self.finalize(msg);
+                self.finalize(ctx, clients, msg);
             }
         }
     }
 
     /// One server copy of a message is done (fanned out, or lost).
-    pub(super) fn copy_done(&mut self, msg: u32, lost: bool) {
+    pub(super) fn copy_done(&mut self, ctx: &mut Ctx, clients: &Clients, msg: u32, lost: bool) {
         if lost {
-            self.game.tally.copies_lost += 1;
+            self.tally.copies_lost += 1;
         } else {
-            self.game.tally.copies_fanned_out += 1;
+            self.tally.copies_fanned_out += 1;
         }
-        let m = &mut self.game.msgs[msg as usize];
+        let m = &mut self.msgs[msg as usize];
         m.pending -= 1;
         m.fanned_out += (!lost) as u32;
         if m.pending == 0 {
-            self.finalize(msg);
+            self.finalize(ctx, clients, msg);
         }
     }
 
     /// Every copy is done: record when the last spectator had it.
-    pub(super) fn finalize(&mut self, msg: u32) {
-        let m = self.game.msgs.remove(msg as usize);
+    pub(super) fn finalize(&mut self, ctx: &mut Ctx, clients: &Clients, msg: u32) {
+        let m = self.msgs.remove(msg as usize);
         if m.spectators > 0 {
-            self.ctx.rec.latency(
+            ctx.rec.latency(
                 m.sent_at,
                 |r| &mut r.move_last_spectator,
                 m.last_spectator.since(m.sent_at).0,
             );
         }
-        let room = &mut self.game.rooms[m.room as usize];
+        let room = &mut self.rooms[m.room as usize];
         if !m.next_delivered && room.active && room.game == m.game && room.moves_made == m.seq + 1 {
-            let sender_gone = || self.clients.list[m.sender as usize].generation != m.sender_generation;
+            let sender_gone = || clients.list[m.sender as usize].generation != m.sender_generation;
             if m.fanned_out == 0 && sender_gone() {
                 // No server but the sender's (now dead) ever had this move:
                 // it is lost with that process. The sender plays it again
@@ -621,16 +580,9 @@ impl World<'_> {
     }
 }
 
-impl World<'_> {
-    /// Handles one of this tier's events.
-    pub(super) fn game_event(&mut self, ev: GameEvent, s: &mut Scheduler<Event>) {
-        match ev {
-            GameEvent::GameStart { room, game } => self.game_start(room, game, s),
-            GameEvent::MoveAtServer { room, token } => self.move_at_server(room, token, s),
-            GameEvent::BatchClose { batch } => self.batch_close(batch, s),
-            GameEvent::RelayDeliver { msg, server } => self.relay_deliver(msg, server, s),
-        }
-    }
+/// The population whose rooms a key names (its upper 32 bits).
+fn pops_host_size(sc: &Scenario, key: u64) -> usize {
+    ((key >> 32) as usize).min(sc.populations.len() - 1)
 }
 
 impl Tier for Game {

@@ -258,7 +258,30 @@ impl Model for World<'_> {
             Event::Clients(e) => self.client_event(e, s),
             Event::Servers(e) => self.server_event(e, s),
             Event::Cluster(e) => self.cluster_event(e, s),
-            Event::Game(e) => self.game_event(e, s),
+            Event::Game(e) => match e {
+                GameEvent::GameStart { room, game } => {
+                    self.game.game_start(&mut self.ctx, &self.clients, room, game, s)
+                }
+                GameEvent::MoveAtServer { room, token } => seams::move_at_server(
+                    &mut self.game,
+                    &mut self.servers,
+                    &self.clients,
+                    &mut self.ctx,
+                    room,
+                    token,
+                    s,
+                ),
+                GameEvent::BatchClose { batch } => self.game.batch_close(&mut self.ctx, &self.clients, batch, s),
+                GameEvent::RelayDeliver { msg, server } => seams::relay_deliver(
+                    &mut self.game,
+                    &mut self.servers,
+                    &self.clients,
+                    &mut self.ctx,
+                    msg,
+                    server,
+                    s,
+                ),
+            },
             Event::Web(e) => match e {
                 web::WebEvent::AtNode { req } => {
                     seams::web_request_at_node(&mut self.web, &mut self.cluster, &mut self.ctx, req, s)

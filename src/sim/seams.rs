@@ -1,17 +1,21 @@
 //! The seams between tiers, each one named function over the tiers it
-//! joins: the calls from one tier into another (the web tier's so far;
-//! the other tiers' handlers are still `World` methods, in the file of the
-//! tier whose event starts them) and the invariants that relate two tiers.
+//! joins: the calls from one tier into another (the web and game tiers'
+//! so far; the other tiers' handlers are still `World` methods, in the
+//! file of the tier whose event starts them) and the invariants that
+//! relate two tiers.
 //! Seams are direct calls, never events scheduled at `now`: the order of
 //! events (and so every output) is that of the code before the split.
 
 use super::web::{WEB_HANDSHAKE, WebDbCall, WebTier};
 use super::{
-    ClientState, Clients, Cluster, Ctx, Event, Game, STATE_NAMES, Servers, storage::DbCaller, storage::Storage,
+    ClientState, Clients, Cluster, Ctx, Event, Game, Job, NONE, STATE_NAMES, ServerEvent, Servers, storage::DbCaller,
+    storage::Storage,
 };
 use crate::engine::Scheduler;
+use crate::model::room::Member;
 use crate::model::station::Admit;
 use crate::scenario::Scenario;
+use crate::time::{SimDuration, SimTime};
 
 // ---------------------------------------------------------------------
 // Calls
@@ -53,6 +57,27 @@ pub fn web_request_at_node(
         Admit::Started(id) => cluster.schedule_handshake(ctx.sc, node, id, false, s),
         Admit::Queued => {}
         Admit::Rejected(_) => unreachable!("an up node's handshake queue is unbounded"),
+    }
+}
+
+/// Cluster × web: node `node` finished a web request's TLS handshake (its
+/// station's item tagged `WEB_HANDSHAKE`); the session remembers the node
+/// and the request goes on after one client round trip
+/// (`WebTier::tls_done`).
+#[inline]
+pub fn web_tls_done(web: &mut WebTier, ctx: &mut Ctx, node: usize, req: u32, s: &mut Scheduler<Event>) {
+    web.tls_done(ctx, node, req, s);
+}
+
+/// Cluster × web: a crashed node's handshake queue and cores held these
+/// items; the web requests among them (`WEB_HANDSHAKE`) fail
+/// (`WebTier::handshake_lost`), in queue order. WebSocket clients are
+/// dropped by the cluster with the node's other clients.
+pub fn web_handshakes_lost(web: &mut WebTier, lost: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
+    for (req, generation) in lost {
+        if generation == WEB_HANDSHAKE {
+            web.handshake_lost(req, s);
+        }
     }
 }
 
@@ -103,6 +128,244 @@ pub fn move_to_storage(
     let ends = r.game == g && !r.active && r.moves_made == seq + 1 && r.moves_made >= r.moves_total;
     let usable = sc.cache.is_some() && Storage::cache_usable(sc, servers, srv);
     storage.write_move(ctx, usable, (room, g, seq, ends), s);
+}
+
+/// Servers × game × clients: a job joins a server's queue and starts if a
+/// core is free; its cost is computed when it starts (`job_cost`: a
+/// fan-out walks the room's members then). (Only for a server that is up:
+/// the callers check.)
+#[inline]
+pub fn push_job(
+    servers: &mut Servers,
+    game: &mut Game,
+    clients: &Clients,
+    ctx: &mut Ctx,
+    srv: u32,
+    job: Job,
+    s: &mut Scheduler<Event>,
+) {
+    let now = s.now();
+    let sv = &mut servers.list[srv as usize];
+    debug_assert!(sv.up, "a job for server {srv}, which is down");
+    if matches!(job, Job::Accept { .. }) {
+        sv.accepting += 1;
+    }
+    if let Admit::Started(id) = sv.cores.arrive(now, job) {
+        start_job(servers, game, clients, ctx, srv, id, job, s);
+    }
+}
+
+/// Servers × game × clients: starts the queued jobs `srv`'s free cores
+/// can take.
+pub fn start_jobs(
+    servers: &mut Servers,
+    game: &mut Game,
+    clients: &Clients,
+    ctx: &mut Ctx,
+    srv: u32,
+    s: &mut Scheduler<Event>,
+) {
+    let now = s.now();
+    while let Some((id, &job)) = servers.list[srv as usize].cores.next(now) {
+        start_job(servers, game, clients, ctx, srv, id, job, s);
+    }
+}
+
+/// A core took `job` (id `id`): its cost decides when it is done.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn start_job(
+    servers: &mut Servers,
+    game: &mut Game,
+    clients: &Clients,
+    ctx: &mut Ctx,
+    srv: u32,
+    id: u32,
+    job: Job,
+    s: &mut Scheduler<Event>,
+) {
+    let epoch = servers.list[srv as usize].cores.epoch() as u16;
+    let cost = job_cost(servers, game, clients, ctx, srv, job, s);
+    s.after(
+        cost,
+        Event::Servers(ServerEvent::CoreDone {
+            server: srv,
+            epoch,
+            job: id,
+        }),
+    );
+}
+
+/// Servers × game × clients: core time of a job, computed when it starts,
+/// on the servers' stream. An accept sends a rejoining member its room's
+/// state (`Game::sync_cost`); a receive publishes when other servers host
+/// the room; a fan-out computes and records every recipient's delivery
+/// here (`Game::fan_out`, cut by the server's next crash).
+#[inline]
+fn job_cost(
+    servers: &mut Servers,
+    game: &mut Game,
+    clients: &Clients,
+    ctx: &mut Ctx,
+    srv: u32,
+    job: Job,
+    s: &mut Scheduler<Event>,
+) -> SimDuration {
+    let sv = &ctx.sc.servers;
+    match job {
+        Job::Accept { client, .. } => {
+            let base = sv.connect_cost.sample(&mut servers.rng);
+            base + game.sync_cost(ctx.sc, clients.list[client as usize].room_idx)
+        }
+        Job::Receive { msg } => {
+            let mut c = sv.receive_cost.sample(&mut servers.rng);
+            let m = &game.msgs[msg as usize];
+            if game.rooms[m.room as usize].remote_servers(srv).next().is_some() {
+                c = c + sv.publish_cost.sample(&mut servers.rng);
+            }
+            c
+        }
+        Job::FanOut { msg, relayed, ready } => {
+            let cut = servers.list[srv as usize].next_crash;
+            game.fan_out(ctx, clients, &mut servers.rng, cut, srv, msg, relayed, ready, s)
+        }
+    }
+}
+
+/// Clients × game: a client was accepted on `srv`: it joins its room's
+/// group there (its group and slot are written back to the client); it
+/// moves at once if it is its turn, else the room may start a game.
+pub fn join_room(game: &mut Game, clients: &mut Clients, ctx: &mut Ctx, c: u32, srv: u32, s: &mut Scheduler<Event>) {
+    let now = s.now();
+    let cl = &clients.list[c as usize];
+    let r = cl.room_idx;
+    if r == NONE {
+        return;
+    }
+    let half = (cl.rtt.0 / 2).min(u32::MAX as u64) as u32;
+    let room = &mut game.rooms[r as usize];
+    let (g, slot) = room.join(
+        srv,
+        Member {
+            client: c,
+            half_rtt_ns: half,
+        },
+    );
+    let (active, synced, to_move) = (room.active, room.moves_made > 0, room.to_move());
+    let cl = &mut clients.list[c as usize];
+    cl.group = g;
+    cl.gslot = slot;
+    if active && synced {
+        ctx.rec.count(now, |k| k.state_syncs += 1);
+    }
+    if active && to_move == Some(c) {
+        // Back (or new) with the state: it is this player's turn.
+        game.schedule_move(ctx, clients, r, now + SimDuration(half as u64), s);
+    } else {
+        game.maybe_start(ctx, clients, r, s);
+    }
+}
+
+/// Clients × game: a client leaves its room's group (disconnected or
+/// crashed); the member moved into its slot learns its new slot.
+pub fn leave_room(game: &mut Game, clients: &mut Clients, c: u32) {
+    let cl = &clients.list[c as usize];
+    if cl.room_idx == NONE || cl.group == NONE {
+        return;
+    }
+    let (r, g, slot) = (cl.room_idx, cl.group, cl.gslot);
+    if let Some(moved) = game.rooms[r as usize].leave(g, slot) {
+        clients.list[moved as usize].gslot = slot;
+    }
+    let cl = &mut clients.list[c as usize];
+    cl.group = NONE;
+    cl.gslot = NONE;
+}
+
+/// Clients × game: a client left for good; a player's departure ends its
+/// room's games (`Game::client_gone`).
+#[inline]
+pub fn client_gone(clients: &Clients, game: &mut Game, ctx: &mut Ctx, c: u32, now: SimTime) {
+    let r = clients.list[c as usize].room_idx;
+    game.client_gone(ctx, r, c, now);
+}
+
+/// Game × clients × servers: the move of the player to move reaches its
+/// server (`Game::move_at_server`, which reads the sender's state); it
+/// queues there as a `Job::Receive`.
+#[inline]
+pub fn move_at_server(
+    game: &mut Game,
+    servers: &mut Servers,
+    clients: &Clients,
+    ctx: &mut Ctx,
+    room: u32,
+    token: u32,
+    s: &mut Scheduler<Event>,
+) {
+    if let Some((srv, msg)) = game.move_at_server(ctx, clients, room, token, s.now()) {
+        push_job(servers, game, clients, ctx, srv, Job::Receive { msg }, s);
+    }
+}
+
+/// Game × servers × storage × clients: the sender's server validated the
+/// move: the game advances (`Game::validate`), the move goes to storage
+/// (`move_to_storage`), a local fan-out is queued on `srv` if it has other
+/// members of the room, and the move is published for the other servers
+/// (`Game::publish`).
+#[allow(clippy::too_many_arguments)]
+pub fn move_validated(
+    game: &mut Game,
+    servers: &mut Servers,
+    clients: &Clients,
+    storage: &mut Storage,
+    ctx: &mut Ctx,
+    msg: u32,
+    srv: u32,
+    s: &mut Scheduler<Event>,
+) {
+    let now = s.now();
+    game.validate(ctx, msg, s);
+    move_to_storage(game, servers, storage, ctx, msg, srv, s);
+    let (local, remote) = game.copies(msg, srv);
+    if local {
+        let job = Job::FanOut {
+            msg,
+            relayed: false,
+            ready: now,
+        };
+        push_job(servers, game, clients, ctx, srv, job, s);
+    }
+    game.publish(ctx, clients, msg, srv, remote, s);
+}
+
+/// Game × servers × clients: a relayed copy reaches `server`; it is
+/// fanned out there if the server is up, else lost.
+pub fn relay_deliver(
+    game: &mut Game,
+    servers: &mut Servers,
+    clients: &Clients,
+    ctx: &mut Ctx,
+    msg: u32,
+    server: u32,
+    s: &mut Scheduler<Event>,
+) {
+    let now = s.now();
+    let latency = now.since(game.msgs[msg as usize].validated_at).0;
+    ctx.rec.latency(now, |r| &mut r.relay, latency);
+    if servers.list[server as usize].up {
+        let job = Job::FanOut {
+            msg,
+            relayed: true,
+            ready: now,
+        };
+        push_job(servers, game, clients, ctx, server, job, s);
+    } else {
+        // Redis pub/sub is at-most-once; a dead Kafka consumer's members
+        // are gone too. Either way this server's copy is lost.
+        ctx.rec.count(now, |k| k.relay_copies_lost += 1);
+        game.copy_done(ctx, clients, msg, true);
+    }
 }
 
 // ---------------------------------------------------------------------

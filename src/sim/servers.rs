@@ -2,7 +2,7 @@
 //! of jobs: accepts, moves to validate, fan-outs), its connection list,
 //! crashes and restarts.
 
-use super::{ClientEvent, ClientState, Event, NONE, Part, World};
+use super::{ClientEvent, ClientState, Event, NONE, Part, World, seams};
 use super::{Component, ComponentKind, Ctx, Tier};
 use crate::engine::Scheduler;
 use crate::metrics::Happening;
@@ -10,7 +10,7 @@ use crate::metrics::summary::{MetricSink, mean_after_warmup, samples_max};
 use crate::metrics::{imbalance, jain};
 use crate::metrics_defs::MetricKey as K;
 use crate::model::network::{Link, Packet};
-use crate::model::station::{Admit, Station};
+use crate::model::station::Station;
 use crate::rng::{self, SimRng, streams};
 use crate::scenario::{CrashMode, Fault, Scenario};
 use crate::time::{SimDuration, SimTime};
@@ -113,64 +113,6 @@ impl Server {
 }
 
 impl World<'_> {
-    /// Puts a job in a server's queue and starts what the cores can take.
-    /// (Only for a server that is up: the callers check.)
-    pub(super) fn push_job(&mut self, srv: u32, job: Job, s: &mut Scheduler<Event>) {
-        let now = s.now();
-        let sv = &mut self.servers.list[srv as usize];
-        debug_assert!(sv.up, "a job for server {srv}, which is down");
-        if matches!(job, Job::Accept { .. }) {
-            sv.accepting += 1;
-        }
-        if let Admit::Started(id) = sv.cores.arrive(now, job) {
-            self.start_job(srv, id, job, s);
-        }
-    }
-
-    /// A core took `job` (id `id`): its cost decides when it is done.
-    #[inline]
-    fn start_job(&mut self, srv: u32, id: u32, job: Job, s: &mut Scheduler<Event>) {
-        let epoch = self.servers.list[srv as usize].cores.epoch() as u16;
-        let cost = self.job_cost(srv, job, s);
-        s.after(
-            cost,
-            Event::Servers(ServerEvent::CoreDone {
-                server: srv,
-                epoch,
-                job: id,
-            }),
-        );
-    }
-
-    /// Starts the queued jobs the free cores can take.
-    pub(super) fn start_jobs(&mut self, srv: u32, s: &mut Scheduler<Event>) {
-        let now = s.now();
-        while let Some((id, &job)) = self.servers.list[srv as usize].cores.next(now) {
-            self.start_job(srv, id, job, s);
-        }
-    }
-
-    /// Core time of a job, computed when it starts. A fan-out computes and
-    /// records every recipient's delivery here (see `game::fan_out`).
-    pub(super) fn job_cost(&mut self, srv: u32, job: Job, s: &mut Scheduler<Event>) -> SimDuration {
-        let sv = &self.ctx.sc.servers;
-        match job {
-            Job::Accept { client, .. } => {
-                let base = sv.connect_cost.sample(&mut self.servers.rng);
-                base + self.sync_cost(client)
-            }
-            Job::Receive { msg } => {
-                let mut c = sv.receive_cost.sample(&mut self.servers.rng);
-                let m = &self.game.msgs[msg as usize];
-                if self.game.rooms[m.room as usize].remote_servers(srv).next().is_some() {
-                    c = c + sv.publish_cost.sample(&mut self.servers.rng);
-                }
-                c
-            }
-            Job::FanOut { msg, relayed, ready } => self.fan_out(srv, msg, relayed, ready, s),
-        }
-    }
-
     pub(super) fn core_done(&mut self, srv: u32, epoch: u16, id: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
         let sv = &mut self.servers.list[srv as usize];
@@ -184,15 +126,24 @@ impl World<'_> {
         if matches!(job, Job::Accept { .. }) {
             sv.accepting -= 1;
         }
-        self.start_jobs(srv, s);
+        seams::start_jobs(&mut self.servers, &mut self.game, &self.clients, &mut self.ctx, srv, s);
         match job {
             Job::Accept { client, generation } => {
                 if self.live(client, generation) {
                     self.accept(client, srv, s);
                 }
             }
-            Job::Receive { msg } => self.validated(msg, srv, s),
-            Job::FanOut { msg, .. } => self.copy_done(msg, false),
+            Job::Receive { msg } => seams::move_validated(
+                &mut self.game,
+                &mut self.servers,
+                &self.clients,
+                &mut self.storage,
+                &mut self.ctx,
+                msg,
+                srv,
+                s,
+            ),
+            Job::FanOut { msg, .. } => self.game.copy_done(&mut self.ctx, &self.clients, msg, false),
         }
     }
 
@@ -243,7 +194,7 @@ impl World<'_> {
             depart.max(now),
             Event::Clients(ClientEvent::SessionEnd { client: c, generation }),
         );
-        self.join_room(c, srv, s);
+        seams::join_room(&mut self.game, &mut self.clients, &mut self.ctx, c, srv, s);
     }
 
     /// Removes a connected client from its server's list.
@@ -260,7 +211,7 @@ impl World<'_> {
         let n = sv.conns.len() as u32;
         self.clients.list[c as usize].slot = NONE;
         self.ctx.rec.server_conns(srv, now, n);
-        self.leave_room(c);
+        seams::leave_room(&mut self.game, &mut self.clients, c);
     }
 
     /// Hands freed slots on `srv` at `node` to waiting requests.
@@ -291,19 +242,19 @@ impl World<'_> {
                         s.after(delay, Event::Clients(ClientEvent::BackendFailed { client, generation }));
                     }
                 }
-                Job::Receive { msg } => self.move_lost(msg),
+                Job::Receive { msg } => self.game.move_lost(&mut self.ctx, msg),
                 Job::FanOut { msg, relayed, .. } => {
                     if relayed {
                         self.ctx.rec.count(now, |k| k.relay_copies_lost += 1);
                     }
-                    self.copy_done(msg, true);
+                    self.game.copy_done(&mut self.ctx, &self.clients, msg, true);
                 }
             }
         }
         let n = conns.len() as u64;
         let phase = self.ctx.rec.windows.phase(now);
         for c in conns {
-            self.leave_room(c);
+            seams::leave_room(&mut self.game, &mut self.clients, c);
             self.set_state(c, ClientState::Orphaned);
             let cl = &mut self.clients.list[c as usize];
             cl.slot = NONE;
@@ -319,7 +270,7 @@ impl World<'_> {
             );
         }
         // After the clients are dropped: a lost batch's sender is then gone.
-        self.drop_producer_batches(srv);
+        self.game.drop_producer_batches(&mut self.ctx, &self.clients, srv);
         self.ctx.rec.server_conns(srv as usize, now, 0);
         self.ctx.rec.dropped(now, n);
         let how = match mode {
@@ -387,7 +338,15 @@ impl World<'_> {
                     Some(d) => s.after(d, Event::Clients(ClientEvent::BackendFailed { client, generation })),
                     None => {
                         self.clients.list[client as usize].mark = now;
-                        self.push_job(server, Job::Accept { client, generation }, s)
+                        seams::push_job(
+                            &mut self.servers,
+                            &mut self.game,
+                            &self.clients,
+                            &mut self.ctx,
+                            server,
+                            Job::Accept { client, generation },
+                            s,
+                        )
                     }
                 }
             }

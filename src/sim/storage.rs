@@ -548,8 +548,8 @@ impl World<'_> {
             StorageEvent::CacheArrive { op } => self.cache_arrive(op, s),
             StorageEvent::CacheDone { epoch, id } => self.cache_done(epoch, id, s),
             StorageEvent::CacheReply { op } => self.cache_reply(op, s),
-            StorageEvent::FlushTick => self.flush_tick(s),
-            StorageEvent::FlushRoom { room } => self.flush_room_timer(room, s),
+            StorageEvent::FlushTick => self.storage.flush_tick(&mut self.ctx, s),
+            StorageEvent::FlushRoom { room } => self.storage.flush_room_timer(&mut self.ctx, room, s),
             StorageEvent::FsyncTick => {
                 if let Some(c) = &mut self.storage.cache
                     && c.station.is_up()
@@ -561,31 +561,33 @@ impl World<'_> {
                     s.at(next, Event::Storage(StorageEvent::FsyncTick));
                 }
             }
-            StorageEvent::CacheCrash { fault } => self.cache_crash(fault, s),
-            StorageEvent::CacheRestart => self.cache_restart(s),
-            StorageEvent::DbArrive { op } => self.db_arrive(op, s),
+            StorageEvent::CacheCrash { fault } => self.storage.cache_crash(&mut self.ctx, fault, s),
+            StorageEvent::CacheRestart => self.storage.cache_restart(&mut self.ctx, s),
+            StorageEvent::DbArrive { op } => self.storage.db_arrive(&mut self.ctx, op, s),
             StorageEvent::DbDone {
                 node,
                 station,
                 epoch,
                 id,
-            } => self.db_station_done(node as usize, station, epoch, id, s),
+            } => self
+                .storage
+                .db_station_done(&mut self.ctx, node as usize, station, epoch, id, s),
             StorageEvent::DbReply { op } => self.db_reply(op, s),
-            StorageEvent::BinlogArrive { term } => self.binlog_arrive(term, s),
-            StorageEvent::SemiSyncAck { term } => self.semi_sync_ack(term, s),
-            StorageEvent::SemiSyncTimeout { term } => self.semi_sync_timeout(term, s),
-            StorageEvent::DbCrash { fault } => self.db_crash(fault, s),
-            StorageEvent::DbRestart { node } => self.db_restart(node as usize, s),
-            StorageEvent::Failover { term } => self.failover(term, s),
+            StorageEvent::BinlogArrive { term } => self.storage.binlog_arrive(&mut self.ctx, term, s),
+            StorageEvent::SemiSyncAck { term } => self.storage.semi_sync_ack(&mut self.ctx, term, s),
+            StorageEvent::SemiSyncTimeout { term } => self.storage.semi_sync_timeout(&mut self.ctx, term, s),
+            StorageEvent::DbCrash { fault } => self.storage.db_crash(&mut self.ctx, fault, s),
+            StorageEvent::DbRestart { node } => self.storage.db_restart(&mut self.ctx, node as usize, s),
+            StorageEvent::Failover { term } => self.storage.failover(&mut self.ctx, term, s),
             StorageEvent::ReplicaPull { node } => {
                 let n = node as usize;
                 let Some(db) = &mut self.storage.db else { return };
                 if db.nodes[n].up && db.nodes[n].role == Role::Replica {
                     db.nodes[n].catching_up = false;
-                    self.replica_pull(n, s);
+                    self.storage.replica_pull(&mut self.ctx, n, s);
                 }
             }
-            StorageEvent::Sample => self.storage_sample(s),
+            StorageEvent::Sample => self.storage.storage_sample(&mut self.ctx, s),
             StorageEvent::ServerCrashed { server } => self.storage_server_crashed(server, s),
         }
     }
@@ -661,7 +663,7 @@ impl World<'_> {
     /// accepts on its cores.
     pub(super) fn storage_server_crashed(&mut self, srv: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        self.note_at_risk(now, format!("server-{srv}"));
+        self.storage.note_at_risk(&mut self.ctx, now, format!("server-{srv}"));
         let waiting: Vec<(u32, u32)> = self
             .storage
             .rehydrating
@@ -677,24 +679,6 @@ impl World<'_> {
                 let delay = self.failure_delay(srv);
                 s.after(delay, Event::Clients(ClientEvent::BackendFailed { client, generation }));
             }
-        }
-    }
-
-    pub(super) fn note_at_risk(&mut self, now: SimTime, component: String) {
-        let sc = self.ctx.sc;
-        let n = self.storage.moves_at_risk();
-        self.ctx.rec.at_risk_at_fault(now, n);
-        if now >= SimTime::ZERO + sc.warmup {
-            self.storage.at_risk_at_crash_max = self.storage.at_risk_at_crash_max.max(n);
-            self.storage.at_risk_max = self.storage.at_risk_max.max(n);
-        }
-        if self.storage.cache.is_some() || self.storage.flusher.in_batches > 0 {
-            self.ctx.rec.event(
-                now,
-                component,
-                Happening::MovesAtRisk,
-                format!("{n} moves at risk (stored in Redis or in flush batches, not yet committed)"),
-            );
         }
     }
 
@@ -731,28 +715,7 @@ impl World<'_> {
                 s.after(d, Event::Storage(StorageEvent::CacheDone { epoch, id }));
             }
             Admit::Queued => {}
-            Admit::Rejected(op) => self.cache_op_failed(op, s),
-        }
-    }
-
-    /// A cache op failed (Redis down or crashed under it).
-    pub(super) fn cache_op_failed(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let now = s.now();
-        match self.storage.cache_ops[op as usize] {
-            CacheOp::Write { room, game, .. } => {
-                self.storage.cache_ops.remove(op as usize);
-                self.storage.tally.cache_writes_pending -= 1;
-                self.storage.cache_write_failed(&mut self.ctx.rec, room, game, now);
-            }
-            CacheOp::Read { .. } => {
-                // The server hears of it one trip later and asks the database.
-                let net = sc.cache.as_ref().map_or(SimDuration::ZERO, |k| k.network);
-                s.after(
-                    self.ctx.net.delay(Link::Cache, s.now(), net, Packet::Data),
-                    Event::Storage(StorageEvent::CacheReply { op }),
-                );
-            }
+            Admit::Rejected(op) => self.storage.cache_op_failed(&mut self.ctx, op, s),
         }
     }
 
@@ -777,7 +740,7 @@ impl World<'_> {
                 if let Some(Flush::Lichess { after_last_move }) = sc.cache.as_ref().map(|k| &k.flush) {
                     let after = *after_last_move;
                     if ends {
-                        self.flush_room(room, s);
+                        self.storage.flush_room(&mut self.ctx, room, s);
                     } else {
                         let rc = c.book.room(room);
                         if !rc.timer {
@@ -816,7 +779,7 @@ impl World<'_> {
         else {
             return;
         };
-        if !self.rehydration_live(client, generation) {
+        if !self.storage.rehydration_live(client, generation) {
             return;
         }
         if hit {
@@ -838,143 +801,8 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn flush_tick(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let Some(Flush::Interval { interval }) = sc.cache.as_ref().map(|k| &k.flush) else {
-            return;
-        };
-        let next = s.now() + *interval;
-        if let Some(c) = &mut self.storage.cache
-            && c.station.is_up()
-        {
-            let rooms = c.book.take_all();
-            if !rooms.is_empty() {
-                self.send_batch(rooms, s);
-            }
-        }
-        if next <= self.ctx.end {
-            s.at(next, Event::Storage(StorageEvent::FlushTick));
-        }
-    }
-
-    /// Lichess policy: flush a room once `after_last_move` has passed since
-    /// its last move.
-    pub(super) fn flush_room_timer(&mut self, room: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let now = s.now();
-        let Some(Flush::Lichess { after_last_move }) = sc.cache.as_ref().map(|k| &k.flush) else {
-            return;
-        };
-        let after = *after_last_move;
-        let Some(c) = &mut self.storage.cache else { return };
-        let up = c.station.is_up();
-        let rc = c.book.room(room);
-        rc.timer = false;
-        if !up {
-            // Re-armed at the restart.
-            return;
-        }
-        let due = rc.last_move_at + after;
-        if now < due {
-            rc.timer = true;
-            s.at(due, Event::Storage(StorageEvent::FlushRoom { room }));
-        } else {
-            self.flush_room(room, s);
-        }
-    }
-
-    pub(super) fn flush_room(&mut self, room: u32, s: &mut Scheduler<Event>) {
-        let Some(c) = &mut self.storage.cache else { return };
-        let n = c.book.take_room(room);
-        if n > 0 {
-            self.send_batch(vec![(room, n)], s);
-        }
-    }
-
-    /// A flush batch goes to the primary as one commit.
-    pub(super) fn send_batch(&mut self, rooms: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
-        let keys: Vec<u64> = rooms.iter().map(|&(r, _)| room_key(r)).collect();
-        let batch = self.storage.flusher.make(rooms, true);
-        let moves = self.storage.flusher.get(batch).moves;
-        let now = s.now();
-        self.ctx.rec.count(now, |c| c.flush_batches += 1);
-        self.storage
-            .db_write_op(&mut self.ctx, keys, moves, moves, true, DbCaller::Flush { batch }, s);
-    }
-
-    pub(super) fn cache_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let now = s.now();
-        let Fault::CacheCrash { restart_after, .. } = sc.faults[fault as usize] else {
-            return;
-        };
-        let Some(k) = &sc.cache else { return };
-        let mode = k.appendfsync;
-        if !self.storage.cache.as_ref().is_some_and(|c| c.station.is_up()) {
-            return;
-        }
-        self.note_at_risk(now, "cache".into());
-        let Some(c) = &mut self.storage.cache else { return };
-        let at_risk = c.book.unflushed + self.storage.flusher.in_batches;
-        let lost = c.book.crash(mode);
-        let ops = c.station.crash(now);
-        let failed = ops.len();
-        for op in ops {
-            self.cache_op_failed(op, s);
-        }
-        self.ctx.rec.count(now, |k| k.moves_lost_cache += lost);
-        let persist = match mode {
-            AppendFsync::No => "appendfsync no: every unflushed move",
-            AppendFsync::Everysec => "appendfsync everysec: the moves written since the last fsync",
-        };
-        self.ctx.rec.event(
-            now,
-            "cache".into(),
-            Happening::Crash,
-            format!("Redis crash: {lost} moves lost ({persist}) of {at_risk} at risk; {failed} queued ops failed"),
-        );
-        if let Some(d) = restart_after {
-            s.after(d, Event::Storage(StorageEvent::CacheRestart));
-        }
-    }
-
-    pub(super) fn cache_restart(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let now = s.now();
-        let Some(c) = &mut self.storage.cache else { return };
-        if c.station.is_up() {
-            return;
-        }
-        c.station.restart(now);
-        // Lichess: flush timers that lapsed while Redis was down run again.
-        if matches!(sc.cache.as_ref().map(|k| &k.flush), Some(Flush::Lichess { .. })) {
-            let mut rooms = c.book.dirty_rooms().to_vec();
-            rooms.sort_unstable();
-            for room in rooms {
-                let rc = c.book.room(room);
-                if !rc.timer {
-                    rc.timer = true;
-                    s.at(now, Event::Storage(StorageEvent::FlushRoom { room }));
-                }
-            }
-        }
-        self.ctx.rec.event(
-            now,
-            "cache".into(),
-            Happening::Restarted,
-            "Redis accepting again".into(),
-        );
-    }
-
     // -----------------------------------------------------------------
     // Rehydration
-
-    pub(super) fn rehydration_live(&self, client: u32, generation: u32) -> bool {
-        self.storage
-            .rehydrating
-            .get(&client)
-            .is_some_and(|r| r.generation == generation && !r.done)
-    }
 
     /// The room's history is back (or could not be read): the accept goes
     /// on, unless the server died meanwhile.
@@ -1022,14 +850,14 @@ impl World<'_> {
                 } else {
                     self.storage.flusher.failed(batch);
                     if self.storage.db.as_ref().is_some_and(|d| d.live_primary().is_some()) {
-                        self.retry_batches(s);
+                        self.storage.retry_batches(&mut self.ctx, s);
                     }
                 }
             }
             DbCaller::Rehydrate { client, generation } => {
                 // A stale history is still used (and counted when read).
                 let _ = stale;
-                if self.rehydration_live(client, generation) {
+                if self.storage.rehydration_live(client, generation) {
                     let source = if ok { Source::Db } else { Source::Failed };
                     self.rehydrated(client, source, s);
                 }
@@ -1039,28 +867,29 @@ impl World<'_> {
             }
         }
     }
+}
 
+impl Storage {
     /// Sends the failed flush batches again (a primary is available).
-    pub(super) fn retry_batches(&mut self, s: &mut Scheduler<Event>) {
-        for batch in self.storage.flusher.take_retries() {
-            let b = self.storage.flusher.get(batch);
+    pub(super) fn retry_batches(&mut self, ctx: &mut Ctx, s: &mut Scheduler<Event>) {
+        for batch in self.flusher.take_retries() {
+            let b = self.flusher.get(batch);
             let keys: Vec<u64> = b.rooms.iter().map(|&(r, _)| room_key(r)).collect();
             let (moves, bulk) = (b.moves, b.bulk);
-            self.storage
-                .db_write_op(&mut self.ctx, keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
+            self.db_write_op(ctx, keys, moves, moves, bulk, DbCaller::Flush { batch }, s);
         }
     }
 
     // -----------------------------------------------------------------
     // Database: nodes
 
-    pub(super) fn db_fail(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_fail(&mut self, ctx: &mut Ctx, op: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
-        let o = &mut self.storage.db_ops[op as usize];
+        let o = &mut self.db_ops[op as usize];
         o.ok = false;
         let read = matches!(o.kind, DbKind::Read { .. });
-        self.ctx.rec.count(now, |k| {
+        ctx.rec.count(now, |k| {
             if read {
                 k.db_reads_failed += 1
             } else {
@@ -1069,16 +898,16 @@ impl World<'_> {
         });
         let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
         s.after(
-            self.ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
+            ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
             Event::Storage(StorageEvent::DbReply { op }),
         );
     }
 
-    pub(super) fn db_arrive(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_arrive(&mut self, ctx: &mut Ctx, op: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
-        let target = match self.storage.db_ops[op as usize].kind {
+        let Some(db) = &mut self.db else { return };
+        let target = match self.db_ops[op as usize].kind {
             DbKind::Write { .. } => db.live_primary().map(|p| (p, CPU)),
             DbKind::Read { .. } => {
                 let replica = match d.reads_from {
@@ -1100,34 +929,34 @@ impl World<'_> {
             }
         };
         match target {
-            Some((node, which)) => self.db_enqueue(node, which, op, s),
-            None => self.db_fail(op, s),
+            Some((node, which)) => self.db_enqueue(ctx, node, which, op, s),
+            None => self.db_fail(ctx, op, s),
         }
     }
 
-    pub(super) fn db_enqueue(&mut self, node: usize, which: u8, op: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn db_enqueue(&mut self, ctx: &mut Ctx, node: usize, which: u8, op: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let n = &mut db.nodes[node];
         let st = if which == CPU { &mut n.cpu } else { &mut n.reads };
         match st.arrive(now, op) {
             Admit::Started(id) => {
                 let epoch = st.epoch();
-                let d = self.db_op_cost(op);
+                let d = self.db_op_cost(ctx, op);
                 s.after(d, db_done_event(node, which, epoch, id));
             }
             Admit::Queued => {}
-            Admit::Rejected(op) => self.db_fail(op, s),
+            Admit::Rejected(op) => self.db_fail(ctx, op, s),
         }
     }
 
-    pub(super) fn db_op_cost(&mut self, op: u32) -> SimDuration {
-        let sc = self.ctx.sc;
+    pub(super) fn db_op_cost(&mut self, ctx: &mut Ctx, op: u32) -> SimDuration {
+        let sc = ctx.sc;
         let Some(d) = &sc.database else {
             return SimDuration::ZERO;
         };
-        let rng = &mut self.storage.rng;
-        match &self.storage.db_ops[op as usize].kind {
+        let rng = &mut self.rng;
+        match &self.db_ops[op as usize].kind {
             DbKind::Read { rows, .. } => d.read_cost.sample(rng) + d.read_per_row.saturating_mul(*rows as u64),
             DbKind::Write { rows, bulk: true, .. } => {
                 d.batch_base.sample(rng) + d.batch_per_row.saturating_mul(*rows as u64)
@@ -1136,16 +965,24 @@ impl World<'_> {
         }
     }
 
-    pub(super) fn apply_cost(&self, rows: u32) -> SimDuration {
-        let sc = self.ctx.sc;
+    pub(super) fn apply_cost(&self, ctx: &Ctx, rows: u32) -> SimDuration {
+        let sc = ctx.sc;
         let rate = sc.database.as_ref().map_or(1.0, |d| d.apply_rate.per_s);
         SimDuration::from_secs_f64(rows as f64 / rate)
     }
 
-    pub(super) fn db_station_done(&mut self, node: usize, which: u8, epoch: u32, id: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_station_done(
+        &mut self,
+        ctx: &mut Ctx,
+        node: usize,
+        which: u8,
+        epoch: u32,
+        id: u32,
+        s: &mut Scheduler<Event>,
+    ) {
+        let sc = ctx.sc;
         let now = s.now();
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let n = &mut db.nodes[node];
         if which == APPLY {
             let Some((seq, _rows)) = n.apply.complete(now, epoch, id) else {
@@ -1154,12 +991,12 @@ impl World<'_> {
             n.progress.applied(seq);
             if let Some((id, &(_, rows))) = n.apply.next(now) {
                 let epoch = n.apply.epoch();
-                let d = self.apply_cost(rows);
+                let d = self.apply_cost(ctx, rows);
                 s.after(d, db_done_event(node, APPLY, epoch, id));
             }
-            let Some(db) = &mut self.storage.db else { return };
+            let Some(db) = &mut self.db else { return };
             if db.promoting == Some(node) && db.nodes[node].progress.caught_up() {
-                self.promote(node, s);
+                self.promote(ctx, node, s);
             }
             return;
         }
@@ -1169,38 +1006,38 @@ impl World<'_> {
         };
         if let Some((id, &next)) = st.next(now) {
             let epoch = st.epoch();
-            let d = self.db_op_cost(next);
+            let d = self.db_op_cost(ctx, next);
             s.after(d, db_done_event(node, which, epoch, id));
         }
         let net = sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.network);
-        let Some(db) = &mut self.storage.db else { return };
-        let o = &mut self.storage.db_ops[op as usize];
+        let Some(db) = &mut self.db else { return };
+        let o = &mut self.db_ops[op as usize];
         match &mut o.kind {
             DbKind::Read { key, .. } => {
                 let stale = which == READS && db.keys.is_stale(*key, db.nodes[node].progress.applied_seq);
                 o.ok = true;
                 o.stale = stale;
-                self.ctx.rec.count(now, |k| {
+                ctx.rec.count(now, |k| {
                     k.db_reads += 1;
                     k.stale_reads += stale as u64;
                 });
                 s.after(
-                    self.ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
+                    ctx.net.delay(Link::Database, s.now(), net, Packet::Data),
                     Event::Storage(StorageEvent::DbReply { op }),
                 );
             }
-            DbKind::Write { .. } => self.commit(op, s),
+            DbKind::Write { .. } => self.commit(ctx, op, s),
         }
     }
 
     /// A write finished on the primary: it is committed, gets a binlog
     /// position, and is shipped to the replicas.
-    pub(super) fn commit(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn commit(&mut self, ctx: &mut Ctx, op: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
-        let DbKind::Write { keys, rows, moves, .. } = &mut self.storage.db_ops[op as usize].kind else {
+        let Some(db) = &mut self.db else { return };
+        let DbKind::Write { keys, rows, moves, .. } = &mut self.db_ops[op as usize].kind else {
             return;
         };
         let (rows, moves) = (*rows, *moves);
@@ -1218,14 +1055,14 @@ impl World<'_> {
         }
         db.interval_commits += 1;
         db.interval_rows += rows as u64;
-        self.ctx.rec.count(now, |k| {
+        ctx.rec.count(now, |k| {
             k.db_commits += 1;
             k.db_commit_rows += rows as u64;
         });
         let term = db.term;
         if has_replicas {
             s.after(
-                self.ctx.net.delay(Link::Database, now, d.ship_delay, Packet::Data),
+                ctx.net.delay(Link::Database, now, d.ship_delay, Packet::Data),
                 Event::Storage(StorageEvent::BinlogArrive { term }),
             );
         }
@@ -1239,22 +1076,17 @@ impl World<'_> {
             if !has_replicas {
                 db.binlog.purge_through(seq);
             }
-            self.storage.db_ops[op as usize].ok = true;
+            self.db_ops[op as usize].ok = true;
             s.after(
-                self.ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
+                ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
                 Event::Storage(StorageEvent::DbReply { op }),
             );
         }
     }
 
-    pub(super) fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
-        let o = self.storage.db_ops.remove(op as usize);
-        self.db_done(o.caller, o.ok, o.stale, s);
-    }
-
-    pub(super) fn binlog_arrive(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
-        let Some(db) = &self.storage.db else { return };
+    pub(super) fn binlog_arrive(&mut self, ctx: &mut Ctx, term: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let Some(db) = &self.db else { return };
         if term != db.term {
             // Shipped by a primary that crashed since: lost on the way.
             return;
@@ -1264,13 +1096,13 @@ impl World<'_> {
             .filter(|&i| db.nodes[i].up && !db.nodes[i].catching_up)
             .collect();
         for n in nodes {
-            self.replica_pull(n, s);
+            self.replica_pull(ctx, n, s);
         }
         let Some(d) = &sc.database else { return };
-        let Some(db) = &self.storage.db else { return };
+        let Some(db) = &self.db else { return };
         if !db.waiting_ack.is_empty() {
             s.after(
-                self.ctx.net.delay(Link::Database, s.now(), d.ship_delay, Packet::Data),
+                ctx.net.delay(Link::Database, s.now(), d.ship_delay, Packet::Data),
                 Event::Storage(StorageEvent::SemiSyncAck { term }),
             );
         }
@@ -1278,12 +1110,12 @@ impl World<'_> {
 
     /// Replica `n` receives every commit that has had time to reach it
     /// since its last one, and queues them on its applier threads.
-    pub(super) fn replica_pull(&mut self, n: usize, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn replica_pull(&mut self, ctx: &mut Ctx, n: usize, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
         let (ship, configured) = (d.ship_delay, d.semi_sync);
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let from = db.nodes[n].progress.received_seq;
         let new: Vec<(u64, u32)> = db
             .binlog
@@ -1309,24 +1141,24 @@ impl World<'_> {
             && db.nodes[n].progress.received_seq >= db.binlog.head()
         {
             db.semi_sync_on = true;
-            self.ctx.rec.event(
+            ctx.rec.event(
                 now,
                 db_node_name(n),
                 Happening::SemiSyncOn,
                 "a replica caught up: commits wait for its ack again".into(),
             );
         }
-        if let Some(db) = &mut self.storage.db {
+        if let Some(db) = &mut self.db {
             db.purge();
         }
     }
 
     /// Acks of replicas that received commits `ship_delay` ago.
-    pub(super) fn semi_sync_ack(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn semi_sync_ack(&mut self, ctx: &mut Ctx, term: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         if term != db.term || db.live_primary().is_none() {
             return;
         }
@@ -1350,9 +1182,9 @@ impl World<'_> {
                 e.acked = true;
                 let op = std::mem::replace(&mut e.waiting_op, u32::MAX);
                 if op != u32::MAX {
-                    self.storage.db_ops[op as usize].ok = true;
+                    self.db_ops[op as usize].ok = true;
                     s.after(
-                        self.ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
+                        ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
                         Event::Storage(StorageEvent::DbReply { op }),
                     );
                 }
@@ -1363,11 +1195,11 @@ impl World<'_> {
 
     /// No ack within `semi_sync_timeout`: fall back to asynchronous
     /// replication and release every waiting commit.
-    pub(super) fn semi_sync_timeout(&mut self, term: u32, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn semi_sync_timeout(&mut self, ctx: &mut Ctx, term: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         if term != db.term || db.live_primary().is_none() {
             return;
         }
@@ -1383,9 +1215,9 @@ impl World<'_> {
                 e.acked = true;
                 let op = std::mem::replace(&mut e.waiting_op, u32::MAX);
                 if op != u32::MAX {
-                    self.storage.db_ops[op as usize].ok = true;
+                    self.db_ops[op as usize].ok = true;
                     s.after(
-                        self.ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
+                        ctx.net.delay(Link::Database, s.now(), d.network, Packet::Data),
                         Event::Storage(StorageEvent::DbReply { op }),
                     );
                 }
@@ -1393,7 +1225,7 @@ impl World<'_> {
         }
         db.purge();
         let p = db.primary.unwrap_or(0);
-        self.ctx.rec.event(
+        ctx.rec.event(
             now,
             db_node_name(p),
             Happening::SemiSyncOff,
@@ -1404,8 +1236,8 @@ impl World<'_> {
         );
     }
 
-    pub(super) fn db_crash(&mut self, fault: u16, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_crash(&mut self, ctx: &mut Ctx, fault: u16, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Fault::DbCrash {
             target, restart_after, ..
@@ -1414,12 +1246,12 @@ impl World<'_> {
             return;
         };
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let node = match target {
             DbTarget::Primary => match db.primary {
                 Some(p) => p,
                 None => {
-                    self.ctx.rec.event(
+                    ctx.rec.event(
                         now,
                         "db".into(),
                         Happening::NoPrimary,
@@ -1481,29 +1313,29 @@ impl World<'_> {
         }
         failed.sort_unstable();
         for op in failed {
-            self.db_fail(op, s);
+            self.db_fail(ctx, op, s);
         }
-        self.ctx.rec.event(now, db_node_name(node), Happening::Crash, detail);
+        ctx.rec.event(now, db_node_name(node), Happening::Crash, detail);
         if let Some(d) = restart_after {
             s.after(d, Event::Storage(StorageEvent::DbRestart { node: node as u16 }));
         }
         // A replica that was about to be promoted died: pick another.
-        if let Some(db) = &self.storage.db
+        if let Some(db) = &self.db
             && db.primary.is_some_and(|p| !db.nodes[p].up)
             && db.promoting.is_none()
             && !was_primary
             && now >= db.crashed_at + sc.database.as_ref().map_or(SimDuration::ZERO, |d| d.failover_detection)
         {
             let term = db.term;
-            self.failover(term, s);
+            self.failover(ctx, term, s);
         }
     }
 
     /// Failure detection is over: choose the running replica that received
     /// the most binlog; it is promoted once it has applied its relay log.
-    pub(super) fn failover(&mut self, term: u32, s: &mut Scheduler<Event>) {
+    pub(super) fn failover(&mut self, ctx: &mut Ctx, term: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         if term != db.term || db.live_primary().is_some() || db.promoting.is_some() {
             return;
         }
@@ -1512,7 +1344,7 @@ impl World<'_> {
             .filter(|&i| db.nodes[i].up)
             .max_by_key(|&i| (db.nodes[i].progress.received_seq, std::cmp::Reverse(i)));
         let Some(c) = best else {
-            self.ctx.rec.event(
+            ctx.rec.event(
                 now,
                 "db".into(),
                 Happening::FailoverFailed,
@@ -1522,25 +1354,25 @@ impl World<'_> {
         };
         db.promoting = Some(c);
         if db.nodes[c].progress.caught_up() {
-            self.promote(c, s);
+            self.promote(ctx, c, s);
         }
     }
 
     /// Replica `c` becomes the primary. Commits it never received are lost.
-    pub(super) fn promote(&mut self, c: usize, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn promote(&mut self, ctx: &mut Ctx, c: usize, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         let survivor = db.nodes[c].progress.received_seq;
         let lost: Vec<BinlogEntry> = db.binlog.truncate_after(survivor);
         db.keys.rewind(&lost, survivor);
         let acked: Vec<&BinlogEntry> = lost.iter().filter(|e| e.acked).collect();
         let (commits, moves) = (acked.len() as u64, acked.iter().map(|e| e.moves as u64).sum::<u64>());
         let unacked = lost.len() as u64 - commits;
-        self.storage.tally.commits_lost += commits;
-        self.storage.tally.moves_lost_db += moves;
-        self.ctx.rec.count(now, |k| {
+        self.tally.commits_lost += commits;
+        self.tally.moves_lost_db += moves;
+        ctx.rec.count(now, |k| {
             k.commits_lost += commits;
             k.moves_lost_db += moves;
         });
@@ -1568,7 +1400,7 @@ impl World<'_> {
             );
         }
         db.purge();
-        self.ctx.rec.event(
+        ctx.rec.event(
             now,
             db_node_name(c),
             Happening::Promoted,
@@ -1582,14 +1414,14 @@ impl World<'_> {
                 }
             ),
         );
-        self.retry_batches(s);
+        self.retry_batches(ctx, s);
     }
 
-    pub(super) fn db_restart(&mut self, node: usize, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn db_restart(&mut self, ctx: &mut Ctx, node: usize, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
         let Some(d) = &sc.database else { return };
-        let Some(db) = &mut self.storage.db else { return };
+        let Some(db) = &mut self.db else { return };
         if db.nodes[node].up {
             return;
         }
@@ -1643,36 +1475,35 @@ impl World<'_> {
                 "replica back: applies its relay log and fetches the binlog it missed"
             }
         };
-        self.ctx
-            .rec
+        ctx.rec
             .event(now, db_node_name(node), Happening::Restarted, detail.into());
-        let Some(db) = &self.storage.db else { return };
+        let Some(db) = &self.db else { return };
         if db.live_primary().is_some() {
-            self.retry_batches(s);
+            self.retry_batches(ctx, s);
         } else if db.promoting.is_none() && now >= db.crashed_at + d.failover_detection {
             // The failover found no replica then: try again.
             let term = db.term;
-            self.failover(term, s);
+            self.failover(ctx, term, s);
         }
     }
 
     // -----------------------------------------------------------------
     // Samples
 
-    pub(super) fn storage_sample(&mut self, s: &mut Scheduler<Event>) {
-        let sc = self.ctx.sc;
+    pub(super) fn storage_sample(&mut self, ctx: &mut Ctx, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
         let now = s.now();
-        let since = self.storage.last_sample;
-        self.storage.last_sample = now;
-        let cache = self.storage.cache.as_mut().map(|c| CacheSample {
+        let since = self.last_sample;
+        self.last_sample = now;
+        let cache = self.cache.as_mut().map(|c| CacheSample {
             up: c.station.is_up(),
             backlog: c.station.len() as u64,
             unflushed: c.book.unflushed,
             util: c.station.utilisation_since_last(now, since),
         });
-        let at_risk = self.storage.moves_at_risk();
+        let at_risk = self.moves_at_risk();
         if now >= SimTime::ZERO + sc.warmup {
-            self.storage.at_risk_max = self.storage.at_risk_max.max(at_risk);
+            self.at_risk_max = self.at_risk_max.max(at_risk);
         }
         let mut sample = StorageSample {
             time: now,
@@ -1680,7 +1511,7 @@ impl World<'_> {
             moves_at_risk: at_risk,
             ..Default::default()
         };
-        if let (Some(d), Some(db)) = (&sc.database, &mut self.storage.db) {
+        if let (Some(d), Some(db)) = (&sc.database, &mut self.db) {
             let capacity = d.applier_threads as f64 * d.apply_rate.per_s;
             let committed = db.binlog.committed_rows;
             sample.db_commits = std::mem::take(&mut db.interval_commits);
@@ -1719,11 +1550,192 @@ impl World<'_> {
                 })
                 .collect();
         }
-        self.ctx.rec.storage_samples.push(sample);
+        ctx.rec.storage_samples.push(sample);
         let next = now + sc.sample_interval;
-        if next <= self.ctx.end {
+        if next <= ctx.end {
             s.at(next, Event::Storage(StorageEvent::Sample));
         }
+    }
+}
+
+impl World<'_> {
+    pub(super) fn db_reply(&mut self, op: u32, s: &mut Scheduler<Event>) {
+        let o = self.storage.db_ops.remove(op as usize);
+        self.db_done(o.caller, o.ok, o.stale, s);
+    }
+}
+
+impl Storage {
+    pub(super) fn note_at_risk(&mut self, ctx: &mut Ctx, now: SimTime, component: String) {
+        let sc = ctx.sc;
+        let n = self.moves_at_risk();
+        ctx.rec.at_risk_at_fault(now, n);
+        if now >= SimTime::ZERO + sc.warmup {
+            self.at_risk_at_crash_max = self.at_risk_at_crash_max.max(n);
+            self.at_risk_max = self.at_risk_max.max(n);
+        }
+        if self.cache.is_some() || self.flusher.in_batches > 0 {
+            ctx.rec.event(
+                now,
+                component,
+                Happening::MovesAtRisk,
+                format!("{n} moves at risk (stored in Redis or in flush batches, not yet committed)"),
+            );
+        }
+    }
+
+    /// A cache op failed (Redis down or crashed under it).
+    pub(super) fn cache_op_failed(&mut self, ctx: &mut Ctx, op: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let now = s.now();
+        match self.cache_ops[op as usize] {
+            CacheOp::Write { room, game, .. } => {
+                self.cache_ops.remove(op as usize);
+                self.tally.cache_writes_pending -= 1;
+                self.cache_write_failed(&mut ctx.rec, room, game, now);
+            }
+            CacheOp::Read { .. } => {
+                // The server hears of it one trip later and asks the database.
+                let net = sc.cache.as_ref().map_or(SimDuration::ZERO, |k| k.network);
+                s.after(
+                    ctx.net.delay(Link::Cache, s.now(), net, Packet::Data),
+                    Event::Storage(StorageEvent::CacheReply { op }),
+                );
+            }
+        }
+    }
+
+    pub(super) fn flush_tick(&mut self, ctx: &mut Ctx, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let Some(Flush::Interval { interval }) = sc.cache.as_ref().map(|k| &k.flush) else {
+            return;
+        };
+        let next = s.now() + *interval;
+        if let Some(c) = &mut self.cache
+            && c.station.is_up()
+        {
+            let rooms = c.book.take_all();
+            if !rooms.is_empty() {
+                self.send_batch(ctx, rooms, s);
+            }
+        }
+        if next <= ctx.end {
+            s.at(next, Event::Storage(StorageEvent::FlushTick));
+        }
+    }
+
+    /// Lichess policy: flush a room once `after_last_move` has passed since
+    /// its last move.
+    pub(super) fn flush_room_timer(&mut self, ctx: &mut Ctx, room: u32, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let now = s.now();
+        let Some(Flush::Lichess { after_last_move }) = sc.cache.as_ref().map(|k| &k.flush) else {
+            return;
+        };
+        let after = *after_last_move;
+        let Some(c) = &mut self.cache else { return };
+        let up = c.station.is_up();
+        let rc = c.book.room(room);
+        rc.timer = false;
+        if !up {
+            // Re-armed at the restart.
+            return;
+        }
+        let due = rc.last_move_at + after;
+        if now < due {
+            rc.timer = true;
+            s.at(due, Event::Storage(StorageEvent::FlushRoom { room }));
+        } else {
+            self.flush_room(ctx, room, s);
+        }
+    }
+
+    pub(super) fn flush_room(&mut self, ctx: &mut Ctx, room: u32, s: &mut Scheduler<Event>) {
+        let Some(c) = &mut self.cache else { return };
+        let n = c.book.take_room(room);
+        if n > 0 {
+            self.send_batch(ctx, vec![(room, n)], s);
+        }
+    }
+
+    /// A flush batch goes to the primary as one commit.
+    pub(super) fn send_batch(&mut self, ctx: &mut Ctx, rooms: Vec<(u32, u32)>, s: &mut Scheduler<Event>) {
+        let keys: Vec<u64> = rooms.iter().map(|&(r, _)| room_key(r)).collect();
+        let batch = self.flusher.make(rooms, true);
+        let moves = self.flusher.get(batch).moves;
+        let now = s.now();
+        ctx.rec.count(now, |c| c.flush_batches += 1);
+        self.db_write_op(ctx, keys, moves, moves, true, DbCaller::Flush { batch }, s);
+    }
+
+    pub(super) fn cache_crash(&mut self, ctx: &mut Ctx, fault: u16, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let now = s.now();
+        let Fault::CacheCrash { restart_after, .. } = sc.faults[fault as usize] else {
+            return;
+        };
+        let Some(k) = &sc.cache else { return };
+        let mode = k.appendfsync;
+        if !self.cache.as_ref().is_some_and(|c| c.station.is_up()) {
+            return;
+        }
+        self.note_at_risk(ctx, now, "cache".into());
+        let Some(c) = &mut self.cache else { return };
+        let at_risk = c.book.unflushed + self.flusher.in_batches;
+        let lost = c.book.crash(mode);
+        let ops = c.station.crash(now);
+        let failed = ops.len();
+        for op in ops {
+            self.cache_op_failed(ctx, op, s);
+        }
+        ctx.rec.count(now, |k| k.moves_lost_cache += lost);
+        let persist = match mode {
+            AppendFsync::No => "appendfsync no: every unflushed move",
+            AppendFsync::Everysec => "appendfsync everysec: the moves written since the last fsync",
+        };
+        ctx.rec.event(
+            now,
+            "cache".into(),
+            Happening::Crash,
+            format!("Redis crash: {lost} moves lost ({persist}) of {at_risk} at risk; {failed} queued ops failed"),
+        );
+        if let Some(d) = restart_after {
+            s.after(d, Event::Storage(StorageEvent::CacheRestart));
+        }
+    }
+
+    pub(super) fn cache_restart(&mut self, ctx: &mut Ctx, s: &mut Scheduler<Event>) {
+        let sc = ctx.sc;
+        let now = s.now();
+        let Some(c) = &mut self.cache else { return };
+        if c.station.is_up() {
+            return;
+        }
+        c.station.restart(now);
+        // Lichess: flush timers that lapsed while Redis was down run again.
+        if matches!(sc.cache.as_ref().map(|k| &k.flush), Some(Flush::Lichess { .. })) {
+            let mut rooms = c.book.dirty_rooms().to_vec();
+            rooms.sort_unstable();
+            for room in rooms {
+                let rc = c.book.room(room);
+                if !rc.timer {
+                    rc.timer = true;
+                    s.at(now, Event::Storage(StorageEvent::FlushRoom { room }));
+                }
+            }
+        }
+        ctx.rec.event(
+            now,
+            "cache".into(),
+            Happening::Restarted,
+            "Redis accepting again".into(),
+        );
+    }
+
+    pub(super) fn rehydration_live(&self, client: u32, generation: u32) -> bool {
+        self.rehydrating
+            .get(&client)
+            .is_some_and(|r| r.generation == generation && !r.done)
     }
 }
 
