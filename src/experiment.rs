@@ -266,7 +266,7 @@ fn fault_costs(w: &World, sc: &Scenario, windows: &[FaultWindow], end: SimTime) 
         .map(|f| {
             let st = &w.ctx.rec.window_stats[1 + f.fault];
             let stop = f.end.min(end);
-            let span = stop.0.saturating_sub(f.start.0) as f64 * 1e-9;
+            let span = stop.since(f.start).as_secs_f64_to_ms();
             let peak = w
                 .ctx
                 .rec

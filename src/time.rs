@@ -69,6 +69,11 @@ impl SimDuration {
     pub fn as_millis_f64(self) -> f64 {
         self.0 as f64 / NS_PER_MS as f64
     }
+    /// Seconds, to the millisecond: for reported spans such as a fault
+    /// window, whose end lies 1 ns after the sample that closed it.
+    pub fn as_secs_f64_to_ms(self) -> f64 {
+        (self.0 as f64 / NS_PER_MS as f64).round() / 1e3
+    }
     pub fn as_nanos(self) -> u64 {
         self.0
     }

@@ -307,8 +307,8 @@ impl Windows {
                 b.0.saturating_sub(a.0)
             })
             .sum();
-        let ns = 1e-9;
-        ((total - faults.min(total)) as f64 * ns, faults.min(total) as f64 * ns)
+        let secs = |ns: u64| SimDuration(ns).as_secs_f64_to_ms();
+        (secs(total - faults.min(total)), secs(faults.min(total)))
     }
 }
 
