@@ -755,9 +755,7 @@ impl windows::Restored for RestoredFromRecord<'_> {
                 server, restart_after, ..
             } => restart_after.is_none() || after(Happening::Restarted).any(|e| e.component == format!("app-{server}")),
             // The links are back when the slowdown's window is over.
-            Fault::Slowdown { tier, .. } => {
-                after(Happening::SlowdownOver).any(|e| e.component == format!("{}-network", tier.name()))
-            }
+            Fault::Slowdown { tier, .. } => after(Happening::SlowdownOver).any(|e| e.component == tier.component()),
         }
     }
 }

@@ -57,7 +57,7 @@ pub struct Network {
     slowdowns: Vec<Slowdown>,
     /// Its own random stream: losses draw nothing from the tiers' streams.
     rng: SimRng,
-    /// Retransmissions caused by slowdowns, per link (in `Link::ALL` order).
+    /// Retransmissions caused by slowdowns, per link (by `Link as usize`).
     pub retransmits: [u64; 5],
     /// Hops that crossed a slowed link, per link.
     pub slowed_hops: [u64; 5],
@@ -71,13 +71,6 @@ impl Network {
             retransmits: [0; 5],
             slowed_hops: [0; 5],
         }
-    }
-
-    /// Whether any slowdown exists at all (the hot paths skip everything
-    /// else when not).
-    #[inline]
-    pub fn any(&self) -> bool {
-        !self.slowdowns.is_empty()
     }
 
     /// The slowdown on `link` at `now`, if any (the first listed wins when

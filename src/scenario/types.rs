@@ -777,9 +777,6 @@ pub enum Link {
 }
 
 impl Link {
-    pub const ALL: [Link; 5] = [Link::Clients, Link::Servers, Link::Web, Link::Cache, Link::Database];
-    pub const CHOICES: &str = "clients, servers, web, cache, database";
-
     /// The scenario's name for it.
     pub fn name(self) -> &'static str {
         match self {
@@ -789,6 +786,11 @@ impl Link {
             Link::Cache => "cache",
             Link::Database => "database",
         }
+    }
+
+    /// Its name on the timeline (`clients-network`…).
+    pub fn component(self) -> String {
+        format!("{}-network", self.name())
     }
 }
 

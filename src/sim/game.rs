@@ -478,12 +478,9 @@ impl Game {
             if t > cut {
                 break;
             }
-            let at = if net.any() {
-                t + net.delay(Link::Servers, t, hop, Packet::Data)
-                    + net.delay(Link::Clients, t, SimDuration(mm.half_rtt_ns as u64), Packet::Data)
-            } else {
-                t + hop + SimDuration(mm.half_rtt_ns as u64)
-            };
+            let at = t
+                + net.delay(Link::Servers, t, hop, Packet::Data)
+                + net.delay(Link::Clients, t, SimDuration(mm.half_rtt_ns as u64), Packet::Data);
             let latency = at.since(sent_at).0;
             if room.is_player(mm.client) {
                 // Network both ways, the sender's server, the relay, and

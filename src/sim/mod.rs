@@ -354,7 +354,7 @@ fn slowdown_fault(ctx: &mut Ctx, index: usize, s: &mut Scheduler<Event>) {
         unreachable!("not a slowdown")
     };
     let now = s.now();
-    let component = format!("{}-network", tier.name());
+    let component = tier.component();
     if now == SimTime::ZERO + at {
         ctx.rec
             .event(now, component, Happening::Slowdown, ctx.sc.faults[index].describe());

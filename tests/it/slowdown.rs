@@ -87,7 +87,7 @@ fn syn_loss_puts_the_connect_p99_past_the_initial_rto() {
 
 #[test]
 fn slowdowns_are_validated() {
-    let dir = tempfile_dir();
+    let dir = tempfile::tempdir().unwrap();
     for (bad, want) in [
         (toml("cache", "10ms", 0.0, "10/s"), "needs a [cache] table"),
         (
@@ -104,7 +104,7 @@ fn slowdowns_are_validated() {
             "fault[0].for",
         ),
     ] {
-        let path = dir.join("bad.toml");
+        let path = dir.path().join("bad.toml");
         std::fs::write(&path, bad).unwrap();
         let out = wscap(&["check", path.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -112,10 +112,4 @@ fn slowdowns_are_validated() {
         assert!(err.contains(want), "want {want:?} in:\n{err}");
         assert!(err.contains("bad.toml:"), "names the file and line:\n{err}");
     }
-}
-
-fn tempfile_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("wscap-slowdown-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
