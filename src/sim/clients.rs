@@ -72,6 +72,25 @@ pub enum ClientEvent {
     },
 }
 
+impl ClientEvent {
+    /// The client the event is about (all but `Arrival`).
+    #[inline]
+    pub fn client(&self) -> Option<u32> {
+        match *self {
+            ClientEvent::Arrival { .. } => None,
+            ClientEvent::Attempt { client, .. }
+            | ClientEvent::AtBalancer { client, .. }
+            | ClientEvent::TlsRtt { client, .. }
+            | ClientEvent::ConnectTimeout { client, .. }
+            | ClientEvent::BackendFailed { client, .. }
+            | ClientEvent::RetryBackend { client, .. }
+            | ClientEvent::QueueTimeout { client, .. }
+            | ClientEvent::SessionEnd { client, .. }
+            | ClientEvent::DropNoticed { client, .. } => Some(client),
+        }
+    }
+}
+
 /// The clients tier: every client that arrived, and the populations'
 /// arrival processes.
 pub struct Clients {

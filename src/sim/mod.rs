@@ -250,6 +250,39 @@ impl<'a> World<'a> {
 impl Model for World<'_> {
     type Event = Event;
 
+    /// Brings the next event's room, message, server or client into cache
+    /// while this event is handled: at the headline scale these structs
+    /// are touched again only seconds later and have left the caches.
+    #[inline]
+    fn prefetch(&self, ev: &Event) {
+        match *ev {
+            Event::Game(GameEvent::MoveAtServer { room, .. }) => {
+                if let Some(r) = self.game.rooms.get(room as usize) {
+                    crate::engine::prefetch(r);
+                }
+            }
+            Event::Game(GameEvent::RelayDeliver { msg, server }) => {
+                if let Some(m) = self.game.msgs.get(msg as usize) {
+                    crate::engine::prefetch(m);
+                }
+                if let Some(sv) = self.servers.list.get(server as usize) {
+                    crate::engine::prefetch(sv);
+                }
+            }
+            Event::Servers(servers::ServerEvent::CoreDone { server, .. }) => {
+                if let Some(sv) = self.servers.list.get(server as usize) {
+                    crate::engine::prefetch(sv);
+                }
+            }
+            Event::Clients(e) => {
+                if let Some(c) = e.client().and_then(|c| self.clients.list.get(c as usize)) {
+                    crate::engine::prefetch(c);
+                }
+            }
+            _ => {}
+        }
+    }
+
     #[inline]
     fn handle(&mut self, ev: Event, s: &mut Scheduler<Event>) {
         let now = s.now();
