@@ -91,12 +91,26 @@ impl ClientEvent {
     }
 }
 
-/// The clients tier: every client that arrived, and the populations'
+/// The clients tier: every client in the system, and the populations'
 /// arrival processes.
+///
+/// Memory follows the clients in the system, not the arrivals: the slot
+/// of a client that left or gave up and belongs to no room is handed to
+/// the next arrival (its generation keeps counting, so the old client's
+/// pending events stay stale). Room members keep their slot: their room
+/// still names them.
 pub struct Clients {
+    /// Client slots; a freed slot keeps its last client's final state
+    /// until it is handed out again.
     pub list: Vec<Client>,
+    /// Freed slots, handed out last-freed first.
+    pub(super) free: Vec<u32>,
+    /// Final states of the clients whose slots were handed out again.
+    pub(super) retired: [u64; N_STATES],
+    /// Clients that ever arrived.
+    pub created: u64,
     pub(super) pops: Vec<PopState>,
-    /// Clients per state (`ClientState as usize`).
+    /// Clients per state (`ClientState as usize`), retired ones included.
     pub state_counts: [u64; N_STATES],
     pub(super) rng_arrivals: SimRng,
     pub(super) rng: SimRng,
@@ -120,6 +134,9 @@ impl Clients {
                 })
                 .collect(),
             state_counts: [0; N_STATES],
+            free: Vec::new(),
+            retired: [0; N_STATES],
+            created: 0,
             rng_arrivals: rng::stream(sc.seed, r, streams::ARRIVALS),
             rng: rng::stream(sc.seed, r, streams::CLIENTS),
         }
@@ -254,7 +271,8 @@ pub(super) struct PopState {
     zipf: Option<Zipf<f64>>,
 }
 
-/// Most clients a replication may create (a bound on the arena).
+/// Most client slots a replication may hold at once (a bound on the arena;
+/// slots of clients that left are reused).
 pub const MAX_CLIENTS: usize = 100_000_000;
 
 impl World<'_> {
@@ -307,9 +325,15 @@ impl World<'_> {
         self.clients.state_counts[st as usize] += 1;
         cl.state = st;
         cl.generation = cl.generation.wrapping_add(1);
-        if matches!(st, ClientState::Left | ClientState::GaveUp) && cl.room_idx != NONE {
-            let now = self.ctx.now;
-            super::seams::client_gone(&self.clients, &mut self.game, &mut self.ctx, c, now);
+        if matches!(st, ClientState::Left | ClientState::GaveUp) {
+            if cl.room_idx != NONE {
+                let now = self.ctx.now;
+                super::seams::client_gone(&self.clients, &mut self.game, &mut self.ctx, c, now);
+            } else {
+                // Handed out at a later arrival, after this event is done
+                // with it.
+                self.clients.free.push(c);
+            }
         }
     }
 
@@ -321,7 +345,7 @@ impl World<'_> {
     pub(super) fn arrive(&mut self, pop: usize, s: &mut Scheduler<Event>) {
         let now = s.now();
         let p = &self.ctx.sc.populations[pop];
-        if self.clients.list.len() >= MAX_CLIENTS {
+        if self.clients.free.is_empty() && self.clients.list.len() >= MAX_CLIENTS {
             return;
         }
         if p.role == Role::Web {
@@ -340,12 +364,13 @@ impl World<'_> {
             }
             return;
         }
-        let id = self.clients.list.len() as u32;
+        let arrival = self.clients.created;
+        self.clients.created += 1;
         let rtt = p.rtt.sample(&mut self.clients.rng);
         let session = p.session.sample(&mut self.clients.rng);
         let source = match p.source_ips {
             Some(n) => ((pop as u64) << 32) | self.clients.rng.random_range(0..n) as u64,
-            None => (1u64 << 48) | id as u64,
+            None => (1u64 << 48) | arrival,
         };
         let ps = &mut self.clients.pops[pop];
         let room = match p.role {
@@ -371,13 +396,21 @@ impl World<'_> {
             }
         };
         ps.generated += 1;
+        let (id, generation) = match self.clients.free.pop() {
+            Some(id) => {
+                let old = &self.clients.list[id as usize];
+                self.clients.retired[old.state as usize] += 1;
+                (id, old.generation.wrapping_add(1))
+            }
+            None => (self.clients.list.len() as u32, 0),
+        };
         let room_idx = if self.ctx.sc.game.is_some() {
             self.game.room_for(self.ctx.sc, id, room, p.role)
         } else {
             NONE
         };
-        self.clients.list.push(Client {
-            generation: 0,
+        let client = Client {
+            generation,
             state: ClientState::Connecting,
             pop: pop as u16,
             holds_slot: false,
@@ -407,9 +440,14 @@ impl World<'_> {
             tls_node: NO_NODE,
             syn_tries: 0,
             tls_resumed: false,
-        });
+        };
+        if id as usize == self.clients.list.len() {
+            self.clients.list.push(client);
+        } else {
+            self.clients.list[id as usize] = client;
+        }
         let vip = self.cluster.pick_vip();
-        self.clients.list.last_mut().expect("just pushed").vip = vip;
+        self.clients.list[id as usize].vip = vip;
         self.clients.state_counts[ClientState::Connecting as usize] += 1;
         self.ctx.rec.count(now, |c| c.clients_arrived += 1);
         self.start_attempt(id, s);
@@ -607,7 +645,7 @@ impl Tier for Clients {
     /// Every client that arrived is in exactly one state, as counted.
     fn check(&self, ctx: &Ctx) -> Vec<String> {
         let mut bad = Vec::new();
-        let mut states = [0u64; N_STATES];
+        let mut states = self.retired;
         for cl in &self.list {
             states[cl.state as usize] += 1;
         }

@@ -35,8 +35,11 @@ pub enum GameEvent {
     /// A room's players start a game (after matching or a rematch pause).
     GameStart { room: u32, game: u32 },
     /// The move of the player to move reaches its server (sent after the
-    /// think time, half an RTT and a backend hop earlier).
-    MoveAtServer { room: u32, token: u32 },
+    /// think time, half an RTT and a backend hop earlier). `mover` is the
+    /// player it was scheduled for (so that the engine can prefetch it);
+    /// `token` the low bits of the room's token then: a room reschedules
+    /// far fewer than 2^16 times while one move is in flight.
+    MoveAtServer { room: u32, mover: u32, token: u16 },
     /// A Kafka producer batch's linger expired.
     BatchClose { batch: u32 },
     /// A relayed copy of a message reaches a subscribing server.
@@ -224,7 +227,8 @@ impl Game {
             sent + half + hop,
             Event::Game(GameEvent::MoveAtServer {
                 room: r,
-                token: room.token,
+                mover: p,
+                token: room.token as u16,
             }),
         );
     }
@@ -248,11 +252,11 @@ impl Game {
         ctx: &mut Ctx,
         clients: &Clients,
         r: u32,
-        token: u32,
+        token: u16,
         now: SimTime,
     ) -> Option<(u32, u32)> {
         let room = &mut self.rooms[r as usize];
-        if room.token != token || !room.active {
+        if room.token as u16 != token || !room.active {
             return None;
         }
         let p = room.to_move()?;

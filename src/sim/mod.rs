@@ -256,9 +256,12 @@ impl Model for World<'_> {
     #[inline]
     fn prefetch(&self, ev: &Event) {
         match *ev {
-            Event::Game(GameEvent::MoveAtServer { room, .. }) => {
+            Event::Game(GameEvent::MoveAtServer { room, mover, .. }) => {
                 if let Some(r) = self.game.rooms.get(room as usize) {
                     crate::engine::prefetch(r);
+                }
+                if let Some(c) = self.clients.list.get(mover as usize) {
+                    crate::engine::prefetch(c);
                 }
             }
             Event::Game(GameEvent::RelayDeliver { msg, server }) => {
@@ -295,7 +298,7 @@ impl Model for World<'_> {
                 GameEvent::GameStart { room, game } => {
                     self.game.game_start(&mut self.ctx, &self.clients, room, game, s)
                 }
-                GameEvent::MoveAtServer { room, token } => seams::move_at_server(
+                GameEvent::MoveAtServer { room, token, .. } => seams::move_at_server(
                     &mut self.game,
                     &mut self.servers,
                     &self.clients,

@@ -300,7 +300,7 @@ pub fn move_at_server(
     clients: &Clients,
     ctx: &mut Ctx,
     room: u32,
-    token: u32,
+    token: u16,
     s: &mut Scheduler<Event>,
 ) {
     if let Some((srv, msg)) = game.move_at_server(ctx, clients, room, token, s.now()) {
