@@ -544,6 +544,12 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
     if let Some(m) = b.maxconn {
         c.positive("balancer.maxconn", m as u64, "maxconn");
     }
+    if !b.queue && b.maxqueue.is_some() {
+        c.fail(
+            "balancer.maxqueue",
+            "`queue = false` (refuse at once, no queue) leaves no queue to bound: remove `maxqueue`",
+        );
+    }
     if let Strategy::RandomD(d) = b.strategy
         && d > s.count
     {

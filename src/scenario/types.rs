@@ -241,8 +241,11 @@ pub enum Strategy {
     Source,
     /// Hash of the room id (HAProxy `uri` on a per-room URL).
     Room,
+    /// HAProxy's `random`: the same as `random(2)` (two draws, the less
+    /// loaded wins), HAProxy's default number of draws.
     Random,
-    /// Power of d choices: the least loaded of d random servers.
+    /// Power of d choices: the least loaded of d random servers;
+    /// `random(1)` is a single weighted random draw.
     RandomD(u32),
 }
 
@@ -329,11 +332,15 @@ pub struct Balancer {
     #[serde(default)]
     pub maxconn: Option<u32>,
     /// Bound on each server's queue (and on the backend queue, per server).
-    /// Absent: unbounded but for `timeout_queue` (HAProxy's default).
-    /// `0`: no queue, a full server refuses at once. (HAProxy's own
-    /// `maxqueue 0` means unlimited; wscap spells that by leaving it out.)
+    /// Absent or `0`: unbounded but for `timeout_queue`, as HAProxy's
+    /// `maxqueue 0` (its default).
     #[serde(default)]
     pub maxqueue: Option<u32>,
+    /// `false`: no queue at all, a request finding every eligible server
+    /// at `maxconn` is refused at once (a loss system; HAProxy has no such
+    /// setting). Before issue 13 this was spelt `maxqueue = 0`.
+    #[serde(default = "d_true")]
+    pub queue: bool,
     /// How long a request may wait in a queue before a 503.
     #[serde(default = "d_timeout_connect")]
     pub timeout_queue: SimDuration,

@@ -149,7 +149,7 @@ max_connections = 100
 
 [balancer]
 strategy = "leastconn"
-maxqueue = 0
+queue = false
 
 [[population]]
 name = "players"

@@ -29,7 +29,7 @@ backend_latency = "1us"
 
 [balancer]
 strategy = "leastconn"
-maxqueue = 0
+queue = false
 
 [[population]]
 name = "clients"
