@@ -65,6 +65,28 @@ enum Command {
     /// and rank what each failure costs: the single points of failure.
     #[command(after_help = EXIT_STATUS)]
     Spof(SpofArgs),
+    /// Turn an haproxy.cfg (and its docker-compose.yml) into a commented scenario: the backend's
+    /// servers and knobs, each with the line it came from, and a traffic template to fill in.
+    /// Directives wscap does not model are listed in the output and printed as warnings.
+    #[command(after_help = EXIT_STATUS)]
+    Import(ImportArgs),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The HAProxy configuration.
+    cfg: PathBuf,
+    /// A docker-compose file: server addresses naming its services are resolved, and
+    /// `deploy.replicas` / `scale` expand them.
+    #[arg(long)]
+    compose: Option<PathBuf>,
+    /// The backend (or listen section) to import [default: the only one with servers, else the
+    /// first one a frontend routes to].
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// Write the scenario here [default: standard output].
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 /// Options shared by run, compare, sweep and plan.
@@ -183,6 +205,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => sweep(args).map(|()| Status::Ok),
         Command::Plan(args) => plan(args),
         Command::Spof(args) => spof(args),
+        Command::Import(args) => import(args).map(|()| Status::Ok),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
@@ -191,15 +214,35 @@ fn main() -> ExitCode {
             // A bad scenario or argument is the user's to fix: exit 2, like
             // a usage error; anything else is a failure of the run.
             let usage = e.downcast_ref::<StudyError>().is_some_and(StudyError::is_usage);
-            let code = if usage || e.downcast_ref::<ScenarioError>().is_some() {
-                2
-            } else {
-                1
-            };
+            let input = e.downcast_ref::<ScenarioError>().is_some()
+                || e.downcast_ref::<wscap::import::ImportError>()
+                    .is_some_and(|e| !matches!(e, wscap::import::ImportError::Invalid(_)));
+            let code = if usage || input { 2 } else { 1 };
             eprintln!("error: {e:#}");
             ExitCode::from(code)
         }
     }
+}
+
+fn import(args: ImportArgs) -> Result<()> {
+    let im = wscap::import::import(&args.cfg, args.compose.as_deref(), args.backend.as_deref())?;
+    for n in &im.notes {
+        eprintln!("warning: {n}");
+    }
+    match &args.output {
+        Some(p) => {
+            std::fs::write(p, &im.toml).with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!(
+                "wrote {} (backend `{}`, {} warnings); fill in its TRAFFIC TEMPLATE, then: wscap run {}",
+                p.display(),
+                im.backend,
+                im.notes.len(),
+                p.display()
+            );
+        }
+        None => print!("{}", im.toml),
+    }
+    Ok(())
 }
 
 fn check(files: &[PathBuf]) -> Result<()> {
