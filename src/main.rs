@@ -51,6 +51,9 @@ enum Command {
         /// Scenario files (TOML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Skip (and count) malformed lines of replayed HAProxy logs.
+        #[arg(long)]
+        lenient: bool,
     },
     /// Run one scenario under several balancing strategies (same seeds) and compare them.
     #[command(after_help = EXIT_STATUS)]
@@ -114,6 +117,10 @@ struct StudyArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Skip (and count) malformed lines of replayed HAProxy logs instead of failing on the first
+    /// (`lenient = true` on every `haproxy-log` arrival).
+    #[arg(long)]
+    lenient: bool,
 }
 
 /// The syntax of `--slo`, shared by run, compare and plan.
@@ -200,7 +207,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::Check { files } => check(&files).map(|()| Status::Ok),
+        Command::Check { files, lenient } => check(&files, lenient).map(|()| Status::Ok),
         Command::Compare(args) => compare(args),
         Command::Sweep(args) => sweep(args).map(|()| Status::Ok),
         Command::Plan(args) => plan(args),
@@ -245,10 +252,69 @@ fn import(args: ImportArgs) -> Result<()> {
     Ok(())
 }
 
-fn check(files: &[PathBuf]) -> Result<()> {
+/// Reads a scenario file for a study; with `lenient`, every `haproxy-log`
+/// arrival skips malformed lines.
+fn read_base(file: &Path, lenient: bool) -> Result<Base> {
+    let base = if lenient {
+        let src = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        Base::from_text(file, &lenient_logs(&src))?
+    } else {
+        Base::load(file)?
+    };
+    note_skipped(&base.scenario);
+    Ok(base)
+}
+
+/// The scenario text with `lenient = true` on every `haproxy-log` arrival
+/// (unchanged if it is not valid TOML: the loader will say why).
+fn lenient_logs(src: &str) -> String {
+    let Ok(mut doc) = src.parse::<toml_edit::DocumentMut>() else {
+        return src.to_string();
+    };
+    if let Some(pops) = doc.get_mut("population").and_then(|p| p.as_array_of_tables_mut()) {
+        for p in pops.iter_mut() {
+            let Some(arrival) = p.get_mut("arrival") else { continue };
+            let is_log = arrival.get("process").and_then(|v| v.as_str()) == Some("haproxy-log");
+            if !is_log {
+                continue;
+            }
+            if let Some(t) = arrival.as_inline_table_mut() {
+                t.insert("lenient", true.into());
+            } else if let Some(t) = arrival.as_table_mut() {
+                t.insert("lenient", toml_edit::value(true));
+            }
+        }
+    }
+    doc.to_string()
+}
+
+/// Says how many malformed log lines each replay skipped.
+fn note_skipped(sc: &Scenario) {
+    for p in &sc.populations {
+        if let scenario::Arrival::HaproxyLog { file, replay, .. } = &p.arrival
+            && replay.skipped > 0
+        {
+            eprintln!(
+                "warning: population `{}`: {} of {} lines of {} skipped as malformed (the first: line {})",
+                p.name,
+                replay.skipped,
+                replay.lines,
+                file.display(),
+                replay.first_skipped.unwrap_or(0)
+            );
+        }
+    }
+}
+
+fn check(files: &[PathBuf], lenient: bool) -> Result<()> {
     let mut first_err = None;
     for f in files {
-        match scenario::load(f) {
+        let loaded = if lenient {
+            read_base(f, true).map(|b| b.scenario)
+        } else {
+            scenario::load(f).map_err(anyhow::Error::from).inspect(note_skipped)
+        };
+        match loaded {
             Ok(sc) => println!(
                 "{}: ok ({} servers, {} populations, {} faults)",
                 f.display(),
@@ -257,13 +323,13 @@ fn check(files: &[PathBuf]) -> Result<()> {
                 sc.faults.len()
             ),
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("{e:#}");
                 first_err.get_or_insert(e);
             }
         }
     }
     match first_err {
-        Some(e) => Err(anyhow::Error::new(e).context("invalid scenario")),
+        Some(e) => Err(e.context("invalid scenario")),
         None => Ok(()),
     }
 }
@@ -315,11 +381,13 @@ fn seed_and_reps(sc: &mut Scenario, seed: Option<u64>, replications: Option<u32>
 
 fn load_with_overrides(args: &StudyArgs) -> Result<Scenario> {
     check_replications(args.replications)?;
-    let mut sc = if args.set.is_empty() {
-        scenario::load(&args.file)?
+    let mut sc = if args.set.is_empty() && !args.lenient {
+        let sc = scenario::load(&args.file)?;
+        note_skipped(&sc);
+        sc
     } else {
         let sets = settings(&args.set, false)?;
-        Base::load(&args.file)?.build(&fixed(&sets))?
+        read_base(&args.file, args.lenient)?.build(&fixed(&sets))?
     };
     seed_and_reps(&mut sc, args.seed, args.replications);
     Ok(sc)
@@ -541,7 +609,7 @@ fn study_out(args: &StudyArgs, name: &str, command: &str) -> PathBuf {
 fn compare(args: CompareArgs) -> Result<Status> {
     let c = &args.common;
     check_replications(c.replications)?;
-    let base = Base::load(&c.file)?;
+    let base = read_base(&c.file, c.lenient)?;
     let sets = settings(&c.set, false)?;
     let names = study::compare::parse_strategies(&args.strategies)?;
     let mut points = study::compare::points(&base, &fixed(&sets), &names)?;
@@ -658,7 +726,7 @@ fn spof(args: SpofArgs) -> Result<Status> {
 
 fn sweep(args: StudyArgs) -> Result<()> {
     check_replications(args.replications)?;
-    let base = Base::load(&args.file)?;
+    let base = read_base(&args.file, args.lenient)?;
     let sets = settings(&args.set, true)?;
     anyhow::ensure!(
         !sets.is_empty(),
@@ -704,7 +772,7 @@ fn sweep(args: StudyArgs) -> Result<()> {
 fn plan(args: PlanArgs) -> Result<Status> {
     let c = &args.common;
     check_replications(c.replications)?;
-    let base = Base::load(&c.file)?;
+    let base = read_base(&c.file, c.lenient)?;
     let sets = settings(&c.set, false)?;
     let fixed = fixed(&sets);
     // The scenario as it will run (fixed overrides): its seed, replications and name.

@@ -5,6 +5,7 @@
 //! hands on is checked: a [`Scenario`] that loads is one the engine can run.
 //! Errors name the file, line, column and field, with the valid choices.
 
+pub mod haproxy_log;
 mod storage;
 mod types;
 mod web;
@@ -346,6 +347,33 @@ fn locate(doc: &toml_edit::Document<&str>, field: &str) -> Option<usize> {
 fn load_files(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
     let mut problems = load_empirical(sc, base);
     for (i, p) in sc.populations.iter_mut().enumerate() {
+        if let Arrival::HaproxyLog {
+            file,
+            time_scale,
+            start,
+            sessions,
+            sources,
+            lenient,
+            replay,
+        } = &mut p.arrival
+        {
+            let opts = haproxy_log::ReadOptions {
+                time_scale: *time_scale,
+                start: *start,
+                sessions: *sessions,
+                sources: *sources,
+                lenient: *lenient,
+            };
+            match haproxy_log::read(&base.join(&*file), opts) {
+                Ok(r) => *replay = Arc::new(r),
+                Err(message) => problems.push(Problem {
+                    line: None,
+                    column: None,
+                    field: format!("population[{i}].arrival.file"),
+                    message,
+                }),
+            }
+        }
         if let Arrival::Trace {
             file,
             column,
@@ -676,6 +704,17 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                 c.positive(&f("arrival.target"), *target, "target");
                 if *target > 50_000_000 {
                     c.fail(f("arrival.target"), "at most 50 000 000 clients per population");
+                }
+            }
+            Arrival::HaproxyLog { time_scale, .. } => {
+                if !(time_scale.is_finite() && *time_scale > 0.0) {
+                    c.fail(f("arrival.time_scale"), "must be a number above 0");
+                }
+                if p.role == Role::Web {
+                    c.fail(
+                        f("arrival.process"),
+                        "haproxy-log replays WebSocket connections: use it on player or spectator populations",
+                    );
                 }
             }
             Arrival::Trace { unit, .. } => {

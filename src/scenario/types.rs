@@ -708,6 +708,37 @@ pub enum Arrival {
         #[serde(skip)]
         times: std::sync::Arc<Vec<SimDuration>>,
     },
+    /// Connections replayed from an HAProxy log (`option tcplog` or
+    /// `option httplog`, with or without a syslog prefix): one client per
+    /// line, arriving at its accept date (the first at `start`), streamed.
+    #[serde(rename = "haproxy-log")]
+    HaproxyLog {
+        file: std::path::PathBuf,
+        /// Multiplies the gaps between accept dates (0.5: twice as fast).
+        #[serde(default = "d_time_scale")]
+        time_scale: f64,
+        /// When the log's first connection arrives.
+        #[serde(default)]
+        start: SimDuration,
+        /// Each client's session lasts its line's total time (`Tt`, `Ta` in
+        /// HTTP logs: a WebSocket tunnel's lifetime) instead of `session`.
+        #[serde(default)]
+        sessions: bool,
+        /// Each client's source address (for `source` hashing) is its
+        /// line's client address.
+        #[serde(default)]
+        sources: bool,
+        /// Skip malformed lines (counted) instead of failing on the first.
+        #[serde(default)]
+        lenient: bool,
+        /// Filled in by the loader.
+        #[serde(skip)]
+        replay: std::sync::Arc<super::haproxy_log::LogReplay>,
+    },
+}
+
+fn d_time_scale() -> f64 {
+    1.0
 }
 
 fn d_trace_unit() -> String {

@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod game;
 mod import;
+mod replay;
 mod report;
 mod slowdown;
 mod spof;
