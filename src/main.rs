@@ -73,6 +73,15 @@ enum Command {
     /// Directives wscap does not model are listed in the output and printed as warnings.
     #[command(after_help = EXIT_STATUS)]
     Import(ImportArgs),
+    /// Print the JSON Schema of scenario files (for editors: Taplo, Even Better TOML).
+    Schema,
+    /// Print a shell completion script: `wscap completions bash > /etc/bash_completion.d/wscap`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `wscap man > wscap.1; man ./wscap.1`.
+    Man,
 }
 
 #[derive(Args)]
@@ -213,6 +222,13 @@ fn main() -> ExitCode {
         Command::Plan(args) => plan(args),
         Command::Spof(args) => spof(args),
         Command::Import(args) => import(args).map(|()| Status::Ok),
+        Command::Schema => schema().map(|()| Status::Ok),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "wscap", &mut std::io::stdout());
+            Ok(Status::Ok)
+        }
+        Command::Man => man().map(|()| Status::Ok),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
@@ -229,6 +245,21 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+fn schema() -> Result<()> {
+    let text = serde_json::to_string_pretty(&scenario::json_schema())?;
+    println!("{text}");
+    Ok(())
+}
+
+fn man() -> Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut out)?;
+    use std::io::Write as _;
+    std::io::stdout().write_all(&out)?;
+    Ok(())
 }
 
 fn import(args: ImportArgs) -> Result<()> {

@@ -121,6 +121,15 @@ fn render(file: &Path, problems: &[Problem]) -> String {
     s
 }
 
+/// The JSON Schema of the scenario format, derived from the types (so it
+/// follows every key, default and unknown-key rule the loader applies; value
+/// checks beyond types, such as `warmup < duration`, are the loader's).
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Scenario);
+    schema.insert("title".into(), "wscap scenario".into());
+    serde_json::to_value(&schema).expect("a schema is JSON")
+}
+
 /// Reads and validates a scenario file. Relative paths inside it (empirical
 /// CSVs) are resolved against the file's folder.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {

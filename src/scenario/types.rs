@@ -10,7 +10,7 @@ use crate::time::SimDuration;
 use crate::units::Rate;
 
 /// A whole scenario file.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Names the output folder; defaults to the file name without extension.
@@ -77,7 +77,7 @@ impl Scenario {
 }
 
 /// How players play.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Game {
     /// Time a player thinks after receiving the opponent's move.
@@ -94,7 +94,7 @@ fn d_rematch() -> SimDuration {
 }
 
 /// The relay between socket servers.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Relay {
     /// Kafka: producer batching (`linger`), a partition (room hash) with a
@@ -175,7 +175,7 @@ fn d_max_events() -> u64 {
 }
 
 /// The socket servers (all alike).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Servers {
     pub count: u32,
@@ -291,6 +291,23 @@ impl std::fmt::Display for Strategy {
     }
 }
 
+/// JSON Schema: one of the strategy names, or `random(d)`.
+impl schemars::JsonSchema for Strategy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Strategy".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "HAProxy balance algorithm: roundrobin, static-rr, leastconn, first, source, room, uri, random (= random(2)), random(d).",
+            "type": "string",
+            "anyOf": [
+                { "enum": ["roundrobin", "static-rr", "leastconn", "first", "source", "room", "uri", "random"] },
+                { "pattern": "^\\s*random\\(\\s*[0-9]+\\s*\\)\\s*$" }
+            ]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Strategy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -305,7 +322,7 @@ impl Serialize for Strategy {
 }
 
 /// How a hash strategy maps keys to servers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HashType {
     /// `hash % total weight` over the usable servers: remaps most keys when
@@ -318,7 +335,7 @@ pub enum HashType {
 
 /// The balancer cluster: HAProxy settings shared by every node, and the
 /// cluster's shape (nodes, VIP failover, TLS, backend updater).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Balancer {
     pub strategy: Strategy,
@@ -395,7 +412,7 @@ fn d_update_interval() -> SimDuration {
 }
 
 /// How clients are spread over balancer nodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClusterMode {
     /// One virtual IP held by node 0; the others stand by.
@@ -406,7 +423,7 @@ pub enum ClusterMode {
 }
 
 /// Virtual-IP failover.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Failover {
     /// keepalived (VRRPv2): a backup takes the VIP after
@@ -467,7 +484,7 @@ fn d_token() -> SimDuration {
 }
 
 /// Key type of the certificate, which sets the cost of a full handshake.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TlsKey {
     /// ≈ 2 500 full handshakes/s per core (`openssl speed rsa2048` signs).
@@ -487,7 +504,7 @@ impl TlsKey {
 }
 
 /// TLS termination on the balancer nodes.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     pub key: TlsKey,
@@ -531,7 +548,7 @@ fn d_retries() -> u32 {
 }
 
 /// HAProxy `check` parameters.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     #[serde(default = "d_true")]
@@ -593,7 +610,7 @@ fn d_rise() -> u32 {
 }
 
 /// What a population's clients do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Player,
@@ -602,7 +619,7 @@ pub enum Role {
 }
 
 /// One group of clients with a common behaviour.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Population {
     pub name: String,
@@ -656,7 +673,7 @@ fn d_heartbeat() -> SimDuration {
 }
 
 /// How spectators pick a room.
-#[derive(Clone, Debug, Deserialize, Serialize, Default, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, Default, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "pick", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Watch {
     /// Everyone watches room 0.
@@ -667,7 +684,7 @@ pub enum Watch {
 }
 
 /// Arrival processes.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "process", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Arrival {
     /// Poisson arrivals at `rate` from `start` until `stop` (default: the
@@ -746,7 +763,7 @@ fn d_trace_unit() -> String {
 }
 
 /// Jitter of exponential backoff (AWS "Exponential Backoff and Jitter").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Jitter {
     #[default]
@@ -757,7 +774,7 @@ pub enum Jitter {
 }
 
 /// What a client does after a refusal or a dropped connection.
-#[derive(Clone, Debug, Deserialize, Serialize, Default)]
+#[derive(Clone, Debug, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(tag = "policy", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Reconnect {
     /// Give up at once.
@@ -783,7 +800,7 @@ fn d_attempts() -> u32 {
 }
 
 /// How a crashed server dies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CrashMode {
     /// The process dies, the kernel answers with RST: clients and checks
@@ -796,7 +813,7 @@ pub enum CrashMode {
 }
 
 /// The links a network slowdown can hit: one group per tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Link {
     /// Clients' own network: every half round trip of a player, spectator
@@ -833,7 +850,7 @@ impl Link {
 }
 
 /// A timed fault.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Fault {
     /// A socket server crashes at `at` and, if `restart_after` is given,

@@ -7,6 +7,7 @@ mod game;
 mod import;
 mod replay;
 mod report;
+mod schema;
 mod slowdown;
 mod spof;
 mod storage;
