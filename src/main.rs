@@ -107,7 +107,7 @@ struct StudyArgs {
     /// Scenario file (TOML).
     file: PathBuf,
     /// Override a scenario key: `key=value`, `key=v1,v2`, `key=10..20` or `key=10..20:2`
-    /// (dotted paths, e.g. servers.count, balancer.strategy, population.0.arrival.rate, duration).
+    /// (dotted paths, e.g. servers.count, balancer.balance, population.0.arrival.rate, duration).
     /// Several values are allowed in sweep only.
     #[arg(long = "set", value_name = "KEY=VALUES")]
     set: Vec<String>,

@@ -994,12 +994,12 @@ impl Importer {
         };
         match &bsrc {
             Some(s) => {
-                let _ = writeln!(w, "strategy = {}  {}", toml_str(&strategy), from_line(s));
+                let _ = writeln!(w, "balance = {}  {}", toml_str(&strategy), from_line(s));
             }
             None => {
                 let _ = writeln!(
                     w,
-                    "strategy = \"roundrobin\"  # no `balance` line: HAProxy's default is roundrobin"
+                    "balance = \"roundrobin\"  # no `balance` line: HAProxy's default is roundrobin"
                 );
             }
         }
@@ -1089,7 +1089,7 @@ impl Importer {
         if let Some((v, s)) = &nbthread
             && *v > 0
         {
-            let _ = writeln!(w, "cores = {v}  {}", from_line(s));
+            let _ = writeln!(w, "nbthread = {v}  {}", from_line(s));
         }
         let _ = writeln!(w);
         let _ = writeln!(w, "[balancer.health_check]");

@@ -152,6 +152,10 @@ pub fn parse(src: &str, file: &Path, default_name: &str, base_dir: &Path) -> Res
         file: file.to_path_buf(),
         problems,
     };
+    let renamed = renamed_keys(src);
+    if !renamed.is_empty() {
+        return Err(invalid(renamed));
+    }
     let mut sc: Scenario = toml::from_str(src).map_err(|e| invalid(vec![de_problem(src, &e)]))?;
     if sc.name.is_empty() {
         sc.name = default_name.to_string();
@@ -174,6 +178,43 @@ pub fn parse(src: &str, file: &Path, default_name: &str, base_dir: &Path) -> Res
         }
     }
     Err(invalid(problems))
+}
+
+/// Keys renamed to HAProxy's words (issue 13): the old dotted path and the
+/// new key. An old key is an error naming the new one.
+pub const RENAMED: &[(&str, &str)] = &[("balancer.strategy", "balance"), ("balancer.cores", "nbthread")];
+
+/// Old key names in `src`, each a located problem naming its new name.
+fn renamed_keys(src: &str) -> Vec<Problem> {
+    let Ok(doc) = toml_edit::Document::parse(src) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for (old, new) in RENAMED {
+        let (table, key) = old.rsplit_once('.').expect("a dotted path");
+        let found = doc
+            .get(table)
+            .and_then(|t| t.as_table_like())
+            .is_some_and(|t| t.contains_key(key));
+        if found {
+            let (line, column) = match locate(&doc, old) {
+                Some(off) => {
+                    let (l, c) = line_col(src, off);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            out.push(Problem {
+                line,
+                column,
+                field: old.to_string(),
+                message: format!(
+                    "`{key}` is now `{new}`, HAProxy's word for it: write `{new} = …` in `[{table}]` (see the README's HAProxy mapping)"
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// Turns a TOML/serde error into a located problem, guessing the field from
@@ -591,7 +632,7 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
         && d > s.count
     {
         c.fail(
-            "balancer.strategy",
+            "balancer.balance",
             format!("random({d}) draws more servers than the {} there are", s.count),
         );
     }
@@ -619,7 +660,7 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
     if b.nodes > 64 {
         c.fail("balancer.nodes", "at most 64 balancer nodes");
     }
-    c.positive("balancer.cores", b.cores as u64, "cores");
+    c.positive("balancer.nbthread", b.cores as u64, "nbthread");
     if let Some(m) = b.node_maxconn {
         c.positive("balancer.node_maxconn", m as u64, "node_maxconn");
     }

@@ -338,6 +338,8 @@ pub enum HashType {
 #[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Balancer {
+    /// HAProxy's `balance`: the algorithm choosing a server.
+    #[serde(rename = "balance")]
     pub strategy: Strategy,
     #[serde(default)]
     pub hash_type: HashType,
@@ -389,8 +391,9 @@ pub struct Balancer {
     /// Absent: no limit.
     #[serde(default)]
     pub node_maxconn: Option<u32>,
-    /// Cores per node (`nbthread`); they run TLS handshakes.
-    #[serde(default = "d_cores")]
+    /// Threads per node (HAProxy's `nbthread`), each on its own core;
+    /// they run TLS handshakes.
+    #[serde(rename = "nbthread", default = "d_cores")]
     pub cores: u32,
     /// How a failed node's virtual IP moves to a surviving node.
     #[serde(default)]

@@ -112,7 +112,7 @@ connect_cost = {{ dist = "exponential", mean = "1ms" }}
 backend_latency = "1us"
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 
 [balancer.health_check]
 enabled = false
@@ -427,7 +427,7 @@ send_cost = "10us"
 sync_cost_per_move = "5us"
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 maxconn = 250
 maxqueue = 20
 timeout_queue = "2s"
@@ -647,7 +647,7 @@ duration = "5s"
 replications = 1
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 
 [[population]]
 name = "players"
@@ -766,7 +766,7 @@ duration = "12s"
 replications = 1
 
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 
 [[population]]
 name = "players"
@@ -918,7 +918,7 @@ backend_latency = "100us"
 sync_cost_per_move = "2us"
 
 [balancer]
-strategy = "first"
+balance = "first"
 maxconn = 101
 retries = 1
 redispatch = true
@@ -1058,7 +1058,7 @@ receive_cost = "1s"
 send_cost = "1us"
 
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 retries = 0
 
 [[population]]
@@ -1131,7 +1131,7 @@ publish_cost = "20us"
 consume_cost = "20us"
 
 [balancer]
-strategy = "first"
+balance = "first"
 maxconn = 1000
 
 [balancer.health_check]
@@ -1249,7 +1249,7 @@ connect_cost = "50us"
 backend_latency = "50us"
 
 [balancer]
-strategy = "first"
+balance = "first"
 maxconn = 2
 
 [balancer.health_check]

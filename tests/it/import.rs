@@ -135,7 +135,7 @@ fn every_directive_of_the_full_fixture() {
         &im,
         "full.cfg",
         &[
-            "strategy",
+            "balance",
             "hash_type",
             "maxconn",
             "maxqueue",
@@ -145,7 +145,7 @@ fn every_directive_of_the_full_fixture() {
             "redispatch",
             "slowstart",
             "node_maxconn",
-            "cores",
+            "nbthread",
             "inter",
             "fastinter",
             "downinter",

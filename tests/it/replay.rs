@@ -26,7 +26,7 @@ count = 3
 max_connections = 100
 
 [balancer]
-strategy = "source"
+balance = "source"
 
 [[population]]
 name = "replayed"

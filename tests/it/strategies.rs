@@ -59,7 +59,7 @@ fn run_one(sc: &Scenario) -> Replication {
 #[test]
 fn roundrobin_spreads_exactly_evenly() {
     for strategy in ["roundrobin", "static-rr"] {
-        let sc = no_departures(6, 600, &format!("strategy = \"{strategy}\""), "");
+        let sc = no_departures(6, 600, &format!("balance = \"{strategy}\""), "");
         let r = run_one(&sc);
         eprintln!("{strategy}, 600 clients on 6 servers: {:?}", r.final_conns);
         assert_eq!(r.final_conns, vec![100; 6], "{strategy}");
@@ -71,7 +71,7 @@ fn roundrobin_spreads_exactly_evenly() {
 #[test]
 fn weighted_roundrobin_is_exactly_proportional() {
     for strategy in ["roundrobin", "static-rr"] {
-        let sc = no_departures(3, 600, &format!("strategy = \"{strategy}\"\nweights = [1, 2, 3]"), "");
+        let sc = no_departures(3, 600, &format!("balance = \"{strategy}\"\nweights = [1, 2, 3]"), "");
         let r = run_one(&sc);
         eprintln!("{strategy}, weights 1:2:3, 600 clients: {:?}", r.final_conns);
         assert_eq!(r.final_conns, vec![100, 200, 300], "{strategy}");
@@ -86,7 +86,7 @@ fn weighted_roundrobin_is_exactly_proportional() {
 /// counts never differ by more than one.
 #[test]
 fn leastconn_stays_balanced() {
-    let sc = no_departures(7, 503, "strategy = \"leastconn\"", "");
+    let sc = no_departures(7, 503, "balance = \"leastconn\"", "");
     let r = run_one(&sc);
     let (min, max) = (
         *r.final_conns.iter().min().unwrap(),
@@ -102,7 +102,7 @@ fn leastconn_stays_balanced() {
 /// sample a server only has connections if all before it are full.
 #[test]
 fn first_fills_servers_in_order() {
-    let sc = no_departures(4, 250, "strategy = \"first\"\nmaxconn = 100", "");
+    let sc = no_departures(4, 250, "balance = \"first\"\nmaxconn = 100", "");
     let r = run_one(&sc);
     eprintln!("first, maxconn 100, 250 clients: {:?}", r.final_conns);
     assert_eq!(r.final_conns, vec![100, 100, 50, 0]);
@@ -187,7 +187,7 @@ fn room_hashing_keeps_rooms_together() {
         let sc = no_departures(
             5,
             400,
-            &format!("strategy = \"room\"\nhash_type = \"{hash_type}\""),
+            &format!("balance = \"room\"\nhash_type = \"{hash_type}\""),
             "room_size = 2",
         );
         let mut w = World::new(&sc, 0);
@@ -218,13 +218,13 @@ fn room_hashing_keeps_rooms_together() {
 /// and so one server; with its own address per client they spread.
 #[test]
 fn source_hashing_with_nat_uses_one_server() {
-    let sc = no_departures(5, 300, "strategy = \"source\"", "source_ips = 1");
+    let sc = no_departures(5, 300, "balance = \"source\"", "source_ips = 1");
     let r = run_one(&sc);
     eprintln!("source, one NAT address, 300 clients: {:?}", r.final_conns);
     assert_eq!(r.final_conns.iter().filter(|&&n| n > 0).count(), 1);
     assert_eq!(r.final_conns.iter().sum::<u32>(), 300);
 
-    let sc = no_departures(5, 300, "strategy = \"source\"", "");
+    let sc = no_departures(5, 300, "balance = \"source\"", "");
     let r = run_one(&sc);
     eprintln!("source, own address each, 300 clients: {:?}", r.final_conns);
     assert!(r.final_conns.iter().all(|&n| n > 20), "{:?}", r.final_conns);
@@ -239,7 +239,7 @@ fn source_hashing_with_nat_uses_one_server() {
 #[test]
 fn random_means_two_draws() {
     let run = |strategy: &str| {
-        let sc = no_departures(8, 800, &format!("strategy = \"{strategy}\""), "");
+        let sc = no_departures(8, 800, &format!("balance = \"{strategy}\""), "");
         run_one(&sc).final_conns
     };
     let (random, two, one) = (run("random"), run("random(2)"), run("random(1)"));
@@ -254,12 +254,7 @@ fn random_means_two_draws() {
 #[test]
 fn maxqueue_zero_is_unlimited_and_queue_false_refuses() {
     let full = |balancer: &str| {
-        let sc = no_departures(
-            2,
-            30,
-            &format!("strategy = \"leastconn\"\nmaxconn = 10\n{balancer}"),
-            "",
-        );
+        let sc = no_departures(2, 30, &format!("balance = \"leastconn\"\nmaxconn = 10\n{balancer}"), "");
         experiment::run_replication(&sc, 0).unwrap_or_else(|e| panic!("{e}"))
     };
     let absent = full("");
@@ -268,7 +263,7 @@ fn maxqueue_zero_is_unlimited_and_queue_false_refuses() {
     assert_eq!(zero.metric("connections_refused"), absent.metric("connections_refused"));
     assert_eq!(zero.metric("refused_queue_full"), Some(0.0));
     assert_eq!(off.metric("refused_queue_full"), Some(10.0));
-    let src = no_departures_src(2, 30, "strategy = \"leastconn\"\nqueue = false\nmaxqueue = 5", "");
+    let src = no_departures_src(2, 30, "balance = \"leastconn\"\nqueue = false\nmaxqueue = 5", "");
     let err = wscap::scenario::parse(&src, Path::new("q.toml"), "q", Path::new("."))
         .unwrap_err()
         .to_string();

@@ -93,7 +93,7 @@ connect_cost = "1us"
 backend_latency = "1us"
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 queue = false
 
 [balancer.health_check]
@@ -236,7 +236,7 @@ connect_cost = "1us"
 backend_latency = "{BACKEND_LATENCY_S}s"
 
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 
 [balancer.health_check]
 {health}
@@ -369,7 +369,7 @@ connect_cost = {{ dist = "exponential", mean = "2ms" }}
 backend_latency = "250us"
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 hash_type = "{hash_type}"
 maxconn = {maxconn}
 maxqueue = 5
@@ -637,7 +637,7 @@ connect_cost = "1ms"
 backend_latency = "250us"
 
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 maxconn = 3
 retries = 3
 
