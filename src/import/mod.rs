@@ -483,6 +483,13 @@ impl Importer {
                 "inter" | "fastinter" | "downinter" | "slowstart" => {
                     took = 2;
                     match arg.as_deref().and_then(duration) {
+                        Some(d) if k != "slowstart" && d.starts_with('0') => self.note(
+                            l.no,
+                            format!(
+                                "`{k} {}`: a check interval must be above 0; ignored",
+                                arg.unwrap_or_default()
+                            ),
+                        ),
                         Some(d) => {
                             let slot = match k {
                                 "inter" => &mut p.inter,
@@ -1011,6 +1018,20 @@ impl Importer {
                 other => self.note(s.line, format!("hash-type `{other}` unknown: map-based assumed")),
             }
         }
+        if let Some(&big) = weights.iter().find(|&&x| x > 256) {
+            self.note(
+                live[0].src.line,
+                format!("weight {big} is above HAProxy's maximum of 256: weights capped at 256"),
+            );
+            weights.iter_mut().for_each(|x| *x = (*x).min(256));
+        }
+        if weights.iter().all(|&x| x == 0) {
+            self.note(
+                live[0].src.line,
+                "every server has weight 0 (HAProxy would send them nothing): weights left out",
+            );
+            weights.iter_mut().for_each(|x| *x = 1);
+        }
         if weights.iter().any(|&x| x != weights[0]) {
             let list: Vec<String> = weights.iter().map(|x| x.to_string()).collect();
             let _ = writeln!(w, "weights = [{}]  # `weight` on each server line", list.join(", "));
@@ -1120,7 +1141,9 @@ impl Importer {
                     let _ = writeln!(w, "{key} = {}  {}", (*n).max(1), from_line(s));
                 }
             }
-            if let Some((d, s)) = &t_check {
+            if let Some((d, s)) = &t_check
+                && !d.starts_with('0')
+            {
                 let _ = writeln!(w, "timeout = {}  {}", toml_str(d), from_line(s));
             }
         }
@@ -1316,6 +1339,26 @@ fn clip(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{duration, host_of};
+
+    /// Values HAProxy accepts (or refuses) but a scenario cannot hold are
+    /// adjusted with a warning, never written invalid.
+    #[test]
+    fn edge_values_still_give_a_valid_scenario() {
+        let cfg = "global\n  nbthread 0\n  maxconn 0\ndefaults\n  timeout check 0\n  retries 1000\n\
+                   backend b\n  balance random(9)\n  server a 10.0.0.1:80 weight 300 check inter 0 fall 0 rise 0\n\
+                   server c 10.0.0.2:80 weight 0 check inter 0\n";
+        let im = super::import_str(cfg, std::path::Path::new("e.cfg"), None, None).unwrap_or_else(|e| panic!("{e}"));
+        assert!(im.notes.iter().any(|n| n.message.contains("above HAProxy's maximum")));
+        assert!(im.toml.contains("balance = \"random(2)\""), "{}", im.toml);
+        let im = super::import_str(
+            "backend b\n  server a h:1 weight 0\n  server c h:2 weight 0\n",
+            std::path::Path::new("e.cfg"),
+            None,
+            None,
+        )
+        .unwrap();
+        assert!(im.notes.iter().any(|n| n.message.contains("weight 0")));
+    }
 
     #[test]
     fn durations_and_hosts() {
