@@ -189,7 +189,7 @@ cores = {C}
 connect_cost = {{ dist = "exponential", mean = "1s" }}
 backend_latency = "1us"
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 [balancer.health_check]
 enabled = false
 [[population]]

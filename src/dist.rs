@@ -167,7 +167,7 @@ pub fn unit_scale(unit: &str) -> Option<f64> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
 enum DistTable {
     Constant {
@@ -216,6 +216,21 @@ impl From<DistTable> for Dist {
                 values_s: Arc::new(Vec::new()),
             },
         }
+    }
+}
+
+/// JSON Schema: a duration (a constant) or a `{ dist = … }` table.
+impl schemars::JsonSchema for Dist {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Dist".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let duration = g.subschema_for::<SimDuration>();
+        let table = g.subschema_for::<DistTable>();
+        schemars::json_schema!({
+            "description": "A distribution of durations: a duration (a constant) or a table such as { dist = \"exponential\", mean = \"30m\" }.",
+            "anyOf": [duration, table]
+        })
     }
 }
 
@@ -273,14 +288,14 @@ mod tests {
 /// A distribution of whole numbers (moves per game). Written as a number
 /// (a constant) or `{ dist = "uniform", min, max }`, `{ dist = "normal",
 /// mean, sd }` (rounded, at least 1) or `{ dist = "geometric", mean }`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum CountDist {
     Constant(u32),
     Table(CountTable),
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "dist", rename_all = "lowercase", deny_unknown_fields)]
 pub enum CountTable {
     Uniform { min: u32, max: u32 },

@@ -70,7 +70,7 @@ fn describe(lat: Latency, part: &str) -> (&'static str, bool, &'static str) {
         (Latency::Connect, "tls") => (
             "in TLS handshakes queued on the balancer node's cores",
             true,
-            "more `balancer.cores`, `balancer.tls.key = \"ecdsa-p256\"`, or a higher `resumption_ratio`",
+            "more `balancer.nbthread`, `balancer.tls.key = \"ecdsa-p256\"`, or a higher `resumption_ratio`",
         ),
         (Latency::Connect, "accept") => (
             "in the socket server's accept queue and CPU (and a room's state)",

@@ -5,14 +5,16 @@
 //! and know nothing of WebSockets; [`model`] holds the parts of the system
 //! (balancer, backoff, hashing); [`sim`] wires them into one replication
 //! through events; [`experiment`] runs replications in parallel; [`scenario`]
-//! reads scenario files and [`report`] writes results. Only `scenario` and
-//! `report` touch the filesystem.
+//! reads scenario files and [`report`] writes results; [`import`] turns an
+//! HAProxy configuration into a scenario. Only `scenario`, `report` and
+//! `import` touch the filesystem.
 
 pub mod check;
 pub mod dist;
 pub mod engine;
 pub mod experiment;
 pub mod explain;
+pub mod import;
 pub mod metrics;
 pub mod metrics_defs;
 pub mod model;

@@ -51,6 +51,9 @@ enum Command {
         /// Scenario files (TOML).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Skip (and count) malformed lines of replayed HAProxy logs.
+        #[arg(long)]
+        lenient: bool,
     },
     /// Run one scenario under several balancing strategies (same seeds) and compare them.
     #[command(after_help = EXIT_STATUS)]
@@ -65,6 +68,37 @@ enum Command {
     /// and rank what each failure costs: the single points of failure.
     #[command(after_help = EXIT_STATUS)]
     Spof(SpofArgs),
+    /// Turn an haproxy.cfg (and its docker-compose.yml) into a commented scenario: the backend's
+    /// servers and knobs, each with the line it came from, and a traffic template to fill in.
+    /// Directives wscap does not model are listed in the output and printed as warnings.
+    #[command(after_help = EXIT_STATUS)]
+    Import(ImportArgs),
+    /// Print the JSON Schema of scenario files (for editors: Taplo, Even Better TOML).
+    Schema,
+    /// Print a shell completion script: `wscap completions bash > /etc/bash_completion.d/wscap`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `wscap man > wscap.1; man ./wscap.1`.
+    Man,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The HAProxy configuration.
+    cfg: PathBuf,
+    /// A docker-compose file: server addresses naming its services are resolved, and
+    /// `deploy.replicas` / `scale` expand them.
+    #[arg(long)]
+    compose: Option<PathBuf>,
+    /// The backend (or listen section) to import [default: the only one with servers, else the
+    /// first one a frontend routes to].
+    #[arg(long, value_name = "NAME")]
+    backend: Option<String>,
+    /// Write the scenario here [default: standard output].
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 /// Options shared by run, compare, sweep and plan.
@@ -73,7 +107,7 @@ struct StudyArgs {
     /// Scenario file (TOML).
     file: PathBuf,
     /// Override a scenario key: `key=value`, `key=v1,v2`, `key=10..20` or `key=10..20:2`
-    /// (dotted paths, e.g. servers.count, balancer.strategy, population.0.arrival.rate, duration).
+    /// (dotted paths, e.g. servers.count, balancer.balance, population.0.arrival.rate, duration).
     /// Several values are allowed in sweep only.
     #[arg(long = "set", value_name = "KEY=VALUES")]
     set: Vec<String>,
@@ -92,6 +126,10 @@ struct StudyArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Skip (and count) malformed lines of replayed HAProxy logs instead of failing on the first
+    /// (`lenient = true` on every `haproxy-log` arrival).
+    #[arg(long)]
+    lenient: bool,
 }
 
 /// The syntax of `--slo`, shared by run, compare and plan.
@@ -178,11 +216,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::Check { files } => check(&files).map(|()| Status::Ok),
+        Command::Check { files, lenient } => check(&files, lenient).map(|()| Status::Ok),
         Command::Compare(args) => compare(args),
         Command::Sweep(args) => sweep(args).map(|()| Status::Ok),
         Command::Plan(args) => plan(args),
         Command::Spof(args) => spof(args),
+        Command::Import(args) => import(args).map(|()| Status::Ok),
+        Command::Schema => schema().map(|()| Status::Ok),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "wscap", &mut std::io::stdout());
+            Ok(Status::Ok)
+        }
+        Command::Man => man().map(|()| Status::Ok),
     };
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
@@ -191,21 +237,115 @@ fn main() -> ExitCode {
             // A bad scenario or argument is the user's to fix: exit 2, like
             // a usage error; anything else is a failure of the run.
             let usage = e.downcast_ref::<StudyError>().is_some_and(StudyError::is_usage);
-            let code = if usage || e.downcast_ref::<ScenarioError>().is_some() {
-                2
-            } else {
-                1
-            };
+            let input = e.downcast_ref::<ScenarioError>().is_some()
+                || e.downcast_ref::<wscap::import::ImportError>()
+                    .is_some_and(|e| !matches!(e, wscap::import::ImportError::Invalid(_)));
+            let code = if usage || input { 2 } else { 1 };
             eprintln!("error: {e:#}");
             ExitCode::from(code)
         }
     }
 }
 
-fn check(files: &[PathBuf]) -> Result<()> {
+fn schema() -> Result<()> {
+    let text = serde_json::to_string_pretty(&scenario::json_schema())?;
+    println!("{text}");
+    Ok(())
+}
+
+fn man() -> Result<()> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd).render(&mut out)?;
+    use std::io::Write as _;
+    std::io::stdout().write_all(&out)?;
+    Ok(())
+}
+
+fn import(args: ImportArgs) -> Result<()> {
+    let im = wscap::import::import(&args.cfg, args.compose.as_deref(), args.backend.as_deref())?;
+    for n in &im.notes {
+        eprintln!("warning: {n}");
+    }
+    match &args.output {
+        Some(p) => {
+            std::fs::write(p, &im.toml).with_context(|| format!("cannot write {}", p.display()))?;
+            eprintln!(
+                "wrote {} (backend `{}`, {} warnings); fill in its TRAFFIC TEMPLATE, then: wscap run {}",
+                p.display(),
+                im.backend,
+                im.notes.len(),
+                p.display()
+            );
+        }
+        None => print!("{}", im.toml),
+    }
+    Ok(())
+}
+
+/// Reads a scenario file for a study; with `lenient`, every `haproxy-log`
+/// arrival skips malformed lines.
+fn read_base(file: &Path, lenient: bool) -> Result<Base> {
+    let base = if lenient {
+        let src = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        Base::from_text(file, &lenient_logs(&src))?
+    } else {
+        Base::load(file)?
+    };
+    note_skipped(&base.scenario);
+    Ok(base)
+}
+
+/// The scenario text with `lenient = true` on every `haproxy-log` arrival
+/// (unchanged if it is not valid TOML: the loader will say why).
+fn lenient_logs(src: &str) -> String {
+    let Ok(mut doc) = src.parse::<toml_edit::DocumentMut>() else {
+        return src.to_string();
+    };
+    if let Some(pops) = doc.get_mut("population").and_then(|p| p.as_array_of_tables_mut()) {
+        for p in pops.iter_mut() {
+            let Some(arrival) = p.get_mut("arrival") else { continue };
+            let is_log = arrival.get("process").and_then(|v| v.as_str()) == Some("haproxy-log");
+            if !is_log {
+                continue;
+            }
+            if let Some(t) = arrival.as_inline_table_mut() {
+                t.insert("lenient", true.into());
+            } else if let Some(t) = arrival.as_table_mut() {
+                t.insert("lenient", toml_edit::value(true));
+            }
+        }
+    }
+    doc.to_string()
+}
+
+/// Says how many malformed log lines each replay skipped.
+fn note_skipped(sc: &Scenario) {
+    for p in &sc.populations {
+        if let scenario::Arrival::HaproxyLog { file, replay, .. } = &p.arrival
+            && replay.skipped > 0
+        {
+            eprintln!(
+                "warning: population `{}`: {} of {} lines of {} skipped as malformed (the first: line {})",
+                p.name,
+                replay.skipped,
+                replay.lines,
+                file.display(),
+                replay.first_skipped.unwrap_or(0)
+            );
+        }
+    }
+}
+
+fn check(files: &[PathBuf], lenient: bool) -> Result<()> {
     let mut first_err = None;
     for f in files {
-        match scenario::load(f) {
+        let loaded = if lenient {
+            read_base(f, true).map(|b| b.scenario)
+        } else {
+            scenario::load(f).map_err(anyhow::Error::from).inspect(note_skipped)
+        };
+        match loaded {
             Ok(sc) => println!(
                 "{}: ok ({} servers, {} populations, {} faults)",
                 f.display(),
@@ -214,13 +354,13 @@ fn check(files: &[PathBuf]) -> Result<()> {
                 sc.faults.len()
             ),
             Err(e) => {
-                eprintln!("{e}");
+                eprintln!("{e:#}");
                 first_err.get_or_insert(e);
             }
         }
     }
     match first_err {
-        Some(e) => Err(anyhow::Error::new(e).context("invalid scenario")),
+        Some(e) => Err(e.context("invalid scenario")),
         None => Ok(()),
     }
 }
@@ -272,11 +412,13 @@ fn seed_and_reps(sc: &mut Scenario, seed: Option<u64>, replications: Option<u32>
 
 fn load_with_overrides(args: &StudyArgs) -> Result<Scenario> {
     check_replications(args.replications)?;
-    let mut sc = if args.set.is_empty() {
-        scenario::load(&args.file)?
+    let mut sc = if args.set.is_empty() && !args.lenient {
+        let sc = scenario::load(&args.file)?;
+        note_skipped(&sc);
+        sc
     } else {
         let sets = settings(&args.set, false)?;
-        Base::load(&args.file)?.build(&fixed(&sets))?
+        read_base(&args.file, args.lenient)?.build(&fixed(&sets))?
     };
     seed_and_reps(&mut sc, args.seed, args.replications);
     Ok(sc)
@@ -498,7 +640,7 @@ fn study_out(args: &StudyArgs, name: &str, command: &str) -> PathBuf {
 fn compare(args: CompareArgs) -> Result<Status> {
     let c = &args.common;
     check_replications(c.replications)?;
-    let base = Base::load(&c.file)?;
+    let base = read_base(&c.file, c.lenient)?;
     let sets = settings(&c.set, false)?;
     let names = study::compare::parse_strategies(&args.strategies)?;
     let mut points = study::compare::points(&base, &fixed(&sets), &names)?;
@@ -615,7 +757,7 @@ fn spof(args: SpofArgs) -> Result<Status> {
 
 fn sweep(args: StudyArgs) -> Result<()> {
     check_replications(args.replications)?;
-    let base = Base::load(&args.file)?;
+    let base = read_base(&args.file, args.lenient)?;
     let sets = settings(&args.set, true)?;
     anyhow::ensure!(
         !sets.is_empty(),
@@ -661,7 +803,7 @@ fn sweep(args: StudyArgs) -> Result<()> {
 fn plan(args: PlanArgs) -> Result<Status> {
     let c = &args.common;
     check_replications(c.replications)?;
-    let base = Base::load(&c.file)?;
+    let base = read_base(&c.file, c.lenient)?;
     let sets = settings(&c.set, false)?;
     let fixed = fixed(&sets);
     // The scenario as it will run (fixed overrides): its seed, replications and name.

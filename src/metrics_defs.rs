@@ -1720,7 +1720,7 @@ max_connections = 10
 connect_cost = "1ms"
 
 [balancer]
-strategy = "roundrobin"
+balance = "roundrobin"
 
 [[population]]
 name = "clients"

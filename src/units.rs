@@ -148,6 +148,36 @@ impl Serialize for Rate {
     }
 }
 
+/// JSON Schema of a duration: a string with a unit, or 0.
+impl schemars::JsonSchema for SimDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration with a unit: \"250ms\", \"1.5s\", \"30m\", \"1h\" (units: ns, us, ms, s, m, h), or 0.",
+            "oneOf": [
+                { "type": "string", "pattern": "^\\s*(0|[0-9.eE+-]+\\s*(ns|us|µs|ms|s|m|min|h))\\s*$" },
+                { "type": "integer", "const": 0 }
+            ]
+        })
+    }
+}
+
+/// JSON Schema of a rate: a string such as "83.3/s".
+impl schemars::JsonSchema for Rate {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rate".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A rate: \"83.3/s\" (also /ms, /m, /h).",
+            "type": "string",
+            "pattern": "^\\s*[0-9.eE+]+\\s*/\\s*(ms|s|m|min|h)\\s*$"
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

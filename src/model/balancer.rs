@@ -173,7 +173,13 @@ impl Balancer {
             strategy: cfg.strategy,
             hash_type: cfg.hash_type,
             maxconn: cfg.maxconn.unwrap_or(servers.max_connections),
-            maxqueue: cfg.maxqueue,
+            // `Some(0)` here is a loss system (`queue = false`); HAProxy's
+            // `maxqueue 0` is unlimited, as absent.
+            maxqueue: if cfg.queue {
+                cfg.maxqueue.filter(|&m| m > 0)
+            } else {
+                Some(0)
+            },
             eweight: weights.iter().map(|w| w * WEIGHT_SCALE).collect(),
             weights,
             lb_up: vec![true; n],
@@ -390,23 +396,27 @@ impl Balancer {
                     .min_by_key(|&s| (self.lc_key(s), s))
                     .map(|s| s as u32)
             }
-            Strategy::Random => self.random_available(exclude, rng),
-            Strategy::RandomD(d) => {
-                // d independent draws (with replacement, as in HAProxy and in
-                // the supermarket model); the least loaded wins, first on ties.
-                let mut best: Option<u32> = None;
-                for _ in 0..d {
-                    let Some(s) = self.random_available(exclude, rng) else {
-                        break;
-                    };
-                    if best.is_none_or(|b| self.lc_key(s as usize) < self.lc_key(b as usize)) {
-                        best = Some(s);
-                    }
-                }
-                best
-            }
+            // HAProxy's `balance random` is `random(2)`.
+            Strategy::Random => self.random_draws(2, exclude, rng),
+            Strategy::RandomD(d) => self.random_draws(d, exclude, rng),
             Strategy::Source | Strategy::Room => unreachable!("hash strategies choose by key"),
         }
+    }
+
+    /// d independent draws (with replacement, as in HAProxy and in the
+    /// supermarket model); the least loaded wins, first on ties. One draw
+    /// (`random(1)`) is plain weighted random assignment.
+    fn random_draws(&mut self, d: u32, exclude: Option<u32>, rng: &mut SimRng) -> Option<u32> {
+        let mut best: Option<u32> = None;
+        for _ in 0..d {
+            let Some(s) = self.random_available(exclude, rng) else {
+                break;
+            };
+            if best.is_none_or(|b| self.lc_key(s as usize) < self.lc_key(b as usize)) {
+                best = Some(s);
+            }
+        }
+        best
     }
 
     /// Weighted random server with a free slot.

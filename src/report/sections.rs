@@ -207,11 +207,11 @@ mod tests {
 
     #[test]
     fn scenario_section_is_toml() {
-        let src = "duration = \"10s\"\n[servers]\ncount = 2\nmax_connections = 10\n[balancer]\nstrategy = \"first\"\n\
+        let src = "duration = \"10s\"\n[servers]\ncount = 2\nmax_connections = 10\n[balancer]\nbalance = \"first\"\n\
                    [[population]]\nname = \"p\"\nrole = \"player\"\narrival = { process = \"poisson\", rate = \"5/s\" }\nsession = \"3s\"\n";
         let sc = crate::scenario::parse(src, std::path::Path::new("t.toml"), "t", std::path::Path::new(".")).unwrap();
         let s = scenario_as_run(&sc);
-        assert!(s.contains("```toml") && s.contains("strategy = \"first\""), "{s}");
+        assert!(s.contains("```toml") && s.contains("balance = \"first\""), "{s}");
         assert!(assumptions(&sc).contains("HAProxy"));
     }
 }

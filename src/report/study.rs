@@ -575,7 +575,7 @@ fn compare_md(
     s.push_str(&sections::scenario_as_run(sc).replace(
         "All defaults filled in",
         &format!(
-            "With the first strategy (`{}`); the others differ only in `balancer.strategy`. All defaults filled in",
+            "With the first strategy (`{}`); the others differ only in `balancer.balance`. All defaults filled in",
             names[0]
         ),
     ));

@@ -5,6 +5,7 @@
 //! hands on is checked: a [`Scenario`] that loads is one the engine can run.
 //! Errors name the file, line, column and field, with the valid choices.
 
+pub mod haproxy_log;
 mod storage;
 mod types;
 mod web;
@@ -120,6 +121,15 @@ fn render(file: &Path, problems: &[Problem]) -> String {
     s
 }
 
+/// The JSON Schema of the scenario format, derived from the types (so it
+/// follows every key, default and unknown-key rule the loader applies; value
+/// checks beyond types, such as `warmup < duration`, are the loader's).
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(Scenario);
+    schema.insert("title".into(), "wscap scenario".into());
+    serde_json::to_value(&schema).expect("a schema is JSON")
+}
+
 /// Reads and validates a scenario file. Relative paths inside it (empirical
 /// CSVs) are resolved against the file's folder.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -142,6 +152,10 @@ pub fn parse(src: &str, file: &Path, default_name: &str, base_dir: &Path) -> Res
         file: file.to_path_buf(),
         problems,
     };
+    let renamed = renamed_keys(src);
+    if !renamed.is_empty() {
+        return Err(invalid(renamed));
+    }
     let mut sc: Scenario = toml::from_str(src).map_err(|e| invalid(vec![de_problem(src, &e)]))?;
     if sc.name.is_empty() {
         sc.name = default_name.to_string();
@@ -164,6 +178,43 @@ pub fn parse(src: &str, file: &Path, default_name: &str, base_dir: &Path) -> Res
         }
     }
     Err(invalid(problems))
+}
+
+/// Keys renamed to HAProxy's words (issue 13): the old dotted path and the
+/// new key. An old key is an error naming the new one.
+pub const RENAMED: &[(&str, &str)] = &[("balancer.strategy", "balance"), ("balancer.cores", "nbthread")];
+
+/// Old key names in `src`, each a located problem naming its new name.
+fn renamed_keys(src: &str) -> Vec<Problem> {
+    let Ok(doc) = toml_edit::Document::parse(src) else {
+        return vec![];
+    };
+    let mut out = vec![];
+    for (old, new) in RENAMED {
+        let (table, key) = old.rsplit_once('.').expect("a dotted path");
+        let found = doc
+            .get(table)
+            .and_then(|t| t.as_table_like())
+            .is_some_and(|t| t.contains_key(key));
+        if found {
+            let (line, column) = match locate(&doc, old) {
+                Some(off) => {
+                    let (l, c) = line_col(src, off);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            out.push(Problem {
+                line,
+                column,
+                field: old.to_string(),
+                message: format!(
+                    "`{key}` is now `{new}`, HAProxy's word for it: write `{new} = …` in `[{table}]` (see the README's HAProxy mapping)"
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// Turns a TOML/serde error into a located problem, guessing the field from
@@ -346,6 +397,33 @@ fn locate(doc: &toml_edit::Document<&str>, field: &str) -> Option<usize> {
 fn load_files(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
     let mut problems = load_empirical(sc, base);
     for (i, p) in sc.populations.iter_mut().enumerate() {
+        if let Arrival::HaproxyLog {
+            file,
+            time_scale,
+            start,
+            sessions,
+            sources,
+            lenient,
+            replay,
+        } = &mut p.arrival
+        {
+            let opts = haproxy_log::ReadOptions {
+                time_scale: *time_scale,
+                start: *start,
+                sessions: *sessions,
+                sources: *sources,
+                lenient: *lenient,
+            };
+            match haproxy_log::read(&base.join(&*file), opts) {
+                Ok(r) => *replay = Arc::new(r),
+                Err(message) => problems.push(Problem {
+                    line: None,
+                    column: None,
+                    field: format!("population[{i}].arrival.file"),
+                    message,
+                }),
+            }
+        }
         if let Arrival::Trace {
             file,
             column,
@@ -544,11 +622,17 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
     if let Some(m) = b.maxconn {
         c.positive("balancer.maxconn", m as u64, "maxconn");
     }
+    if !b.queue && b.maxqueue.is_some() {
+        c.fail(
+            "balancer.maxqueue",
+            "`queue = false` (refuse at once, no queue) leaves no queue to bound: remove `maxqueue`",
+        );
+    }
     if let Strategy::RandomD(d) = b.strategy
         && d > s.count
     {
         c.fail(
-            "balancer.strategy",
+            "balancer.balance",
             format!("random({d}) draws more servers than the {} there are", s.count),
         );
     }
@@ -576,7 +660,7 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
     if b.nodes > 64 {
         c.fail("balancer.nodes", "at most 64 balancer nodes");
     }
-    c.positive("balancer.cores", b.cores as u64, "cores");
+    c.positive("balancer.nbthread", b.cores as u64, "nbthread");
     if let Some(m) = b.node_maxconn {
         c.positive("balancer.node_maxconn", m as u64, "node_maxconn");
     }
@@ -670,6 +754,17 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                 c.positive(&f("arrival.target"), *target, "target");
                 if *target > 50_000_000 {
                     c.fail(f("arrival.target"), "at most 50 000 000 clients per population");
+                }
+            }
+            Arrival::HaproxyLog { time_scale, .. } => {
+                if !(time_scale.is_finite() && *time_scale > 0.0) {
+                    c.fail(f("arrival.time_scale"), "must be a number above 0");
+                }
+                if p.role == Role::Web {
+                    c.fail(
+                        f("arrival.process"),
+                        "haproxy-log replays WebSocket connections: use it on player or spectator populations",
+                    );
                 }
             }
             Arrival::Trace { unit, .. } => {

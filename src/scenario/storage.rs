@@ -17,7 +17,7 @@ pub const MAX_APPLIER_THREADS: u32 = 1024;
 
 /// `[cache]`: one single-threaded Redis. Every validated move is one write
 /// op; moves are flushed to the database in batches (write-behind).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cache {
     /// Service time of one op on Redis's single thread.
@@ -63,7 +63,7 @@ fn d_pool_size() -> u32 {
 }
 
 /// The write-behind flush policy.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "policy", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Flush {
     /// Every `interval`, all unflushed moves in one batch (one commit).
@@ -89,7 +89,7 @@ fn d_flush_interval() -> SimDuration {
 }
 
 /// Redis `appendfsync`.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AppendFsync {
     /// No durable copy: a crash loses every unflushed move, and Redis
@@ -103,7 +103,7 @@ pub enum AppendFsync {
 
 /// `[database]`: a primary and `replicas` asynchronous (or semi-sync)
 /// replicas that apply its binlog.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Database {
     /// Primary cores (writes, and reads when `reads_from = "primary"`).
@@ -196,7 +196,7 @@ fn d_failover_detection() -> SimDuration {
 }
 
 /// Where database reads (history, profiles, rehydration misses) go.
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadsFrom {
     /// Round-robin over the running replicas (the primary if none runs):
@@ -215,6 +215,22 @@ pub enum DbTarget {
     /// The node that started as replica `i` (0-based), whatever its role
     /// by then.
     Replica(u32),
+}
+
+/// JSON Schema: "primary" or a replica index.
+impl schemars::JsonSchema for DbTarget {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DbTarget".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "\"primary\" or a replica index (0, 1, …).",
+            "anyOf": [
+                { "type": "string", "pattern": "^\\s*(primary|(replica-)?[0-9]+)\\s*$" },
+                { "type": "integer", "minimum": 0 }
+            ]
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for DbTarget {

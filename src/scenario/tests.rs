@@ -7,7 +7,7 @@ duration = "1m"
 count = 2
 max_connections = 10
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 [[population]]
 name = "p"
 role = "player"
@@ -46,12 +46,30 @@ fn bad_strategy_lists_choices() {
     let src = GOOD.replace("\"leastconn\"", "\"leestconn\"");
     let p = one_problem(&src);
     assert_eq!(p.line, Some(7));
-    assert_eq!(p.field, "balancer.strategy");
+    assert_eq!(p.field, "balancer.balance");
     assert!(
         p.message.contains("roundrobin") && p.message.contains("random(d)"),
         "{}",
         p.message
     );
+}
+
+/// Keys renamed to HAProxy's words: the old one is an error naming the new one, at its line.
+#[test]
+fn old_key_names_the_new_one() {
+    let src = GOOD.replace("balance = ", "strategy = ");
+    let p = one_problem(&src);
+    assert_eq!((p.line, p.field.as_str()), (Some(7), "balancer.strategy"));
+    assert!(p.message.contains("`strategy` is now `balance`"), "{}", p.message);
+    let src = GOOD.replace("balance = \"leastconn\"", "balance = \"leastconn\"\ncores = 2");
+    let p = one_problem(&src);
+    assert_eq!((p.line, p.field.as_str()), (Some(8), "balancer.cores"));
+    assert!(p.message.contains("`cores` is now `nbthread`"), "{}", p.message);
+    // [servers] keeps its own `cores`.
+    let sc = parse_str(&GOOD.replace("count = 2", "count = 2\ncores = 3")).unwrap();
+    assert_eq!(sc.servers.cores, 3);
+    let sc = parse_str(&GOOD.replace("balance = \"leastconn\"", "balance = \"leastconn\"\nnbthread = 2")).unwrap();
+    assert_eq!(sc.balancer.cores, 2);
 }
 
 #[test]
@@ -89,7 +107,7 @@ fn error_display_names_file_line_field() {
     let e = parse_str(&GOOD.replace("\"leastconn\"", "\"nope\"")).unwrap_err();
     let s = e.to_string();
     assert!(s.starts_with("t.toml:7:"), "{s}");
-    assert!(s.contains("field `balancer.strategy`"), "{s}");
+    assert!(s.contains("field `balancer.balance`"), "{s}");
 }
 
 #[test]
@@ -176,17 +194,17 @@ fn cluster_and_deployment_nonsense_is_caught_with_the_field() {
         match i {
             4 => {
                 src = src.replace(
-                    "strategy = \"leastconn\"",
-                    "strategy = \"leastconn\"\nfailover = { kind = \"keepalived\", priority = 255 }",
+                    "balance = \"leastconn\"",
+                    "balance = \"leastconn\"\nfailover = { kind = \"keepalived\", priority = 255 }",
                 )
             }
             5 => {
                 src = src.replace(
-                    "strategy = \"leastconn\"",
-                    "strategy = \"leastconn\"\ntls = { key = \"ecdsa-p256\", resumption_ratio = 1.5 }",
+                    "balance = \"leastconn\"",
+                    "balance = \"leastconn\"\ntls = { key = \"ecdsa-p256\", resumption_ratio = 1.5 }",
                 )
             }
-            6 => src = src.replace("strategy = \"leastconn\"", "strategy = \"leastconn\"\nnodes = 0"),
+            6 => src = src.replace("balance = \"leastconn\"", "balance = \"leastconn\"\nnodes = 0"),
             _ => src.push_str(extra),
         }
         let e = parse_str(&src).expect_err(field);
@@ -206,8 +224,8 @@ fn cluster_and_deployment_nonsense_is_caught_with_the_field() {
     assert_eq!(sc.max_servers(), 4);
     // TLS key names list the choices.
     let src = GOOD.replace(
-        "strategy = \"leastconn\"",
-        "strategy = \"leastconn\"\ntls = { key = \"rsa4096\" }",
+        "balance = \"leastconn\"",
+        "balance = \"leastconn\"\ntls = { key = \"rsa4096\" }",
     );
     let p = one_problem(&src);
     assert!(

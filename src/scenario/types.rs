@@ -10,7 +10,7 @@ use crate::time::SimDuration;
 use crate::units::Rate;
 
 /// A whole scenario file.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Names the output folder; defaults to the file name without extension.
@@ -77,7 +77,7 @@ impl Scenario {
 }
 
 /// How players play.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Game {
     /// Time a player thinks after receiving the opponent's move.
@@ -94,7 +94,7 @@ fn d_rematch() -> SimDuration {
 }
 
 /// The relay between socket servers.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Relay {
     /// Kafka: producer batching (`linger`), a partition (room hash) with a
@@ -175,7 +175,7 @@ fn d_max_events() -> u64 {
 }
 
 /// The socket servers (all alike).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Servers {
     pub count: u32,
@@ -241,8 +241,11 @@ pub enum Strategy {
     Source,
     /// Hash of the room id (HAProxy `uri` on a per-room URL).
     Room,
+    /// HAProxy's `random`: the same as `random(2)` (two draws, the less
+    /// loaded wins), HAProxy's default number of draws.
     Random,
-    /// Power of d choices: the least loaded of d random servers.
+    /// Power of d choices: the least loaded of d random servers;
+    /// `random(1)` is a single weighted random draw.
     RandomD(u32),
 }
 
@@ -288,6 +291,23 @@ impl std::fmt::Display for Strategy {
     }
 }
 
+/// JSON Schema: one of the strategy names, or `random(d)`.
+impl schemars::JsonSchema for Strategy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Strategy".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "HAProxy balance algorithm: roundrobin, static-rr, leastconn, first, source, room, uri, random (= random(2)), random(d).",
+            "type": "string",
+            "anyOf": [
+                { "enum": ["roundrobin", "static-rr", "leastconn", "first", "source", "room", "uri", "random"] },
+                { "pattern": "^\\s*random\\(\\s*[0-9]+\\s*\\)\\s*$" }
+            ]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Strategy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -302,7 +322,7 @@ impl Serialize for Strategy {
 }
 
 /// How a hash strategy maps keys to servers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HashType {
     /// `hash % total weight` over the usable servers: remaps most keys when
@@ -315,9 +335,11 @@ pub enum HashType {
 
 /// The balancer cluster: HAProxy settings shared by every node, and the
 /// cluster's shape (nodes, VIP failover, TLS, backend updater).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Balancer {
+    /// HAProxy's `balance`: the algorithm choosing a server.
+    #[serde(rename = "balance")]
     pub strategy: Strategy,
     #[serde(default)]
     pub hash_type: HashType,
@@ -329,11 +351,15 @@ pub struct Balancer {
     #[serde(default)]
     pub maxconn: Option<u32>,
     /// Bound on each server's queue (and on the backend queue, per server).
-    /// Absent: unbounded but for `timeout_queue` (HAProxy's default).
-    /// `0`: no queue, a full server refuses at once. (HAProxy's own
-    /// `maxqueue 0` means unlimited; wscap spells that by leaving it out.)
+    /// Absent or `0`: unbounded but for `timeout_queue`, as HAProxy's
+    /// `maxqueue 0` (its default).
     #[serde(default)]
     pub maxqueue: Option<u32>,
+    /// `false`: no queue at all, a request finding every eligible server
+    /// at `maxconn` is refused at once (a loss system; HAProxy has no such
+    /// setting). Before issue 13 this was spelt `maxqueue = 0`.
+    #[serde(default = "d_true")]
+    pub queue: bool,
     /// How long a request may wait in a queue before a 503.
     #[serde(default = "d_timeout_connect")]
     pub timeout_queue: SimDuration,
@@ -365,8 +391,9 @@ pub struct Balancer {
     /// Absent: no limit.
     #[serde(default)]
     pub node_maxconn: Option<u32>,
-    /// Cores per node (`nbthread`); they run TLS handshakes.
-    #[serde(default = "d_cores")]
+    /// Threads per node (HAProxy's `nbthread`), each on its own core;
+    /// they run TLS handshakes.
+    #[serde(rename = "nbthread", default = "d_cores")]
     pub cores: u32,
     /// How a failed node's virtual IP moves to a surviving node.
     #[serde(default)]
@@ -388,7 +415,7 @@ fn d_update_interval() -> SimDuration {
 }
 
 /// How clients are spread over balancer nodes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClusterMode {
     /// One virtual IP held by node 0; the others stand by.
@@ -399,7 +426,7 @@ pub enum ClusterMode {
 }
 
 /// Virtual-IP failover.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Failover {
     /// keepalived (VRRPv2): a backup takes the VIP after
@@ -460,7 +487,7 @@ fn d_token() -> SimDuration {
 }
 
 /// Key type of the certificate, which sets the cost of a full handshake.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum TlsKey {
     /// ≈ 2 500 full handshakes/s per core (`openssl speed rsa2048` signs).
@@ -480,7 +507,7 @@ impl TlsKey {
 }
 
 /// TLS termination on the balancer nodes.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tls {
     pub key: TlsKey,
@@ -524,7 +551,7 @@ fn d_retries() -> u32 {
 }
 
 /// HAProxy `check` parameters.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
     #[serde(default = "d_true")]
@@ -586,7 +613,7 @@ fn d_rise() -> u32 {
 }
 
 /// What a population's clients do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Player,
@@ -595,7 +622,7 @@ pub enum Role {
 }
 
 /// One group of clients with a common behaviour.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Population {
     pub name: String,
@@ -649,7 +676,7 @@ fn d_heartbeat() -> SimDuration {
 }
 
 /// How spectators pick a room.
-#[derive(Clone, Debug, Deserialize, Serialize, Default, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, Default, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "pick", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Watch {
     /// Everyone watches room 0.
@@ -660,7 +687,7 @@ pub enum Watch {
 }
 
 /// Arrival processes.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "process", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Arrival {
     /// Poisson arrivals at `rate` from `start` until `stop` (default: the
@@ -701,6 +728,37 @@ pub enum Arrival {
         #[serde(skip)]
         times: std::sync::Arc<Vec<SimDuration>>,
     },
+    /// Connections replayed from an HAProxy log (`option tcplog` or
+    /// `option httplog`, with or without a syslog prefix): one client per
+    /// line, arriving at its accept date (the first at `start`), streamed.
+    #[serde(rename = "haproxy-log")]
+    HaproxyLog {
+        file: std::path::PathBuf,
+        /// Multiplies the gaps between accept dates (0.5: twice as fast).
+        #[serde(default = "d_time_scale")]
+        time_scale: f64,
+        /// When the log's first connection arrives.
+        #[serde(default)]
+        start: SimDuration,
+        /// Each client's session lasts its line's total time (`Tt`, `Ta` in
+        /// HTTP logs: a WebSocket tunnel's lifetime) instead of `session`.
+        #[serde(default)]
+        sessions: bool,
+        /// Each client's source address (for `source` hashing) is its
+        /// line's client address.
+        #[serde(default)]
+        sources: bool,
+        /// Skip malformed lines (counted) instead of failing on the first.
+        #[serde(default)]
+        lenient: bool,
+        /// Filled in by the loader.
+        #[serde(skip)]
+        replay: std::sync::Arc<super::haproxy_log::LogReplay>,
+    },
+}
+
+fn d_time_scale() -> f64 {
+    1.0
 }
 
 fn d_trace_unit() -> String {
@@ -708,7 +766,7 @@ fn d_trace_unit() -> String {
 }
 
 /// Jitter of exponential backoff (AWS "Exponential Backoff and Jitter").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Jitter {
     #[default]
@@ -719,7 +777,7 @@ pub enum Jitter {
 }
 
 /// What a client does after a refusal or a dropped connection.
-#[derive(Clone, Debug, Deserialize, Serialize, Default)]
+#[derive(Clone, Debug, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(tag = "policy", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Reconnect {
     /// Give up at once.
@@ -745,7 +803,7 @@ fn d_attempts() -> u32 {
 }
 
 /// How a crashed server dies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CrashMode {
     /// The process dies, the kernel answers with RST: clients and checks
@@ -758,7 +816,7 @@ pub enum CrashMode {
 }
 
 /// The links a network slowdown can hit: one group per tier.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Link {
     /// Clients' own network: every half round trip of a player, spectator
@@ -795,7 +853,7 @@ impl Link {
 }
 
 /// A timed fault.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Fault {
     /// A socket server crashes at `at` and, if `restart_after` is given,

@@ -10,7 +10,7 @@ use crate::dist::Dist;
 use crate::time::SimDuration;
 
 /// `[web]`: nginx in front of app servers.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Web {
     pub nginx: Nginx,
@@ -21,7 +21,7 @@ pub struct Web {
 }
 
 /// nginx servers (the balancer spreads requests over them round robin).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Nginx {
     pub count: u32,
@@ -43,7 +43,7 @@ pub struct Nginx {
 }
 
 /// gunicorn-style app servers with sync workers: one request per worker.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct App {
     pub count: u32,
@@ -70,7 +70,7 @@ pub struct App {
 }
 
 /// What a `web` population's clients do.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Browsing {
     /// Pause between a response and the next request of the session.

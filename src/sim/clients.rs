@@ -307,6 +307,7 @@ impl World<'_> {
                     + SimDuration::from_secs_f64(over.as_secs_f64() * (k as f64 + u) / *target as f64)
             }
             Arrival::Trace { times, .. } => SimTime::ZERO + *times.get(k as usize)?,
+            Arrival::HaproxyLog { replay, .. } => SimTime::ZERO + *replay.times.get(k as usize)?,
             Arrival::Step { count, at, over } => {
                 if k >= *count {
                     return None;
@@ -367,12 +368,22 @@ impl World<'_> {
         let arrival = self.clients.created;
         self.clients.created += 1;
         let rtt = p.rtt.sample(&mut self.clients.rng);
-        let session = p.session.sample(&mut self.clients.rng);
-        let source = match p.source_ips {
+        let mut session = p.session.sample(&mut self.clients.rng);
+        let mut source = match p.source_ips {
             Some(n) => ((pop as u64) << 32) | self.clients.rng.random_range(0..n) as u64,
             None => (1u64 << 48) | arrival,
         };
         let ps = &mut self.clients.pops[pop];
+        if let Arrival::HaproxyLog { replay, .. } = &p.arrival {
+            // A replayed line's own session length and client address.
+            let k = ps.generated as usize;
+            if let Some(&s) = replay.sessions.get(k) {
+                session = s;
+            }
+            if let Some(&a) = replay.sources.get(k) {
+                source = ((pop as u64) << 32) | a as u64;
+            }
+        }
         let room = match p.role {
             Role::Player | Role::Web => {
                 let r = ps.matched / p.room_size as u64;

@@ -64,7 +64,7 @@ pub fn parse_strategies(arg: &str) -> Result<Vec<String>, StudyError> {
 /// One point per strategy (after the common `fixed` overrides), every one
 /// validated before anything runs.
 pub fn points(base: &Base, fixed: &[Assign], strategies: &[String]) -> Result<Vec<Point>, StudyError> {
-    let key = Key::parse("balancer.strategy").expect("a valid key");
+    let key = Key::parse("balancer.balance").expect("a valid key");
     strategies
         .iter()
         .map(|s| {

@@ -280,6 +280,22 @@ impl Base {
             file: file.to_path_buf(),
             source,
         })?;
+        Base::with_scenario(file, &src, scenario)
+    }
+
+    /// Like [`Base::load`], over the file's text already read (and perhaps
+    /// edited, e.g. by `--lenient`); `file` names it and locates relative paths.
+    pub fn from_text(file: &Path, src: &str) -> Result<Base, StudyError> {
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        let base = file.parent().unwrap_or(Path::new("."));
+        let scenario = scenario::parse(src, file, &stem, base)?;
+        Base::with_scenario(file, src, scenario)
+    }
+
+    fn with_scenario(file: &Path, src: &str, scenario: Scenario) -> Result<Base, StudyError> {
         // It loaded, so it is valid TOML.
         let doc = src.parse::<DocumentMut>().map_err(|e| StudyError::Arg {
             arg: file.display().to_string(),

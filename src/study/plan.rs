@@ -369,7 +369,7 @@ pub fn scale_load(sc: &mut Scenario, f: f64) -> Vec<String> {
             }
             Arrival::Ramp { target, .. } => *target = scale(*target),
             Arrival::Step { count, .. } => *count = scale(*count),
-            Arrival::Trace { .. } => unscaled.push(p.name.clone()),
+            Arrival::Trace { .. } | Arrival::HaproxyLog { .. } => unscaled.push(p.name.clone()),
         }
     }
     unscaled

@@ -1,6 +1,6 @@
 //! `wscap sweep`: the grid product of `--set` values.
 //!
-//! `--set servers.count=10..12 --set balancer.strategy=leastconn,first`
+//! `--set servers.count=10..12 --set balancer.balance=leastconn,first`
 //! gives six points, the last key varying fastest. Every point is built
 //! and validated before anything runs.
 

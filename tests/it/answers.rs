@@ -37,7 +37,7 @@ count = 4
 max_connections = 1000
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 redispatch = {redispatch}
 
 [[population]]
@@ -148,8 +148,8 @@ count = 3
 max_connections = 100
 
 [balancer]
-strategy = "leastconn"
-maxqueue = 0
+balance = "leastconn"
+queue = false
 
 [[population]]
 name = "players"

@@ -121,7 +121,7 @@ replications = 1
 count = 2
 max_connections = 10
 [balancer]
-strategy = "roundrobin"
+balance = "roundrobin"
 [[population]]
 name = "p"
 role = "player"

@@ -46,7 +46,7 @@ cores = 4
 connect_cost = "10us"
 
 [balancer]
-strategy = "roundrobin"
+balance = "roundrobin"
 nodes = 2
 mode = "active-passive"
 failover = {failover}
@@ -147,8 +147,8 @@ cores = 8
 connect_cost = "10us"
 
 [balancer]
-strategy = "roundrobin"
-cores = {cores}
+balance = "roundrobin"
+nbthread = {cores}
 
 [balancer.tls]
 key = "{key}"
@@ -215,8 +215,8 @@ cores = 8
 connect_cost = "10us"
 
 [balancer]
-strategy = "roundrobin"
-cores = 2
+balance = "roundrobin"
+nbthread = 2
 [balancer.tls]
 key = "ecdsa-p256"
 resumption_ratio = 0.7
@@ -269,7 +269,7 @@ replications = 1
 count = 2
 max_connections = 10000
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 node_maxconn = 500
 [[population]]
 name = "players"
@@ -299,7 +299,7 @@ max_connections = 10000
 cores = 4
 connect_cost = "10us"
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 nodes = 2
 mode = "active-active"
 [[population]]
@@ -350,7 +350,7 @@ count = 4
 max_connections = 10000
 connect_cost = "10us"
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 slowstart = "{slowstart}"
 update_interval = "30s"
 [[population]]
@@ -426,7 +426,7 @@ duration = "10s"
 count = 4
 max_connections = 10000
 [balancer]
-strategy = "room"
+balance = "room"
 hash_type = "{hash_type}"
 [[population]]
 name = "p"
@@ -483,7 +483,7 @@ count = 3
 max_connections = 10000
 connect_cost = "10us"
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 [[population]]
 name = "players"
 role = "player"
@@ -551,7 +551,7 @@ count = 4
 max_connections = 10000
 connect_cost = "10us"
 [balancer]
-strategy = "roundrobin"
+balance = "roundrobin"
 update_interval = "20s"
 [[population]]
 name = "players"

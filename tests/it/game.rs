@@ -112,7 +112,7 @@ connect_cost = {{ dist = "exponential", mean = "1ms" }}
 backend_latency = "1us"
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 
 [balancer.health_check]
 enabled = false
@@ -241,7 +241,8 @@ fn erlang_c_wait_at_a_multicore_server() {
     assert_in_ci("M/M/4: core utilisation", &util, rho, 0.0);
 }
 
-/// `random` with no cap binding is uniform, independent assignment: the
+/// `random(1)` (one draw; HAProxy's `random` draws two) with no cap
+/// binding is uniform, independent assignment: the
 /// farm is N independent M/M/1 queues at load λ, mean time in system
 /// 1/(1 − λ) service times. λ = 0.5 here (T = 2) keeps the estimate
 /// cheap: an M/M/1 queue's sample mean converges slowly near saturation.
@@ -253,7 +254,7 @@ fn random_assignment_is_independent_mm1_queues() {
         servers: n,
         cores: 1,
         rate: lambda * n as f64 * 1000.0,
-        strategy: "random",
+        strategy: "random(1)",
         warmup_ms: 100,
         measure_ms: 1000,
         reps: 8,
@@ -266,7 +267,7 @@ fn random_assignment_is_independent_mm1_queues() {
     let control: Vec<f64> = util.iter().map(|u| u - lambda).collect();
     let (est, hw) = control_variate(&t, &control);
     eprintln!(
-        "random, {n} × M/M/1 at λ {lambda}: time in system {est:.4} ± {hw:.4} E[S] (control variate; plain {:.4} ± {:.4}), theory {theory:.4}",
+        "random(1), {n} × M/M/1 at λ {lambda}: time in system {est:.4} ± {hw:.4} E[S] (control variate; plain {:.4} ± {:.4}), theory {theory:.4}",
         stats::mean(&t),
         stats::ci_half_width(&t, 0.99)
     );
@@ -426,7 +427,7 @@ send_cost = "10us"
 sync_cost_per_move = "5us"
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 maxconn = 250
 maxqueue = 20
 timeout_queue = "2s"
@@ -646,7 +647,7 @@ duration = "5s"
 replications = 1
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 
 [[population]]
 name = "players"
@@ -689,7 +690,7 @@ fn rooms_split(sc: &Scenario) -> Vec<(bool, u32)> {
 /// opponent's core) = 547 µs. Exact: the costs are constant and the cores
 /// nearly idle, so the medians are the uncontended values.
 ///
-/// `random` splits a room with probability 1 − 1/N = 0.75: relay_share is
+/// `random(1)` splits a room with probability 1 − 1/N = 0.75: relay_share is
 /// the share of moves made in split rooms (exactly, from the placement),
 /// and close to 0.75.
 #[test]
@@ -730,7 +731,7 @@ fn room_hashing_keeps_moves_off_the_relay() {
         ms(CONSUME)
     );
 
-    let sc = two_player_rooms("random");
+    let sc = two_player_rooms("random(1)");
     let rnd = experiment::run_replication(&sc, 0).unwrap_or_else(|e| panic!("{e}"));
     let rooms = rooms_split(&sc);
     let moves: u32 = rooms.iter().map(|&(_, m)| m).sum();
@@ -741,7 +742,7 @@ fn room_hashing_keeps_moves_off_the_relay() {
     // 100 rooms the split fraction has sd √(0.75·0.25/100) ≈ 0.043.
     let sd = (0.75f64 * 0.25 / rooms.len() as f64).sqrt();
     eprintln!(
-        "random: relay_share {share:.4}, split rooms {split_rooms:.3} (theory 0.75 ± {:.3} at 2.58 sd), \
+        "random(1): relay_share {share:.4}, split rooms {split_rooms:.3} (theory 0.75 ± {:.3} at 2.58 sd), \
          moves in split rooms {split_moves}/{moves}",
         2.58 * sd
     );
@@ -765,7 +766,7 @@ duration = "12s"
 replications = 1
 
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 
 [[population]]
 name = "players"
@@ -917,7 +918,7 @@ backend_latency = "100us"
 sync_cost_per_move = "2us"
 
 [balancer]
-strategy = "first"
+balance = "first"
 maxconn = 101
 retries = 1
 redispatch = true
@@ -1057,7 +1058,7 @@ receive_cost = "1s"
 send_cost = "1us"
 
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 retries = 0
 
 [[population]]
@@ -1130,7 +1131,7 @@ publish_cost = "20us"
 consume_cost = "20us"
 
 [balancer]
-strategy = "first"
+balance = "first"
 maxconn = 1000
 
 [balancer.health_check]
@@ -1248,7 +1249,7 @@ connect_cost = "50us"
 backend_latency = "50us"
 
 [balancer]
-strategy = "first"
+balance = "first"
 maxconn = 2
 
 [balancer.health_check]

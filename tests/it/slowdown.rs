@@ -21,7 +21,7 @@ count = 4
 max_connections = 2000
 
 [balancer]
-strategy = "room"
+balance = "room"
 
 [[population]]
 name = "players"

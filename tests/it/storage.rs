@@ -42,7 +42,7 @@ cores = 4
 backend_latency = "10us"
 
 [balancer]
-strategy = "room"
+balance = "room"
 
 [balancer.health_check]
 inter = "1s"
@@ -744,7 +744,7 @@ fn problem(src: &str) -> (String, Option<usize>, String) {
 fn nonsense_storage_values_are_located_errors() {
     let base = |tables: &str| {
         format!(
-            "duration = \"1m\"\n[servers]\ncount = 1\nmax_connections = 10\n[balancer]\nstrategy = \"leastconn\"\n\
+            "duration = \"1m\"\n[servers]\ncount = 1\nmax_connections = 10\n[balancer]\nbalance = \"leastconn\"\n\
              [[population]]\nname = \"p\"\nrole = \"player\"\narrival = {{ process = \"poisson\", rate = \"1/s\" }}\n\
              session = \"10s\"\n{tables}"
         )

@@ -2,6 +2,7 @@
 //! (deterministic) properties, not statistical ones.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use wscap::experiment::{self, Replication};
 use wscap::model::balancer::KEY_SOURCE;
@@ -16,7 +17,11 @@ use crate::validation::scenario;
 /// connections with no faults. `balancer` is the body of `[balancer]`;
 /// `population` extra keys of the population.
 fn no_departures(servers: u32, count: u64, balancer: &str, population: &str) -> Scenario {
-    scenario(&format!(
+    scenario(&no_departures_src(servers, count, balancer, population))
+}
+
+fn no_departures_src(servers: u32, count: u64, balancer: &str, population: &str) -> String {
+    format!(
         r#"
 duration = "15s"
 replications = 1
@@ -36,7 +41,7 @@ arrival = {{ process = "step", count = {count}, at = "1s", over = "10s" }}
 session = "1h"
 {population}
 "#
-    ))
+    )
 }
 
 fn run_one(sc: &Scenario) -> Replication {
@@ -54,7 +59,7 @@ fn run_one(sc: &Scenario) -> Replication {
 #[test]
 fn roundrobin_spreads_exactly_evenly() {
     for strategy in ["roundrobin", "static-rr"] {
-        let sc = no_departures(6, 600, &format!("strategy = \"{strategy}\""), "");
+        let sc = no_departures(6, 600, &format!("balance = \"{strategy}\""), "");
         let r = run_one(&sc);
         eprintln!("{strategy}, 600 clients on 6 servers: {:?}", r.final_conns);
         assert_eq!(r.final_conns, vec![100; 6], "{strategy}");
@@ -66,7 +71,7 @@ fn roundrobin_spreads_exactly_evenly() {
 #[test]
 fn weighted_roundrobin_is_exactly_proportional() {
     for strategy in ["roundrobin", "static-rr"] {
-        let sc = no_departures(3, 600, &format!("strategy = \"{strategy}\"\nweights = [1, 2, 3]"), "");
+        let sc = no_departures(3, 600, &format!("balance = \"{strategy}\"\nweights = [1, 2, 3]"), "");
         let r = run_one(&sc);
         eprintln!("{strategy}, weights 1:2:3, 600 clients: {:?}", r.final_conns);
         assert_eq!(r.final_conns, vec![100, 200, 300], "{strategy}");
@@ -81,7 +86,7 @@ fn weighted_roundrobin_is_exactly_proportional() {
 /// counts never differ by more than one.
 #[test]
 fn leastconn_stays_balanced() {
-    let sc = no_departures(7, 503, "strategy = \"leastconn\"", "");
+    let sc = no_departures(7, 503, "balance = \"leastconn\"", "");
     let r = run_one(&sc);
     let (min, max) = (
         *r.final_conns.iter().min().unwrap(),
@@ -97,7 +102,7 @@ fn leastconn_stays_balanced() {
 /// sample a server only has connections if all before it are full.
 #[test]
 fn first_fills_servers_in_order() {
-    let sc = no_departures(4, 250, "strategy = \"first\"\nmaxconn = 100", "");
+    let sc = no_departures(4, 250, "balance = \"first\"\nmaxconn = 100", "");
     let r = run_one(&sc);
     eprintln!("first, maxconn 100, 250 clients: {:?}", r.final_conns);
     assert_eq!(r.final_conns, vec![100, 100, 50, 0]);
@@ -182,7 +187,7 @@ fn room_hashing_keeps_rooms_together() {
         let sc = no_departures(
             5,
             400,
-            &format!("strategy = \"room\"\nhash_type = \"{hash_type}\""),
+            &format!("balance = \"room\"\nhash_type = \"{hash_type}\""),
             "room_size = 2",
         );
         let mut w = World::new(&sc, 0);
@@ -213,14 +218,57 @@ fn room_hashing_keeps_rooms_together() {
 /// and so one server; with its own address per client they spread.
 #[test]
 fn source_hashing_with_nat_uses_one_server() {
-    let sc = no_departures(5, 300, "strategy = \"source\"", "source_ips = 1");
+    let sc = no_departures(5, 300, "balance = \"source\"", "source_ips = 1");
     let r = run_one(&sc);
     eprintln!("source, one NAT address, 300 clients: {:?}", r.final_conns);
     assert_eq!(r.final_conns.iter().filter(|&&n| n > 0).count(), 1);
     assert_eq!(r.final_conns.iter().sum::<u32>(), 300);
 
-    let sc = no_departures(5, 300, "strategy = \"source\"", "");
+    let sc = no_departures(5, 300, "balance = \"source\"", "");
     let r = run_one(&sc);
     eprintln!("source, own address each, 300 clients: {:?}", r.final_conns);
     assert!(r.final_conns.iter().all(|&n| n > 20), "{:?}", r.final_conns);
+}
+
+// ---------------------------------------------------------------------------
+// HAProxy semantics (issue 13): `random` draws twice, `maxqueue 0` is unlimited
+// ---------------------------------------------------------------------------
+
+/// HAProxy's `balance random` is `random(2)`: the same placements draw for
+/// draw; `random(1)` is a single draw and spreads worse.
+#[test]
+fn random_means_two_draws() {
+    let run = |strategy: &str| {
+        let sc = no_departures(8, 800, &format!("balance = \"{strategy}\""), "");
+        run_one(&sc).final_conns
+    };
+    let (random, two, one) = (run("random"), run("random(2)"), run("random(1)"));
+    eprintln!("random {random:?}\nrandom(2) {two:?}\nrandom(1) {one:?}");
+    assert_eq!(random, two);
+    let spread = |v: &[u32]| v.iter().max().unwrap() - v.iter().min().unwrap();
+    assert!(spread(&two) < spread(&one), "two draws should balance better");
+}
+
+/// `maxqueue = 0` is HAProxy's unlimited queue (as absent); `queue = false`
+/// refuses at once when every server is full.
+#[test]
+fn maxqueue_zero_is_unlimited_and_queue_false_refuses() {
+    let full = |balancer: &str| {
+        let sc = no_departures(2, 30, &format!("balance = \"leastconn\"\nmaxconn = 10\n{balancer}"), "");
+        experiment::run_replication(&sc, 0).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let absent = full("");
+    let zero = full("maxqueue = 0");
+    let off = full("queue = false");
+    assert_eq!(zero.metric("connections_refused"), absent.metric("connections_refused"));
+    assert_eq!(zero.metric("refused_queue_full"), Some(0.0));
+    assert_eq!(off.metric("refused_queue_full"), Some(10.0));
+    let src = no_departures_src(2, 30, "balance = \"leastconn\"\nqueue = false\nmaxqueue = 5", "");
+    let err = wscap::scenario::parse(&src, Path::new("q.toml"), "q", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("balancer.maxqueue") && err.contains("queue = false"),
+        "{err}"
+    );
 }

@@ -28,8 +28,8 @@ connect_cost = "1us"
 backend_latency = "1us"
 
 [balancer]
-strategy = "leastconn"
-maxqueue = 0
+balance = "leastconn"
+queue = false
 
 [[population]]
 name = "clients"
@@ -50,7 +50,7 @@ replications = 2
 count = 2
 max_connections = 10
 [balancer]
-strategy = "roundrobin"
+balance = "roundrobin"
 [[population]]
 name = "p"
 role = "player"
@@ -101,7 +101,7 @@ fn sweep_runs_the_grid_and_writes_a_row_per_point_and_replication() {
             "--set",
             "servers.count=2..4",
             "--set",
-            "balancer.strategy=leastconn,first",
+            "balancer.balance=leastconn,first",
             "--set",
             "duration=8s",
             "--out",
@@ -117,7 +117,7 @@ fn sweep_runs_the_grid_and_writes_a_row_per_point_and_replication() {
     assert_eq!(rows.len(), 1 + 3 * 2 * 2);
     let (n, s, r) = (
         col(&rows, "servers.count"),
-        col(&rows, "balancer.strategy"),
+        col(&rows, "balancer.balance"),
         col(&rows, "replication"),
     );
     assert!(col(&rows, "refused_ratio") > r, "metrics follow the replication");
@@ -345,8 +345,8 @@ fn bad_arguments_exit_2_before_anything_runs() {
             ],
         ),
         (
-            vec!["plan", f, "--slo", "refused_ratio<0.1", "--vary", "balancer.strategy"],
-            vec!["--vary balancer.strategy", "whole number"],
+            vec!["plan", f, "--slo", "refused_ratio<0.1", "--vary", "balancer.balance"],
+            vec!["--vary balancer.balance", "whole number"],
         ),
         (
             vec!["compare", f, "--strategies", "leastconn,first", "--slo", "p99<100"],
@@ -580,4 +580,16 @@ fn compare_recommends_only_strategies_that_meet_the_slos() {
     let rec = col(&rows, "recommended");
     assert!(rows[1..].iter().all(|r| r[rec] == "false"));
     assert!(!md.contains("NaN"), "{md}");
+}
+
+/// `--set` with a key renamed to HAProxy's word: exit 2 naming the new key.
+#[test]
+fn an_old_key_in_set_names_the_new_one() {
+    let o = crate::cli::wscap(&["run", "scenarios/quickstart.toml", "--set", "balancer.strategy=first"]);
+    assert_eq!(o.status.code(), Some(2), "{}", crate::cli::text(&o));
+    assert!(
+        crate::cli::text(&o).contains("is now `balance`"),
+        "{}",
+        crate::cli::text(&o)
+    );
 }

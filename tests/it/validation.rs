@@ -69,7 +69,7 @@ const MEAN_SESSION_S: f64 = 1.0;
 
 /// A loss system: Poisson arrivals at λ = LOAD/s, exponential sessions of
 /// mean 1 s, no reconnects (a refused client gives up, so attempts =
-/// arrivals), `maxqueue = 0` (a full server or pool refuses at once).
+/// arrivals), `queue = false` (a full server or pool refuses at once).
 ///
 /// A slot is taken when the balancer forwards and released when the session
 /// ends, so it is held for session + backend_latency + connect_cost =
@@ -93,8 +93,8 @@ connect_cost = "1us"
 backend_latency = "1us"
 
 [balancer]
-strategy = "{strategy}"
-maxqueue = 0
+balance = "{strategy}"
+queue = false
 
 [balancer.health_check]
 enabled = true
@@ -169,16 +169,17 @@ fn erlang_b_pooled_first() {
     assert_in_ci("erlang-b pooled, first", &refused_ratio("first"), theory, 0.0);
 }
 
-/// `random` is NOT the textbook "random assignment" loss system: like
-/// HAProxy, wscap's `random` (balancer.rs, `pick_available` →
-/// `random_available`) only draws among servers with a free slot and
-/// refuses only when none has one. So it is a pooled system too and must
-/// match ErlangB(N·cap, A), and clearly not the per-server value.
+/// `random(1)` is NOT the textbook "random assignment" loss system: like
+/// HAProxy, wscap's random draws (balancer.rs, `pick_available` →
+/// `random_draws` → `random_available`) only draw among servers with a
+/// free slot and refuse only when none has one. So it is a pooled system
+/// too and must match ErlangB(N·cap, A), and clearly not the per-server
+/// value. (`random`, two draws, is pooled for the same reason.)
 #[test]
 fn erlang_b_random_is_pooled() {
     let pooled = stats::erlang_b((SERVERS * CAP) as u64, LOAD);
     let per_server = stats::erlang_b(CAP as u64, LOAD / SERVERS as f64);
-    let (m, hw) = assert_in_ci("erlang-b pooled, random", &refused_ratio("random"), pooled, 0.0);
+    let (m, hw) = assert_in_ci("erlang-b pooled, random(1)", &refused_ratio("random(1)"), pooled, 0.0);
     assert!(
         (m - per_server).abs() > hw,
         "random looks like per-server assignment ({m} vs {per_server})"
@@ -188,7 +189,7 @@ fn erlang_b_random_is_pooled() {
 /// The per-server ("random assignment") loss system needs a strategy that
 /// does not skip full servers: `source` hashing with every client its own
 /// address and a map-based table sends each client to a server fixed by a
-/// hash of its id, regardless of load, and with `maxqueue = 0` refuses if
+/// hash of its id, regardless of load, and with `queue = false` refuses if
 /// that server is full. Each server is then its own Erlang loss system
 /// with offered load A/N, and since all N are alike the overall refusal
 /// ratio is ErlangB(cap, A/N).
@@ -235,7 +236,7 @@ connect_cost = "1us"
 backend_latency = "{BACKEND_LATENCY_S}s"
 
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 
 [balancer.health_check]
 {health}
@@ -368,7 +369,7 @@ connect_cost = {{ dist = "exponential", mean = "2ms" }}
 backend_latency = "250us"
 
 [balancer]
-strategy = "{strategy}"
+balance = "{strategy}"
 hash_type = "{hash_type}"
 maxconn = {maxconn}
 maxqueue = 5
@@ -638,7 +639,7 @@ connect_cost = "1ms"
 backend_latency = "250us"
 
 [balancer]
-strategy = "leastconn"
+balance = "leastconn"
 maxconn = 3
 retries = 3
 

@@ -27,7 +27,7 @@ count = 1
 max_connections = 10
 
 [balancer]
-strategy = "roundrobin"
+balance = "roundrobin"
 
 [web]
 backend_latency = "100us"
@@ -117,7 +117,7 @@ replications = 6
 count = 1
 max_connections = 10
 [balancer]
-strategy = "roundrobin"
+balance = "roundrobin"
 [web]
 backend_latency = "100us"
 nginx = { count = 2, cores = 8, static_cost = "100us", static_miss_cost = "5ms", cache_hit_ratio = 0.8 }
