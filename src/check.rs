@@ -97,10 +97,10 @@ pub fn counts(w: &World) -> Vec<String> {
         ("moves sent", sum(|s| s.moves_sent), c.moves_sent),
         ("moves lost", sum(|s| s.moves_lost), c.moves_lost),
         ("connect latencies", sum(|s| s.connect.len()), c.connections_accepted),
-        ("move deliveries", sum(|s| s.moves.len()), c.deliveries_player),
+        ("move deliveries", w.ctx.rec.window_deliveries().0, c.deliveries_player),
         (
             "spectator deliveries",
-            sum(|s| s.spectators.len()),
+            w.ctx.rec.window_deliveries().1,
             c.deliveries_spectator,
         ),
     ] {

@@ -306,6 +306,25 @@ pub fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid HDR bounds")
 }
 
+/// Deliveries recorded once, into one histogram, instead of twice (the
+/// interval's and the window's): all belong to window `slot` (`None`: the
+/// warm-up). They are added to both histograms, exactly, at the next
+/// sample, at the end, or when a delivery of another window comes. A
+/// fan-out to a million spectators then costs one record per recipient.
+struct Staged {
+    hist: Histogram<u64>,
+    slot: Option<usize>,
+}
+
+impl Default for Staged {
+    fn default() -> Self {
+        Staged {
+            hist: new_hist(),
+            slot: None,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct ServerConns {
     current: u32,
@@ -340,6 +359,10 @@ pub struct Recorder {
     pub relay: Histogram<u64>,
     interval_player: Histogram<u64>,
     interval_spectator: Histogram<u64>,
+    /// Deliveries recorded once, not yet added to the interval and window
+    /// histograms (see [`Staged`]).
+    staged_player: Staged,
+    staged_spectator: Staged,
     interval: Counters,
     servers: Vec<ServerConns>,
     pub samples: Vec<Sample>,
@@ -368,6 +391,8 @@ impl Recorder {
             relay: new_hist(),
             interval_player: new_hist(),
             interval_spectator: new_hist(),
+            staged_player: Staged::default(),
+            staged_spectator: Staged::default(),
             interval: Counters::default(),
             servers: vec![ServerConns::default(); servers],
             samples: Vec::new(),
@@ -542,9 +567,13 @@ impl Recorder {
     #[inline]
     pub fn delivery_to_player(&mut self, sent: SimTime, latency_ns: u64, parts: [u64; 4]) {
         let us = (latency_ns / NS_PER_US).max(1);
-        self.interval_player.saturating_record(us);
-        if let Some(slot) = self.windows.slot_at(sent) {
-            self.window_stats[slot].moves.saturating_record(us);
+        let slot = self.windows.slot_at(sent);
+        if slot != self.staged_player.slot {
+            self.flush_players();
+            self.staged_player.slot = slot;
+        }
+        self.staged_player.hist.saturating_record(us);
+        if slot.is_some() {
             self.counters.deliveries_player += 1;
             let p = parts.map(|x| x / NS_PER_US);
             self.move_tail.record(p.iter().sum::<u64>().max(1), p);
@@ -555,11 +584,53 @@ impl Recorder {
     #[inline]
     pub fn delivery_to_spectator(&mut self, sent: SimTime, latency_ns: u64) {
         let us = (latency_ns / NS_PER_US).max(1);
-        self.interval_spectator.saturating_record(us);
-        if let Some(slot) = self.windows.slot_at(sent) {
-            self.window_stats[slot].spectators.saturating_record(us);
+        let slot = self.windows.slot_at(sent);
+        if slot != self.staged_spectator.slot {
+            self.flush_spectators();
+            self.staged_spectator.slot = slot;
+        }
+        self.staged_spectator.hist.saturating_record(us);
+        if slot.is_some() {
             self.counters.deliveries_spectator += 1;
         }
+    }
+
+    /// Adds the staged player deliveries to the interval histogram and to
+    /// their window's.
+    fn flush_players(&mut self) {
+        let st = &mut self.staged_player;
+        if st.hist.is_empty() {
+            return;
+        }
+        self.interval_player.add(&st.hist).expect("same bounds");
+        if let Some(slot) = st.slot {
+            self.window_stats[slot].moves.add(&st.hist).expect("same bounds");
+        }
+        st.hist.reset();
+    }
+
+    /// [`flush_players`](Self::flush_players) for spectators.
+    fn flush_spectators(&mut self) {
+        let st = &mut self.staged_spectator;
+        if st.hist.is_empty() {
+            return;
+        }
+        self.interval_spectator.add(&st.hist).expect("same bounds");
+        if let Some(slot) = st.slot {
+            self.window_stats[slot].spectators.add(&st.hist).expect("same bounds");
+        }
+        st.hist.reset();
+    }
+
+    /// Player and spectator deliveries the windows hold, staged ones
+    /// included (for the checks, which may look between samples).
+    pub fn window_deliveries(&self) -> (u64, u64) {
+        let staged = |st: &Staged| if st.slot.is_some() { st.hist.len() } else { 0 };
+        let sum = |f: fn(&WindowStats) -> u64| self.window_stats.iter().map(f).sum::<u64>();
+        (
+            sum(|s| s.moves.len()) + staged(&self.staged_player),
+            sum(|s| s.spectators.len()) + staged(&self.staged_spectator),
+        )
     }
 
     /// A latency in one of the run-level histograms (after the warm-up).
@@ -603,6 +674,8 @@ impl Recorder {
         nodes: Vec<NodeSample>,
         web: Option<WebSample>,
     ) {
+        self.flush_players();
+        self.flush_spectators();
         let ms = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
         let h = &self.interval_connect;
         let pct = |q: f64| ms(h, q);
@@ -659,6 +732,8 @@ impl Recorder {
     /// Ends the run: the run-level connect and move histograms are the
     /// union of the windows'.
     pub fn finish(&mut self) {
+        self.flush_players();
+        self.flush_spectators();
         for w in &self.window_stats {
             self.connect.add(&w.connect).expect("same bounds");
             self.move_player.add(&w.moves).expect("same bounds");

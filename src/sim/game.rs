@@ -471,6 +471,13 @@ impl Game {
         let latest = room.active && room.game == m.game && room.moves_made == m.seq + 1;
         let next = if latest { room.to_move() } else { None };
         let (send, hop) = (&sv.send_cost, sv.backend_latency);
+        // Hoisted out of the walk, which may visit a million members: a
+        // constant send cost, and the players (a handful) to tell apart.
+        let send_const = match send {
+            crate::dist::Dist::Constant { value } => Some(*value),
+            _ => None,
+        };
+        let players: SmallVec<[u32; 4]> = room.players.iter().copied().collect();
         let (rec, net) = (&mut ctx.rec, &mut ctx.net);
         let (mut last, mut spectators, mut next_at) = (SimTime::ZERO, 0u32, None);
         // A crash scheduled during the walk cuts it: later sends never happen.
@@ -478,7 +485,10 @@ impl Game {
             if mm.client == sender {
                 continue;
             }
-            t += send.sample(rng);
+            t += match send_const {
+                Some(c) => c,
+                None => send.sample(rng),
+            };
             if t > cut {
                 break;
             }
@@ -486,7 +496,7 @@ impl Game {
                 + net.delay(Link::Servers, t, hop, Packet::Data)
                 + net.delay(Link::Clients, t, SimDuration(mm.half_rtt_ns as u64), Packet::Data);
             let latency = at.since(sent_at).0;
-            if room.is_player(mm.client) {
+            if players.contains(&mm.client) {
                 // Network both ways, the sender's server, the relay, and
                 // this server's queue and walk up to this send.
                 let relay = if relayed { ready.since(validated).0 } else { 0 };
