@@ -314,6 +314,11 @@ pub fn new_hist() -> Histogram<u64> {
 struct Staged {
     hist: Histogram<u64>,
     slot: Option<usize>,
+    /// The last send time asked about and its window: a fan-out asks for
+    /// the same one per recipient, and the window of a past time never
+    /// changes.
+    last_sent: SimTime,
+    last_slot: Option<usize>,
 }
 
 impl Default for Staged {
@@ -321,6 +326,8 @@ impl Default for Staged {
         Staged {
             hist: new_hist(),
             slot: None,
+            last_sent: SimTime::MAX,
+            last_slot: None,
         }
     }
 }
@@ -584,7 +591,12 @@ impl Recorder {
     #[inline]
     pub fn delivery_to_spectator(&mut self, sent: SimTime, latency_ns: u64) {
         let us = (latency_ns / NS_PER_US).max(1);
-        let slot = self.windows.slot_at(sent);
+        let st = &mut self.staged_spectator;
+        if sent != st.last_sent {
+            st.last_sent = sent;
+            st.last_slot = self.windows.slot_at(sent);
+        }
+        let slot = st.last_slot;
         if slot != self.staged_spectator.slot {
             self.flush_spectators();
             self.staged_spectator.slot = slot;
