@@ -16,6 +16,10 @@ pub struct Member {
     pub client: u32,
     /// Server → client one-way latency (half the client's RTT), ns.
     pub half_rtt_ns: u32,
+    /// The client's generation (kept equal to it while it is a member),
+    /// so that a fan-out can schedule the next move without reading the
+    /// client.
+    pub generation: u32,
 }
 
 /// The members of a room on one server.
@@ -140,6 +144,7 @@ mod tests {
         let m = |c| Member {
             client: c,
             half_rtt_ns: 1,
+            generation: 0,
         };
         assert_eq!(r.join(5, m(10)), (0, 0));
         assert_eq!(r.join(5, m(11)), (0, 1));

@@ -181,6 +181,9 @@ pub const STATE_NAMES: [&str; N_STATES] = [
 /// One client.
 #[derive(Clone, Debug)]
 pub struct Client {
+    /// Which arrival this is (0-based, over the run): slots are reused,
+    /// arrivals are not.
+    pub arrival: u64,
     pub generation: u32,
     pub state: ClientState,
     pub pop: u16,
@@ -326,6 +329,11 @@ impl World<'_> {
         self.clients.state_counts[st as usize] += 1;
         cl.state = st;
         cl.generation = cl.generation.wrapping_add(1);
+        if cl.group != NONE {
+            // A member's generation mirrors its client's.
+            let m = &mut self.game.rooms[cl.room_idx as usize].groups[cl.group as usize].members[cl.gslot as usize];
+            m.generation = cl.generation;
+        }
         if matches!(st, ClientState::Left | ClientState::GaveUp) {
             if cl.room_idx != NONE {
                 let now = self.ctx.now;
@@ -421,6 +429,7 @@ impl World<'_> {
             NONE
         };
         let client = Client {
+            arrival,
             generation,
             state: ClientState::Connecting,
             pop: pop as u16,

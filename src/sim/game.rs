@@ -24,7 +24,7 @@ use smallvec::SmallVec;
 use super::{ClientState, Clients, Event, NONE};
 use crate::engine::Scheduler;
 use crate::model::relay::Relay;
-use crate::model::room::Room;
+use crate::model::room::{Member, Room};
 use crate::rng::{self, SimRng, streams};
 use crate::scenario::{Role, Scenario};
 use crate::time::{SimDuration, SimTime};
@@ -204,6 +204,21 @@ impl Game {
         from: SimTime,
         s: &mut Scheduler<Event>,
     ) {
+        self.schedule_move_of(ctx, clients, r, from, None, s)
+    }
+
+    /// [`schedule_move`](Self::schedule_move), given the mover's room
+    /// entry when the caller has it at hand (a fan-out that just reached
+    /// it): then the client itself is not read.
+    pub(super) fn schedule_move_of(
+        &mut self,
+        ctx: &mut Ctx,
+        clients: &Clients,
+        r: u32,
+        from: SimTime,
+        mover: Option<Member>,
+        s: &mut Scheduler<Event>,
+    ) {
         let think = ctx
             .sc
             .game
@@ -213,12 +228,17 @@ impl Game {
         let room = &mut self.rooms[r as usize];
         room.token = room.token.wrapping_add(1);
         let Some(p) = room.to_move() else { return };
-        let cl = &clients.list[p as usize];
-        room.mover_generation = cl.generation;
+        let (generation, half) = match mover {
+            // The entry's half RTT is the client's unless it was clipped.
+            Some(m) if m.client == p && m.half_rtt_ns < u32::MAX => (m.generation, m.half_rtt_ns as u64),
+            _ => {
+                let cl = &clients.list[p as usize];
+                (cl.generation, cl.rtt.0 / 2)
+            }
+        };
+        room.mover_generation = generation;
         let sent = from + think;
-        let half = ctx
-            .net
-            .delay(Link::Clients, sent, SimDuration(cl.rtt.0 / 2), Packet::Data);
+        let half = ctx.net.delay(Link::Clients, sent, SimDuration(half), Packet::Data);
         let hop = ctx
             .net
             .delay(Link::Servers, sent, ctx.sc.servers.backend_latency, Packet::Data);
@@ -511,7 +531,7 @@ impl Game {
                     ],
                 );
                 if Some(mm.client) == next {
-                    next_at = Some(at);
+                    next_at = Some((at, *mm));
                 }
             } else {
                 rec.delivery_to_spectator(sent_at, latency);
@@ -523,9 +543,9 @@ impl Game {
         let m = &mut self.msgs[msg as usize];
         m.spectators += spectators;
         m.last_spectator = m.last_spectator.max(last);
-        if let Some(at) = next_at {
+        if let Some((at, mover)) = next_at {
             m.next_delivered = true;
-            self.schedule_move(ctx, clients, r, at, s);
+            self.schedule_move_of(ctx, clients, r, at, Some(mover), s);
         }
         t.since(now)
     }

@@ -249,6 +249,7 @@ pub fn join_room(game: &mut Game, clients: &mut Clients, ctx: &mut Ctx, c: u32, 
         Member {
             client: c,
             half_rtt_ns: half,
+            generation: cl.generation,
         },
     );
     let (active, synced, to_move) = (room.active, room.moves_made > 0, room.to_move());
@@ -457,6 +458,7 @@ pub fn rooms_list_connected_members(clients: &Clients, game: &Game) -> Vec<Strin
                 in_rooms += 1;
                 let cl = &clients.list[m.client as usize];
                 if cl.state != ClientState::Connected
+                    || cl.generation != m.generation
                     || cl.room_idx as usize != r
                     || cl.group as usize != g
                     || cl.gslot as usize != slot
