@@ -25,7 +25,8 @@ use crate::time::{SimDuration, SimTime};
 pub struct Batch {
     pub partition: u32,
     pub producer: u32,
-    pub msgs: Vec<u32>,
+    /// Inline for the common batch of a move or two (a 5 ms linger).
+    pub msgs: smallvec::SmallVec<[u32; 4]>,
     /// Its producer crashed: the close finds nothing to send.
     pub dropped: bool,
 }
@@ -145,7 +146,7 @@ impl Kafka {
                 let b = self.batches.insert(Batch {
                     partition: p,
                     producer,
-                    msgs: vec![msg],
+                    msgs: smallvec::smallvec![msg],
                     dropped: false,
                 }) as u32;
                 self.open[slot] = Some(b);
@@ -164,7 +165,7 @@ impl Kafka {
             if let Some(b) = self.open[slot].take() {
                 let batch = &mut self.batches[b as usize];
                 batch.dropped = true;
-                lost.append(&mut batch.msgs);
+                lost.extend(batch.msgs.drain(..));
             }
         }
         lost
@@ -173,7 +174,12 @@ impl Kafka {
     /// The batch's linger expired: it goes to the broker. Returns its
     /// messages and the time the batch is committed (appended, replicated),
     /// or None if its producer crashed meanwhile.
-    pub fn close(&mut self, now: SimTime, batch: u32, rng: &mut SimRng) -> Option<(Vec<u32>, SimTime)> {
+    pub fn close(
+        &mut self,
+        now: SimTime,
+        batch: u32,
+        rng: &mut SimRng,
+    ) -> Option<(smallvec::SmallVec<[u32; 4]>, SimTime)> {
         let b = self.batches.remove(batch as usize);
         if b.dropped {
             return None;
@@ -255,7 +261,7 @@ mod tests {
         );
         let (b2, _) = k.publish(SimTime(1_000_000), 1, 7, 102).unwrap();
         let (msgs, commit) = k.close(close, b, &mut r).unwrap();
-        assert_eq!(msgs, vec![100, 101]);
+        assert_eq!(msgs.as_slice(), [100, 101]);
         // 2 messages × 1 ms from 5 ms, then 2 ms append.
         assert_eq!(commit, SimTime(9_000_000));
         // The other producer's batch closes at 6 ms but queues behind: 7 ms + 1 + 2.
