@@ -5,10 +5,8 @@
 //! servers' cores, or of the event queue. The simulation asks it for a
 //! [`Choice`] and tells it when sessions open and close and checks finish.
 
-use std::cmp::Reverse;
 use std::collections::VecDeque;
 
-use priority_queue::PriorityQueue;
 use rand::RngExt;
 
 use super::hashing::{MapTable, Ring};
@@ -156,7 +154,7 @@ pub struct Balancer {
     up_since: Vec<SimTime>,
     rr_next: usize,
     swrr: Vec<i64>,
-    lc: PriorityQueue<u32, Reverse<(u64, u64)>>,
+    lc: super::least::LeastHeap,
     lc_touch: u64,
     map: MapTable,
     ring: Ring,
@@ -199,7 +197,7 @@ impl Balancer {
             up_since: vec![SimTime::ZERO; n],
             rr_next: 0,
             swrr: vec![0; n],
-            lc: PriorityQueue::with_capacity(n),
+            lc: super::least::LeastHeap::with_capacity(n),
             lc_touch: 0,
             map: MapTable::default(),
             ring: Ring::default(),
@@ -255,10 +253,10 @@ impl Balancer {
     fn lc_update(&mut self, s: usize) {
         if self.usable(s) {
             self.lc_touch += 1;
-            let p = Reverse((self.lc_key(s), self.lc_touch));
-            self.lc.push(s as u32, p);
+            let key = (self.lc_key(s), self.lc_touch);
+            self.lc.set(s as u32, key);
         } else {
-            self.lc.remove(&(s as u32));
+            self.lc.remove(s as u32);
         }
     }
 
@@ -385,7 +383,7 @@ impl Balancer {
                 }
             }
             Strategy::LeastConn => {
-                if let Some((&s, _)) = self.lc.peek()
+                if let Some(s) = self.lc.peek()
                     && self.ok(s as usize, exclude)
                 {
                     return Some(s);

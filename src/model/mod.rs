@@ -7,6 +7,7 @@ pub mod balancer;
 pub mod cache;
 pub mod database;
 pub mod hashing;
+pub mod least;
 pub mod network;
 pub mod relay;
 pub mod room;
