@@ -187,6 +187,15 @@ fn main() -> ExitCode {
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::SloFailed) => ExitCode::from(3),
+        Err(e) if e.downcast_ref::<Reported>().is_some() => {
+            // `check`: each file's errors were printed as found.
+            if let Some(r) = e.downcast_ref::<Reported>()
+                && r.total > 1
+            {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(2)
+        }
         Err(e) => {
             // A bad scenario or argument is the user's to fix: exit 2, like
             // a usage error; anything else is a failure of the run.
@@ -202,8 +211,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// Errors already printed, one per line: main only sets the exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("{bad} of {total} scenario files are invalid")]
+struct Reported {
+    bad: usize,
+    total: usize,
+}
+
 fn check(files: &[PathBuf]) -> Result<()> {
-    let mut first_err = None;
+    let mut bad = 0;
     for f in files {
         match scenario::load(f) {
             Ok(sc) => println!(
@@ -214,22 +231,36 @@ fn check(files: &[PathBuf]) -> Result<()> {
                 sc.faults.len()
             ),
             Err(e) => {
-                eprintln!("{e}");
-                first_err.get_or_insert(e);
+                eprintln!("error: {e}");
+                bad += 1;
             }
         }
     }
-    match first_err {
-        Some(e) => Err(anyhow::Error::new(e).context("invalid scenario")),
-        None => Ok(()),
+    if bad > 0 {
+        return Err(Reported {
+            bad,
+            total: files.len(),
+        }
+        .into());
     }
+    Ok(())
 }
 
 /// Parses `--set` arguments; unless `many`, each must have one value.
 fn settings(args: &[String], many: bool) -> Result<Vec<Setting>> {
-    let mut out = vec![];
+    let mut out: Vec<Setting> = vec![];
     for a in args {
         let s = Setting::parse("--set", a)?;
+        if let Some(first) = out.iter().find(|o| o.key.segs == s.key.segs) {
+            return Err(StudyError::Arg {
+                arg: s.arg,
+                message: format!(
+                    "`{}` is already set by `{}`: give each key once (several values go in one --set, key=v1,v2)",
+                    s.key.text, first.arg
+                ),
+            }
+            .into());
+        }
         if !many && s.values.len() > 1 {
             return Err(StudyError::Arg {
                 arg: s.arg,
@@ -675,6 +706,15 @@ fn plan(args: PlanArgs) -> Result<Status> {
         .collect::<Result<Vec<_>, _>>()?;
     let (key, arg, _current, lo, hi) = study::plan::parse_vary(&base, &args.vary)?;
     let replications = first.replications.max(3);
+    if let Some(m) = args.max_replications
+        && !(replications..=10_000).contains(&m)
+    {
+        return Err(StudyError::Arg {
+            arg: format!("--max-replications {m}"),
+            message: format!("must be between the starting replications ({replications}) and 10000"),
+        }
+        .into());
+    }
     let max_replications = args
         .max_replications
         .unwrap_or(replications.saturating_mul(4))

@@ -27,18 +27,20 @@ pub use files::{
 /// Why outputs could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Csv { path: PathBuf, source: csv::Error },
+    // The cause is in the message, not a `source` too: printed with its
+    // chain (`{:#}`), it would say the OS error twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{path}: {error}")]
+    Csv { path: PathBuf, error: csv::Error },
     #[error(transparent)]
     Chart(#[from] charts::ChartError),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
-    move |source| ReportError::Io {
+    move |error| ReportError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
