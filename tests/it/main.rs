@@ -4,6 +4,7 @@ mod answers;
 mod cli;
 mod cluster;
 mod game;
+mod inputs;
 mod messages;
 mod report;
 mod slowdown;
