@@ -3,7 +3,7 @@
 //! `wscap::report` to write the outputs. `anyhow` is used here only.
 //!
 //! Exit status (see [`EXIT_STATUS`]): 0 ok, 1 the run failed, 2 bad input,
-//! 3 an SLO verdict failed.
+//! 3 an SLO verdict failed, 130/143 interrupted (SIGINT/SIGTERM).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,10 +23,11 @@ const EXIT_STATUS: &str = "\
 Exit status:
   0  ok; with --slo (run, compare) or for plan: every SLO is met
   1  the run failed: I/O error writing outputs, internal invariant violated (a bug in wscap)
-  2  bad input: scenario file or argument error (nothing is run)
+  2  bad input: scenario file or argument error, an --out wscap must not replace (nothing is run)
   3  an SLO verdict failed: `run --slo` not met, `compare --slo` with no strategy meeting
      every SLO, `plan` with no value of the varied key meeting every SLO, `spof --slo` with a
-     single failure (or no failure) breaking an SLO";
+     single failure (or no failure) breaking an SLO
+  130, 143  interrupted by SIGINT or SIGTERM: temporary outputs removed, previous outputs kept";
 
 #[derive(Parser)]
 #[command(
@@ -174,8 +175,32 @@ impl Status {
     }
 }
 
+/// On SIGINT or SIGTERM: remove the temporary output folders being
+/// written (the previous outputs stay as they were) and exit with
+/// 128 + the signal's number (130, 143), as a shell reports it.
+fn exit_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot catch signals")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let _held = report::abandon_temporary_folders();
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                eprintln!("\ninterrupted ({name}): temporary outputs removed");
+                std::process::exit(128 + sig);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = exit_on_signals() {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(1);
+    }
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Check { files } => check(&files).map(|()| Status::Ok),
@@ -199,7 +224,9 @@ fn main() -> ExitCode {
         Err(e) => {
             // A bad scenario or argument is the user's to fix: exit 2, like
             // a usage error; anything else is a failure of the run.
-            let usage = e.downcast_ref::<StudyError>().is_some_and(StudyError::is_usage);
+            let usage = e.downcast_ref::<StudyError>().is_some_and(StudyError::is_usage)
+                || e.downcast_ref::<report::ReportError>()
+                    .is_some_and(report::ReportError::is_usage);
             let code = if usage || e.downcast_ref::<ScenarioError>().is_some() {
                 2
             } else {
@@ -419,6 +446,7 @@ fn run(args: RunArgs) -> Result<Status> {
     // Judged after the run, checked before it.
     let slos = parse_slos(&slo_texts, &sc)?;
     let out = args.out.clone().unwrap_or_else(|| Path::new("output").join(&sc.name));
+    report::check_out(&out)?;
     let progress = Progress::new(args.quiet);
     progress.set_label(&sc.name);
     let started = Instant::now();
@@ -520,10 +548,14 @@ fn finish_study(quiet: bool, out: &Path, n_files: usize, wall: f64, events: u64)
     );
 }
 
-fn study_out(args: &StudyArgs, name: &str, command: &str) -> PathBuf {
-    args.out
+/// The output folder of a study, checked before anything runs.
+fn study_out(args: &StudyArgs, name: &str, command: &str) -> Result<PathBuf> {
+    let out = args
+        .out
         .clone()
-        .unwrap_or_else(|| Path::new("output").join(format!("{name}-{command}")))
+        .unwrap_or_else(|| Path::new("output").join(format!("{name}-{command}")));
+    report::check_out(&out)?;
+    Ok(out)
 }
 
 fn compare(args: CompareArgs) -> Result<Status> {
@@ -542,7 +574,7 @@ fn compare(args: CompareArgs) -> Result<Status> {
         Some(p) => Some(study::compare::parse_objectives(p, &study::plan::metric_names())?),
         None => None,
     };
-    let out = study_out(c, &sc.name, "compare");
+    let out = study_out(c, &sc.name, "compare")?;
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("{} strategies", names.len()));
     let started = Instant::now();
@@ -604,7 +636,7 @@ fn spof(args: SpofArgs) -> Result<Status> {
         .unwrap_or_default();
     let slos = parse_slos(&args.slo, &sc)?;
     let plan = study::spof::plan(&sc, at, mode, &only)?;
-    let out = study_out(c, &sc.name, "spof");
+    let out = study_out(c, &sc.name, "spof")?;
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("{} components", plan.components.len()));
     let started = Instant::now();
@@ -662,7 +694,7 @@ fn sweep(args: StudyArgs) -> Result<()> {
         seed_and_reps(&mut p.scenario, args.seed, args.replications);
     }
     let sc = &points[0].scenario;
-    let out = study_out(&args, &sc.name, "sweep");
+    let out = study_out(&args, &sc.name, "sweep")?;
     let progress = Progress::new(args.quiet);
     progress.set_label(&format!("{} points", points.len()));
     let started = Instant::now();
@@ -705,6 +737,7 @@ fn plan(args: PlanArgs) -> Result<Status> {
         .map(|s| study::plan::parse_slo(s, &names))
         .collect::<Result<Vec<_>, _>>()?;
     let (key, arg, _current, lo, hi) = study::plan::parse_vary(&base, &args.vary)?;
+    let out = study_out(c, &first.name, "plan")?;
     let replications = first.replications.max(3);
     if let Some(m) = args.max_replications
         && !(replications..=10_000).contains(&m)
@@ -756,7 +789,6 @@ fn plan(args: PlanArgs) -> Result<Status> {
         }
         None => None,
     };
-    let out = study_out(c, &first.name, "plan");
     let command = format!(
         "wscap plan {}{} --vary {}{} --seed {seed} --replications {replications} --max-replications {max_replications}{}",
         c.file.display(),

@@ -7,6 +7,7 @@ mod game;
 mod inputs;
 mod messages;
 mod report;
+mod signals;
 mod slowdown;
 mod spof;
 mod storage;
