@@ -13,5 +13,6 @@ mod spof;
 mod storage;
 mod strategies;
 mod study;
+mod swarm;
 mod validation;
 mod web;
