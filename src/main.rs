@@ -93,6 +93,10 @@ struct StudyArgs {
     /// Print nothing but errors.
     #[arg(long, short)]
     quiet: bool,
+    /// Run even if the run's estimated memory, output size or event count is
+    /// above its limit (see the README's "Limits"); hard bounds still apply.
+    #[arg(long)]
+    allow_large: bool,
 }
 
 /// The syntax of `--slo`, shared by run, compare and plan.
@@ -308,6 +312,31 @@ fn fixed(settings: &[Setting]) -> Vec<Assign> {
         .collect()
 }
 
+/// Refuses a run estimated too large for this machine (memory) or for its
+/// documented limits (output, events), unless `--allow-large`.
+fn check_size(args: &StudyArgs, sc: &Scenario) -> Result<()> {
+    if args.allow_large {
+        return Ok(());
+    }
+    let budget = scenario::limits::Budget::of_this_machine(args.threads);
+    let problems = scenario::limits::check_size(sc, &budget);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(scenario::located_error(&args.file, problems).into())
+}
+
+fn check_threads(threads: usize) -> Result<(), StudyError> {
+    let max = scenario::limits::MAX_THREADS;
+    if threads > max {
+        return Err(StudyError::Arg {
+            arg: format!("--threads {threads}"),
+            message: format!("at most {max} worker threads (0 = one per core)"),
+        });
+    }
+    Ok(())
+}
+
 fn check_replications(r: Option<u32>) -> Result<(), StudyError> {
     match r {
         Some(r) if !(1..=10_000).contains(&r) => Err(StudyError::Arg {
@@ -330,6 +359,7 @@ fn seed_and_reps(sc: &mut Scenario, seed: Option<u64>, replications: Option<u32>
 
 fn load_with_overrides(args: &StudyArgs) -> Result<Scenario> {
     check_replications(args.replications)?;
+    check_threads(args.threads)?;
     let mut sc = if args.set.is_empty() {
         scenario::load(&args.file)?
     } else {
@@ -445,6 +475,7 @@ fn run(args: RunArgs) -> Result<Status> {
     let sc = load_with_overrides(&args)?;
     // Judged after the run, checked before it.
     let slos = parse_slos(&slo_texts, &sc)?;
+    check_size(&args, &sc)?;
     let out = args.out.clone().unwrap_or_else(|| Path::new("output").join(&sc.name));
     report::check_out(&out)?;
     let progress = Progress::new(args.quiet);
@@ -568,6 +599,10 @@ fn compare(args: CompareArgs) -> Result<Status> {
     for p in &mut points {
         seed_and_reps(&mut p.scenario, c.seed, c.replications);
     }
+    check_threads(c.threads)?;
+    for p in &points {
+        check_size(c, &p.scenario)?;
+    }
     let sc = &points[0].scenario;
     let slos = parse_slos(&args.slo, sc)?;
     let objectives = match &args.pareto {
@@ -635,6 +670,7 @@ fn spof(args: SpofArgs) -> Result<Status> {
         })
         .unwrap_or_default();
     let slos = parse_slos(&args.slo, &sc)?;
+    check_size(c, &sc)?;
     let plan = study::spof::plan(&sc, at, mode, &only)?;
     let out = study_out(c, &sc.name, "spof")?;
     let progress = Progress::new(c.quiet);
@@ -693,6 +729,10 @@ fn sweep(args: StudyArgs) -> Result<()> {
     for p in &mut points {
         seed_and_reps(&mut p.scenario, args.seed, args.replications);
     }
+    check_threads(args.threads)?;
+    for p in &points {
+        check_size(&args, &p.scenario)?;
+    }
     let sc = &points[0].scenario;
     let out = study_out(&args, &sc.name, "sweep")?;
     let progress = Progress::new(args.quiet);
@@ -730,6 +770,8 @@ fn plan(args: PlanArgs) -> Result<Status> {
     // The scenario as it will run (fixed overrides): its seed, replications and name.
     let mut first = base.build(&fixed)?;
     seed_and_reps(&mut first, c.seed, c.replications);
+    check_threads(c.threads)?;
+    check_size(c, &first)?;
     let names = study::plan::metric_names();
     let slos = args
         .slo

@@ -289,9 +289,14 @@ mod tests {
     fn replace_dir_swaps_whole_folders() {
         let root = tempfile::tempdir().unwrap();
         let target = root.path().join("out");
-        replace_dir(&target, |d| std::fs::write(d.join("a"), "1").map_err(io_err(d))).unwrap();
+        // wscap's own folders hold report.md (check_out refuses others).
+        let fill = |d: &Path, name: &str, text: &str| {
+            std::fs::write(d.join("report.md"), "").map_err(io_err(d))?;
+            std::fs::write(d.join(name), text).map_err(io_err(d))
+        };
+        replace_dir(&target, |d| fill(d, "a", "1")).unwrap();
         assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "1");
-        replace_dir(&target, |d| std::fs::write(d.join("b"), "2").map_err(io_err(d))).unwrap();
+        replace_dir(&target, |d| fill(d, "b", "2")).unwrap();
         assert!(!target.join("a").exists(), "old files must not survive");
         assert_eq!(std::fs::read_to_string(target.join("b")).unwrap(), "2");
         // A failing fill leaves the previous outputs and no temporary folder.

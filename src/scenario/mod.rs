@@ -6,6 +6,7 @@
 //! Errors name the file, line, column and field, with the valid choices.
 
 mod input;
+pub mod limits;
 mod locate;
 mod storage;
 mod types;
@@ -204,7 +205,7 @@ fn load_files(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
                     let k = unit_scale(unit).unwrap_or(1.0);
                     let mut t: Vec<SimDuration> = v.iter().map(|x| SimDuration::from_secs_f64(x * k)).collect();
                     t.sort_unstable();
-                    if t.len() > 50_000_000 {
+                    if t.len() as u64 > limits::MAX_CLIENTS_PER_POPULATION {
                         problems.push(Problem {
                             line: None,
                             column: None,
@@ -513,13 +514,13 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                     c.fail(f("arrival.max_clients"), "must be at least 1");
                 }
                 let expected = rate.per_s * sc.duration.as_secs_f64();
-                if expected > 50_000_000.0 && max_clients.is_none() {
+                if expected > limits::MAX_CLIENTS_PER_POPULATION as f64 && max_clients.is_none() {
                     c.fail(f("arrival.rate"), format!("about {} arrivals per replication: above the 50 000 000 client bound (set max_clients or lower the rate)", crate::units::count_text(expected)));
                 }
             }
             Arrival::Ramp { target, .. } => {
                 c.positive(&f("arrival.target"), *target, "target");
-                if *target > 50_000_000 {
+                if *target > limits::MAX_CLIENTS_PER_POPULATION {
                     c.fail(f("arrival.target"), "at most 50 000 000 clients per population");
                 }
             }
@@ -533,7 +534,7 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
             }
             Arrival::Step { count, .. } => {
                 c.positive(&f("arrival.count"), *count, "count");
-                if *count > 50_000_000 {
+                if *count > limits::MAX_CLIENTS_PER_POPULATION {
                     c.fail(f("arrival.count"), "at most 50 000 000 clients per population");
                 }
             }
@@ -753,7 +754,27 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
         }
     }
     storage::validate(sc, &mut c);
+    limits::bounds(sc, &mut c);
     c.problems
+}
+
+/// A scenario error for `problems` found after loading (the run's size
+/// estimate): each located in `file` by its field.
+pub fn located_error(file: &Path, mut problems: Vec<Problem>) -> ScenarioError {
+    if let Ok(src) = read_source(file) {
+        for p in &mut problems {
+            if p.line.is_none() {
+                let off = locate::locate(&src, &p.field).unwrap_or(0);
+                let (l, c) = locate::line_col(&src, off);
+                p.line = Some(l);
+                p.column = Some(c);
+            }
+        }
+    }
+    ScenarioError::Invalid {
+        file: file.to_path_buf(),
+        problems,
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod game;
 mod inputs;
+mod limits;
 mod messages;
 mod report;
 mod signals;
