@@ -18,7 +18,9 @@
 //! ```
 //!
 //! `WSCAP_SWARM_SEEDS=N` runs N seeds (default [`SEEDS`]) from
-//! `WSCAP_SWARM_BASE` (default [`BASE`]): a longer hunt than CI's.
+//! `WSCAP_SWARM_BASE` (default [`BASE`]): a longer hunt than CI's;
+//! `WSCAP_SWARM_KEEP_GOING=1` reports every failing seed at the end
+//! instead of stopping at the first.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -580,6 +582,8 @@ fn swarm() {
     };
     let mut drawn = Drawn::default();
     let (mut events, mut faults) = (0u64, 0usize);
+    let keep_going = std::env::var_os("WSCAP_SWARM_KEEP_GOING").is_some();
+    let mut failed: Vec<(u64, String)> = vec![];
     for &seed in &seeds {
         let src = generate(seed, tmp.path(), &mut drawn);
         let replay = format!("WSCAP_SWARM_SEED={seed} cargo test --test it swarm -- --nocapture");
@@ -591,11 +595,16 @@ fn swarm() {
         let (bad, n) = run_checked(&sc);
         events += n;
         if !bad.is_empty() {
-            panic!(
+            let report = format!(
                 "seed {seed}: {} invariant violation(s):\n  {}\n\nscenario (swarm-{seed}.toml):\n{src}\nreplay: {replay}",
                 bad.len(),
                 bad.iter().take(5).cloned().collect::<Vec<_>>().join("\n  ")
             );
+            if !keep_going {
+                panic!("{report}");
+            }
+            eprintln!("{report}\n");
+            failed.push((seed, bad[0].clone()));
         }
     }
     eprintln!(
@@ -606,6 +615,7 @@ fn swarm() {
         drawn.faults,
         drawn.tiers
     );
+    assert!(failed.is_empty(), "{} failing seeds: {failed:?}", failed.len());
     if seeds.len() as u64 >= SEEDS {
         // The CI seeds cover every choice.
         let missing = |all: &[&str], got: &BTreeSet<String>| -> Vec<String> {
@@ -656,4 +666,21 @@ fn swarm_checks_fire_at_the_broken_event() {
         bad.first().is_some_and(|b| b.starts_with("after event 100 ")),
         "{bad:?}"
     );
+}
+
+/// Found by a 1500-seed hunt (`WSCAP_SWARM_BASE=100000`): a balancer node
+/// crashes while clients through it are orphaned by a server's host crash
+/// (they have not yet noticed, heartbeat 7 s) and still hold a slot there;
+/// `World::node_crash` (src/sim/cluster.rs) releases only connecting,
+/// queued and connected clients, so after event 1094 clients hold a slot
+/// at a dead node (`seams::node_holds_its_clients`). Left for the owner of
+/// `sim` (a fix changes outputs); run it with `--ignored`.
+#[test]
+#[ignore = "known bug in World::node_crash: orphaned clients keep their slot at the dead node"]
+fn swarm_seed_101132_orphans_keep_a_slot_at_a_crashed_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = generate(101_132, tmp.path(), &mut Drawn::default());
+    let sc = scenario::parse(&src, Path::new("swarm.toml"), "swarm", tmp.path()).unwrap();
+    let (bad, _) = run_checked(&sc);
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
