@@ -28,9 +28,10 @@ pub const MAX_WORKERS: u32 = 10_000;
 pub const MAX_BACKLOG: u32 = 1_000_000;
 /// Distinct profile keys of the web tier (`web.app.keys`).
 pub const MAX_KEYS: u32 = 1_000_000_000;
-/// Connections per server (`servers.max_connections`, `balancer.maxconn`),
+/// Connections per server (`servers.max_connections`, `balancer.maxconn`;
+/// nothing is allocated per slot, the tests use 10⁸ as "no cap"),
 /// per node (`balancer.node_maxconn`) and queue places (`balancer.maxqueue`).
-pub const MAX_CONNECTIONS: u32 = 10_000_000;
+pub const MAX_CONNECTIONS: u32 = 1_000_000_000;
 /// Clients of one population in one replication (arrivals).
 pub const MAX_CLIENTS_PER_POPULATION: u64 = 50_000_000;
 /// Clients of all populations together in one replication (arrivals;
@@ -48,6 +49,9 @@ pub const MAX_ATTEMPTS: u32 = 10_000;
 pub const MAX_MOVES: u32 = 1_000_000;
 /// Redis `maxclients`, and connections per server's pool.
 pub const MAX_REDIS_CLIENTS: u32 = 10_000_000;
+/// Kafka producer batch slots: servers (with scale-outs) × partitions,
+/// allocated up front by the relay.
+pub const MAX_SERVER_PARTITIONS: u64 = 10_000_000;
 /// `max_events`, per replication.
 pub const MAX_EVENTS: u64 = 1_000_000_000_000;
 /// `--threads`.
@@ -192,6 +196,18 @@ pub(super) fn bounds(sc: &Scenario, c: &mut Checker) {
             MAX_REDIS_CLIENTS.into(),
             "Redis clients",
         );
+    }
+    if let Some(super::Relay::Kafka { partitions, .. }) = &sc.relay {
+        let slots = sc.max_servers() as u64 * *partitions as u64;
+        if slots > MAX_SERVER_PARTITIONS {
+            c.fail(
+                "relay.partitions",
+                format!(
+                    "{partitions} partitions × {} servers = {slots} producer batch slots: above the limit {MAX_SERVER_PARTITIONS}",
+                    sc.max_servers()
+                ),
+            );
+        }
     }
     if let Some(g) = &sc.game {
         let moves = match &g.moves {

@@ -210,6 +210,19 @@ fn every_count_like_key_has_a_bound() {
             }),
             limits::MAX_CLIENTS_PER_POPULATION,
         ),
+        (
+            "relay.partitions",
+            Box::new(|v| {
+                with(
+                    &[("count = 2", "count = 200")],
+                    &format!(
+                        "\n[game]\nthink_time = \"1s\"\nmoves = 40\n[relay]\nkind = \"kafka\"\npartitions = {}\n",
+                        v.div_ceil(200)
+                    ),
+                )
+            }),
+            limits::MAX_SERVER_PARTITIONS,
+        ),
         // Two populations of 30 M each: the total is above the bound.
         (
             "population[1].arrival.count",
