@@ -30,7 +30,11 @@ fuzz_target!(|data: &[u8]| {
             for p in e.problems() {
                 // Every problem is located in the file it came from.
                 if let Some(l) = p.line {
-                    assert!(l >= 1 && l <= src.lines().count().max(1) + 1, "line {l} of {}", src.lines().count());
+                    assert!(
+                        l >= 1 && l <= src.lines().count().max(1) + 1,
+                        "line {l} of {}",
+                        src.lines().count()
+                    );
                 }
             }
         }
