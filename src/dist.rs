@@ -288,11 +288,42 @@ mod tests {
 /// A distribution of whole numbers (moves per game). Written as a number
 /// (a constant) or `{ dist = "uniform", min, max }`, `{ dist = "normal",
 /// mean, sd }` (rounded, at least 1) or `{ dist = "geometric", mean }`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Clone, Debug, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum CountDist {
     Constant(u32),
     Table(CountTable),
+}
+
+/// Not derived (`untagged` would say only "data did not match any
+/// variant"): a number is a constant, a table says its own errors.
+impl<'de> Deserialize<'de> for CountDist {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CountDist;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(
+                    f,
+                    "a whole number such as 80 or a table such as {{ dist = \"uniform\", min = 40, max = 120 }} (dist: uniform, normal, geometric)"
+                )
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<CountDist, E> {
+                u32::try_from(v)
+                    .map(CountDist::Constant)
+                    .map_err(|_| E::custom(format!("{v} is above {}", u32::MAX)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<CountDist, E> {
+                u64::try_from(v)
+                    .map_err(|_| E::custom(format!("{v} is negative: a count is a whole number of at least 1")))
+                    .and_then(|v| self.visit_u64(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CountDist, A::Error> {
+                CountTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(CountDist::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

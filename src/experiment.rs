@@ -94,8 +94,8 @@ impl Outcome {
 /// Why a replication failed. Each is a bug in wscap, not in the scenario.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
-    #[error("replication {replication}: {source}")]
-    Engine { replication: u32, source: EngineError },
+    #[error("replication {replication}: {error}")]
+    Engine { replication: u32, error: EngineError },
     #[error("replication {replication}: invariants violated:\n  {}", violations.join("\n  "))]
     Invariant { replication: u32, violations: Vec<String> },
     #[error("cannot start {threads} worker threads: {message}")]
@@ -115,9 +115,9 @@ pub fn run_replication_observed(
     observe: impl FnMut(SimTime),
 ) -> Result<Replication, SimError> {
     let mut w = World::new(sc, index);
-    let stats: LoopStats = w.run_observed(observe).map_err(|source| SimError::Engine {
+    let stats: LoopStats = w.run_observed(observe).map_err(|error| SimError::Engine {
         replication: index,
-        source,
+        error,
     })?;
     w.ctx.rec.finish();
     let violations = check::check(&w);

@@ -3,7 +3,7 @@
 //! `wscap::report` to write the outputs. `anyhow` is used here only.
 //!
 //! Exit status (see [`EXIT_STATUS`]): 0 ok, 1 the run failed, 2 bad input,
-//! 3 an SLO verdict failed.
+//! 3 an SLO verdict failed, 130/143 interrupted (SIGINT/SIGTERM).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,10 +23,11 @@ const EXIT_STATUS: &str = "\
 Exit status:
   0  ok; with --slo (run, compare) or for plan: every SLO is met
   1  the run failed: I/O error writing outputs, internal invariant violated (a bug in wscap)
-  2  bad input: scenario file or argument error (nothing is run)
+  2  bad input: scenario file or argument error, an --out wscap must not replace (nothing is run)
   3  an SLO verdict failed: `run --slo` not met, `compare --slo` with no strategy meeting
      every SLO, `plan` with no value of the varied key meeting every SLO, `spof --slo` with a
-     single failure (or no failure) breaking an SLO";
+     single failure (or no failure) breaking an SLO
+  130, 143  interrupted by SIGINT or SIGTERM: temporary outputs removed, previous outputs kept";
 
 #[derive(Parser)]
 #[command(
@@ -130,6 +131,11 @@ struct StudyArgs {
     /// (`lenient = true` on every `haproxy-log` arrival).
     #[arg(long)]
     lenient: bool,
+
+    /// Run even if the run's estimated memory, output size or event count is
+    /// above its limit (see the README's "Limits"); hard bounds still apply.
+    #[arg(long)]
+    allow_large: bool,
 }
 
 /// The syntax of `--slo`, shared by run, compare and plan.
@@ -273,8 +279,32 @@ unsafe impl std::alloc::GlobalAlloc for HugePages {
 #[global_allocator]
 static ALLOCATOR: HugePages = HugePages;
 
+/// On SIGINT or SIGTERM: remove the temporary output folders being
+/// written (the previous outputs stay as they were) and exit with
+/// 128 + the signal's number (130, 143), as a shell reports it.
+fn exit_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot catch signals")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let _held = report::abandon_temporary_folders();
+                let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                eprintln!("\ninterrupted ({name}): temporary outputs removed");
+                std::process::exit(128 + sig);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = exit_on_signals() {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(1);
+    }
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Check { files, lenient } => check(&files, lenient).map(|()| Status::Ok),
@@ -294,10 +324,21 @@ fn main() -> ExitCode {
     match result {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::SloFailed) => ExitCode::from(3),
+        Err(e) if e.downcast_ref::<Reported>().is_some() => {
+            // `check`: each file's errors were printed as found.
+            if let Some(r) = e.downcast_ref::<Reported>()
+                && r.total > 1
+            {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(2)
+        }
         Err(e) => {
             // A bad scenario or argument is the user's to fix: exit 2, like
             // a usage error; anything else is a failure of the run.
-            let usage = e.downcast_ref::<StudyError>().is_some_and(StudyError::is_usage);
+            let usage = e.downcast_ref::<StudyError>().is_some_and(StudyError::is_usage)
+                || e.downcast_ref::<report::ReportError>()
+                    .is_some_and(report::ReportError::is_usage);
             let input = e.downcast_ref::<ScenarioError>().is_some()
                 || e.downcast_ref::<wscap::import::ImportError>()
                     .is_some_and(|e| !matches!(e, wscap::import::ImportError::Invalid(_)));
@@ -348,7 +389,7 @@ fn import(args: ImportArgs) -> Result<()> {
 /// arrival skips malformed lines.
 fn read_base(file: &Path, lenient: bool) -> Result<Base> {
     let base = if lenient {
-        let src = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let src = scenario::read_source(file)?;
         Base::from_text(file, &lenient_logs(&src))?
     } else {
         Base::load(file)?
@@ -398,8 +439,16 @@ fn note_skipped(sc: &Scenario) {
     }
 }
 
+/// Errors already printed, one per line: main only sets the exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("{bad} of {total} scenario files are invalid")]
+struct Reported {
+    bad: usize,
+    total: usize,
+}
+
 fn check(files: &[PathBuf], lenient: bool) -> Result<()> {
-    let mut first_err = None;
+    let mut bad = 0;
     for f in files {
         let loaded = if lenient {
             read_base(f, true).map(|b| b.scenario)
@@ -415,22 +464,36 @@ fn check(files: &[PathBuf], lenient: bool) -> Result<()> {
                 sc.faults.len()
             ),
             Err(e) => {
-                eprintln!("{e:#}");
-                first_err.get_or_insert(e);
+                eprintln!("error: {e}");
+                bad += 1;
             }
         }
     }
-    match first_err {
-        Some(e) => Err(e.context("invalid scenario")),
-        None => Ok(()),
+    if bad > 0 {
+        return Err(Reported {
+            bad,
+            total: files.len(),
+        }
+        .into());
     }
+    Ok(())
 }
 
 /// Parses `--set` arguments; unless `many`, each must have one value.
 fn settings(args: &[String], many: bool) -> Result<Vec<Setting>> {
-    let mut out = vec![];
+    let mut out: Vec<Setting> = vec![];
     for a in args {
         let s = Setting::parse("--set", a)?;
+        if let Some(first) = out.iter().find(|o| o.key.segs == s.key.segs) {
+            return Err(StudyError::Arg {
+                arg: s.arg,
+                message: format!(
+                    "`{}` is already set by `{}`: give each key once (several values go in one --set, key=v1,v2)",
+                    s.key.text, first.arg
+                ),
+            }
+            .into());
+        }
         if !many && s.values.len() > 1 {
             return Err(StudyError::Arg {
                 arg: s.arg,
@@ -449,6 +512,31 @@ fn fixed(settings: &[Setting]) -> Vec<Assign> {
         .iter()
         .map(|s| Assign::new(s.arg.clone(), &s.key, s.values[0].clone()))
         .collect()
+}
+
+/// Refuses a run estimated too large for this machine (memory) or for its
+/// documented limits (output, events), unless `--allow-large`.
+fn check_size(args: &StudyArgs, sc: &Scenario) -> Result<()> {
+    if args.allow_large {
+        return Ok(());
+    }
+    let budget = scenario::limits::Budget::of_this_machine(args.threads);
+    let problems = scenario::limits::check_size(sc, &budget);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(scenario::located_error(&args.file, problems).into())
+}
+
+fn check_threads(threads: usize) -> Result<(), StudyError> {
+    let max = scenario::limits::MAX_THREADS;
+    if threads > max {
+        return Err(StudyError::Arg {
+            arg: format!("--threads {threads}"),
+            message: format!("at most {max} worker threads (0 = one per core)"),
+        });
+    }
+    Ok(())
 }
 
 fn check_replications(r: Option<u32>) -> Result<(), StudyError> {
@@ -473,6 +561,7 @@ fn seed_and_reps(sc: &mut Scenario, seed: Option<u64>, replications: Option<u32>
 
 fn load_with_overrides(args: &StudyArgs) -> Result<Scenario> {
     check_replications(args.replications)?;
+    check_threads(args.threads)?;
     let mut sc = if args.set.is_empty() && !args.lenient {
         let sc = scenario::load(&args.file)?;
         note_skipped(&sc);
@@ -590,7 +679,9 @@ fn run(args: RunArgs) -> Result<Status> {
     let sc = load_with_overrides(&args)?;
     // Judged after the run, checked before it.
     let slos = parse_slos(&slo_texts, &sc)?;
+    check_size(&args, &sc)?;
     let out = args.out.clone().unwrap_or_else(|| Path::new("output").join(&sc.name));
+    report::check_out(&out)?;
     let progress = Progress::new(args.quiet);
     progress.set_label(&sc.name);
     let started = Instant::now();
@@ -692,10 +783,14 @@ fn finish_study(quiet: bool, out: &Path, n_files: usize, wall: f64, events: u64)
     );
 }
 
-fn study_out(args: &StudyArgs, name: &str, command: &str) -> PathBuf {
-    args.out
+/// The output folder of a study, checked before anything runs.
+fn study_out(args: &StudyArgs, name: &str, command: &str) -> Result<PathBuf> {
+    let out = args
+        .out
         .clone()
-        .unwrap_or_else(|| Path::new("output").join(format!("{name}-{command}")))
+        .unwrap_or_else(|| Path::new("output").join(format!("{name}-{command}")));
+    report::check_out(&out)?;
+    Ok(out)
 }
 
 fn compare(args: CompareArgs) -> Result<Status> {
@@ -708,13 +803,17 @@ fn compare(args: CompareArgs) -> Result<Status> {
     for p in &mut points {
         seed_and_reps(&mut p.scenario, c.seed, c.replications);
     }
+    check_threads(c.threads)?;
+    for p in &points {
+        check_size(c, &p.scenario)?;
+    }
     let sc = &points[0].scenario;
     let slos = parse_slos(&args.slo, sc)?;
     let objectives = match &args.pareto {
         Some(p) => Some(study::compare::parse_objectives(p, &study::plan::metric_names())?),
         None => None,
     };
-    let out = study_out(c, &sc.name, "compare");
+    let out = study_out(c, &sc.name, "compare")?;
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("{} strategies", names.len()));
     let started = Instant::now();
@@ -775,8 +874,9 @@ fn spof(args: SpofArgs) -> Result<Status> {
         })
         .unwrap_or_default();
     let slos = parse_slos(&args.slo, &sc)?;
+    check_size(c, &sc)?;
     let plan = study::spof::plan(&sc, at, mode, &only)?;
-    let out = study_out(c, &sc.name, "spof");
+    let out = study_out(c, &sc.name, "spof")?;
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("{} components", plan.components.len()));
     let started = Instant::now();
@@ -833,8 +933,12 @@ fn sweep(args: StudyArgs) -> Result<()> {
     for p in &mut points {
         seed_and_reps(&mut p.scenario, args.seed, args.replications);
     }
+    check_threads(args.threads)?;
+    for p in &points {
+        check_size(&args, &p.scenario)?;
+    }
     let sc = &points[0].scenario;
-    let out = study_out(&args, &sc.name, "sweep");
+    let out = study_out(&args, &sc.name, "sweep")?;
     let progress = Progress::new(args.quiet);
     progress.set_label(&format!("{} points", points.len()));
     let started = Instant::now();
@@ -870,6 +974,8 @@ fn plan(args: PlanArgs) -> Result<Status> {
     // The scenario as it will run (fixed overrides): its seed, replications and name.
     let mut first = base.build(&fixed)?;
     seed_and_reps(&mut first, c.seed, c.replications);
+    check_threads(c.threads)?;
+    check_size(c, &first)?;
     let names = study::plan::metric_names();
     let slos = args
         .slo
@@ -877,7 +983,17 @@ fn plan(args: PlanArgs) -> Result<Status> {
         .map(|s| study::plan::parse_slo(s, &names))
         .collect::<Result<Vec<_>, _>>()?;
     let (key, arg, _current, lo, hi) = study::plan::parse_vary(&base, &args.vary)?;
+    let out = study_out(c, &first.name, "plan")?;
     let replications = first.replications.max(3);
+    if let Some(m) = args.max_replications
+        && !(replications..=10_000).contains(&m)
+    {
+        return Err(StudyError::Arg {
+            arg: format!("--max-replications {m}"),
+            message: format!("must be between the starting replications ({replications}) and 10000"),
+        }
+        .into());
+    }
     let max_replications = args
         .max_replications
         .unwrap_or(replications.saturating_mul(4))
@@ -919,7 +1035,6 @@ fn plan(args: PlanArgs) -> Result<Status> {
         }
         None => None,
     };
-    let out = study_out(c, &first.name, "plan");
     let command = format!(
         "wscap plan {}{} --vary {}{} --seed {seed} --replications {replications} --max-replications {max_replications}{}",
         c.file.display(),

@@ -59,6 +59,19 @@ pub struct Rate {
     pub per_s: f64,
 }
 
+/// Highest rate a scenario may give: one per nanosecond, the resolution of
+/// simulated time.
+pub const MAX_RATE_PER_S: f64 = 1e9;
+
+/// A count for a message: digits while it is readable, else `3.6e14`.
+pub fn count_text(x: f64) -> String {
+    if x.abs() < 1e12 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1e}")
+    }
+}
+
 /// Parses "83.3/s", "5000/m", "10/h", "2/ms".
 pub fn parse_rate(s: &str) -> Result<Rate, String> {
     let Some((num, unit)) = s.trim().split_once('/') else {
@@ -84,7 +97,13 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
     if !v.is_finite() || v < 0.0 {
         return Err(format!("rate `{s}` must be zero or positive"));
     }
-    Ok(Rate { per_s: v * per })
+    let per_s = v * per;
+    if per_s > MAX_RATE_PER_S {
+        return Err(format!(
+            "rate `{s}` is above 1e9/s, one event per nanosecond (the simulated clock's resolution)"
+        ));
+    }
+    Ok(Rate { per_s })
 }
 
 struct DurationVisitor;

@@ -62,8 +62,8 @@ static FONT_OK: AtomicBool = AtomicBool::new(false);
 /// Why a chart could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
-    #[error("cannot create chart directory {dir}: {source}")]
-    Dir { dir: PathBuf, source: std::io::Error },
+    #[error("cannot create chart directory {dir}: {error}")]
+    Dir { dir: PathBuf, error: std::io::Error },
     #[error("cannot load the embedded chart font (assets/DejaVuSans.ttf)")]
     Font,
     #[error("cannot draw {file}: {message}")]
@@ -108,9 +108,9 @@ pub fn write_charts(
     warmup_s: f64,
 ) -> Result<Vec<PathBuf>, ChartError> {
     register_font()?;
-    std::fs::create_dir_all(dir).map_err(|source| ChartError::Dir {
+    std::fs::create_dir_all(dir).map_err(|error| ChartError::Dir {
         dir: dir.to_path_buf(),
-        source,
+        error,
     })?;
     let marks = Marks::new(&rep.timeline, warmup_s);
     let time = x_range(rep, &marks);

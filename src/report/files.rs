@@ -13,9 +13,9 @@ use crate::metrics_defs::{self, Tier, Unit};
 use crate::scenario::{Role, Scenario};
 
 fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> ReportError + '_ {
-    move |source| ReportError::Csv {
+    move |error| ReportError::Csv {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

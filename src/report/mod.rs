@@ -15,6 +15,7 @@ pub mod spof;
 pub mod study;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::experiment::Outcome;
 use crate::scenario::Scenario;
@@ -27,18 +28,30 @@ pub use files::{
 /// Why outputs could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Csv { path: PathBuf, source: csv::Error },
+    // The cause is in the message, not a `source` too: printed with its
+    // chain (`{:#}`), it would say the OS error twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{path}: {error}")]
+    Csv { path: PathBuf, error: csv::Error },
     #[error(transparent)]
     Chart(#[from] charts::ChartError),
+    /// `--out` names a place wscap must not replace (checked before a run).
+    #[error("--out {}: {reason}", path.display())]
+    Out { path: PathBuf, reason: String },
+}
+
+impl ReportError {
+    /// The user's to fix (exit status 2), not a failure of the run.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, ReportError::Out { .. })
+    }
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
-    move |source| ReportError::Io {
+    move |error| ReportError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -86,9 +99,119 @@ pub fn write_run(out: &Path, sc: &Scenario, outcome: &Outcome, info: &RunInfo) -
     })
 }
 
-/// Builds a folder with `fill` in a temporary sibling of `target`, then
-/// swaps it into place (atomically where the OS can exchange two paths).
+/// The temporary folders being filled now, for [`abandon_temporary_folders`].
+static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Test hook: `WSCAP_TEST_PAUSE_BEFORE_SWAP_MS=N` makes [`replace_dir`]
+/// sleep N ms once its temporary folder is full, before the swap, so that
+/// a test can signal a real process at the writing phase. Not for users.
+pub const PAUSE_BEFORE_SWAP_ENV: &str = "WSCAP_TEST_PAUSE_BEFORE_SWAP_MS";
+
+fn registry() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    IN_PROGRESS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes the temporary folders of every [`replace_dir`] in progress and
+/// returns holding the registry, so that no swap starts after it: the
+/// caller (the CLI's SIGINT/SIGTERM handler) exits while holding it. A swap
+/// already under way finishes first (the new outputs are then in place).
+pub fn abandon_temporary_folders() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    let mut reg = registry();
+    for dir in reg.drain(..) {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    reg
+}
+
+/// `--out` must be a folder wscap may replace whole: refuses, before a run,
+/// a path with no name (`.`, `/`, `..`), a file, a symbolic link, the
+/// current folder or one of its ancestors, and an existing folder that is
+/// neither empty nor wscap's (wscap's outputs always hold `report.md`).
+pub fn check_out(target: &Path) -> Result<(), ReportError> {
+    let refuse = |reason: String| {
+        Err(ReportError::Out {
+            path: target.to_path_buf(),
+            reason,
+        })
+    };
+    let named = target.file_name().is_some()
+        && !matches!(
+            target.components().next_back(),
+            Some(std::path::Component::CurDir | std::path::Component::ParentDir)
+        );
+    if !named {
+        return refuse(
+            "names no folder of its own: wscap replaces its output folder whole; give a new folder, e.g. output/NAME"
+                .into(),
+        );
+    }
+    let meta = match std::fs::symlink_metadata(target) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return refuse(format!("cannot be used as an output folder: {e}")),
+    };
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link: give the folder itself".into());
+    }
+    if !meta.is_dir() {
+        return refuse("is a file, not an output folder".into());
+    }
+    if let (Ok(t), Ok(cwd)) = (
+        target.canonicalize(),
+        std::env::current_dir().and_then(|c| c.canonicalize()),
+    ) && cwd.starts_with(&t)
+    {
+        return refuse("is the current folder or one of its parents: wscap would replace it whole".into());
+    }
+    let mut entries = std::fs::read_dir(target).map_err(io_err(target))?;
+    let empty = entries.next().is_none();
+    if !empty && !target.join("report.md").is_file() {
+        return refuse(
+            "is a folder that wscap did not write (no report.md): wscap replaces its output folder whole; give a new or empty folder"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Whether process `pid` is running (or exists and is not ours to signal).
+fn alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+}
+
+/// Removes `.NAME.tmp-PID-…` and `.NAME.old-PID` folders in `parent` left by
+/// a wscap process that is gone (killed by SIGKILL, or the machine
+/// stopped). Folders of a running process are left alone.
+fn remove_stale(parent: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let file = file.to_string_lossy();
+        let rest = file
+            .strip_prefix(&format!(".{name}.tmp-"))
+            .or_else(|| file.strip_prefix(&format!(".{name}.old-")));
+        let Some(pid) = rest
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !alive(pid) && e.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Builds a folder with `fill` in a temporary sibling of `target`
+/// (`.NAME.tmp-PID-XXXXXX`), then swaps it into place (atomically where the
+/// OS can exchange two paths). Stale temporary folders of dead processes
+/// beside `target` are removed first; the temporary folder is registered
+/// for [`abandon_temporary_folders`] while it exists.
 pub fn replace_dir<T>(target: &Path, fill: impl FnOnce(&Path) -> Result<T, ReportError>) -> Result<T, ReportError> {
+    check_out(target)?;
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -98,12 +221,39 @@ pub fn replace_dir<T>(target: &Path, fill: impl FnOnce(&Path) -> Result<T, Repor
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tmp-"))
-        .tempdir_in(&parent)
-        .map_err(io_err(&parent))?;
+    remove_stale(&parent, &name);
+    let tmp = {
+        let mut reg = registry();
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}.tmp-{}-", std::process::id()))
+            .tempdir_in(&parent)
+            .map_err(io_err(&parent))?;
+        reg.push(tmp.path().to_path_buf());
+        tmp
+    };
+    let unregister = |p: &Path| registry().retain(|q| q != p);
     // On error `tmp` is dropped and removed: nothing half-written remains.
-    let value = fill(tmp.path())?;
+    let value = match fill(tmp.path()) {
+        Ok(v) => v,
+        Err(e) => {
+            unregister(tmp.path());
+            return Err(e);
+        }
+    };
+    if let Some(ms) = std::env::var(PAUSE_BEFORE_SWAP_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    // The swap holds the registry: an interrupt waits for it to finish.
+    let mut reg = registry();
+    if !reg.iter().any(|p| p == tmp.path()) {
+        // Abandoned meanwhile (the process is exiting).
+        drop(reg);
+        return Err(io_err(tmp.path())(std::io::Error::other("interrupted")));
+    }
+    reg.retain(|q| q != tmp.path());
     let tmp_path = tmp.keep();
     if target.exists() {
         match rustix::fs::renameat_with(
@@ -139,9 +289,14 @@ mod tests {
     fn replace_dir_swaps_whole_folders() {
         let root = tempfile::tempdir().unwrap();
         let target = root.path().join("out");
-        replace_dir(&target, |d| std::fs::write(d.join("a"), "1").map_err(io_err(d))).unwrap();
+        // wscap's own folders hold report.md (check_out refuses others).
+        let fill = |d: &Path, name: &str, text: &str| {
+            std::fs::write(d.join("report.md"), "").map_err(io_err(d))?;
+            std::fs::write(d.join(name), text).map_err(io_err(d))
+        };
+        replace_dir(&target, |d| fill(d, "a", "1")).unwrap();
         assert_eq!(std::fs::read_to_string(target.join("a")).unwrap(), "1");
-        replace_dir(&target, |d| std::fs::write(d.join("b"), "2").map_err(io_err(d))).unwrap();
+        replace_dir(&target, |d| fill(d, "b", "2")).unwrap();
         assert!(!target.join("a").exists(), "old files must not survive");
         assert_eq!(std::fs::read_to_string(target.join("b")).unwrap(), "2");
         // A failing fill leaves the previous outputs and no temporary folder.

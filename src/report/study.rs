@@ -18,9 +18,9 @@ use crate::study::plan::{Check, Cmp, Plan, Slo, Verdict, fmt};
 use crate::study::{HEADLINE, Point, Setting, headline_metrics};
 
 fn csv_err(path: &Path) -> impl FnOnce(csv::Error) -> ReportError + '_ {
-    move |source| ReportError::Csv {
+    move |error| ReportError::Csv {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

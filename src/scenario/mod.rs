@@ -6,10 +6,14 @@
 //! Errors name the file, line, column and field, with the valid choices.
 
 pub mod haproxy_log;
+mod input;
+pub mod limits;
+mod locate;
 mod storage;
 mod types;
 mod web;
 
+pub use input::{MAX_DATA_BYTES, MAX_DATA_ROWS, MAX_SCENARIO_BYTES, read_source};
 pub use storage::*;
 pub use types::*;
 pub use web::{App, Browsing, Nginx, Web};
@@ -84,8 +88,11 @@ pub struct Problem {
 /// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("{file}: cannot read the scenario: {source}")]
-    Read { file: PathBuf, source: std::io::Error },
+    #[error("{file}: cannot read the scenario: {error}")]
+    Read { file: PathBuf, error: std::io::Error },
+    /// Not a file wscap reads: a folder, too large, not text.
+    #[error("{file}: {reason}")]
+    Unreadable { file: PathBuf, reason: String },
     #[error("{}", render(file, problems))]
     Invalid { file: PathBuf, problems: Vec<Problem> },
 }
@@ -93,7 +100,7 @@ pub enum ScenarioError {
 impl ScenarioError {
     pub fn problems(&self) -> &[Problem] {
         match self {
-            ScenarioError::Read { .. } => &[],
+            ScenarioError::Read { .. } | ScenarioError::Unreadable { .. } => &[],
             ScenarioError::Invalid { problems, .. } => problems,
         }
     }
@@ -133,10 +140,7 @@ pub fn json_schema() -> serde_json::Value {
 /// Reads and validates a scenario file. Relative paths inside it (empirical
 /// CSVs) are resolved against the file's folder.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-    let src = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
+    let src = read_source(path)?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -156,7 +160,12 @@ pub fn parse(src: &str, file: &Path, default_name: &str, base_dir: &Path) -> Res
     if !renamed.is_empty() {
         return Err(invalid(renamed));
     }
-    let mut sc: Scenario = toml::from_str(src).map_err(|e| invalid(vec![de_problem(src, &e)]))?;
+    let shape = locate::structure(src);
+    if !shape.is_empty() {
+        return Err(invalid(shape));
+    }
+    let mut sc: Scenario =
+        toml::from_str(src).map_err(|e| invalid(vec![locate::de_problem(src, &e, &|key| failing_entry(src, key))]))?;
     if sc.name.is_empty() {
         sc.name = default_name.to_string();
     }
@@ -167,12 +176,11 @@ pub fn parse(src: &str, file: &Path, default_name: &str, base_dir: &Path) -> Res
     if problems.is_empty() {
         return Ok(sc);
     }
-    let doc = toml_edit::Document::parse(src).ok();
     for p in &mut problems {
-        if let Some(doc) = &doc
-            && let Some(off) = locate(doc, &p.field)
-        {
-            let (l, c) = line_col(src, off);
+        if p.line.is_none() {
+            // A key left at its default is not in the file: the top of it.
+            let off = locate::locate(src, &p.field).unwrap_or(0);
+            let (l, c) = locate::line_col(src, off);
             p.line = Some(l);
             p.column = Some(c);
         }
@@ -197,9 +205,9 @@ fn renamed_keys(src: &str) -> Vec<Problem> {
             .and_then(|t| t.as_table_like())
             .is_some_and(|t| t.contains_key(key));
         if found {
-            let (line, column) = match locate(&doc, old) {
+            let (line, column) = match locate::locate(src, old) {
                 Some(off) => {
-                    let (l, c) = line_col(src, off);
+                    let (l, c) = locate::line_col(src, off);
                     (Some(l), Some(c))
                 }
                 None => (None, None),
@@ -217,179 +225,17 @@ fn renamed_keys(src: &str) -> Vec<Problem> {
     out
 }
 
-/// Turns a TOML/serde error into a located problem, guessing the field from
-/// the text around the span.
-fn de_problem(src: &str, e: &toml::de::Error) -> Problem {
-    let (line, column, field) = match e.span() {
-        Some(span) => {
-            let at = refine(src, span, e.message());
-            let (l, c) = line_col(src, at);
-            (Some(l), Some(c), field_at(src, at))
-        }
-        None => (None, None, String::new()),
-    };
-    Problem {
-        line,
-        column,
-        field,
-        message: e.message().trim().to_string(),
-    }
-}
-
-/// Tagged tables (`kind = ...`, `dist = ...`) are buffered by serde and their
-/// errors carry the span of the whole table, which may cover several
-/// `[[fault]]` entries. The message usually quotes the culprit in backticks
-/// (an unknown key, a bad value): point at its first occurrence in the span.
-fn refine(src: &str, span: std::ops::Range<usize>, message: &str) -> usize {
-    // The span may also be just the header of the first entry: then look on
-    // from there to the end of the file.
-    let Some(t) = message.split('`').nth(1).filter(|t| !t.is_empty()) else {
-        return span.start;
-    };
-    let start = span.start.min(src.len());
-    let end = span.end.min(src.len());
-    let within = (start < end).then(|| src[start..end].find(t)).flatten();
-    within
-        .or_else(|| src[start..].find(t))
-        .map(|i| start + i)
-        .unwrap_or(start)
-}
-
-fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let before = &src[..offset.min(src.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
-    (line, col)
-}
-
-/// Best-effort dotted path of the key at `offset`: the nearest table header
-/// above it plus the key(s) on its line.
-fn field_at(src: &str, offset: usize) -> String {
-    let offset = offset.min(src.len());
-    let line_start = src[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let line_end = src[offset..].find('\n').map(|i| offset + i).unwrap_or(src.len());
-    let line = &src[line_start..line_end];
-    let table = src[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-        .unwrap_or_default();
-    let trimmed = line.trim_start();
-    if trimmed.starts_with('[') {
-        return trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_string();
-    }
-    // Keys on this line up to the offset: `a = { b = 1, c = "x" }` at "x" gives a.c
-    let upto = &line[..(offset - line_start).min(line.len())];
-    let mut keys: Vec<String> = Vec::new();
-    let mut depth_keys: Vec<usize> = Vec::new();
-    let mut last_key = String::new();
-    let mut token = String::new();
-    for ch in upto.chars() {
-        match ch {
-            '=' => {
-                last_key = token.trim().trim_matches('"').to_string();
-                token.clear();
-            }
-            '{' => {
-                depth_keys.push(keys.len());
-                keys.push(last_key.clone());
-                token.clear();
-            }
-            '}' => {
-                if let Some(n) = depth_keys.pop() {
-                    keys.truncate(n);
-                }
-                token.clear();
-            }
-            ',' => token.clear(),
-            _ => token.push(ch),
-        }
-    }
-    // The key whose value the offset sits in; or, if the offset is on a key, that key.
-    let at_key: String = line[(offset - line_start).min(line.len())..]
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
-        .collect();
-    let rest = &line[(offset - line_start).min(line.len())..];
-    let on_key = !at_key.is_empty() && rest[at_key.len()..].trim_start().starts_with('=');
-    let mut parts: Vec<String> = Vec::new();
-    if !table.is_empty() {
-        parts.push(table);
-    }
-    parts.extend(keys.into_iter().filter(|k| !k.is_empty()));
-    if on_key {
-        parts.push(at_key);
-    } else if !last_key.is_empty() {
-        parts.push(last_key);
-    }
-    parts.join(".")
-}
-
-/// Byte offset of a dotted field path (`population[1].arrival.rate`) in the
-/// document, as deep as it can be followed.
-fn locate(doc: &toml_edit::Document<&str>, field: &str) -> Option<usize> {
-    use toml_edit::{Item, Value};
-    enum Node<'a> {
-        Table(&'a toml_edit::Table),
-        Inline(&'a toml_edit::InlineTable),
-        Tables(&'a toml_edit::ArrayOfTables),
-        Other,
-    }
-    fn of_item(i: &Item) -> Node<'_> {
-        match i {
-            Item::Table(t) => Node::Table(t),
-            Item::ArrayOfTables(a) => Node::Tables(a),
-            Item::Value(Value::InlineTable(t)) => Node::Inline(t),
-            _ => Node::Other,
-        }
-    }
-    let mut node = Node::Table(doc.as_table());
-    let mut best: Option<usize> = None;
-    for seg in field.split('.') {
-        let (key, index) = match seg.split_once('[') {
-            Some((k, rest)) => (k, rest.trim_end_matches(']').parse::<usize>().ok()),
-            None => (seg, None),
-        };
-        node = match node {
-            Node::Table(t) => {
-                if let Some(s) = t.key(key).and_then(|k| k.span()) {
-                    best = Some(s.start);
-                }
-                match t.get(key) {
-                    Some(i) => of_item(i),
-                    None => break,
-                }
-            }
-            Node::Inline(t) => {
-                if let Some(s) = t.key(key).and_then(|k| k.span()) {
-                    best = Some(s.start);
-                }
-                match t.get(key) {
-                    Some(Value::InlineTable(t)) => Node::Inline(t),
-                    Some(_) => Node::Other,
-                    None => break,
-                }
-            }
-            Node::Tables(_) | Node::Other => break,
-        };
-        if let Some(i) = index {
-            node = match node {
-                Node::Tables(a) => match a.get(i) {
-                    Some(t) => {
-                        if let Some(s) = t.span() {
-                            best = Some(s.start);
-                        }
-                        Node::Table(t)
-                    }
-                    None => break,
-                },
-                _ => break,
-            };
-        }
-    }
-    best
+/// Which entry of the top-level array of tables `key` (`population`,
+/// `fault`) fails to deserialize on its own.
+fn failing_entry(src: &str, key: &str) -> Option<usize> {
+    use serde::Deserialize;
+    let t: toml::Table = toml::from_str(src).ok()?;
+    let entries = t.get(key)?.as_array()?;
+    entries.iter().position(|v| match key {
+        "population" => Population::deserialize(v.clone()).is_err(),
+        "fault" => Fault::deserialize(v.clone()).is_err(),
+        _ => false,
+    })
 }
 
 /// Reads the CSV files a scenario refers to: empirical distributions and
@@ -437,7 +283,7 @@ fn load_files(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
                     let k = unit_scale(unit).unwrap_or(1.0);
                     let mut t: Vec<SimDuration> = v.iter().map(|x| SimDuration::from_secs_f64(x * k)).collect();
                     t.sort_unstable();
-                    if t.len() > 50_000_000 {
+                    if t.len() as u64 > limits::MAX_CLIENTS_PER_POPULATION {
                         problems.push(Problem {
                             line: None,
                             column: None,
@@ -490,7 +336,7 @@ fn load_empirical(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
 }
 
 fn read_column(path: &Path, column: &str) -> Result<Vec<f64>, String> {
-    let mut r = csv::Reader::from_path(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let mut r = csv::Reader::from_reader(input::open_data(path)?);
     let headers = r
         .headers()
         .map_err(|e| format!("cannot read the header of `{}`: {e}", path.display()))?
@@ -505,6 +351,12 @@ fn read_column(path: &Path, column: &str) -> Result<Vec<f64>, String> {
     };
     let mut out = Vec::new();
     for (row, rec) in r.records().enumerate() {
+        if row == MAX_DATA_ROWS {
+            return Err(format!(
+                "`{}` has more than {MAX_DATA_ROWS} rows: at most that many are read",
+                path.display()
+            ));
+        }
         let rec = rec.map_err(|e| format!("`{}`: {e}", path.display()))?;
         let cell = rec.get(idx).unwrap_or("").trim();
         let v: f64 = cell.parse().map_err(|_| {
@@ -746,13 +598,13 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
                     c.fail(f("arrival.max_clients"), "must be at least 1");
                 }
                 let expected = rate.per_s * sc.duration.as_secs_f64();
-                if expected > 50_000_000.0 && max_clients.is_none() {
-                    c.fail(f("arrival.rate"), format!("about {expected:.0} arrivals per replication: above the 50 000 000 client bound (set max_clients or lower the rate)"));
+                if expected > limits::MAX_CLIENTS_PER_POPULATION as f64 && max_clients.is_none() {
+                    c.fail(f("arrival.rate"), format!("about {} arrivals per replication: above the 50 000 000 client bound (set max_clients or lower the rate)", crate::units::count_text(expected)));
                 }
             }
             Arrival::Ramp { target, .. } => {
                 c.positive(&f("arrival.target"), *target, "target");
-                if *target > 50_000_000 {
+                if *target > limits::MAX_CLIENTS_PER_POPULATION {
                     c.fail(f("arrival.target"), "at most 50 000 000 clients per population");
                 }
             }
@@ -777,7 +629,7 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
             }
             Arrival::Step { count, .. } => {
                 c.positive(&f("arrival.count"), *count, "count");
-                if *count > 50_000_000 {
+                if *count > limits::MAX_CLIENTS_PER_POPULATION {
                     c.fail(f("arrival.count"), "at most 50 000 000 clients per population");
                 }
             }
@@ -997,7 +849,27 @@ pub fn validate(sc: &Scenario) -> Vec<Problem> {
         }
     }
     storage::validate(sc, &mut c);
+    limits::bounds(sc, &mut c);
     c.problems
+}
+
+/// A scenario error for `problems` found after loading (the run's size
+/// estimate): each located in `file` by its field.
+pub fn located_error(file: &Path, mut problems: Vec<Problem>) -> ScenarioError {
+    if let Ok(src) = read_source(file) {
+        for p in &mut problems {
+            if p.line.is_none() {
+                let off = locate::locate(&src, &p.field).unwrap_or(0);
+                let (l, c) = locate::line_col(&src, off);
+                p.line = Some(l);
+                p.column = Some(c);
+            }
+        }
+    }
+    ScenarioError::Invalid {
+        file: file.to_path_buf(),
+        problems,
+    }
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ fn bad_duration_in_inline_table() {
     );
     let p = one_problem(&src);
     assert_eq!(p.line, Some(12));
-    assert!(p.field.starts_with("population.session"), "{}", p.field);
+    assert_eq!(p.field, "population[0].session.mean");
     assert!(p.message.contains("no unit"), "{}", p.message);
 }
 

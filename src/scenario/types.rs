@@ -264,9 +264,21 @@ impl Strategy {
             "random" => Strategy::Random,
             _ => {
                 if let Some(d) = t.strip_prefix("random(").and_then(|r| r.strip_suffix(')')) {
-                    match d.trim().parse::<u32>() {
-                        Ok(d) if d >= 1 => Strategy::RandomD(d),
-                        _ => return Err(format!("`{t}`: d in random(d) must be a whole number >= 1")),
+                    match d.trim().parse::<u64>() {
+                        Ok(0) => return Err(format!("`{t}`: d in random(d) must be at least 1")),
+                        Ok(d) => match u32::try_from(d) {
+                            Ok(d) => Strategy::RandomD(d),
+                            Err(_) => {
+                                return Err(format!(
+                                    "`{t}` draws more servers than a scenario can have (servers.count is at most 100000): d in random(d) is at most the server count"
+                                ));
+                            }
+                        },
+                        Err(_) => {
+                            return Err(format!(
+                                "`{t}`: d in random(d) must be a whole number from 1 to the server count"
+                            ));
+                        }
                     }
                 } else {
                     return Err(format!("unknown strategy `{t}`, expected one of {STRATEGY_CHOICES}"));
@@ -677,13 +689,32 @@ fn d_heartbeat() -> SimDuration {
 
 /// How spectators pick a room.
 #[derive(Clone, Debug, Deserialize, Serialize, Default, PartialEq, schemars::JsonSchema)]
-#[serde(tag = "pick", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "pick", rename_all = "lowercase", from = "WatchTable")]
 pub enum Watch {
     /// Everyone watches room 0.
     #[default]
     Featured,
     /// Room `k` (1-based rank) with probability ∝ 1/k^exponent.
     Zipf { rooms: u32, exponent: f64 },
+}
+
+/// What a `watch` table may say. serde lets a unit variant of an
+/// internally tagged enum ignore unknown keys (`{ pick = "featured", room =
+/// 3 }` would load silently): an empty struct variant denies them.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(tag = "pick", rename_all = "lowercase", deny_unknown_fields)]
+enum WatchTable {
+    Featured {},
+    Zipf { rooms: u32, exponent: f64 },
+}
+
+impl From<WatchTable> for Watch {
+    fn from(t: WatchTable) -> Watch {
+        match t {
+            WatchTable::Featured {} => Watch::Featured,
+            WatchTable::Zipf { rooms, exponent } => Watch::Zipf { rooms, exponent },
+        }
+    }
 }
 
 /// Arrival processes.
@@ -778,7 +809,7 @@ pub enum Jitter {
 
 /// What a client does after a refusal or a dropped connection.
 #[derive(Clone, Debug, Deserialize, Serialize, Default, schemars::JsonSchema)]
-#[serde(tag = "policy", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "policy", rename_all = "lowercase", from = "ReconnectTable")]
 pub enum Reconnect {
     /// Give up at once.
     #[default]
@@ -796,6 +827,47 @@ pub enum Reconnect {
         #[serde(default = "d_attempts")]
         max_attempts: u32,
     },
+}
+
+/// What a `reconnect` table may say (an empty struct variant for `none`,
+/// so that it denies unknown keys: see [`WatchTable`]).
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(tag = "policy", rename_all = "lowercase", deny_unknown_fields)]
+enum ReconnectTable {
+    None {},
+    Fixed {
+        delay: SimDuration,
+        #[serde(default = "d_attempts")]
+        max_attempts: u32,
+    },
+    Exponential {
+        base: SimDuration,
+        cap: SimDuration,
+        #[serde(default)]
+        jitter: Jitter,
+        #[serde(default = "d_attempts")]
+        max_attempts: u32,
+    },
+}
+
+impl From<ReconnectTable> for Reconnect {
+    fn from(t: ReconnectTable) -> Reconnect {
+        match t {
+            ReconnectTable::None {} => Reconnect::None,
+            ReconnectTable::Fixed { delay, max_attempts } => Reconnect::Fixed { delay, max_attempts },
+            ReconnectTable::Exponential {
+                base,
+                cap,
+                jitter,
+                max_attempts,
+            } => Reconnect::Exponential {
+                base,
+                cap,
+                jitter,
+                max_attempts,
+            },
+        }
+    }
 }
 
 fn d_attempts() -> u32 {

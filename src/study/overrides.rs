@@ -165,6 +165,18 @@ pub fn parse_values(s: &str) -> Result<Vec<OValue>, String> {
         if part.is_empty() {
             return Err(format!("empty value in `{s}`"));
         }
+        // An inline table or array must be valid TOML: `{ dist = "exponential"`
+        // would otherwise be taken as text, and judged as a duration.
+        if part.starts_with(['{', '['])
+            && let Err(e) = part.parse::<Value>()
+        {
+            let what = if part.starts_with('{') {
+                "an inline table"
+            } else {
+                "an array"
+            };
+            return Err(format!("`{part}` is not valid TOML for {what}: {}", e.message().trim()));
+        }
         match parse_range(part)? {
             Some(range) => out.extend(range),
             None => out.push(parse_scalar(part)),
@@ -276,10 +288,7 @@ impl Base {
     /// Reads and validates the scenario file.
     pub fn load(file: &Path) -> Result<Base, StudyError> {
         let scenario = scenario::load(file)?;
-        let src = std::fs::read_to_string(file).map_err(|source| ScenarioError::Read {
-            file: file.to_path_buf(),
-            source,
-        })?;
+        let src = scenario::read_source(file)?;
         Base::with_scenario(file, &src, scenario)
     }
 
@@ -337,7 +346,7 @@ impl Base {
                     .filter(|a| problems.iter().any(|p| related(&p.field, &a.key)))
                     .map(|a| a.arg.clone())
                     .collect::<Vec<_>>(),
-                ScenarioError::Read { .. } => vec![],
+                ScenarioError::Read { .. } | ScenarioError::Unreadable { .. } => vec![],
             };
             let arg = if blamed.is_empty() {
                 args.join(" ")

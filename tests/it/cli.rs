@@ -316,7 +316,8 @@ fn bad_input_exits_2_and_failures_exit_1() {
         }
         assert!(!out.exists(), "{extra:?}: nothing runs, nothing is written");
     }
-    // An output folder that cannot be created: the run failed (1), not the input.
+    // An output folder that cannot be created (its parent is a file) is
+    // refused before the run, as a bad --out (issue 14).
     let blocker = tmp.path().join("file");
     std::fs::write(&blocker, "").unwrap();
     let p = tmp.path().join("valid.toml");
@@ -327,6 +328,6 @@ fn bad_input_exits_2_and_failures_exit_1() {
         blocker.join("out").to_str().unwrap(),
         "--quiet",
     ]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("cannot write outputs"), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot be used as an output folder"), "{}", text(&o));
 }

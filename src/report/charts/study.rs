@@ -92,9 +92,9 @@ fn both(
     draw_svg: DrawSvg,
 ) -> Result<Vec<PathBuf>, ChartError> {
     register_font()?;
-    std::fs::create_dir_all(dir).map_err(|source| ChartError::Dir {
+    std::fs::create_dir_all(dir).map_err(|error| ChartError::Dir {
         dir: dir.to_path_buf(),
-        source,
+        error,
     })?;
     let png = dir.join(format!("{stem}.png"));
     draw(BitMapBackend::new(&png, size).into_drawing_area()).map_err(|message| ChartError::Draw {
