@@ -18,6 +18,7 @@ fn bench(c: &mut Criterion) {
         "scenarios/150k-players.toml",
         "scenarios/1m-spectators.toml",
         "scenarios/replica-lag.toml",
+        "scenarios/mmc.toml",
     ] {
         let sc = scenario::load(Path::new(file)).expect("bundled scenario loads");
         let events = run_replication(&sc, 0).expect("runs").events;
