@@ -373,6 +373,15 @@ impl World<'_> {
         // Every client whose current attempt or connection goes through it.
         let mut dropped = 0u64;
         for c in 0..self.clients.list.len() as u32 {
+            let cl = &mut self.clients.list[c as usize];
+            if cl.node == node as u8 && cl.state == ClientState::Orphaned {
+                // Its server died under it and it has not noticed yet: the
+                // slot it held here died with the node's state. It notices
+                // its own drop as scheduled, holding nothing.
+                cl.holds_slot = false;
+                cl.node = NO_NODE;
+                continue;
+            }
             let cl = &self.clients.list[c as usize];
             if cl.node != node as u8
                 || !matches!(

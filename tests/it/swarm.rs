@@ -669,14 +669,14 @@ fn swarm_checks_fire_at_the_broken_event() {
 }
 
 /// Found by a 1500-seed hunt (`WSCAP_SWARM_BASE=100000`): a balancer node
-/// crashes while clients through it are orphaned by a server's host crash
-/// (they have not yet noticed, heartbeat 7 s) and still hold a slot there;
-/// `World::node_crash` (src/sim/cluster.rs) releases only connecting,
-/// queued and connected clients, so after event 1094 clients hold a slot
-/// at a dead node (`seams::node_holds_its_clients`). Left for the owner of
-/// `sim` (a fix changes outputs); run it with `--ignored`.
+/// crashed while clients through it were orphaned by a server's host crash
+/// (they had not yet noticed, heartbeat 7 s) and still held a slot there;
+/// `World::node_crash` released only connecting, queued and connected
+/// clients, so after event 1094 clients held a slot at a dead node
+/// (`seams::node_holds_its_clients`). Now the node's crash takes the slot
+/// from an orphaned client too (seeds 102245, 102661, 102946, 103294,
+/// 103467 and 103603 failed the same way and pass).
 #[test]
-#[ignore = "known bug in World::node_crash: orphaned clients keep their slot at the dead node"]
 fn swarm_seed_101132_orphans_keep_a_slot_at_a_crashed_node() {
     let tmp = tempfile::tempdir().unwrap();
     let src = generate(101_132, tmp.path(), &mut Drawn::default());
