@@ -321,6 +321,50 @@ struct Staged {
     last_slot: Option<usize>,
 }
 
+/// Which histogram of a window a kind of delivery goes to.
+type Pick = fn(&mut WindowStats) -> &mut Histogram<u64>;
+
+impl Staged {
+    /// Stages one delivery of a move sent at `sent`, first flushing the
+    /// staged ones if they belong to another window. Returns whether it
+    /// counts (it is not in the warm-up).
+    #[inline]
+    fn record(
+        &mut self,
+        windows: &Windows,
+        sent: SimTime,
+        us: u64,
+        interval: &mut Histogram<u64>,
+        stats: &mut [WindowStats],
+        pick: Pick,
+    ) -> bool {
+        if sent != self.last_sent {
+            self.last_sent = sent;
+            self.last_slot = windows.slot_at(sent);
+        }
+        let slot = self.last_slot;
+        if slot != self.slot {
+            self.flush(interval, stats, pick);
+            self.slot = slot;
+        }
+        self.hist.saturating_record(us);
+        slot.is_some()
+    }
+
+    /// Adds the staged deliveries to `interval` and to their window's
+    /// histogram, and empties the stage.
+    fn flush(&mut self, interval: &mut Histogram<u64>, stats: &mut [WindowStats], pick: Pick) {
+        if self.hist.is_empty() {
+            return;
+        }
+        interval.add(&self.hist).expect("same bounds");
+        if let Some(slot) = self.slot {
+            pick(&mut stats[slot]).add(&self.hist).expect("same bounds");
+        }
+        self.hist.reset();
+    }
+}
+
 impl Default for Staged {
     fn default() -> Self {
         Staged {
@@ -574,13 +618,15 @@ impl Recorder {
     #[inline]
     pub fn delivery_to_player(&mut self, sent: SimTime, latency_ns: u64, parts: [u64; 4]) {
         let us = (latency_ns / NS_PER_US).max(1);
-        let slot = self.windows.slot_at(sent);
-        if slot != self.staged_player.slot {
-            self.flush_players();
-            self.staged_player.slot = slot;
-        }
-        self.staged_player.hist.saturating_record(us);
-        if slot.is_some() {
+        let counted = self.staged_player.record(
+            &self.windows,
+            sent,
+            us,
+            &mut self.interval_player,
+            &mut self.window_stats,
+            |w| &mut w.moves,
+        );
+        if counted {
             self.counters.deliveries_player += 1;
             let p = parts.map(|x| x / NS_PER_US);
             self.move_tail.record(p.iter().sum::<u64>().max(1), p);
@@ -591,47 +637,28 @@ impl Recorder {
     #[inline]
     pub fn delivery_to_spectator(&mut self, sent: SimTime, latency_ns: u64) {
         let us = (latency_ns / NS_PER_US).max(1);
-        let st = &mut self.staged_spectator;
-        if sent != st.last_sent {
-            st.last_sent = sent;
-            st.last_slot = self.windows.slot_at(sent);
-        }
-        let slot = st.last_slot;
-        if slot != self.staged_spectator.slot {
-            self.flush_spectators();
-            self.staged_spectator.slot = slot;
-        }
-        self.staged_spectator.hist.saturating_record(us);
-        if slot.is_some() {
+        let counted = self.staged_spectator.record(
+            &self.windows,
+            sent,
+            us,
+            &mut self.interval_spectator,
+            &mut self.window_stats,
+            |w| &mut w.spectators,
+        );
+        if counted {
             self.counters.deliveries_spectator += 1;
         }
     }
 
-    /// Adds the staged player deliveries to the interval histogram and to
-    /// their window's.
-    fn flush_players(&mut self) {
-        let st = &mut self.staged_player;
-        if st.hist.is_empty() {
-            return;
-        }
-        self.interval_player.add(&st.hist).expect("same bounds");
-        if let Some(slot) = st.slot {
-            self.window_stats[slot].moves.add(&st.hist).expect("same bounds");
-        }
-        st.hist.reset();
-    }
-
-    /// [`flush_players`](Self::flush_players) for spectators.
-    fn flush_spectators(&mut self) {
-        let st = &mut self.staged_spectator;
-        if st.hist.is_empty() {
-            return;
-        }
-        self.interval_spectator.add(&st.hist).expect("same bounds");
-        if let Some(slot) = st.slot {
-            self.window_stats[slot].spectators.add(&st.hist).expect("same bounds");
-        }
-        st.hist.reset();
+    /// Adds the staged deliveries to the interval histograms and to their
+    /// windows'.
+    fn flush_staged(&mut self) {
+        self.staged_player
+            .flush(&mut self.interval_player, &mut self.window_stats, |w| &mut w.moves);
+        self.staged_spectator
+            .flush(&mut self.interval_spectator, &mut self.window_stats, |w| {
+                &mut w.spectators
+            });
     }
 
     /// Player and spectator deliveries the windows hold, staged ones
@@ -686,8 +713,7 @@ impl Recorder {
         nodes: Vec<NodeSample>,
         web: Option<WebSample>,
     ) {
-        self.flush_players();
-        self.flush_spectators();
+        self.flush_staged();
         let ms = |h: &Histogram<u64>, q: f64| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
         let h = &self.interval_connect;
         let pct = |q: f64| ms(h, q);
@@ -744,8 +770,7 @@ impl Recorder {
     /// Ends the run: the run-level connect and move histograms are the
     /// union of the windows'.
     pub fn finish(&mut self) {
-        self.flush_players();
-        self.flush_spectators();
+        self.flush_staged();
         for w in &self.window_stats {
             self.connect.add(&w.connect).expect("same bounds");
             self.move_player.add(&w.moves).expect("same bounds");

@@ -332,7 +332,6 @@ pub fn estimate(sc: &Scenario, threads: usize) -> Estimate {
     let mut peak = 0.0;
     let mut held = 0.0;
     let mut rooms = 0.0;
-    let mut players = 0.0;
     let mut key = (0.0, String::from("population"));
     for (i, p) in sc.populations.iter().enumerate() {
         let (n, k) = arrivals(sc, i);
@@ -355,7 +354,6 @@ pub fn estimate(sc: &Scenario, threads: usize) -> Estimate {
             connected
         };
         if p.role == Role::Player {
-            players += n;
             rooms += n / p.room_size.max(1) as f64;
         }
     }
@@ -376,7 +374,6 @@ pub fn estimate(sc: &Scenario, threads: usize) -> Estimate {
         }
         None => 0.0,
     };
-    let _ = players;
     let events = clients * EVENTS_PER_CLIENT + moves * EVENTS_PER_MOVE + samples;
     let held = held.min(clients);
     let reps = sc.replications.max(1) as f64;
