@@ -66,6 +66,10 @@ const SMALL_HEAP: usize = 16;
 /// is poured into it. Order is still exactly (time, insertion sequence):
 /// buckets only delay sorting, never reorder.
 pub struct Scheduler<E> {
+    /// The earliest pending event, when it was pushed earlier than every
+    /// other one (a reply a microsecond later, a hop to the next tier): it
+    /// is handled next without entering the heap.
+    front: Option<Entry<E>>,
     heap: BinaryHeap<Entry<E>>,
     /// Bucket of slot `s` (`time >> BUCKET_SHIFT`) is `ring[s & RING_MASK]`,
     /// for slots in `(cur, cur + RING_LEN)`.
@@ -94,6 +98,7 @@ impl<E> Default for Scheduler<E> {
 impl<E> Scheduler<E> {
     pub fn new() -> Self {
         Scheduler {
+            front: None,
             heap: BinaryHeap::new(),
             ring: (0..RING_LEN).map(|_| Vec::new()).collect(),
             ring_bits: vec![0; (RING_LEN / 64) as usize],
@@ -138,9 +143,32 @@ impl<E> Scheduler<E> {
             event,
         };
         self.seq += 1;
+        // The front, if it precedes the front, the heap and every bucketed
+        // event (ties go after them: a larger seq).
+        if time < self.horizon || self.ring_len + self.far_len == 0 {
+            match &self.front {
+                Some(f) if time < f.time => {
+                    let old = self.front.replace(e).expect("just matched");
+                    self.heap.push(old);
+                    return;
+                }
+                None if self.heap.peek().is_none_or(|h| time < h.time) => {
+                    self.front = Some(e);
+                    return;
+                }
+                _ => {}
+            }
+        }
         if time < self.horizon || self.heap.len() < SMALL_HEAP {
             self.heap.push(e);
             return;
+        }
+        // A bucketed event may precede a front beyond the horizon (pushed
+        // while nothing was bucketed): the front goes back to the heap,
+        // which `refill` keeps ordered against the buckets.
+        if self.front.as_ref().is_some_and(|f| f.time >= self.horizon) {
+            let f = self.front.take().expect("just seen");
+            self.heap.push(f);
         }
         let slot = time >> BUCKET_SHIFT;
         if slot - self.cur < RING_LEN {
@@ -168,7 +196,7 @@ impl<E> Scheduler<E> {
 
     /// Number of events waiting.
     pub fn pending(&self) -> usize {
-        self.heap.len() + self.ring_len + self.far_len
+        self.front.is_some() as usize + self.heap.len() + self.ring_len + self.far_len
     }
 
     /// The first non-empty ring slot after `cur`, if any.
@@ -246,6 +274,9 @@ impl<E> Scheduler<E> {
     /// The earliest event if it is at or before `until`.
     #[inline]
     fn pop_until(&mut self, until: u64) -> Option<Entry<E>> {
+        if let Some(f) = &self.front {
+            return if f.time > until { None } else { self.front.take() };
+        }
         self.refill();
         let e = self.heap.peek_mut()?;
         if e.time > until {
@@ -256,6 +287,9 @@ impl<E> Scheduler<E> {
 
     /// Time of the earliest pending event.
     fn next_time(&mut self) -> Option<SimTime> {
+        if let Some(f) = &self.front {
+            return Some(SimTime(f.time));
+        }
         self.refill();
         self.heap.peek().map(|e| SimTime(e.time))
     }
