@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::scenario::{Fault, Scenario};
 use crate::time::{NS_PER_US, SimTime};
 
+pub mod stage;
 pub mod summary;
 pub mod tail;
 pub mod windows;
@@ -312,7 +313,7 @@ pub fn new_hist() -> Histogram<u64> {
 /// sample, at the end, or when a delivery of another window comes. A
 /// fan-out to a million spectators then costs one record per recipient.
 struct Staged {
-    hist: Histogram<u64>,
+    stage: stage::Stage,
     slot: Option<usize>,
     /// The last send time asked about and its window: a fan-out asks for
     /// the same one per recipient, and the window of a past time never
@@ -347,28 +348,24 @@ impl Staged {
             self.flush(interval, stats, pick);
             self.slot = slot;
         }
-        self.hist.saturating_record(us);
+        self.stage.record(us);
         slot.is_some()
     }
 
     /// Adds the staged deliveries to `interval` and to their window's
     /// histogram, and empties the stage.
     fn flush(&mut self, interval: &mut Histogram<u64>, stats: &mut [WindowStats], pick: Pick) {
-        if self.hist.is_empty() {
-            return;
+        match self.slot {
+            Some(slot) => self.stage.drain_into(&mut [interval, pick(&mut stats[slot])]),
+            None => self.stage.drain_into(&mut [interval]),
         }
-        interval.add(&self.hist).expect("same bounds");
-        if let Some(slot) = self.slot {
-            pick(&mut stats[slot]).add(&self.hist).expect("same bounds");
-        }
-        self.hist.reset();
     }
 }
 
 impl Default for Staged {
     fn default() -> Self {
         Staged {
-            hist: new_hist(),
+            stage: stage::Stage::default(),
             slot: None,
             last_sent: SimTime::MAX,
             last_slot: None,
@@ -664,7 +661,7 @@ impl Recorder {
     /// Player and spectator deliveries the windows hold, staged ones
     /// included (for the checks, which may look between samples).
     pub fn window_deliveries(&self) -> (u64, u64) {
-        let staged = |st: &Staged| if st.slot.is_some() { st.hist.len() } else { 0 };
+        let staged = |st: &Staged| if st.slot.is_some() { st.stage.len() } else { 0 };
         let sum = |f: fn(&WindowStats) -> u64| self.window_stats.iter().map(f).sum::<u64>();
         (
             sum(|s| s.moves.len()) + staged(&self.staged_player),
