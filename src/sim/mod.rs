@@ -197,6 +197,7 @@ impl<'a> World<'a> {
     /// [`engine::OBSERVE_EVERY`] events (progress bars).
     pub fn run_observed(&mut self, observe: impl FnMut(SimTime)) -> Result<LoopStats, engine::EngineError> {
         let mut sched = Scheduler::new();
+        sched.discard_after(self.ctx.end);
         self.prime(&mut sched);
         engine::run_observed(self, &mut sched, self.ctx.end, self.ctx.sc.max_events, observe)
     }
