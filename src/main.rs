@@ -517,13 +517,25 @@ fn fixed(settings: &[Setting]) -> Vec<Assign> {
 /// Refuses a run estimated too large for this machine (memory) or for its
 /// documented limits (output, events), unless `--allow-large`.
 fn check_size(args: &StudyArgs, sc: &Scenario) -> Result<()> {
+    check_size_at(args, sc, None)
+}
+
+/// Like [`check_size`], for one of the points a study may run: `point`
+/// names it in the message (e.g. `--vary servers.count=64, the top of the
+/// search range`).
+fn check_size_at(args: &StudyArgs, sc: &Scenario, point: Option<&str>) -> Result<()> {
     if args.allow_large {
         return Ok(());
     }
     let budget = scenario::limits::Budget::of_this_machine(args.threads);
-    let problems = scenario::limits::check_size(sc, &budget);
+    let mut problems = scenario::limits::check_size(sc, &budget);
     if problems.is_empty() {
         return Ok(());
+    }
+    if let Some(point) = point {
+        for p in &mut problems {
+            p.message = format!("at {point}: {}", p.message);
+        }
     }
     Err(scenario::located_error(&args.file, problems).into())
 }
@@ -805,7 +817,7 @@ fn compare(args: CompareArgs) -> Result<Status> {
     }
     check_threads(c.threads)?;
     for p in &points {
-        check_size(c, &p.scenario)?;
+        check_size_at(c, &p.scenario, Some(&p.label()))?;
     }
     let sc = &points[0].scenario;
     let slos = parse_slos(&args.slo, sc)?;
@@ -935,7 +947,7 @@ fn sweep(args: StudyArgs) -> Result<()> {
     }
     check_threads(args.threads)?;
     for p in &points {
-        check_size(&args, &p.scenario)?;
+        check_size_at(&args, &p.scenario, Some(&p.label()))?;
     }
     let sc = &points[0].scenario;
     let out = study_out(&args, &sc.name, "sweep")?;
@@ -975,7 +987,6 @@ fn plan(args: PlanArgs) -> Result<Status> {
     let mut first = base.build(&fixed)?;
     seed_and_reps(&mut first, c.seed, c.replications);
     check_threads(c.threads)?;
-    check_size(c, &first)?;
     let names = study::plan::metric_names();
     let slos = args
         .slo
@@ -983,7 +994,6 @@ fn plan(args: PlanArgs) -> Result<Status> {
         .map(|s| study::plan::parse_slo(s, &names))
         .collect::<Result<Vec<_>, _>>()?;
     let (key, arg, _current, lo, hi) = study::plan::parse_vary(&base, &args.vary)?;
-    let out = study_out(c, &first.name, "plan")?;
     let replications = first.replications.max(3);
     if let Some(m) = args.max_replications
         && !(replications..=10_000).contains(&m)
@@ -998,6 +1008,26 @@ fn plan(args: PlanArgs) -> Result<Status> {
         .max_replications
         .unwrap_or(replications.saturating_mul(4))
         .clamp(replications, 10_000);
+    // The search may run any value of the range, each with up to
+    // `max_replications`: both ends are checked before anything runs (the
+    // estimate grows or shrinks with the key; the start lies between).
+    // A value the scenario rejects is the search's to report.
+    for (v, end) in [(lo, "bottom"), (hi, "top")] {
+        let mut a = fixed.clone();
+        a.push(Assign::new(
+            format!("--vary {}={v}", key.text),
+            &key,
+            study::overrides::int_value(v),
+        ));
+        let Ok(mut sc) = base.build(&a) else { continue };
+        seed_and_reps(&mut sc, c.seed, Some(max_replications));
+        let point = format!(
+            "--vary {}={v} (the {end} of the search range, with up to {max_replications} replications)",
+            key.text
+        );
+        check_size_at(c, &sc, Some(&point))?;
+    }
+    let out = study_out(c, &first.name, "plan")?;
     let seed = first.seed;
     // --seed applies through the fixed assignments.
     let mut fixed = fixed;
@@ -1018,6 +1048,7 @@ fn plan(args: PlanArgs) -> Result<Status> {
         max_replications,
         headroom: !args.no_headroom,
         fixed,
+        budget: (!c.allow_large).then(|| scenario::limits::Budget::of_this_machine(c.threads)),
     };
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("plan {}", request.key.text));

@@ -1405,6 +1405,19 @@ fn plan_md(
                 Some(h) => {
                     let pct = (h.factor - 1.0) * 100.0;
                     match &h.broken {
+                        Some((f, _)) if h.evals.iter().any(|(g, e)| g == f && e.rejected.is_some()) => {
+                            let why = h
+                                .evals
+                                .iter()
+                                .find_map(|(g, e)| if g == f { e.rejected.as_deref() } else { None })
+                                .unwrap_or("");
+                            let _ = write!(
+                                s,
+                                " Headroom: at least **{pct:.0} %** more load still meets every SLO; {:.0} % more was \
+                                 not run ({why}).",
+                                (f - 1.0) * 100.0
+                            );
+                        }
                         Some((f, which)) => {
                             let names: Vec<&str> = which.iter().map(|&i| req.slos[i].text.as_str()).collect();
                             let _ = write!(

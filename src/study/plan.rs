@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use super::overrides::{Assign, Base, Key, OValue, int_value};
 use super::{Job, Progress, StudyError, outcome, run_batch, values};
 use crate::experiment::{Outcome, Replication};
-use crate::scenario::{self, Arrival, Scenario};
+use crate::scenario::{self, Arrival, Scenario, limits};
 use crate::stats;
 
 /// At most this many values are evaluated in one search, and this many
@@ -256,6 +256,10 @@ pub struct Request {
     pub headroom: bool,
     /// Assignments applied before the varied key (e.g. `--set duration=…`).
     pub fixed: Vec<Assign>,
+    /// The size limits every headroom load is held to before it runs
+    /// (None: `--allow-large`). The values of the key are checked before
+    /// the search starts (the CLI checks both ends of the range).
+    pub budget: Option<limits::Budget>,
 }
 
 /// The headroom of the chosen deployment.
@@ -591,7 +595,25 @@ fn headroom(
         let mut s = sc.clone();
         unscaled = scale_load(&mut s, f);
         let problems = scenario::validate(&s);
-        let e = if problems.is_empty() {
+        // A load estimated too large for the limits is not run: the search
+        // stops below it, as at a load the scenario rejects.
+        let too_large = match &request.budget {
+            Some(b) if problems.is_empty() => {
+                let mut at_most = s.clone();
+                at_most.replications = request.max_replications;
+                limits::check_size(&at_most, b)
+            }
+            _ => vec![],
+        };
+        let e = if !too_large.is_empty() {
+            rejected(
+                too_large
+                    .iter()
+                    .map(|p| format!("`{}`: {}", p.field, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        } else if problems.is_empty() {
             evaluate_scenario(&s, request, threads, progress)?
         } else {
             rejected(
