@@ -6,7 +6,6 @@
 //! by insertion order, so a run is a pure function of its inputs. Every run has
 //! two bounds, simulated time and number of events, so no loop is unbounded.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use crate::time::{SimDuration, SimTime};
@@ -17,24 +16,6 @@ struct Entry<E> {
     time: u64,
     seq: u64,
     event: E,
-}
-
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, o: &Self) -> bool {
-        self.time == o.time && self.seq == o.seq
-    }
-}
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl<E> Ord for Entry<E> {
-    /// Reversed so that `BinaryHeap` (a max-heap) pops the earliest entry.
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.time.cmp(&self.time).then_with(|| o.seq.cmp(&self.seq))
-    }
 }
 
 /// The events of the current bucket, sorted latest first: the earliest
@@ -57,8 +38,7 @@ impl<E> Near<E> {
     fn pop(&mut self) -> Option<Entry<E>> {
         self.0.pop()
     }
-    /// Inserts `e` after every later entry (`Entry`'s order is reversed:
-    /// `Greater` is earlier).
+    /// Inserts `e` after every later entry.
     #[inline]
     fn push(&mut self, e: Entry<E>) {
         let i = self.0.partition_point(|x| x.time > e.time || (x.time == e.time && x.seq > e.seq));
@@ -85,9 +65,12 @@ const SMALL_HEAP: usize = 16;
 
 /// The future-event list and the clock. Models schedule through it.
 ///
-/// Three tiers, by how far ahead an event is:
-/// - a binary heap for the current bucket (events before `horizon`), kept
-///   small (tens of entries) so that it stays in L1;
+/// Four tiers, by how far ahead an event is:
+/// - the front: one event pushed earlier than every pending one (most
+///   often a hop a microsecond later), handled next without being sorted;
+/// - the current bucket (events before `horizon`; the field is still
+///   called `heap`), a [`Near`] vector sorted latest-first, tens of
+///   entries, in L1;
 /// - a ring of [`RING_LEN`] unsorted buckets of 2^[`BUCKET_SHIFT`] ns for
 ///   the next ≈ 4 s, each a `Vec` that keeps its capacity from one lap to
 ///   the next, with a bitmap of the non-empty ones;
