@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 
 use super::overrides::{Assign, Base, Key, OValue, int_value};
-use super::{Job, Progress, StudyError, outcome, run_batch, values};
+use super::{Executor, Job, Progress, StudyError, outcome, run_batch, values};
 use crate::experiment::{Outcome, Replication};
 use crate::scenario::{self, Arrival, Scenario};
 use crate::stats;
@@ -380,7 +380,7 @@ pub fn scale_load(sc: &mut Scenario, f: f64) -> Vec<String> {
 pub fn run(
     base: &Base,
     request: Request,
-    threads: usize,
+    exec: &dyn Executor,
     progress: Progress,
     note: &dyn Fn(&str),
 ) -> Result<Plan, StudyError> {
@@ -424,7 +424,7 @@ pub fn run(
             });
         }
         let e = match build(v) {
-            Ok(sc) => evaluate_scenario(&sc, &request, threads, progress)?,
+            Ok(sc) => evaluate_scenario(&sc, &request, exec, progress)?,
             Err(e) => {
                 let msg = e.to_string();
                 notes.push(format!("{}={v} is rejected by the scenario: {msg}", request.key.text));
@@ -484,7 +484,7 @@ pub fn run(
     let headroom = match pass {
         Some(v) if request.headroom => {
             let sc = build(v)?;
-            Some(headroom(&sc, &request, threads, progress, note)?)
+            Some(headroom(&sc, &request, exec, progress, note)?)
         }
         _ => None,
     };
@@ -551,7 +551,12 @@ pub fn fmt(v: f64) -> String {
 
 /// Runs `sc` with `request.replications`, doubling them while the verdict
 /// is undecided, up to `request.max_replications`.
-fn evaluate_scenario(sc: &Scenario, request: &Request, threads: usize, progress: Progress) -> Result<Eval, StudyError> {
+fn evaluate_scenario(
+    sc: &Scenario,
+    request: &Request,
+    exec: &dyn Executor,
+    progress: Progress,
+) -> Result<Eval, StudyError> {
     let mut reps: Vec<Replication> = vec![];
     let mut n = request.replications.max(2);
     loop {
@@ -560,7 +565,7 @@ fn evaluate_scenario(sc: &Scenario, request: &Request, threads: usize, progress:
             scenario: sc,
             reps: have..n,
         };
-        let mut more = run_batch(&[job], threads, progress)?;
+        let mut more = run_batch(&[job], exec, progress)?;
         reps.append(&mut more[0]);
         let o = outcome(reps);
         let checks: Vec<Check> = request.slos.iter().map(|s| judge(s, &values(&o, s.metric))).collect();
@@ -581,7 +586,7 @@ fn evaluate_scenario(sc: &Scenario, request: &Request, threads: usize, progress:
 fn headroom(
     sc: &Scenario,
     request: &Request,
-    threads: usize,
+    exec: &dyn Executor,
     progress: Progress,
     note: &dyn Fn(&str),
 ) -> Result<Headroom, StudyError> {
@@ -592,7 +597,7 @@ fn headroom(
         unscaled = scale_load(&mut s, f);
         let problems = scenario::validate(&s);
         let e = if problems.is_empty() {
-            evaluate_scenario(&s, request, threads, progress)?
+            evaluate_scenario(&s, request, exec, progress)?
         } else {
             rejected(
                 problems
