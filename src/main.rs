@@ -23,8 +23,10 @@ use wscap::study::{self, Assign, Base, Setting, StudyError, Tick};
 const EXIT_STATUS: &str = "\
 Exit status:
   0  ok; with --slo (run, compare) or for plan: every SLO is met
-  1  the run failed: I/O error writing outputs, internal invariant violated (a bug in wscap)
-  2  bad input: scenario file or argument error, an --out wscap must not replace (nothing is run)
+  1  the run failed: I/O error writing outputs, internal invariant violated (a bug in wscap),
+     cluster tasks failed (--executor slurm; the same command resumes)
+  2  bad input: scenario file or argument error, an --out wscap must not replace (nothing is run);
+     merge refusing results of another scenario/manifest/version or with tasks missing
   3  an SLO verdict failed: `run --slo` not met, `compare --slo` with no strategy meeting
      every SLO, `plan` with no value of the varied key meeting every SLO, `spof --slo` with a
      single failure (or no failure) breaking an SLO

@@ -93,7 +93,13 @@ impl WorkExecutor {
             let old = Manifest::read(&bd.manifest())?;
             let differs = fresh.differences(&old);
             if !differs.is_empty() && !same_study(&old, fresh) {
-                if self.work.join(COMPLETE).is_file() && !matches!(self.mode, Mode::Merge) {
+                if matches!(self.mode, Mode::Merge) {
+                    return Err(ClusterError::Changed {
+                        work: self.work.clone(),
+                        differs,
+                    });
+                }
+                if self.work.join(COMPLETE).is_file() {
                     (self.note)(&format!(
                         "{}: replacing the work folder of a finished study ({differs})",
                         self.work.display()
@@ -130,9 +136,17 @@ impl WorkExecutor {
         let manifest = if bd.manifest().is_file() {
             let old = Manifest::read(&bd.manifest())?;
             if !same_study(&old, &fresh) || !covers(&old.tasks, jobs) {
-                return Err(ClusterError::OtherStudy {
-                    work: bd.dir.clone(),
-                    differs: fresh.differences(&old),
+                let differs = fresh.differences(&old);
+                return Err(if matches!(self.mode, Mode::Merge) {
+                    ClusterError::Changed {
+                        work: bd.dir.clone(),
+                        differs,
+                    }
+                } else {
+                    ClusterError::OtherStudy {
+                        work: bd.dir.clone(),
+                        differs,
+                    }
                 });
             }
             old

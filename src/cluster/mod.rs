@@ -83,6 +83,20 @@ pub enum ClusterError {
         work.display()
     )]
     OtherStudy { work: PathBuf, differs: String },
+    /// `wscap merge` of a work folder whose scenario changed since.
+    #[error(
+        "{}: its tasks were written for another scenario ({differs}): the scenario file or the \
+         command changed since; run the study again (it resumes only with the same scenario)",
+        work.display()
+    )]
+    Changed { work: PathBuf, differs: String },
+    /// A manifest written by another wscap version.
+    #[error("{}: written by wscap {found}, this is wscap {expected}: run its tasks with that version", path.display())]
+    Version {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     /// `wscap merge` with tasks not done.
     #[error(
         "{}: {} of {} tasks have no result yet (indices {}); run them, e.g. `{}`, then merge again",
@@ -124,6 +138,8 @@ impl ClusterError {
             self,
             ClusterError::Foreign { .. }
                 | ClusterError::OtherStudy { .. }
+                | ClusterError::Changed { .. }
+                | ClusterError::Version { .. }
                 | ClusterError::Missing { .. }
                 | ClusterError::Index(_)
         )

@@ -303,13 +303,10 @@ pub fn run_task(dir: &Path, index: u32, threads: usize) -> Result<PathBuf, Clust
     let batch = batch_of(dir)?;
     let manifest = Manifest::read(&batch.manifest())?;
     if manifest.wscap_version != VERSION {
-        return Err(ClusterError::Foreign {
+        return Err(ClusterError::Version {
             path: batch.manifest(),
-            index,
-            what: "wscap version",
             found: manifest.wscap_version.clone(),
             expected: VERSION.to_string(),
-            command: "the wscap that wrote the manifest".into(),
         });
     }
     let task = manifest.tasks.get(index as usize).cloned().ok_or_else(|| {
@@ -340,4 +337,78 @@ pub fn run_task(dir: &Path, index: u32, threads: usize) -> Result<PathBuf, Clust
     })?;
     write_atomic(&path, &bytes)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::SimDuration;
+
+    /// A replication (every tier: storage with database nodes, game
+    /// traffic) reads back from its result file exactly: the same bytes
+    /// when written again, the same value field by field.
+    #[test]
+    fn a_task_result_round_trips_exactly() {
+        for file in ["scenarios/quickstart.toml", "scenarios/replica-lag.toml"] {
+            let mut sc = crate::scenario::load(Path::new(file)).unwrap();
+            sc.duration = SimDuration::from_secs(40);
+            sc.warmup = SimDuration::from_secs(5);
+            let rep = crate::experiment::run_replication(&sc, 1).unwrap();
+            let r = TaskResult {
+                wscap_version: VERSION.into(),
+                scenario_hash: "h".into(),
+                manifest_id: "m".into(),
+                index: 3,
+                replications: vec![rep],
+            };
+            let bytes = r.to_bytes().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("r.bin");
+            write_atomic(&path, &bytes).unwrap();
+            let back = TaskResult::read(&path).unwrap();
+            assert_eq!(back.to_bytes().unwrap(), bytes, "{file}");
+            assert_eq!(format!("{back:?}"), format!("{r:?}"), "{file}");
+            let (a, b) = (&r.replications[0], &back.replications[0]);
+            assert!(
+                a.metrics.iter().any(|m| m.value.is_nan()),
+                "NaN metrics are carried too"
+            );
+            for (x, y) in a.metrics.iter().zip(&b.metrics) {
+                assert_eq!((x.name, x.value.to_bits()), (y.name, y.value.to_bits()));
+            }
+            let bad = dir.path().join("bad.bin");
+            std::fs::write(&bad, b"nope").unwrap();
+            assert!(TaskResult::read(&bad).is_err());
+        }
+    }
+
+    #[test]
+    fn a_manifest_keeps_the_scenarios_as_run() {
+        let sc = crate::scenario::load(Path::new("scenarios/web-tier.toml")).unwrap();
+        let jobs = [Job {
+            scenario: &sc,
+            reps: 0..3,
+        }];
+        let base = std::path::absolute("scenarios").unwrap();
+        let m = Manifest::new(0, &jobs, 2, &base).unwrap();
+        assert_eq!(m.tasks.len(), 2);
+        let back: Manifest = serde_json::from_slice(&m.to_bytes()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.id(), m.id());
+        assert_eq!(format!("{:?}", back.scenario(0).unwrap()), format!("{sc:?}"));
+        let mut other = sc.clone();
+        other.seed += 1;
+        let m2 = Manifest::new(
+            0,
+            &[Job {
+                scenario: &other,
+                reps: 0..3,
+            }],
+            2,
+            &base,
+        )
+        .unwrap();
+        assert_ne!(m2.scenario_hash, m.scenario_hash);
+        assert!(m2.differences(&m).contains("scenario hash"));
+    }
 }

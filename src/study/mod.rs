@@ -1,9 +1,10 @@
 //! Studies: many variants of one scenario, run together.
 //!
 //! A study turns one scenario file into several *points* (the scenario with
-//! some keys overridden, see [`overrides`]) and runs their replications in
-//! one rayon pool, `(point, replication)` tasks flattened so that every core
-//! stays busy. Replication `i` of every point is seeded from
+//! some keys overridden, see [`overrides`]) and hands their replications to
+//! an [`Executor`] (see [`tasks`]): locally, one rayon pool with
+//! `(point, replication)` tasks flattened so that every core stays busy; on
+//! a cluster, blocks of replications run elsewhere (`crate::cluster`). Replication `i` of every point is seeded from
 //! `(scenario seed, i)` exactly as `wscap run` seeds it, so points share
 //! their random numbers (common random numbers): differences between points
 //! come from the change, not from luck. Results are collected in task
