@@ -20,12 +20,6 @@ pub fn intern(s: &str) -> &'static str {
     n
 }
 
-/// Deserializes a `&'static str` field (`#[serde(deserialize_with)]`).
-pub fn de_static<'de, D: Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
-    let s = String::deserialize(d)?;
-    Ok(intern(&s))
-}
-
 /// Deserializes a list of (`&'static str`, value) pairs.
 pub fn de_static_pairs<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
