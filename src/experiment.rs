@@ -6,7 +6,7 @@
 //! one thread or many.
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::check;
 use crate::engine::{EngineError, LoopStats, StopReason};
@@ -26,8 +26,27 @@ pub struct Metric {
     pub value: f64,
 }
 
-/// The result of one replication.
-#[derive(Clone, Debug)]
+/// A [`Metric`] as read back (its name interned).
+#[derive(Deserialize)]
+struct MetricOwned {
+    name: String,
+    value: f64,
+}
+
+impl<'de> Deserialize<'de> for Metric {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Metric, D::Error> {
+        let m = MetricOwned::deserialize(d)?;
+        Ok(Metric {
+            name: crate::names::intern(&m.name),
+            value: m.value,
+        })
+    }
+}
+
+/// The result of one replication. It serializes losslessly (every field,
+/// f64 bits included, in a binary format such as postcard): the cluster
+/// executor carries replications from tasks to the merge.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Replication {
     pub index: u32,
     pub metrics: Vec<Metric>,
@@ -40,6 +59,7 @@ pub struct Replication {
     /// Latency distributions after the warm-up, as CDF points
     /// (latency ms, fraction ≤ it): "connect", "move" (to the opponent),
     /// "spectator", "last_spectator", "relay". Empty when nothing was measured.
+    #[serde(deserialize_with = "crate::names::de_static_pairs")]
     pub cdfs: Vec<(&'static str, Vec<(f64, f64)>)>,
     /// What each scenario fault cost, in scenario order (see [`fault_costs`]).
     pub faults: Vec<Vec<Metric>>,

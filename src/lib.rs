@@ -7,9 +7,11 @@
 //! through events; [`experiment`] runs replications in parallel; [`scenario`]
 //! reads scenario files and [`report`] writes results; [`import`] turns an
 //! HAProxy configuration into a scenario. Only `scenario`, `report` and
-//! `import` touch the filesystem.
+//! `import` touch the filesystem, and [`cluster`], which runs a study's
+//! tasks through a work folder (Slurm job arrays, `wscap task`/`merge`).
 
 pub mod check;
+pub mod cluster;
 pub mod dist;
 pub mod engine;
 pub mod experiment;
@@ -18,6 +20,7 @@ pub mod import;
 pub mod metrics;
 pub mod metrics_defs;
 pub mod model;
+pub mod names;
 pub mod report;
 pub mod rng;
 pub mod scenario;

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use wscap::cluster::{ClusterError, Mode, WorkExecutor};
 use wscap::experiment::Outcome;
 use wscap::report::{self, RunInfo};
 use wscap::scenario::{self, Scenario, ScenarioError};
@@ -22,8 +23,10 @@ use wscap::study::{self, Assign, Base, Setting, StudyError, Tick};
 const EXIT_STATUS: &str = "\
 Exit status:
   0  ok; with --slo (run, compare) or for plan: every SLO is met
-  1  the run failed: I/O error writing outputs, internal invariant violated (a bug in wscap)
-  2  bad input: scenario file or argument error, an --out wscap must not replace (nothing is run)
+  1  the run failed: I/O error writing outputs, internal invariant violated (a bug in wscap),
+     cluster tasks failed (--executor slurm; the same command resumes)
+  2  bad input: scenario file or argument error, an --out wscap must not replace (nothing is run);
+     merge refusing results of another scenario/manifest/version or with tasks missing
   3  an SLO verdict failed: `run --slo` not met, `compare --slo` with no strategy meeting
      every SLO, `plan` with no value of the varied key meeting every SLO, `spof --slo` with a
      single failure (or no failure) breaking an SLO
@@ -83,6 +86,44 @@ enum Command {
     },
     /// Print the manual page (roff): `wscap man > wscap.1; man ./wscap.1`.
     Man,
+    /// Run one task of a work folder (an array element's command): its replications, written
+    /// to the work folder's results. The index comes from --index, else SLURM_ARRAY_TASK_ID,
+    /// JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or AWS_BATCH_JOB_ARRAY_INDEX.
+    #[command(after_help = EXIT_STATUS)]
+    Task {
+        /// The work folder (OUT/.wscap-work, or one of its batch-K folders).
+        workdir: PathBuf,
+        /// The task's index [default: from the environment, see above].
+        #[arg(long)]
+        index: Option<u32>,
+        /// Worker threads for the task's replications [default: SLURM_CPUS_PER_TASK, else 1].
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Write a study's outputs from the finished tasks of its work folder (OUT/.wscap-work);
+    /// refuses results of another scenario, manifest or wscap version, lists missing tasks.
+    #[command(after_help = EXIT_STATUS)]
+    Merge {
+        /// The work folder (OUT/.wscap-work); the outputs go to OUT.
+        workdir: PathBuf,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+/// Where a study's replications run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ExecutorKind {
+    /// A thread pool on this machine.
+    Local,
+    /// One Slurm job array per batch (work folder OUT/.wscap-work), then merge.
+    Slurm,
+    /// Write the tasks to OUT/.wscap-work and stop: run them with `wscap task`, then `wscap merge`.
+    Prepare,
+    /// `wscap merge`: results from the work folder only.
+    #[value(skip)]
+    Merge,
 }
 
 #[derive(Args)]
@@ -136,6 +177,38 @@ struct StudyArgs {
     /// above its limit (see the README's "Limits"); hard bounds still apply.
     #[arg(long)]
     allow_large: bool,
+
+    /// Where replications run: `local` (threads here), `slurm` (one job array per batch, work
+    /// folder OUT/.wscap-work; rerun to resume), `prepare` (write the tasks for `wscap task`).
+    /// The outputs are byte-identical whatever the executor.
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local, help_heading = "Cluster")]
+    executor: ExecutorKind,
+    /// Slurm partition (sbatch --partition).
+    #[arg(long, help_heading = "Cluster")]
+    partition: Option<String>,
+    /// Time limit of each array element, in Slurm's syntax (sbatch --time, e.g. 30:00).
+    #[arg(long, value_name = "TIME", help_heading = "Cluster")]
+    time_limit: Option<String>,
+    /// Replications packed into one array element (one task) [default: 1].
+    #[arg(long, value_name = "N", help_heading = "Cluster")]
+    tasks_per_element: Option<u32>,
+    /// Most array elements running at once (sbatch --array=...%N).
+    #[arg(long, value_name = "N", help_heading = "Cluster")]
+    max_concurrent: Option<u32>,
+    /// Another sbatch argument, passed as given (repeat): e.g. --sbatch-arg=--account=proj.
+    #[arg(
+        long = "sbatch-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        help_heading = "Cluster"
+    )]
+    sbatch_arg: Vec<String>,
+    /// Give up waiting for a job array after this long (its tasks keep running; rerun to merge).
+    #[arg(long, value_name = "DURATION", default_value = "24h", help_heading = "Cluster")]
+    wait_limit: String,
+    /// `wscap merge`: the work folder.
+    #[arg(skip)]
+    work_override: Option<PathBuf>,
 }
 
 /// The syntax of `--slo`, shared by run, compare and plan.
@@ -320,8 +393,20 @@ fn main() -> ExitCode {
             Ok(Status::Ok)
         }
         Command::Man => man().map(|()| Status::Ok),
+        Command::Task {
+            workdir,
+            index,
+            threads,
+        } => task(&workdir, index, threads).map(|()| Status::Ok),
+        Command::Merge { workdir, quiet } => merge(&workdir, quiet),
     };
     match result {
+        Err(e) if prepared(&e).is_some() => {
+            if let Some((work, tasks)) = prepared(&e) {
+                print_prepared(&work, tasks);
+            }
+            ExitCode::SUCCESS
+        }
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::SloFailed) => ExitCode::from(3),
         Err(e) if e.downcast_ref::<Reported>().is_some() => {
@@ -337,6 +422,7 @@ fn main() -> ExitCode {
             // A bad scenario or argument is the user's to fix: exit 2, like
             // a usage error; anything else is a failure of the run.
             let usage = e.downcast_ref::<StudyError>().is_some_and(StudyError::is_usage)
+                || e.downcast_ref::<ClusterError>().is_some_and(ClusterError::is_usage)
                 || e.downcast_ref::<report::ReportError>()
                     .is_some_and(report::ReportError::is_usage);
             let input = e.downcast_ref::<ScenarioError>().is_some()
@@ -347,6 +433,223 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The cluster error inside a study error, if any.
+fn cluster_error(e: &anyhow::Error) -> Option<&ClusterError> {
+    if let Some(c) = e.downcast_ref::<ClusterError>() {
+        return Some(c);
+    }
+    match e.downcast_ref::<StudyError>() {
+        Some(StudyError::Executor { error, .. }) => error.downcast_ref::<ClusterError>(),
+        _ => None,
+    }
+}
+
+/// `--executor prepare` stopped after writing the tasks: where, how many.
+fn prepared(e: &anyhow::Error) -> Option<(PathBuf, usize)> {
+    match cluster_error(e) {
+        Some(ClusterError::Prepared { work, tasks }) => Some((work.clone(), *tasks)),
+        _ => None,
+    }
+}
+
+fn print_prepared(batch: &Path, tasks: usize) {
+    let work = batch.parent().unwrap_or(batch);
+    println!(
+        "wrote {tasks} tasks to {}
+  run each: wscap task {} --index I   (I = 0..{}, or from SLURM_ARRAY_TASK_ID, \
+         JOB_COMPLETION_INDEX, AWS_BATCH_JOB_ARRAY_INDEX)
+  then:     wscap merge {}",
+        batch.display(),
+        wscap::cluster::shell_quote(&work.to_string_lossy()),
+        tasks.saturating_sub(1),
+        wscap::cluster::shell_quote(&work.to_string_lossy()),
+    );
+}
+
+/// `wscap task`: one task of a work folder.
+fn task(workdir: &Path, index: Option<u32>, threads: Option<usize>) -> Result<()> {
+    let index = wscap::cluster::task_index(index, |k| std::env::var(k).ok())?;
+    let threads = threads
+        .or_else(|| std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.parse().ok()))
+        .unwrap_or(1);
+    check_threads(threads)?;
+    let path = wscap::cluster::workdir::run_task(workdir, index, threads)?;
+    eprintln!("task {index}: wrote {}", path.display());
+    Ok(())
+}
+
+/// `wscap merge`: the study's command again, its replications read from
+/// the work folder only.
+fn merge(workdir: &Path, quiet: bool) -> Result<Status> {
+    let mut work = std::path::absolute(workdir).with_context(|| format!("{}", workdir.display()))?;
+    if work.join("manifest.json").is_file() && !work.join("study.json").is_file() {
+        // A batch folder: its work folder.
+        work.pop();
+    }
+    let file = work.join("study.json");
+    let bytes = std::fs::read(&file).map_err(|e| {
+        ClusterError::Index(format!(
+            "{}: {e}: give the work folder a study wrote with --executor slurm or prepare (OUT/.wscap-work)",
+            file.display()
+        ))
+    })?;
+    let study: wscap::cluster::workdir::Study = serde_json::from_slice(&bytes)
+        .map_err(|e| ClusterError::Index(format!("{}: not a wscap study: {e}", file.display())))?;
+    let out = work
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::env::set_current_dir(&study.cwd).with_context(|| format!("cannot enter {}", study.cwd.display()))?;
+    let cli = Cli::try_parse_from(std::iter::once("wscap".to_string()).chain(study.args.iter().cloned()))
+        .map_err(|e| ClusterError::Index(format!("{}: its command does not parse: {e}", file.display())))?;
+    let fix = |c: &mut StudyArgs| {
+        c.executor = ExecutorKind::Merge;
+        c.out = Some(out.clone());
+        c.work_override = Some(work.clone());
+        c.quiet |= quiet;
+    };
+    match cli.command {
+        Command::Run(mut a) => {
+            fix(&mut a.common);
+            run(a)
+        }
+        Command::Compare(mut a) => {
+            fix(&mut a.common);
+            compare(a)
+        }
+        Command::Sweep(mut a) => {
+            fix(&mut a);
+            sweep(a).map(|()| Status::Ok)
+        }
+        Command::Plan(mut a) => {
+            fix(&mut a.common);
+            plan(a)
+        }
+        Command::Spof(mut a) => {
+            fix(&mut a.common);
+            spof(a)
+        }
+        _ => Err(ClusterError::Index(format!("{}: not a study command", file.display())).into()),
+    }
+}
+
+/// The executor of a study, its outputs going to `out`.
+enum Exec {
+    Local(study::Local),
+    Work(Box<WorkExecutor>),
+}
+
+impl Exec {
+    fn get(&self) -> &dyn study::Executor {
+        match self {
+            Exec::Local(l) => l,
+            Exec::Work(w) => w.as_ref(),
+        }
+    }
+
+    /// After the outputs are written: marks a work folder's study complete.
+    fn finish(&self) -> Result<()> {
+        if let Exec::Work(w) = self {
+            w.finish()?;
+        }
+        Ok(())
+    }
+}
+
+fn executor(c: &StudyArgs, out: &Path, name: &str, progress: &Progress) -> Result<Exec> {
+    let slurm_only = [
+        ("--partition", c.partition.is_some()),
+        ("--time-limit", c.time_limit.is_some()),
+        ("--max-concurrent", c.max_concurrent.is_some()),
+        ("--sbatch-arg", !c.sbatch_arg.is_empty()),
+    ];
+    if c.executor != ExecutorKind::Slurm
+        && let Some((arg, _)) = slurm_only.iter().find(|(_, given)| *given)
+    {
+        return Err(StudyError::Arg {
+            arg: (*arg).into(),
+            message: "only with --executor slurm".into(),
+        }
+        .into());
+    }
+    if c.executor == ExecutorKind::Local && c.tasks_per_element.is_some() {
+        return Err(StudyError::Arg {
+            arg: "--tasks-per-element".into(),
+            message: "only with --executor slurm or prepare".into(),
+        }
+        .into());
+    }
+    let per_task = c.tasks_per_element.unwrap_or(1);
+    if !(1..=10_000).contains(&per_task) {
+        return Err(StudyError::Arg {
+            arg: format!("--tasks-per-element {per_task}"),
+            message: "must be between 1 and 10000".into(),
+        }
+        .into());
+    }
+    if c.max_concurrent == Some(0) {
+        return Err(StudyError::Arg {
+            arg: "--max-concurrent 0".into(),
+            message: "must be at least 1".into(),
+        }
+        .into());
+    }
+    let wait_limit = wscap::units::parse_duration(&c.wait_limit).map_err(|e| StudyError::Arg {
+        arg: format!("--wait-limit {}", c.wait_limit),
+        message: e,
+    })?;
+    let mode = match c.executor {
+        ExecutorKind::Local => return Ok(Exec::Local(study::Local { threads: c.threads })),
+        ExecutorKind::Slurm => Mode::Slurm(wscap::cluster::SlurmOptions {
+            partition: c.partition.clone(),
+            time_limit: c.time_limit.clone(),
+            tasks_per_element: per_task,
+            max_concurrent: c.max_concurrent,
+            sbatch_args: c.sbatch_arg.clone(),
+            poll: std::time::Duration::from_millis(500),
+            wait_limit: std::time::Duration::from_nanos(wait_limit.0),
+        }),
+        ExecutorKind::Prepare => Mode::Prepare { per_task },
+        ExecutorKind::Merge => Mode::Merge,
+    };
+    let work = match &c.work_override {
+        Some(w) => w.clone(),
+        None => std::path::absolute(out)
+            .with_context(|| format!("{}", out.display()))?
+            .join(wscap::cluster::WORK_DIR),
+    };
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    let base_dir = std::path::absolute(c.file.parent().unwrap_or(Path::new("")))
+        .with_context(|| format!("{}", c.file.display()))?;
+    let study = wscap::cluster::workdir::Study {
+        format: wscap::cluster::workdir::FORMAT,
+        wscap_version: wscap::cluster::workdir::VERSION.into(),
+        cwd,
+        args: std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+    };
+    let exe = std::env::current_exe().context("cannot find the wscap binary")?;
+    let pb = progress.pb.clone();
+    let quiet = c.quiet;
+    let note = Box::new(move |line: &str| {
+        if !quiet {
+            pb.suspend(|| eprintln!("{line}"));
+        }
+    });
+    report::carry_work_folder();
+    Ok(Exec::Work(Box::new(WorkExecutor::new(
+        mode,
+        work,
+        study,
+        base_dir,
+        exe,
+        format!("wscap-{name}"),
+        note,
+    ))))
 }
 
 fn schema() -> Result<()> {
@@ -696,12 +999,13 @@ fn run(args: RunArgs) -> Result<Status> {
     report::check_out(&out)?;
     let progress = Progress::new(args.quiet);
     progress.set_label(&sc.name);
+    let exec = executor(&args, &out, &sc.name, &progress)?;
     let started = Instant::now();
     let job = study::Job {
         scenario: &sc,
         reps: 0..sc.replications,
     };
-    let reps = study::run_batch(&[job], args.threads, &|t| progress.tick(t)).context("simulation failed")?;
+    let reps = study::run_batch(&[job], exec.get(), &|t| progress.tick(t)).context("simulation failed")?;
     let outcome = study::outcome(reps.into_iter().next().unwrap_or_default());
     let wall = started.elapsed().as_secs_f64();
     progress.pb.finish_and_clear();
@@ -725,6 +1029,7 @@ fn run(args: RunArgs) -> Result<Status> {
         },
     )
     .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    exec.finish()?;
     if !args.quiet {
         print_summary(&sc, &outcome, wall, &out, files.len());
         print_verdicts(&verdicts);
@@ -828,8 +1133,9 @@ fn compare(args: CompareArgs) -> Result<Status> {
     let out = study_out(c, &sc.name, "compare")?;
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("{} strategies", names.len()));
+    let exec = executor(c, &out, &sc.name, &progress)?;
     let started = Instant::now();
-    let outcomes = study::run_points(&points, c.threads, &|t| progress.tick(t)).context("simulation failed")?;
+    let outcomes = study::run_points(&points, exec.get(), &|t| progress.tick(t)).context("simulation failed")?;
     let wall = started.elapsed().as_secs_f64();
     progress.pb.finish_and_clear();
     let pareto_arg = args
@@ -855,6 +1161,7 @@ fn compare(args: CompareArgs) -> Result<Status> {
     let rec = study::compare::recommend(&outcomes, &slos, &objectives);
     let files = report::study::write_compare(&out, &names, &points, &outcomes, &rec, &info)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    exec.finish()?;
     let events = outcomes.iter().map(Outcome::total_events).sum();
     finish_study(c.quiet, &out, files.len(), wall, events);
     Ok(Status::of(rec.chosen.is_some()))
@@ -891,9 +1198,10 @@ fn spof(args: SpofArgs) -> Result<Status> {
     let out = study_out(c, &sc.name, "spof")?;
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("{} components", plan.components.len()));
+    let exec = executor(c, &out, &sc.name, &progress)?;
     let started = Instant::now();
     let jobs = study::spof::jobs(&plan);
-    let outcomes: Vec<Outcome> = study::run_batch(&jobs, c.threads, &|t| progress.tick(t))
+    let outcomes: Vec<Outcome> = study::run_batch(&jobs, exec.get(), &|t| progress.tick(t))
         .context("simulation failed")?
         .into_iter()
         .map(study::outcome)
@@ -923,6 +1231,7 @@ fn spof(args: SpofArgs) -> Result<Status> {
     };
     let files = report::spof::write_spof(&out, &plan, &outcomes, &found, &info)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    exec.finish()?;
     let events = outcomes.iter().map(Outcome::total_events).sum();
     finish_study(c.quiet, &out, files.len(), wall, events);
     Ok(Status::of(!found.slo_broken()))
@@ -953,8 +1262,9 @@ fn sweep(args: StudyArgs) -> Result<()> {
     let out = study_out(&args, &sc.name, "sweep")?;
     let progress = Progress::new(args.quiet);
     progress.set_label(&format!("{} points", points.len()));
+    let exec = executor(&args, &out, &sc.name, &progress)?;
     let started = Instant::now();
-    let outcomes = study::run_points(&points, args.threads, &|t| progress.tick(t)).context("simulation failed")?;
+    let outcomes = study::run_points(&points, exec.get(), &|t| progress.tick(t)).context("simulation failed")?;
     let wall = started.elapsed().as_secs_f64();
     progress.pb.finish_and_clear();
     let command = format!(
@@ -972,6 +1282,7 @@ fn sweep(args: StudyArgs) -> Result<()> {
     let x = study::sweep::x_key(&sets);
     let files = report::study::write_sweep(&out, &sets, x, &points, &outcomes, &info)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    exec.finish()?;
     let events = outcomes.iter().map(Outcome::total_events).sum();
     finish_study(args.quiet, &out, files.len(), wall, events);
     Ok(())
@@ -1052,8 +1363,9 @@ fn plan(args: PlanArgs) -> Result<Status> {
     };
     let progress = Progress::new(c.quiet);
     progress.set_label(&format!("plan {}", request.key.text));
+    let exec = executor(c, &out, &first.name, &progress)?;
     let started = Instant::now();
-    let plan = study::plan::run(&base, request, c.threads, &|t| progress.tick(t), &|line| {
+    let plan = study::plan::run(&base, request, exec.get(), &|t| progress.tick(t), &|line| {
         progress.note(c.quiet, line)
     })?;
     let wall = started.elapsed().as_secs_f64();
@@ -1081,6 +1393,7 @@ fn plan(args: PlanArgs) -> Result<Status> {
     };
     let files = report::study::write_plan(&out, &plan, &first, chosen.as_ref(), &info)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    exec.finish()?;
     let mut events: u64 = plan.evals.values().map(|e| e.outcome.total_events()).sum();
     if let Some(h) = &plan.headroom {
         events += h.evals.iter().map(|(_, e)| e.outcome.total_events()).sum::<u64>();

@@ -6,7 +6,7 @@
 //! the time series and timeline cover the whole run.
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::scenario::{Fault, Scenario};
 use crate::time::{NS_PER_US, SimTime};
@@ -98,7 +98,7 @@ pub struct Counters {
 }
 
 /// One server at one sample time.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct ServerSample {
     pub connections: u32,
     pub queued: u32,
@@ -113,7 +113,7 @@ pub struct ServerSample {
 }
 
 /// One balancer node at one sample time.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct NodeSample {
     pub up: bool,
     /// Client connections it holds (slots on servers and queued).
@@ -125,7 +125,7 @@ pub struct NodeSample {
 }
 
 /// The web tier over one interval.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct WebSample {
     pub requests: u64,
     pub failed: u64,
@@ -140,7 +140,7 @@ pub struct WebSample {
 }
 
 /// The whole system at one sample time, with what happened in the interval.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Sample {
     pub time: SimTime,
     pub connections: u64,
@@ -286,8 +286,15 @@ impl Serialize for Happening {
     }
 }
 
+impl<'de> Deserialize<'de> for Happening {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Happening::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("unknown timeline event `{s}`")))
+    }
+}
+
 /// A fault or state change.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TimelineEvent {
     pub time: SimTime,
     pub component: String,
@@ -875,7 +882,7 @@ pub fn fault_starts(sc: &Scenario) -> Vec<SimTime> {
 }
 
 /// The storage tier at one sample time.
-#[derive(Clone, Debug, Serialize, Default)]
+#[derive(Clone, Debug, Serialize, Deserialize, Default)]
 pub struct StorageSample {
     pub time: SimTime,
     /// Redis (`None` without a `[cache]`).
@@ -892,7 +899,7 @@ pub struct StorageSample {
 }
 
 /// Redis at one sample time.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct CacheSample {
     pub up: bool,
     /// Ops waiting or in service on Redis's thread.
@@ -916,6 +923,29 @@ pub struct DbNodeSample {
     pub util: f64,
     /// Busy fraction of the read cores (replica) over the interval.
     pub read_util: f64,
+}
+
+/// A [`DbNodeSample`] as read back (its role interned).
+#[derive(Deserialize)]
+struct DbNodeSampleOwned {
+    role: String,
+    lag_s: Option<f64>,
+    apply_backlog: u64,
+    util: f64,
+    read_util: f64,
+}
+
+impl<'de> Deserialize<'de> for DbNodeSample {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DbNodeSample, D::Error> {
+        let o = DbNodeSampleOwned::deserialize(d)?;
+        Ok(DbNodeSample {
+            role: crate::names::intern(&o.role),
+            lag_s: o.lag_s,
+            apply_backlog: o.apply_backlog,
+            util: o.util,
+            read_util: o.read_util,
+        })
+    }
 }
 
 /// The name of database node `i`: `db-primary` (node 0, the first primary)

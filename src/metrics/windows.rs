@@ -102,7 +102,7 @@ impl WindowStats {
 }
 
 /// How a fault's window ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Ending {
     /// Still open at the end of the run.
     Open,
@@ -115,7 +115,7 @@ pub enum Ending {
 }
 
 /// One fault's window.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FaultWindow {
     /// The fault's index in the scenario.
     pub fault: usize,

@@ -4,8 +4,10 @@
 //!
 //! Everything is written into a fresh temporary folder beside the target and
 //! swapped into place only when complete, so an interrupted run leaves either
-//! the previous outputs or the new ones, never a mix. This module and
-//! `crate::scenario` are the only ones that touch the filesystem.
+//! the previous outputs or the new ones, never a mix (a cluster study's work
+//! folder, `OUT/.wscap-work`, is carried into the new outputs, see
+//! [`carry_work_folder`]). This module, `crate::scenario`, `crate::import`
+//! and `crate::cluster` are the only ones that touch the filesystem.
 
 pub mod charts;
 mod files;
@@ -99,6 +101,17 @@ pub fn write_run(out: &Path, sc: &Scenario, outcome: &Outcome, info: &RunInfo) -
     })
 }
 
+/// Whether [`replace_dir`] carries the target's work folder
+/// (`crate::cluster::WORK_DIR`) into the new outputs (set by a cluster
+/// executor's study); otherwise it goes with the previous outputs.
+static CARRY_WORK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, [`replace_dir`] keeps the target's work folder: it is moved
+/// into the new outputs just before the swap.
+pub fn carry_work_folder() {
+    CARRY_WORK.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// The temporary folders being filled now, for [`abandon_temporary_folders`].
 static IN_PROGRESS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -163,8 +176,11 @@ pub fn check_out(target: &Path) -> Result<(), ReportError> {
     {
         return refuse("is the current folder or one of its parents: wscap would replace it whole".into());
     }
-    let mut entries = std::fs::read_dir(target).map_err(io_err(target))?;
-    let empty = entries.next().is_none();
+    let entries = std::fs::read_dir(target).map_err(io_err(target))?;
+    // A cluster study's work folder alone (its outputs not written yet) is wscap's too.
+    let empty = entries
+        .flatten()
+        .all(|e| e.file_name() == crate::cluster::WORK_DIR && e.path().is_dir());
     if !empty && !target.join("report.md").is_file() {
         return refuse(
             "is a folder that wscap did not write (no report.md): wscap replaces its output folder whole; give a new or empty folder"
@@ -254,6 +270,11 @@ pub fn replace_dir<T>(target: &Path, fill: impl FnOnce(&Path) -> Result<T, Repor
         return Err(io_err(tmp.path())(std::io::Error::other("interrupted")));
     }
     reg.retain(|q| q != tmp.path());
+    let work = target.join(crate::cluster::WORK_DIR);
+    if CARRY_WORK.load(std::sync::atomic::Ordering::SeqCst) && work.is_dir() {
+        let to = tmp.path().join(crate::cluster::WORK_DIR);
+        std::fs::rename(&work, &to).map_err(io_err(&work))?;
+    }
     let tmp_path = tmp.keep();
     if target.exists() {
         match rustix::fs::renameat_with(

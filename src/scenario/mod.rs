@@ -240,6 +240,18 @@ fn failing_entry(src: &str, key: &str) -> Option<usize> {
 
 /// Reads the CSV files a scenario refers to: empirical distributions and
 /// arrival traces.
+/// A scenario as run, read back from its JSON serialization (a cluster
+/// task's manifest): the files it names (traces, empirical columns, HAProxy
+/// logs) are read again, relative to `base_dir`, as [`load`] reads them.
+pub fn from_json(value: serde_json::Value, base_dir: &Path) -> Result<Scenario, String> {
+    let mut sc: Scenario = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    let problems = load_files(&mut sc, base_dir);
+    if let Some(p) = problems.first() {
+        return Err(format!("{}: {}", p.field, p.message));
+    }
+    Ok(sc)
+}
+
 fn load_files(sc: &mut Scenario, base: &Path) -> Vec<Problem> {
     let mut problems = load_empirical(sc, base);
     for (i, p) in sc.populations.iter_mut().enumerate() {

@@ -1,9 +1,10 @@
 //! Studies: many variants of one scenario, run together.
 //!
 //! A study turns one scenario file into several *points* (the scenario with
-//! some keys overridden, see [`overrides`]) and runs their replications in
-//! one rayon pool, `(point, replication)` tasks flattened so that every core
-//! stays busy. Replication `i` of every point is seeded from
+//! some keys overridden, see [`overrides`]) and hands their replications to
+//! an [`Executor`] (see [`tasks`]): locally, one rayon pool with
+//! `(point, replication)` tasks flattened so that every core stays busy; on
+//! a cluster, blocks of replications run elsewhere (`crate::cluster`). Replication `i` of every point is seeded from
 //! `(scenario seed, i)` exactly as `wscap run` seeds it, so points share
 //! their random numbers (common random numbers): differences between points
 //! come from the change, not from luck. Results are collected in task
@@ -23,6 +24,7 @@ pub mod overrides;
 pub mod plan;
 pub mod spof;
 pub mod sweep;
+pub mod tasks;
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +36,7 @@ use crate::scenario::{Scenario, ScenarioError};
 use crate::time::SimTime;
 
 pub use overrides::{Assign, Base, Key, OValue, Setting};
+pub use tasks::{Executor, Local};
 
 /// Why a study could not run. All but [`StudyError::Sim`] are the user's
 /// to fix (exit status 2).
@@ -51,12 +54,24 @@ pub enum StudyError {
     /// A replication failed: a bug in wscap.
     #[error(transparent)]
     Sim(#[from] SimError),
+    /// The executor could not run the batch (a cluster executor's error:
+    /// the caller knows its type; `usage` says whether it is the user's to
+    /// fix, e.g. a work folder of another study).
+    #[error("{error}")]
+    Executor {
+        usage: bool,
+        error: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
 }
 
 impl StudyError {
     /// A usage or scenario error rather than a failure of the simulator.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, StudyError::Sim(_))
+        match self {
+            StudyError::Sim(_) => false,
+            StudyError::Executor { usage, .. } => *usage,
+            _ => true,
+        }
     }
 }
 
@@ -114,9 +129,15 @@ pub fn simulated_ns(jobs: &[Job]) -> u64 {
         .fold(0u64, u64::saturating_add)
 }
 
+/// Runs every replication of every job on `exec`; returns each job's
+/// replications in index order (the same whatever the executor).
+pub fn run_batch(jobs: &[Job], exec: &dyn Executor, progress: Progress) -> Result<Vec<Vec<Replication>>, StudyError> {
+    exec.run_batch(jobs, progress)
+}
+
 /// Runs every replication of every job in one pool of `threads` workers
 /// (0 = one per core); returns each job's replications in index order.
-pub fn run_batch(jobs: &[Job], threads: usize, progress: Progress) -> Result<Vec<Vec<Replication>>, SimError> {
+pub fn run_local(jobs: &[Job], threads: usize, progress: Progress) -> Result<Vec<Vec<Replication>>, SimError> {
     let pool = crate::experiment::thread_pool(threads)?;
     progress(Tick::Batch {
         replications: jobs.iter().map(|j| j.reps.end.saturating_sub(j.reps.start)).sum(),
@@ -170,7 +191,7 @@ pub fn run_batch(jobs: &[Job], threads: usize, progress: Progress) -> Result<Vec
 
 /// Runs each point's replications `0..replications` (the scenario's count)
 /// in one batch.
-pub fn run_points(points: &[Point], threads: usize, progress: Progress) -> Result<Vec<Outcome>, SimError> {
+pub fn run_points(points: &[Point], exec: &dyn Executor, progress: Progress) -> Result<Vec<Outcome>, StudyError> {
     let jobs: Vec<Job> = points
         .iter()
         .map(|p| Job {
@@ -178,7 +199,7 @@ pub fn run_points(points: &[Point], threads: usize, progress: Progress) -> Resul
             reps: 0..p.scenario.replications,
         })
         .collect();
-    Ok(run_batch(&jobs, threads, progress)?.into_iter().map(outcome).collect())
+    Ok(run_batch(&jobs, exec, progress)?.into_iter().map(outcome).collect())
 }
 
 /// An outcome from replications (aggregated).

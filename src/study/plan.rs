@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 
 use super::overrides::{Assign, Base, Key, OValue, int_value};
-use super::{Job, Progress, StudyError, outcome, run_batch, values};
+use super::{Executor, Job, Progress, StudyError, outcome, run_batch, values};
 use crate::experiment::{Outcome, Replication};
 use crate::scenario::{self, Arrival, Scenario, limits};
 use crate::stats;
@@ -384,7 +384,7 @@ pub fn scale_load(sc: &mut Scenario, f: f64) -> Vec<String> {
 pub fn run(
     base: &Base,
     request: Request,
-    threads: usize,
+    exec: &dyn Executor,
     progress: Progress,
     note: &dyn Fn(&str),
 ) -> Result<Plan, StudyError> {
@@ -428,7 +428,7 @@ pub fn run(
             });
         }
         let e = match build(v) {
-            Ok(sc) => evaluate_scenario(&sc, &request, threads, progress)?,
+            Ok(sc) => evaluate_scenario(&sc, &request, exec, progress)?,
             Err(e) => {
                 let msg = e.to_string();
                 notes.push(format!("{}={v} is rejected by the scenario: {msg}", request.key.text));
@@ -488,7 +488,7 @@ pub fn run(
     let headroom = match pass {
         Some(v) if request.headroom => {
             let sc = build(v)?;
-            Some(headroom(&sc, &request, threads, progress, note)?)
+            Some(headroom(&sc, &request, exec, progress, note)?)
         }
         _ => None,
     };
@@ -555,7 +555,12 @@ pub fn fmt(v: f64) -> String {
 
 /// Runs `sc` with `request.replications`, doubling them while the verdict
 /// is undecided, up to `request.max_replications`.
-fn evaluate_scenario(sc: &Scenario, request: &Request, threads: usize, progress: Progress) -> Result<Eval, StudyError> {
+fn evaluate_scenario(
+    sc: &Scenario,
+    request: &Request,
+    exec: &dyn Executor,
+    progress: Progress,
+) -> Result<Eval, StudyError> {
     let mut reps: Vec<Replication> = vec![];
     let mut n = request.replications.max(2);
     loop {
@@ -564,7 +569,7 @@ fn evaluate_scenario(sc: &Scenario, request: &Request, threads: usize, progress:
             scenario: sc,
             reps: have..n,
         };
-        let mut more = run_batch(&[job], threads, progress)?;
+        let mut more = run_batch(&[job], exec, progress)?;
         reps.append(&mut more[0]);
         let o = outcome(reps);
         let checks: Vec<Check> = request.slos.iter().map(|s| judge(s, &values(&o, s.metric))).collect();
@@ -585,7 +590,7 @@ fn evaluate_scenario(sc: &Scenario, request: &Request, threads: usize, progress:
 fn headroom(
     sc: &Scenario,
     request: &Request,
-    threads: usize,
+    exec: &dyn Executor,
     progress: Progress,
     note: &dyn Fn(&str),
 ) -> Result<Headroom, StudyError> {
@@ -614,7 +619,7 @@ fn headroom(
                     .join("; "),
             )
         } else if problems.is_empty() {
-            evaluate_scenario(&s, request, threads, progress)?
+            evaluate_scenario(&s, request, exec, progress)?
         } else {
             rejected(
                 problems

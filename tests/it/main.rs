@@ -3,6 +3,7 @@
 mod answers;
 mod cli;
 mod cluster;
+mod executors;
 mod game;
 mod import;
 mod inputs;
@@ -13,6 +14,7 @@ mod report;
 mod schema;
 mod signals;
 mod slowdown;
+mod slurm;
 mod spof;
 mod storage;
 mod strategies;

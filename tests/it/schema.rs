@@ -105,6 +105,9 @@ fn completions_and_man_page_name_every_command() {
         "schema",
         "completions",
         "man",
+        "task",
+        "merge",
+        "executor",
     ];
     for shell in ["bash", "zsh", "fish"] {
         let o = wscap(&["completions", shell]);
