@@ -41,13 +41,16 @@ impl<E> Near<E> {
     /// Inserts `e` after every later entry.
     #[inline]
     fn push(&mut self, e: Entry<E>) {
-        let i = self.0.partition_point(|x| x.time > e.time || (x.time == e.time && x.seq > e.seq));
+        let i = self
+            .0
+            .partition_point(|x| x.time > e.time || (x.time == e.time && x.seq > e.seq));
         self.0.insert(i, e);
     }
     /// Adds a poured bucket and sorts.
     fn extend(&mut self, es: impl Iterator<Item = Entry<E>>) {
         self.0.extend(es);
-        self.0.sort_unstable_by(|a, b| b.time.cmp(&a.time).then_with(|| b.seq.cmp(&a.seq)));
+        self.0
+            .sort_unstable_by(|a, b| b.time.cmp(&a.time).then_with(|| b.seq.cmp(&a.seq)));
     }
 }
 

@@ -175,8 +175,14 @@ mod tests {
             for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
                 assert_eq!(h.value_at_quantile(q), direct.value_at_quantile(q));
             }
-            let x: Vec<_> = h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
-            let y: Vec<_> = direct.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
+            let x: Vec<_> = h
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect();
+            let y: Vec<_> = direct
+                .iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect();
             assert_eq!(x, y);
         }
     }
