@@ -41,16 +41,13 @@ impl<E> Near<E> {
     /// Inserts `e` after every later entry.
     #[inline]
     fn push(&mut self, e: Entry<E>) {
-        let i = self
-            .0
-            .partition_point(|x| x.time > e.time || (x.time == e.time && x.seq > e.seq));
+        let i = self.0.partition_point(|x| (x.time, x.seq) > (e.time, e.seq));
         self.0.insert(i, e);
     }
     /// Adds a poured bucket and sorts.
     fn extend(&mut self, es: impl Iterator<Item = Entry<E>>) {
         self.0.extend(es);
-        self.0
-            .sort_unstable_by(|a, b| b.time.cmp(&a.time).then_with(|| b.seq.cmp(&a.seq)));
+        self.0.sort_unstable_by_key(|x| std::cmp::Reverse((x.time, x.seq)));
     }
 }
 
@@ -62,7 +59,7 @@ const RING_BITS: u32 = 11;
 const RING_LEN: u64 = 1 << RING_BITS;
 const RING_MASK: u64 = RING_LEN - 1;
 
-/// Below this many heap entries every event goes straight to the heap: a
+/// Below this many current-bucket entries every event goes straight to it: a
 /// model with a handful of pending events never pays for buckets.
 const SMALL_HEAP: usize = 16;
 
@@ -71,9 +68,8 @@ const SMALL_HEAP: usize = 16;
 /// Four tiers, by how far ahead an event is:
 /// - the front: one event pushed earlier than every pending one (most
 ///   often a hop a microsecond later), handled next without being sorted;
-/// - the current bucket (events before `horizon`; the field is still
-///   called `heap`), a [`Near`] vector sorted latest-first, tens of
-///   entries, in L1;
+/// - the current bucket (events before `horizon`), a [`Near`] vector
+///   sorted latest-first, tens of entries, in L1;
 /// - a ring of [`RING_LEN`] unsorted buckets of 2^[`BUCKET_SHIFT`] ns for
 ///   the next ≈ 4 s, each a `Vec` that keeps its capacity from one lap to
 ///   the next, with a bitmap of the non-empty ones;
@@ -82,15 +78,15 @@ const SMALL_HEAP: usize = 16;
 ///   (think times, session ends); a coarse bucket is spread over the ring
 ///   when the ring's window is exactly its lap.
 ///
-/// When the heap holds nothing before `horizon`, the next non-empty bucket
+/// When the current bucket holds nothing before `horizon`, the next non-empty bucket
 /// is poured into it. Order is still exactly (time, insertion sequence):
 /// buckets only delay sorting, never reorder.
 pub struct Scheduler<E> {
     /// The earliest pending event, when it was pushed earlier than every
     /// other one (a reply a microsecond later, a hop to the next tier): it
-    /// is handled next without entering the heap.
+    /// is handled next without entering the current bucket.
     front: Option<Entry<E>>,
-    heap: Near<E>,
+    near: Near<E>,
     /// Bucket of slot `s` (`time >> BUCKET_SHIFT`) is `ring[s & RING_MASK]`,
     /// for slots in `(cur, cur + RING_LEN)`.
     ring: Vec<Vec<Entry<E>>>,
@@ -101,9 +97,9 @@ pub struct Scheduler<E> {
     /// events pushed when their slot was at or after `cur + RING_LEN`.
     far: BTreeMap<u64, Vec<Entry<E>>>,
     far_len: usize,
-    /// The slot the heap covers: every bucketed event is after it.
+    /// The slot the current bucket covers: every bucketed event is after it.
     cur: u64,
-    /// `(cur + 1) << BUCKET_SHIFT`: events before it go to the heap.
+    /// `(cur + 1) << BUCKET_SHIFT`: events before it go to the current bucket.
     horizon: u64,
     seq: u64,
     now: SimTime,
@@ -123,7 +119,7 @@ impl<E> Scheduler<E> {
     pub fn new() -> Self {
         Scheduler {
             front: None,
-            heap: Near(Vec::new()),
+            near: Near(Vec::new()),
             ring: (0..RING_LEN).map(|_| Vec::new()).collect(),
             ring_bits: vec![0; (RING_LEN / 64) as usize],
             ring_len: 0,
@@ -185,32 +181,32 @@ impl<E> Scheduler<E> {
             event,
         };
         self.seq += 1;
-        // The front, if it precedes the front, the heap and every bucketed
+        // The front, if it precedes the front, the current bucket and every bucketed
         // event (ties go after them: a larger seq).
         if time < self.horizon || self.ring_len + self.far_len == 0 {
             match &self.front {
                 Some(f) if time < f.time => {
                     let old = self.front.replace(e).expect("just matched");
-                    self.heap.push(old);
+                    self.near.push(old);
                     return;
                 }
-                None if self.heap.peek().is_none_or(|h| time < h.time) => {
+                None if self.near.peek().is_none_or(|h| time < h.time) => {
                     self.front = Some(e);
                     return;
                 }
                 _ => {}
             }
         }
-        if time < self.horizon || self.heap.len() < SMALL_HEAP {
-            self.heap.push(e);
+        if time < self.horizon || self.near.len() < SMALL_HEAP {
+            self.near.push(e);
             return;
         }
         // A bucketed event may precede a front beyond the horizon (pushed
-        // while nothing was bucketed): the front goes back to the heap,
+        // while nothing was bucketed): the front goes back to the current bucket,
         // which `refill` keeps ordered against the buckets.
         if self.front.as_ref().is_some_and(|f| f.time >= self.horizon) {
             let f = self.front.take().expect("just seen");
-            self.heap.push(f);
+            self.near.push(f);
         }
         let slot = time >> BUCKET_SHIFT;
         if slot - self.cur < RING_LEN {
@@ -238,7 +234,7 @@ impl<E> Scheduler<E> {
 
     /// Number of events waiting.
     pub fn pending(&self) -> usize {
-        self.front.is_some() as usize + self.heap.len() + self.ring_len + self.far_len + self.discarded as usize
+        self.front.is_some() as usize + self.near.len() + self.ring_len + self.far_len + self.discarded as usize
     }
 
     /// The first non-empty ring slot after `cur`, if any.
@@ -267,17 +263,17 @@ impl<E> Scheduler<E> {
         None
     }
 
-    /// Pours buckets into the heap until the heap's earliest event is before
+    /// Pours buckets into the current bucket until the current bucket's earliest event is before
     /// the horizon (so it precedes every bucketed event) or no bucket is left.
     #[inline]
     fn refill(&mut self) {
-        while self.ring_len + self.far_len > 0 && self.heap.peek().is_none_or(|e| e.time >= self.horizon) {
+        while self.ring_len + self.far_len > 0 && self.near.peek().is_none_or(|e| e.time >= self.horizon) {
             self.advance();
         }
     }
 
     /// Moves the clock's bucket to the next non-empty slot and pours it
-    /// into the heap, first spreading over the ring any coarse bucket whose
+    /// into the current bucket, first spreading over the ring any coarse bucket whose
     /// lap comes before that slot (the ring's window is then exactly its lap).
     #[cold]
     #[inline(never)]
@@ -307,7 +303,7 @@ impl<E> Scheduler<E> {
             let i = (next & RING_MASK) as usize;
             let bucket = &mut self.ring[i];
             self.ring_len -= bucket.len();
-            self.heap.extend(bucket.drain(..));
+            self.near.extend(bucket.drain(..));
             self.ring_bits[i / 64] &= !(1 << (i % 64));
             return;
         }
@@ -320,10 +316,10 @@ impl<E> Scheduler<E> {
             return if f.time > until { None } else { self.front.take() };
         }
         self.refill();
-        if self.heap.peek()?.time > until {
+        if self.near.peek()?.time > until {
             return None;
         }
-        self.heap.pop()
+        self.near.pop()
     }
 
     /// Time of the earliest pending event.
@@ -332,7 +328,7 @@ impl<E> Scheduler<E> {
             return Some(SimTime(f.time));
         }
         self.refill();
-        self.heap.peek().map(|e| SimTime(e.time))
+        self.near.peek().map(|e| SimTime(e.time))
     }
 }
 
@@ -439,7 +435,7 @@ pub fn run_observed<M: Model>(
             });
         }
         sched.now = SimTime(e.time);
-        if let Some(next) = sched.heap.peek() {
+        if let Some(next) = sched.near.peek() {
             model.prefetch(&next.event);
         }
         model.handle(e.event, sched);
