@@ -96,7 +96,7 @@ pub fn counts(w: &World) -> Vec<String> {
         ("gave up", sum(|s| s.gave_up), c.gave_up),
         ("moves sent", sum(|s| s.moves_sent), c.moves_sent),
         ("moves lost", sum(|s| s.moves_lost), c.moves_lost),
-        ("connect latencies", sum(|s| s.connect.len()), c.connections_accepted),
+        ("connect latencies", w.ctx.rec.window_connects(), c.connections_accepted),
         ("move deliveries", w.ctx.rec.window_deliveries().0, c.deliveries_player),
         (
             "spectator deliveries",

@@ -18,6 +18,15 @@ struct Entry<E> {
     event: E,
 }
 
+impl<E> Entry<E> {
+    /// The order: time, then insertion sequence, as one integer (compared
+    /// without a branch).
+    #[inline]
+    fn key(&self) -> u128 {
+        ((self.time as u128) << 64) | self.seq as u128
+    }
+}
+
 /// The events of the current bucket, sorted latest first: the earliest
 /// is popped from the end in O(1). A bucket holds tens of events; an
 /// event pushed into it is inserted in place, usually near the end (a
@@ -41,13 +50,14 @@ impl<E> Near<E> {
     /// Inserts `e` after every later entry.
     #[inline]
     fn push(&mut self, e: Entry<E>) {
-        let i = self.0.partition_point(|x| (x.time, x.seq) > (e.time, e.seq));
+        let k = e.key();
+        let i = self.0.partition_point(|x| x.key() > k);
         self.0.insert(i, e);
     }
     /// Adds a poured bucket and sorts.
     fn extend(&mut self, es: impl Iterator<Item = Entry<E>>) {
         self.0.extend(es);
-        self.0.sort_unstable_by_key(|x| std::cmp::Reverse((x.time, x.seq)));
+        self.0.sort_unstable_by_key(|x| std::cmp::Reverse(x.key()));
     }
 }
 

@@ -314,11 +314,12 @@ pub fn new_hist() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid HDR bounds")
 }
 
-/// Deliveries recorded once, into one histogram, instead of twice (the
-/// interval's and the window's): all belong to window `slot` (`None`: the
-/// warm-up). They are added to both histograms, exactly, at the next
-/// sample, at the end, or when a delivery of another window comes. A
-/// fan-out to a million spectators then costs one record per recipient.
+/// Latencies (deliveries, connects) recorded once, into one count array,
+/// instead of twice (the interval's histogram and the window's): all
+/// belong to window `slot` (`None`: the warm-up). They are added to both
+/// histograms, exactly, at the next sample, at the end, or when a latency
+/// of another window comes. A fan-out to a million spectators then costs
+/// one record per recipient.
 struct Staged {
     stage: stage::Stage,
     slot: Option<usize>,
@@ -351,12 +352,31 @@ impl Staged {
             self.last_slot = windows.slot_at(sent);
         }
         let slot = self.last_slot;
+        self.record_in(slot, us, interval, stats, pick);
+        slot.is_some()
+    }
+
+    /// Stages one value of window `slot` (`None`: the interval only),
+    /// first flushing the staged ones if they belong to another window.
+    #[inline]
+    fn record_in(
+        &mut self,
+        slot: Option<usize>,
+        us: u64,
+        interval: &mut Histogram<u64>,
+        stats: &mut [WindowStats],
+        pick: Pick,
+    ) {
         if slot != self.slot {
             self.flush(interval, stats, pick);
             self.slot = slot;
         }
         self.stage.record(us);
-        slot.is_some()
+    }
+
+    /// How many staged values belong to a window.
+    fn in_window(&self) -> u64 {
+        if self.slot.is_some() { self.stage.len() } else { 0 }
     }
 
     /// Adds the staged deliveries to `interval` and to their window's
@@ -417,6 +437,8 @@ pub struct Recorder {
     /// Deliveries recorded once, not yet added to the interval and window
     /// histograms (see [`Staged`]).
     staged_player: Staged,
+    /// Connect latencies, staged like deliveries.
+    staged_connect: Staged,
     staged_spectator: Staged,
     interval: Counters,
     servers: Vec<ServerConns>,
@@ -447,6 +469,7 @@ impl Recorder {
             interval_player: new_hist(),
             interval_spectator: new_hist(),
             staged_player: Staged::default(),
+            staged_connect: Staged::default(),
             staged_spectator: Staged::default(),
             interval: Counters::default(),
             servers: vec![ServerConns::default(); servers],
@@ -604,15 +627,17 @@ impl Recorder {
     #[inline]
     pub fn accepted(&mut self, phase: Phase, latency_ns: u64, parts: [u32; 5]) {
         let us = (latency_ns / NS_PER_US).max(1);
-        self.interval_connect.saturating_record(us);
         self.interval.connections_accepted += 1;
-        if phase != NOT_COUNTED {
+        let slot = (phase != NOT_COUNTED).then(|| self.windows.slot(phase));
+        self.staged_connect
+            .record_in(slot, us, &mut self.interval_connect, &mut self.window_stats, |w| {
+                &mut w.connect
+            });
+        if let Some(slot) = slot {
             let p = parts.map(u64::from);
             let network = us.saturating_sub(p.iter().sum());
             self.connect_tail.record(us, [network, p[0], p[1], p[2], p[3], p[4]]);
-            let w = &mut self.window_stats[self.windows.slot(phase)];
-            w.connect.saturating_record(us);
-            w.accepted += 1;
+            self.window_stats[slot].accepted += 1;
             self.counters.connections_accepted += 1;
         }
     }
@@ -657,6 +682,8 @@ impl Recorder {
     /// Adds the staged deliveries to the interval histograms and to their
     /// windows'.
     fn flush_staged(&mut self) {
+        self.staged_connect
+            .flush(&mut self.interval_connect, &mut self.window_stats, |w| &mut w.connect);
         self.staged_player
             .flush(&mut self.interval_player, &mut self.window_stats, |w| &mut w.moves);
         self.staged_spectator
@@ -668,12 +695,16 @@ impl Recorder {
     /// Player and spectator deliveries the windows hold, staged ones
     /// included (for the checks, which may look between samples).
     pub fn window_deliveries(&self) -> (u64, u64) {
-        let staged = |st: &Staged| if st.slot.is_some() { st.stage.len() } else { 0 };
         let sum = |f: fn(&WindowStats) -> u64| self.window_stats.iter().map(f).sum::<u64>();
         (
-            sum(|s| s.moves.len()) + staged(&self.staged_player),
-            sum(|s| s.spectators.len()) + staged(&self.staged_spectator),
+            sum(|s| s.moves.len()) + self.staged_player.in_window(),
+            sum(|s| s.spectators.len()) + self.staged_spectator.in_window(),
         )
+    }
+
+    /// Connect latencies the windows hold, staged ones included.
+    pub fn window_connects(&self) -> u64 {
+        self.window_stats.iter().map(|s| s.connect.len()).sum::<u64>() + self.staged_connect.in_window()
     }
 
     /// A latency in one of the run-level histograms (after the warm-up).
