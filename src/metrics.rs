@@ -781,9 +781,16 @@ impl Recorder {
         };
         self.readings.push(reading);
         self.interval = Counters::default();
-        self.interval_connect.reset();
-        self.interval_player.reset();
-        self.interval_spectator.reset();
+        // A reset clears every bucket (360 KB each): only where something was recorded.
+        for h in [
+            &mut self.interval_connect,
+            &mut self.interval_player,
+            &mut self.interval_spectator,
+        ] {
+            if !h.is_empty() {
+                h.reset();
+            }
+        }
     }
 
     /// Judges the open fault window at the sample just taken (see

@@ -53,11 +53,16 @@ impl SimDuration {
     /// negative and non-finite values become zero, huge ones saturate.
     pub fn from_secs_f64(s: f64) -> Self {
         if s.is_finite() && s > 0.0 {
-            let ns = (s * NS_PER_S as f64).round();
+            let ns = s * NS_PER_S as f64;
             if ns >= u64::MAX as f64 {
                 SimDuration(u64::MAX)
             } else {
-                SimDuration(ns as u64)
+                // `ns.round()` (half away from zero), without the libm call:
+                // below 2^53 the fraction `ns - whole` is exact, above it
+                // `ns` is a whole number and the fraction is 0.
+                let whole = ns as u64;
+                let half_up = ns - whole as f64 >= 0.5;
+                SimDuration(whole + half_up as u64)
             }
         } else {
             SimDuration(0)
@@ -157,6 +162,42 @@ mod tests {
         assert_eq!(SimDuration::from_secs(90).to_string(), "90s");
         assert_eq!(SimDuration::from_secs(3600).to_string(), "1h");
         assert_eq!(SimDuration::ZERO.to_string(), "0s");
+    }
+
+    #[test]
+    fn from_secs_f64_rounds_like_f64_round() {
+        let old = |s: f64| {
+            let ns = (s * NS_PER_S as f64).round();
+            if ns >= u64::MAX as f64 { u64::MAX } else { ns as u64 }
+        };
+        let mut cases = vec![
+            0.5e-9,
+            1.5e-9,
+            2.5e-9,
+            0.49999999999999994e-9,
+            1e-9,
+            3.0,
+            1e10,
+            9.2e9,
+            1.8e10,
+            1.8446744073709552e10,
+        ];
+        // Values around every power of two up to 2^64 ns, and half-way points.
+        for e in 0..64 {
+            let x = (1u64 << e) as f64;
+            for d in [-0.5, -0.25, 0.0, 0.25, 0.5, 0.75, 1.5] {
+                cases.push((x + d) / NS_PER_S as f64);
+            }
+        }
+        let mut z = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..100_000 {
+            z = z.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let u = (z >> 11) as f64 / (1u64 << 53) as f64;
+            cases.push(u * 10f64.powi((z % 23) as i32 - 12));
+        }
+        for s in cases {
+            assert_eq!(SimDuration::from_secs_f64(s).0, old(s), "{s:e} s");
+        }
     }
 
     #[test]
