@@ -54,18 +54,25 @@ impl<E> Near<E> {
         let i = self.0.partition_point(|x| x.key() > k);
         self.0.insert(i, e);
     }
-    /// Adds a poured bucket and sorts.
-    fn extend(&mut self, es: impl Iterator<Item = Entry<E>>) {
-        self.0.extend(es);
+    /// Takes a poured bucket's events (leaving it empty) and sorts. An
+    /// empty current bucket swaps buffers with it instead of copying.
+    fn pour(&mut self, bucket: &mut Vec<Entry<E>>) {
+        if self.0.is_empty() {
+            std::mem::swap(&mut self.0, bucket);
+        } else {
+            self.0.append(bucket);
+        }
         self.0.sort_unstable_by_key(|x| std::cmp::Reverse(x.key()));
     }
 }
 
-/// Width of a bucket: 2^21 ns ≈ 2.1 ms.
-const BUCKET_SHIFT: u32 = 21;
+/// Width of a bucket: 2^22 ns ≈ 4.2 ms. Wider buckets take more short
+/// delays straight into the current bucket; 2^21 ran 1.8 % more
+/// instructions on a 6-minute 150k run (cachegrind), 2^19 was slower still.
+const BUCKET_SHIFT: u32 = 22;
 
-/// The ring holds 2^11 buckets ≈ 4.3 s of simulated time ahead.
-const RING_BITS: u32 = 11;
+/// The ring holds 2^10 buckets ≈ 4.3 s of simulated time ahead.
+const RING_BITS: u32 = 10;
 const RING_LEN: u64 = 1 << RING_BITS;
 const RING_MASK: u64 = RING_LEN - 1;
 
@@ -313,7 +320,7 @@ impl<E> Scheduler<E> {
             let i = (next & RING_MASK) as usize;
             let bucket = &mut self.ring[i];
             self.ring_len -= bucket.len();
-            self.near.extend(bucket.drain(..));
+            self.near.pour(bucket);
             self.ring_bits[i / 64] &= !(1 << (i % 64));
             return;
         }
