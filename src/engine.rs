@@ -367,15 +367,37 @@ pub trait Model {
 /// state behind the current event's work.
 #[inline(always)]
 pub fn prefetch<T>(r: &T) {
+    prefetch_address((r as *const T).cast::<u8>());
+}
+
+/// [`prefetch`] for every cache line of `*r` (a room or a client spans
+/// two or three).
+#[inline(always)]
+pub fn prefetch_all<T>(r: &T) {
+    let p = (r as *const T).cast::<u8>();
+    let size = std::mem::size_of::<T>();
+    let mut off = 0;
+    while off < size {
+        prefetch_address(p.wrapping_add(off));
+        off += 64;
+    }
+    if size > 0 {
+        // The last byte: an object not aligned to a line ends in one more.
+        prefetch_address(p.wrapping_add(size - 1));
+    }
+}
+
+#[inline(always)]
+fn prefetch_address(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: SSE is part of the x86_64 baseline, and a prefetch
         // never faults nor changes memory, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast::<i8>()) };
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
+    let _ = p;
 }
 
 /// Why a run stopped.

@@ -259,10 +259,10 @@ impl Model for World<'_> {
         match *ev {
             Event::Game(GameEvent::MoveAtServer { room, mover, .. }) => {
                 if let Some(r) = self.game.rooms.get(room as usize) {
-                    crate::engine::prefetch(r);
+                    crate::engine::prefetch_all(r);
                 }
                 if let Some(c) = self.clients.list.get(mover as usize) {
-                    crate::engine::prefetch(c);
+                    crate::engine::prefetch_all(c);
                 }
             }
             Event::Game(GameEvent::RelayDeliver { msg, server }) => {
@@ -280,7 +280,7 @@ impl Model for World<'_> {
             }
             Event::Clients(e) => {
                 if let Some(c) = e.client().and_then(|c| self.clients.list.get(c as usize)) {
-                    crate::engine::prefetch(c);
+                    crate::engine::prefetch_all(c);
                 }
             }
             _ => {}
