@@ -565,6 +565,7 @@ impl World<'_> {
 
 impl World<'_> {
     /// Handles one of this tier's events.
+    #[inline(always)]
     pub(super) fn client_event(&mut self, ev: ClientEvent, s: &mut Scheduler<Event>) {
         let now = s.now();
         match ev {

@@ -287,7 +287,10 @@ impl Model for World<'_> {
         }
     }
 
-    #[inline]
+    // Inlined into the run loop, with the clients' and servers' handlers
+    // (the connection path): no call layers per event. Measured with
+    // `scripts/instructions`: mmc −5 %, 150k −2.9 %, 1M −2.4 % instructions.
+    #[inline(always)]
     fn handle(&mut self, ev: Event, s: &mut Scheduler<Event>) {
         let now = s.now();
         self.ctx.now = now;

@@ -308,6 +308,7 @@ impl World<'_> {
 
 impl World<'_> {
     /// Handles one of this tier's events.
+    #[inline(always)]
     pub(super) fn server_event(&mut self, ev: ServerEvent, s: &mut Scheduler<Event>) {
         let now = s.now();
         match ev {
