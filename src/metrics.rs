@@ -379,7 +379,7 @@ impl Staged {
         if self.slot.is_some() { self.stage.len() } else { 0 }
     }
 
-    /// Adds the staged deliveries to `interval` and to their window's
+    /// Adds the staged latencies to `interval` and to their window's
     /// histogram, and empties the stage.
     fn flush(&mut self, interval: &mut Histogram<u64>, stats: &mut [WindowStats], pick: Pick) {
         match self.slot {
@@ -437,9 +437,9 @@ pub struct Recorder {
     /// Deliveries recorded once, not yet added to the interval and window
     /// histograms (see [`Staged`]).
     staged_player: Staged,
+    staged_spectator: Staged,
     /// Connect latencies, staged like deliveries.
     staged_connect: Staged,
-    staged_spectator: Staged,
     interval: Counters,
     servers: Vec<ServerConns>,
     pub samples: Vec<Sample>,
@@ -469,8 +469,8 @@ impl Recorder {
             interval_player: new_hist(),
             interval_spectator: new_hist(),
             staged_player: Staged::default(),
-            staged_connect: Staged::default(),
             staged_spectator: Staged::default(),
+            staged_connect: Staged::default(),
             interval: Counters::default(),
             servers: vec![ServerConns::default(); servers],
             samples: Vec::new(),
@@ -679,8 +679,8 @@ impl Recorder {
         }
     }
 
-    /// Adds the staged deliveries to the interval histograms and to their
-    /// windows'.
+    /// Adds the staged connect latencies and deliveries to the interval
+    /// histograms and to their windows'.
     fn flush_staged(&mut self) {
         self.staged_connect
             .flush(&mut self.interval_connect, &mut self.window_stats, |w| &mut w.connect);
