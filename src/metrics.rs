@@ -400,6 +400,60 @@ impl Default for Staged {
     }
 }
 
+/// The deliveries of one move (see [`Recorder::deliveries`]): each
+/// recipient's latency is staged as it is walked; dropping it counts
+/// the spectators'.
+pub struct Deliveries<'a> {
+    /// Into the spectators' stage, whose window is the move's.
+    spectators: stage::Batch<'a>,
+    /// The move was sent after the warm-up: its deliveries count.
+    spectators_count: bool,
+    sent: SimTime,
+    windows: &'a Windows,
+    staged_player: &'a mut Staged,
+    interval_player: &'a mut Histogram<u64>,
+    window_stats: &'a mut [WindowStats],
+    move_tail: &'a mut Tail<4>,
+    counters: &'a mut Counters,
+}
+
+impl Deliveries<'_> {
+    /// Delivered to a spectator `latency_ns` after it was sent.
+    #[inline(always)]
+    pub fn to_spectator(&mut self, latency_ns: u64) {
+        self.spectators.record((latency_ns / NS_PER_US).max(1));
+    }
+
+    /// Delivered to a player `latency_ns` after it was sent; `parts` (ns,
+    /// [`MOVE_PARTS`]) say where the time went.
+    #[inline]
+    pub fn to_player(&mut self, latency_ns: u64, parts: [u64; 4]) {
+        let us = (latency_ns / NS_PER_US).max(1);
+        let counted = self.staged_player.record(
+            self.windows,
+            self.sent,
+            us,
+            self.interval_player,
+            self.window_stats,
+            |w| &mut w.moves,
+        );
+        if counted {
+            self.counters.deliveries_player += 1;
+            let p = parts.map(|x| x / NS_PER_US);
+            self.move_tail.record(p.iter().sum::<u64>().max(1), p);
+        }
+    }
+}
+
+impl Drop for Deliveries<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.spectators_count {
+            self.counters.deliveries_spectator += self.spectators.len();
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct ServerConns {
     current: u32,
@@ -642,40 +696,33 @@ impl Recorder {
         }
     }
 
-    /// A move sent at `sent` delivered to a player `latency_ns` later;
-    /// `parts` (ns, [`MOVE_PARTS`]) say where the time went.
+    /// The deliveries of one move sent at `sent` (a fan-out's walk), to
+    /// record one by one ([`Deliveries`]). The spectators' window is
+    /// resolved here once, not per recipient.
     #[inline]
-    pub fn delivery_to_player(&mut self, sent: SimTime, latency_ns: u64, parts: [u64; 4]) {
-        let us = (latency_ns / NS_PER_US).max(1);
-        let counted = self.staged_player.record(
-            &self.windows,
-            sent,
-            us,
-            &mut self.interval_player,
-            &mut self.window_stats,
-            |w| &mut w.moves,
-        );
-        if counted {
-            self.counters.deliveries_player += 1;
-            let p = parts.map(|x| x / NS_PER_US);
-            self.move_tail.record(p.iter().sum::<u64>().max(1), p);
+    pub fn deliveries(&mut self, sent: SimTime) -> Deliveries<'_> {
+        let st = &mut self.staged_spectator;
+        if sent != st.last_sent {
+            st.last_sent = sent;
+            st.last_slot = self.windows.slot_at(sent);
         }
-    }
-
-    /// A move sent at `sent` delivered to a spectator `latency_ns` later.
-    #[inline]
-    pub fn delivery_to_spectator(&mut self, sent: SimTime, latency_ns: u64) {
-        let us = (latency_ns / NS_PER_US).max(1);
-        let counted = self.staged_spectator.record(
-            &self.windows,
+        let slot = st.last_slot;
+        if slot != st.slot {
+            st.flush(&mut self.interval_spectator, &mut self.window_stats, |w| {
+                &mut w.spectators
+            });
+            st.slot = slot;
+        }
+        Deliveries {
+            spectators: self.staged_spectator.stage.batch(),
+            spectators_count: slot.is_some(),
             sent,
-            us,
-            &mut self.interval_spectator,
-            &mut self.window_stats,
-            |w| &mut w.spectators,
-        );
-        if counted {
-            self.counters.deliveries_spectator += 1;
+            windows: &self.windows,
+            staged_player: &mut self.staged_player,
+            interval_player: &mut self.interval_player,
+            window_stats: &mut self.window_stats,
+            move_tail: &mut self.move_tail,
+            counters: &mut self.counters,
         }
     }
 

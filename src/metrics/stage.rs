@@ -83,6 +83,31 @@ impl Stage {
         self.len += 1;
     }
 
+    /// A batch of records into this stage whose bookkeeping (touched
+    /// range, count) lives in the batch until it is dropped: a fan-out's
+    /// walk keeps it in registers instead of storing and reloading it per
+    /// recipient.
+    #[inline(always)]
+    pub fn batch(&mut self) -> Batch<'_> {
+        let Stage {
+            counts,
+            top,
+            lo,
+            hi,
+            len,
+        } = self;
+        Batch {
+            counts,
+            top: *top,
+            lo: *lo,
+            hi: *hi,
+            len: 0,
+            stage_lo: lo,
+            stage_hi: hi,
+            stage_len: len,
+        }
+    }
+
     /// Values staged.
     pub fn len(&self) -> u64 {
         self.len
@@ -109,6 +134,53 @@ impl Stage {
         self.lo = usize::MAX;
         self.hi = 0;
         self.len = 0;
+    }
+}
+
+/// Records into a [`Stage`] (see [`Stage::batch`]); dropping the batch
+/// writes its bookkeeping back to the stage.
+pub struct Batch<'a> {
+    counts: &'a mut [u64],
+    top: usize,
+    lo: usize,
+    hi: usize,
+    len: u64,
+    stage_lo: &'a mut usize,
+    stage_hi: &'a mut usize,
+    stage_len: &'a mut u64,
+}
+
+impl Batch<'_> {
+    /// Stages one value, exactly as [`Stage::record`].
+    #[inline(always)]
+    pub fn record(&mut self, us: u64) {
+        let mut i = index_of(us);
+        if i >= self.counts.len() {
+            i = self.top;
+        }
+        self.counts[i] += 1;
+        self.lo = self.lo.min(i);
+        self.hi = self.hi.max(i);
+        self.len += 1;
+    }
+
+    /// Values this batch staged so far.
+    #[inline]
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Batch<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        *self.stage_lo = self.lo;
+        *self.stage_hi = self.hi;
+        *self.stage_len += self.len;
     }
 }
 
@@ -153,15 +225,29 @@ mod tests {
         let mut direct = new_hist();
         let (mut a, mut b) = (new_hist(), new_hist());
         let mut st = Stage::default();
+        let draw = |rng: &mut rand::rngs::StdRng, round: u32| match rng.random_range(0..10) {
+            0 => rng.random_range(1..3000),
+            1 => rng.random_range(HIGHEST_US - 10..HIGHEST_US * 3),
+            _ => rng.random_range(1..10_000_000u64 << round),
+        };
         for round in 0..3 {
-            for _ in 0..50_000 {
-                let v = match rng.random_range(0..10) {
-                    0 => rng.random_range(1..3000),
-                    1 => rng.random_range(HIGHEST_US - 10..HIGHEST_US * 3),
-                    _ => rng.random_range(1..10_000_000u64 << round),
-                };
-                direct.saturating_record(v);
-                st.record(v);
+            // Runs of single records and of batches, interleaved.
+            for run in 0..10 {
+                if run % 2 == 0 {
+                    for _ in 0..5_000 {
+                        let v = draw(&mut rng, round);
+                        direct.saturating_record(v);
+                        st.record(v);
+                    }
+                } else {
+                    let mut batch = st.batch();
+                    for _ in 0..5_000 {
+                        let v = draw(&mut rng, round);
+                        direct.saturating_record(v);
+                        batch.record(v);
+                    }
+                    assert_eq!(batch.len(), 5_000);
+                }
             }
             assert_eq!(st.len(), 50_000);
             st.drain_into(&mut [&mut a, &mut b]);

@@ -79,6 +79,13 @@ impl Network {
         self.slowdowns.iter().find(|s| s.covers(link, now))
     }
 
+    /// No slowdown windows: every hop takes its base latency, as
+    /// [`delay`](Self::delay) would return it.
+    #[inline]
+    pub fn is_healthy(&self) -> bool {
+        self.slowdowns.is_empty()
+    }
+
     /// The one-way delay of a hop over `link` sent at `now` whose latency
     /// is `base` when the network is healthy.
     #[inline]

@@ -140,16 +140,10 @@ fn d_partition_rate() -> Rate {
     Rate { per_s: 50_000.0 }
 }
 fn d_append() -> Dist {
-    Dist::Lognormal {
-        median: SimDuration::from_millis(2),
-        sigma: 0.8,
-    }
+    Dist::lognormal(SimDuration::from_millis(2), 0.8)
 }
 fn d_fetch() -> Dist {
-    Dist::Lognormal {
-        median: SimDuration::from_millis(1),
-        sigma: 0.5,
-    }
+    Dist::lognormal(SimDuration::from_millis(1), 0.5)
 }
 fn d_relay_net() -> SimDuration {
     SimDuration::from_micros(250)
