@@ -12,6 +12,7 @@
 //! RTT), recording each straight into the latency histograms.
 
 use super::{Component, Ctx, Tier};
+use crate::metrics::Deliveries;
 use crate::metrics::summary::{MetricSink, max_ms, mean_ms, ms, samples_max, split};
 use crate::metrics_defs::MetricKey as K;
 use crate::model::network::{Link, Packet};
@@ -28,6 +29,44 @@ use crate::model::room::{Member, Room};
 use crate::rng::{self, SimRng, streams};
 use crate::scenario::{Role, Scenario};
 use crate::time::{SimDuration, SimTime};
+
+/// Members from which a fan-out takes the fast walk (see `Game::fan_out`):
+/// a chess game's one-member walk is cheaper without its setup.
+const FAST_WALK: usize = 16;
+
+/// When a move was sent, reached its server, was validated there, and
+/// (`relayed`) reached the server now fanning it out.
+#[derive(Clone, Copy)]
+struct MoveTimes {
+    sent: SimTime,
+    arrived: SimTime,
+    validated: SimTime,
+    ready: SimTime,
+    relayed: bool,
+}
+
+impl MoveTimes {
+    /// Records its delivery to a player, sent at `t` and there at `at`.
+    #[inline(always)]
+    fn record_player(&self, rec: &mut Deliveries<'_>, t: SimTime, at: SimTime) {
+        // Network both ways, the sender's server, the relay, and this
+        // server's queue and walk up to this send.
+        let relay = if self.relayed {
+            self.ready.since(self.validated).0
+        } else {
+            0
+        };
+        rec.to_player(
+            at.since(self.sent).0,
+            [
+                self.arrived.since(self.sent).0 + at.since(t).0,
+                self.validated.since(self.arrived).0,
+                relay,
+                t.since(self.ready).0,
+            ],
+        );
+    }
+}
 
 /// The game tier's events (one variant of [`Event`]).
 #[derive(Clone, Copy, Debug)]
@@ -508,50 +547,90 @@ impl Game {
         // Without slowdown windows every hop takes its base latency (and a
         // walk cannot add a window), so the walk skips the network model.
         let healthy = net.is_healthy();
+        let members = room.members_on(srv);
         let mut rec = ctx.rec.deliveries(sent_at);
         let (mut last, mut spectators, mut next_at) = (SimTime::ZERO, 0u32, None);
+        let times = MoveTimes {
+            sent: sent_at,
+            arrived,
+            validated,
+            ready,
+            relayed,
+        };
+        // The common long walk (no slowdown windows, a constant send cost,
+        // at most two players) in plain integer arithmetic. It is exactly the
+        // general walk below: nothing in it can saturate (the last send
+        // plus the hop and the longest half-RTT fits in a u64, checked
+        // here once) and every send is after the move was sent.
+        let fast = match send_const {
+            Some(c) if members.len() >= FAST_WALK && healthy && !many && t >= sent_at => (members.len() as u64)
+                .checked_mul(c.0)
+                .and_then(|w| w.checked_add(t.0))
+                .and_then(|x| x.checked_add(hop.0))
+                .and_then(|x| x.checked_add(u32::MAX as u64))
+                .map(|_| c.0),
+            _ => None,
+        };
         // A crash scheduled during the walk cuts it: later sends never happen.
-        for mm in room.members_on(srv) {
-            let c = mm.client;
-            // The sender or a player: the rare case of a big walk.
-            let special = c == p0 || c == p1 || c == sender || many;
-            if special && c == sender {
-                continue;
-            }
-            t += match send_const {
-                Some(c) => c,
-                None => send.sample(rng),
-            };
-            if t > cut {
-                break;
-            }
-            let half = SimDuration(mm.half_rtt_ns as u64);
-            let at = if healthy {
-                t + hop + half
-            } else {
-                t + net.delay(Link::Servers, t, hop, Packet::Data) + net.delay(Link::Clients, t, half, Packet::Data)
-            };
-            let latency = at.since(sent_at).0;
-            if special && players.contains(&c) {
-                // Network both ways, the sender's server, the relay, and
-                // this server's queue and walk up to this send.
-                let relay = if relayed { ready.since(validated).0 } else { 0 };
-                rec.to_player(
-                    latency,
-                    [
-                        arrived.since(sent_at).0 + at.since(t).0,
-                        validated.since(arrived).0,
-                        relay,
-                        t.since(ready).0,
-                    ],
-                );
-                if Some(c) == next {
-                    next_at = Some((at, *mm));
+        if let Some(c) = fast {
+            let (mut tt, cut, hop, sent) = (t.0, cut.0, hop.0, sent_at.0);
+            let mut hi = 0u64;
+            for mm in members {
+                let id = mm.client;
+                // The sender or a player: one predictable branch.
+                let player = (id == p0) | (id == p1) | (id == sender);
+                if player && id == sender {
+                    continue;
                 }
-            } else {
-                rec.to_spectator(latency);
-                last = last.max(at);
-                spectators += 1;
+                tt += c;
+                if tt > cut {
+                    break;
+                }
+                let at = tt + hop + mm.half_rtt_ns as u64;
+                if player {
+                    times.record_player(&mut rec, SimTime(tt), SimTime(at));
+                    if Some(id) == next {
+                        next_at = Some((SimTime(at), *mm));
+                    }
+                } else {
+                    rec.to_spectator(at - sent);
+                    hi = hi.max(at);
+                    spectators += 1;
+                }
+            }
+            t = SimTime(tt);
+            last = SimTime(hi);
+        } else {
+            for mm in members {
+                let c = mm.client;
+                // The sender or a player.
+                let special = c == p0 || c == p1 || c == sender || many;
+                if special && c == sender {
+                    continue;
+                }
+                t += match send_const {
+                    Some(c) => c,
+                    None => send.sample(rng),
+                };
+                if t > cut {
+                    break;
+                }
+                let half = SimDuration(mm.half_rtt_ns as u64);
+                let at = if healthy {
+                    t + hop + half
+                } else {
+                    t + net.delay(Link::Servers, t, hop, Packet::Data) + net.delay(Link::Clients, t, half, Packet::Data)
+                };
+                if special && players.contains(&c) {
+                    times.record_player(&mut rec, t, at);
+                    if Some(c) == next {
+                        next_at = Some((at, *mm));
+                    }
+                } else {
+                    rec.to_spectator(at.since(sent_at).0);
+                    last = last.max(at);
+                    spectators += 1;
+                }
             }
         }
         drop(rec);
