@@ -71,11 +71,12 @@ impl<E> Near<E> {
 /// instructions on a 6-minute 150k run (cachegrind), 2^19 was slower still.
 const BUCKET_SHIFT: u32 = 22;
 
-/// The ring holds 2^12 buckets ≈ 17 s of simulated time ahead: most think
-/// times (a chess move's median is 8 s) land in the ring, not in the
-/// ordered map (2^10, ≈ 4.3 s, ran 1.3 % more instructions on a 6-minute
-/// 150k run; 2^13 and 2^14 were within 0.2 % of 2^12).
-const RING_BITS: u32 = 12;
+/// The ring holds 2^10 buckets ≈ 4.3 s of simulated time ahead. 2^12
+/// (≈ 17 s, most chess think times) ran 1.3 % fewer instructions on a
+/// 6-minute 150k run but the hour ran slower, with 11 MiB more memory:
+/// every bucket keeps its capacity, and 4 096 of them spread the queue
+/// over more cache lines.
+const RING_BITS: u32 = 10;
 const RING_LEN: u64 = 1 << RING_BITS;
 const RING_MASK: u64 = RING_LEN - 1;
 
@@ -91,11 +92,11 @@ const SMALL_HEAP: usize = 16;
 /// - the current bucket (events before `horizon`), a [`Near`] vector
 ///   sorted latest-first, tens of entries, in L1;
 /// - a ring of [`RING_LEN`] unsorted buckets of 2^[`BUCKET_SHIFT`] ns for
-///   the next ≈ 17 s, each a `Vec` that keeps its capacity from one lap to
+///   the next ≈ 4 s, each a `Vec` that keeps its capacity from one lap to
 ///   the next, with a bitmap of the non-empty ones;
 /// - an ordered map of coarse buckets, one per lap of the ring
-///   (2^(`BUCKET_SHIFT` + `RING_BITS`) ns ≈ 17 s), for everything further
-///   (long think times, session ends); a coarse bucket is spread over the ring
+///   (2^(`BUCKET_SHIFT` + `RING_BITS`) ns ≈ 4.3 s), for everything further
+///   (think times, session ends); a coarse bucket is spread over the ring
 ///   when the ring's window is exactly its lap.
 ///
 /// When the current bucket holds nothing before `horizon`, the next non-empty bucket
