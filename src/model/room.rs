@@ -30,6 +30,13 @@ pub struct Group {
     pub members: SmallVec<[Member; 2]>,
 }
 
+/// Servers a room spans before its groups are indexed by server id.
+const INDEX_FROM: usize = 8;
+
+/// A big room's group index + 1 by server id (0: no group there).
+#[derive(Clone, Debug, Default)]
+struct ServerIndex(Vec<u32>);
+
 /// One room and its current game.
 #[derive(Clone, Debug, Default)]
 pub struct Room {
@@ -39,6 +46,11 @@ pub struct Room {
     pub players: SmallVec<[u32; 2]>,
     /// Inline for rooms on one or two servers.
     pub groups: SmallVec<[Group; 2]>,
+    /// Group index + 1 by server id (0: none), once the room spans more
+    /// than [`INDEX_FROM`] servers: a million spectators on 100 servers
+    /// then find their group without scanning the others.
+    /// Boxed: one pointer in every room, the table only in big ones.
+    by_server: Option<Box<ServerIndex>>,
     /// Game counter: events of an earlier game are stale.
     pub game: u32,
     pub active: bool,
@@ -73,18 +85,45 @@ impl Room {
         }
     }
 
+    /// Index of the group for `server`, if it has one.
+    #[inline]
+    fn find_group(&self, server: u32) -> Option<usize> {
+        match &self.by_server {
+            Some(ix) => {
+                ix.0.get(server as usize)
+                    .and_then(|&g| g.checked_sub(1))
+                    .map(|g| g as usize)
+            }
+            None => self.groups.iter().position(|g| g.server == server),
+        }
+    }
+
     /// Index of the group for `server`, creating it.
     pub fn group_of(&mut self, server: u32) -> usize {
-        match self.groups.iter().position(|g| g.server == server) {
-            Some(i) => i,
-            None => {
-                self.groups.push(Group {
-                    server,
-                    members: SmallVec::new(),
-                });
-                self.groups.len() - 1
+        if let Some(i) = self.find_group(server) {
+            return i;
+        }
+        self.groups.push(Group {
+            server,
+            members: SmallVec::new(),
+        });
+        let g = self.groups.len() - 1;
+        if self.groups.len() > INDEX_FROM {
+            let need = server as usize + 1;
+            let ix = &mut self.by_server.get_or_insert_with(Default::default).0;
+            if ix.len() < need {
+                // Rebuilt from the groups (rare: a room meets a new
+                // highest server id).
+                ix.clear();
+                ix.resize(need.max(2 * ix.capacity()), 0);
+                for (i, gr) in self.groups.iter().enumerate() {
+                    ix[gr.server as usize] = i as u32 + 1;
+                }
+            } else {
+                ix[server as usize] = g as u32 + 1;
             }
         }
+        g
     }
 
     /// Adds a member on `server`; returns (group, slot).
@@ -105,10 +144,8 @@ impl Room {
 
     /// The member list on `server`, if any.
     pub fn members_on(&self, server: u32) -> &[Member] {
-        self.groups
-            .iter()
-            .find(|g| g.server == server)
-            .map(|g| &g.members[..])
+        self.find_group(server)
+            .map(|g| &self.groups[g].members[..])
             .unwrap_or(&[])
     }
 
@@ -159,5 +196,35 @@ mod tests {
         assert_eq!(r.leave(1, 0), None);
         assert_eq!(r.remote_servers(5).count(), 0);
         assert_eq!(r.connected_members(), 2);
+    }
+
+    /// Past `INDEX_FROM` servers the index finds the same groups as a
+    /// scan: servers joined in a scrambled order, ids growing past the
+    /// index's length, and servers never joined.
+    #[test]
+    fn the_server_index_agrees_with_a_scan() {
+        let mut r = Room::new(1, 2);
+        let m = |c| Member {
+            client: c,
+            half_rtt_ns: 1,
+            generation: 0,
+        };
+        for k in 0..400u32 {
+            let server = (k * 37) % 101 + if k > 200 { 300 } else { 0 };
+            let (g, _) = r.join(server, m(k));
+            let scan = r.groups.iter().position(|gr| gr.server == server).unwrap();
+            assert_eq!(g as usize, scan, "server {server}");
+        }
+        assert!(r.by_server.is_some());
+        for server in 0..500u32 {
+            let scan: Vec<u32> = r
+                .groups
+                .iter()
+                .find(|gr| gr.server == server)
+                .map(|gr| gr.members.iter().map(|m| m.client).collect())
+                .unwrap_or_default();
+            let got: Vec<u32> = r.members_on(server).iter().map(|m| m.client).collect();
+            assert_eq!(got, scan, "server {server}");
+        }
     }
 }
