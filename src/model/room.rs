@@ -109,11 +109,11 @@ impl Room {
         });
         let g = self.groups.len() - 1;
         if self.groups.len() > INDEX_FROM {
-            let need = server as usize + 1;
             let ix = &mut self.by_server.get_or_insert_with(Default::default).0;
-            if ix.len() < need {
-                // Rebuilt from the groups (rare: a room meets a new
-                // highest server id).
+            if ix.len() <= server as usize {
+                // Rebuilt from the groups (rare: the first time, or a new
+                // highest server id), long enough for every group's.
+                let need = self.groups.iter().map(|gr| gr.server as usize + 1).max().unwrap_or(0);
                 ix.clear();
                 ix.resize(need.max(2 * ix.capacity()), 0);
                 for (i, gr) in self.groups.iter().enumerate() {
@@ -209,8 +209,11 @@ mod tests {
             half_rtt_ns: 1,
             generation: 0,
         };
-        for k in 0..400u32 {
-            let server = (k * 37) % 101 + if k > 200 { 300 } else { 0 };
+        // High ids first, so the index is first built for a low one.
+        let mut servers: Vec<u32> = vec![90, 80, 70, 60, 50, 40, 30, 20, 3, 2];
+        servers.extend((0..400u32).map(|k| (k * 37) % 101 + if k > 200 { 300 } else { 0 }));
+        for (k, &server) in servers.iter().enumerate() {
+            let k = k as u32;
             let (g, _) = r.join(server, m(k));
             let scan = r.groups.iter().position(|gr| gr.server == server).unwrap();
             assert_eq!(g as usize, scan, "server {server}");
