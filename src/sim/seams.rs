@@ -449,35 +449,57 @@ pub fn servers_list_connected_clients(clients: &Clients, servers: &Servers) -> V
 
 /// Clients × game: every connected member of a room is listed once, in the
 /// group of its server and the slot it believes it has.
+///
+/// Checked from the clients' side, reading them in order: each connected
+/// client with a room is in its slot there (same generation, its server's
+/// group), and the rooms list as many members as there are such clients.
+/// Distinct clients hold distinct slots, so with equal counts every listed
+/// member is one of them: the same as checking each member's client, without
+/// reading a million clients at random.
 pub fn rooms_list_connected_members(clients: &Clients, game: &Game) -> Vec<String> {
     let mut bad = Vec::new();
-    let mut in_rooms = 0u64;
-    for (r, room) in game.rooms.iter().enumerate() {
-        for (g, group) in room.groups.iter().enumerate() {
-            for (slot, m) in group.members.iter().enumerate() {
-                in_rooms += 1;
-                let cl = &clients.list[m.client as usize];
-                if cl.state != ClientState::Connected
-                    || cl.generation != m.generation
-                    || cl.room_idx as usize != r
-                    || cl.group as usize != g
-                    || cl.gslot as usize != slot
-                    || cl.server != group.server
-                {
-                    bad.push(format!(
-                        "room {r} lists client {} which is {} elsewhere",
-                        m.client, STATE_NAMES[cl.state as usize]
-                    ));
-                    break;
-                }
+    let in_rooms: u64 = game
+        .rooms
+        .iter()
+        .flat_map(|r| r.groups.iter())
+        .map(|g| g.members.len() as u64)
+        .sum();
+    let mut with_room = 0u64;
+    for (c, cl) in clients.list.iter().enumerate() {
+        if cl.state != ClientState::Connected || cl.room_idx == NONE {
+            continue;
+        }
+        with_room += 1;
+        let r = cl.room_idx;
+        let slot = game
+            .rooms
+            .get(r as usize)
+            .and_then(|room| room.groups.get(cl.group as usize))
+            .and_then(|g| Some((g.server, g.members.get(cl.gslot as usize)?)));
+        match slot {
+            Some((server, m)) if m.client as usize == c && m.generation == cl.generation && server == cl.server => {}
+            Some((_, m)) if m.client as usize != c => {
+                let other = clients
+                    .list
+                    .get(m.client as usize)
+                    .map_or("unknown", |o| STATE_NAMES[o.state as usize]);
+                bad.push(format!(
+                    "room {r} lists client {} in the slot of connected client {c}; client {} is {other} elsewhere",
+                    m.client, m.client
+                ));
             }
+            Some(_) => bad.push(format!(
+                "room {r} lists client {c} with another generation or server than the client's"
+            )),
+            None => bad.push(format!(
+                "client {c} is connected in room {r} but the room does not list it"
+            )),
+        }
+        if bad.len() >= 10 {
+            // Enough to name the fault; the count below still says how big.
+            break;
         }
     }
-    let with_room = clients
-        .list
-        .iter()
-        .filter(|c| c.state == ClientState::Connected && c.room_idx != super::NONE)
-        .count() as u64;
     if in_rooms != with_room {
         bad.push(format!(
             "{with_room} connected clients have a room but rooms list {in_rooms}"
