@@ -73,14 +73,8 @@ impl Stage {
     /// Stages one value, as `Histogram::saturating_record` would record it.
     #[inline(always)]
     pub fn record(&mut self, us: u64) {
-        let mut i = index_of(us);
-        if i >= self.counts.len() {
-            i = self.top;
-        }
-        self.counts[i] += 1;
-        self.lo = self.lo.min(i);
-        self.hi = self.hi.max(i);
-        self.len += 1;
+        // A batch of one: the same code, written back at once.
+        self.batch().record(us);
     }
 
     /// A batch of records into this stage whose bookkeeping (touched
@@ -151,7 +145,7 @@ pub struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    /// Stages one value, exactly as [`Stage::record`].
+    /// Stages one value, as `Histogram::saturating_record` would record it.
     #[inline(always)]
     pub fn record(&mut self, us: u64) {
         let mut i = index_of(us);

@@ -175,14 +175,17 @@ impl Room {
 mod tests {
     use super::*;
 
+    fn m(client: u32) -> Member {
+        Member {
+            client,
+            half_rtt_ns: 1,
+            generation: 0,
+        }
+    }
+
     #[test]
     fn join_leave_keeps_slots_dense() {
         let mut r = Room::new(1, 2);
-        let m = |c| Member {
-            client: c,
-            half_rtt_ns: 1,
-            generation: 0,
-        };
         assert_eq!(r.join(5, m(10)), (0, 0));
         assert_eq!(r.join(5, m(11)), (0, 1));
         assert_eq!(r.join(6, m(12)), (1, 0));
@@ -204,11 +207,6 @@ mod tests {
     #[test]
     fn the_server_index_agrees_with_a_scan() {
         let mut r = Room::new(1, 2);
-        let m = |c| Member {
-            client: c,
-            half_rtt_ns: 1,
-            generation: 0,
-        };
         // High ids first, so the index is first built for a low one.
         let mut servers: Vec<u32> = vec![90, 80, 70, 60, 50, 40, 30, 20, 3, 2];
         servers.extend((0..400u32).map(|k| (k * 37) % 101 + if k > 200 { 300 } else { 0 }));
