@@ -603,7 +603,8 @@ impl Game {
         } else {
             for mm in members {
                 let c = mm.client;
-                // The sender or a player.
+                // Maybe the sender or a player (in a room of more than two
+                // players, any member: `contains` decides).
                 let special = c == p0 || c == p1 || c == sender || many;
                 if special && c == sender {
                     continue;
