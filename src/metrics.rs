@@ -347,13 +347,29 @@ impl Staged {
         stats: &mut [WindowStats],
         pick: Pick,
     ) -> bool {
+        let slot = self.slot_of(windows, sent);
+        self.record_in(slot, us, interval, stats, pick);
+        slot.is_some()
+    }
+
+    /// The window of a move sent at `sent` (`None`: the warm-up).
+    #[inline]
+    fn slot_of(&mut self, windows: &Windows, sent: SimTime) -> Option<usize> {
         if sent != self.last_sent {
             self.last_sent = sent;
             self.last_slot = windows.slot_at(sent);
         }
-        let slot = self.last_slot;
-        self.record_in(slot, us, interval, stats, pick);
-        slot.is_some()
+        self.last_slot
+    }
+
+    /// Makes `slot` the stage's window, first flushing the staged values
+    /// if they belong to another one.
+    #[inline]
+    fn enter(&mut self, slot: Option<usize>, interval: &mut Histogram<u64>, stats: &mut [WindowStats], pick: Pick) {
+        if slot != self.slot {
+            self.flush(interval, stats, pick);
+            self.slot = slot;
+        }
     }
 
     /// Stages one value of window `slot` (`None`: the interval only),
@@ -367,10 +383,7 @@ impl Staged {
         stats: &mut [WindowStats],
         pick: Pick,
     ) {
-        if slot != self.slot {
-            self.flush(interval, stats, pick);
-            self.slot = slot;
-        }
+        self.enter(slot, interval, stats, pick);
         self.stage.record(us);
     }
 
@@ -422,6 +435,12 @@ impl Deliveries<'_> {
     #[inline(always)]
     pub fn to_spectator(&mut self, latency_ns: u64) {
         self.spectators.record((latency_ns / NS_PER_US).max(1));
+    }
+
+    /// Spectators this walk has reached so far.
+    #[inline]
+    pub fn spectators(&self) -> u64 {
+        self.spectators.len()
     }
 
     /// Delivered to a player `latency_ns` after it was sent; `parts` (ns,
@@ -703,17 +722,10 @@ impl Recorder {
     #[inline]
     pub fn deliveries(&mut self, sent: SimTime) -> Deliveries<'_> {
         let st = &mut self.staged_spectator;
-        if sent != st.last_sent {
-            st.last_sent = sent;
-            st.last_slot = self.windows.slot_at(sent);
-        }
-        let slot = st.last_slot;
-        if slot != st.slot {
-            st.flush(&mut self.interval_spectator, &mut self.window_stats, |w| {
-                &mut w.spectators
-            });
-            st.slot = slot;
-        }
+        let slot = st.slot_of(&self.windows, sent);
+        st.enter(slot, &mut self.interval_spectator, &mut self.window_stats, |w| {
+            &mut w.spectators
+        });
         Deliveries {
             spectators: self.staged_spectator.stage.batch(),
             spectators_count: slot.is_some(),

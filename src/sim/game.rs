@@ -549,7 +549,7 @@ impl Game {
         let healthy = net.is_healthy();
         let members = room.members_on(srv);
         let mut rec = ctx.rec.deliveries(sent_at);
-        let (mut last, mut spectators, mut next_at) = (SimTime::ZERO, 0u32, None);
+        let (mut last, mut next_at) = (SimTime::ZERO, None);
         let times = MoveTimes {
             sent: sent_at,
             arrived,
@@ -595,7 +595,6 @@ impl Game {
                 } else {
                     rec.to_spectator(at - sent);
                     hi = hi.max(at);
-                    spectators += 1;
                 }
             }
             t = SimTime(tt);
@@ -630,10 +629,11 @@ impl Game {
                 } else {
                     rec.to_spectator(at.since(sent_at).0);
                     last = last.max(at);
-                    spectators += 1;
                 }
             }
         }
+        // A server lists at most `max_connections` (< 2^32) members.
+        let spectators = rec.spectators() as u32;
         drop(rec);
         let r = m.room;
         let m = &mut self.msgs[msg as usize];

@@ -495,10 +495,6 @@ pub fn rooms_list_connected_members(clients: &Clients, game: &Game) -> Vec<Strin
                 "client {c} is connected in room {r} but the room does not list it"
             )),
         }
-        if bad.len() >= 10 {
-            // Enough to name the fault; the count below still says how big.
-            break;
-        }
     }
     if in_rooms != with_room {
         bad.push(format!(
