@@ -396,12 +396,12 @@ impl Game {
 
     /// Where a validated move goes from `srv`: whether `srv` has members
     /// to send it to besides its sender (then it counts one more copy),
-    /// and the other servers hosting members of its room.
-    pub(super) fn copies(&mut self, msg: u32, srv: u32) -> (bool, SmallVec<[u32; 4]>) {
+    /// and whether other servers host members of its room.
+    pub(super) fn copies(&mut self, msg: u32, srv: u32) -> (bool, bool) {
         let m = &self.msgs[msg as usize];
         let room = &self.rooms[m.room as usize];
         let local = room.members_on(srv).iter().any(|mm| mm.client != m.sender);
-        let remote: SmallVec<[u32; 4]> = room.remote_servers(srv).collect();
+        let remote = room.remote_servers(srv).next().is_some();
         if local {
             self.msgs[msg as usize].pending += 1;
             self.tally.copies_created += 1;
@@ -410,18 +410,20 @@ impl Game {
     }
 
     /// A validated move is published for the other servers of its room
-    /// (`remote`), then finalized if no copy is pending.
+    /// (if `remote`: there are some), then finalized if no copy is
+    /// pending. The room's members are as when `copies` looked: the local
+    /// fan-out started in between moves no one.
     pub(super) fn publish(
         &mut self,
         ctx: &mut Ctx,
         clients: &Clients,
         msg: u32,
         srv: u32,
-        remote: SmallVec<[u32; 4]>,
+        remote: bool,
         s: &mut Scheduler<Event>,
     ) {
         let now = s.now();
-        if !remote.is_empty() {
+        if remote {
             let (sent, r) = {
                 let m = &self.msgs[msg as usize];
                 (m.sent_at, m.room)
@@ -438,6 +440,7 @@ impl Game {
                     }
                 }
                 Some(Relay::Redis(rd)) => {
+                    let remote: SmallVec<[u32; 4]> = self.rooms[r as usize].remote_servers(srv).collect();
                     let times = rd.publish(now, remote.len(), &mut self.rng_relay);
                     let n = remote.len() as u64;
                     self.msgs[msg as usize].pending += n as u32;
@@ -461,36 +464,43 @@ impl Game {
     /// when fetched.
     pub(super) fn batch_close(&mut self, ctx: &mut Ctx, clients: &Clients, batch: u32, s: &mut Scheduler<Event>) {
         let now = s.now();
-        let Some(Relay::Kafka(k)) = &mut self.relay else {
+        let Game {
+            rooms,
+            msgs,
+            relay,
+            rng_relay,
+            tally,
+            ..
+        } = self;
+        let Some(Relay::Kafka(k)) = relay else {
             return;
         };
         // A batch whose producer crashed was dropped then.
-        let Some((ids, committed)) = k.close(now, batch, &mut self.rng_relay) else {
+        let Some((ids, committed)) = k.close(now, batch, rng_relay) else {
             return;
         };
         // One fetch per consumer server for the whole batch.
         let mut fetched: SmallVec<[(u32, SimTime); 4]> = SmallVec::new();
         let mut done: SmallVec<[u32; 4]> = SmallVec::new();
         for msg in ids {
-            let m = &self.msgs[msg as usize];
-            let room = &self.rooms[m.room as usize];
-            let servers: SmallVec<[u32; 4]> = room.remote_servers(m.server).collect();
-            for &server in &servers {
+            let m = &mut msgs[msg as usize];
+            let mut n = 0u32;
+            for server in rooms[m.room as usize].remote_servers(m.server) {
                 let t = match fetched.iter().find(|(sv, _)| *sv == server) {
                     Some(&(_, t)) => t,
                     None => {
-                        let t = k.fetched(committed, &mut self.rng_relay);
+                        let t = k.fetched(committed, rng_relay);
                         fetched.push((server, t));
                         t
                     }
                 };
                 s.at(t, Event::Game(GameEvent::RelayDeliver { msg, server }));
+                n += 1;
             }
-            let n = servers.len() as u64;
-            let m = &mut self.msgs[msg as usize];
             m.in_batch = false;
-            m.pending = m.pending - 1 + n as u32;
-            self.tally.copies_created += n;
+            m.pending = m.pending - 1 + n;
+            let n = n as u64;
+            tally.copies_created += n;
             ctx.rec.count(now, |k| k.relay_copies += n);
             if m.pending == 0 {
                 done.push(msg);
