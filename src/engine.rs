@@ -80,6 +80,14 @@ const RING_BITS: u32 = 10;
 const RING_LEN: u64 = 1 << RING_BITS;
 const RING_MASK: u64 = RING_LEN - 1;
 
+/// The coarse buckets of the next 2^10 laps (≈ 73 minutes) are a ring
+/// too: a think time or a session end is pushed in O(1). Laps further
+/// ahead wait in an ordered map. A lap's bucket is freed when it is
+/// spread (a lap's slot comes round only once in an hour's run).
+const LAP_BITS: u32 = 10;
+const LAP_LEN: u64 = 1 << LAP_BITS;
+const LAP_MASK: u64 = LAP_LEN - 1;
+
 /// Below this many current-bucket entries every event goes straight to it: a
 /// model with a handful of pending events never pays for buckets.
 const SMALL_HEAP: usize = 16;
@@ -94,10 +102,11 @@ const SMALL_HEAP: usize = 16;
 /// - a ring of [`RING_LEN`] unsorted buckets of 2^[`BUCKET_SHIFT`] ns for
 ///   the next ≈ 4 s, each a `Vec` that keeps its capacity from one lap to
 ///   the next, with a bitmap of the non-empty ones;
-/// - an ordered map of coarse buckets, one per lap of the ring
-///   (2^(`BUCKET_SHIFT` + `RING_BITS`) ns ≈ 4.3 s), for everything further
-///   (think times, session ends); a coarse bucket is spread over the ring
-///   when the ring's window is exactly its lap.
+/// - coarse buckets, one per lap of the ring (2^(`BUCKET_SHIFT` +
+///   `RING_BITS`) ns ≈ 4.3 s), for everything further (think times,
+///   session ends): a ring of [`LAP_LEN`] of them (≈ 73 minutes) with a
+///   bitmap, then an ordered map for laps beyond; a coarse bucket is
+///   spread over the ring when the ring's window is exactly its lap.
 ///
 /// When the current bucket holds nothing before `horizon`, the next non-empty bucket
 /// is poured into it. Order is still exactly (time, insertion sequence):
@@ -114,9 +123,17 @@ pub struct Scheduler<E> {
     /// Bit `i` set: `ring[i]` is not empty.
     ring_bits: Vec<u64>,
     ring_len: usize,
-    /// Coarse buckets keyed by `slot >> RING_BITS` (a lap), holding
-    /// events pushed when their slot was at or after `cur + RING_LEN`.
+    /// Coarse buckets, one per lap (`slot >> RING_BITS`), holding events
+    /// pushed when their slot was at or after `cur + RING_LEN`: lap `l`
+    /// in `laps[l & LAP_MASK]` while `l < cur's lap + LAP_LEN` when
+    /// pushed, in `far` after that.
+    laps: Vec<Vec<Entry<E>>>,
+    /// Bit `i` set: `laps[i]` is not empty.
+    lap_bits: Vec<u64>,
+    /// Events in `laps`.
+    laps_len: usize,
     far: BTreeMap<u64, Vec<Entry<E>>>,
+    /// Events in `laps` and `far`.
     far_len: usize,
     /// The slot the current bucket covers: every bucketed event is after it.
     cur: u64,
@@ -144,6 +161,9 @@ impl<E> Scheduler<E> {
             ring: (0..RING_LEN).map(|_| Vec::new()).collect(),
             ring_bits: vec![0; (RING_LEN / 64) as usize],
             ring_len: 0,
+            laps: (0..LAP_LEN).map(|_| Vec::new()).collect(),
+            lap_bits: vec![0; (LAP_LEN / 64) as usize],
+            laps_len: 0,
             far: BTreeMap::new(),
             far_len: 0,
             cur: 0,
@@ -233,7 +253,15 @@ impl<E> Scheduler<E> {
         if slot - self.cur < RING_LEN {
             self.ring_put(slot, e);
         } else {
-            self.far.entry(slot >> RING_BITS).or_default().push(e);
+            let lap = slot >> RING_BITS;
+            if lap - (self.cur >> RING_BITS) < LAP_LEN {
+                let i = (lap & LAP_MASK) as usize;
+                self.laps[i].push(e);
+                self.lap_bits[i / 64] |= 1 << (i % 64);
+                self.laps_len += 1;
+            } else {
+                self.far.entry(lap).or_default().push(e);
+            }
             self.far_len += 1;
         }
     }
@@ -284,6 +312,46 @@ impl<E> Scheduler<E> {
         None
     }
 
+    /// The earliest lap with a coarse bucket, if any: the first in the
+    /// lap ring after the clock's lap, or the map's first if earlier.
+    fn first_lap(&self) -> Option<u64> {
+        let mut first = self.far.first_key_value().map(|(&lap, _)| lap);
+        if self.laps_len > 0 {
+            // Laps in the ring are after the clock's lap and less than
+            // LAP_LEN ahead: the first set bit from the lap after it.
+            let base = (self.cur >> RING_BITS) + 1;
+            let words = self.lap_bits.len();
+            let i0 = (base & LAP_MASK) as usize;
+            let masked = self.lap_bits[i0 / 64] & (!0u64 << (i0 % 64));
+            let found = if masked != 0 {
+                Some((i0 / 64) * 64 + masked.trailing_zeros() as usize)
+            } else {
+                (1..=words).find_map(|k| {
+                    let w = (i0 / 64 + k) % words;
+                    let bits = self.lap_bits[w];
+                    (bits != 0).then(|| w * 64 + bits.trailing_zeros() as usize)
+                })
+            };
+            if let Some(i) = found {
+                let lap = base + ((i as u64).wrapping_sub(i0 as u64) & LAP_MASK);
+                first = Some(first.map_or(lap, |f| f.min(lap)));
+            }
+        }
+        first
+    }
+
+    /// Takes lap `lap`'s coarse bucket (from the ring or the map).
+    fn take_lap(&mut self, lap: u64) -> Vec<Entry<E>> {
+        if self.far.first_key_value().is_some_and(|(&l, _)| l == lap) {
+            return self.far.pop_first().expect("just seen").1;
+        }
+        let i = (lap & LAP_MASK) as usize;
+        self.lap_bits[i / 64] &= !(1 << (i % 64));
+        let bucket = std::mem::take(&mut self.laps[i]);
+        self.laps_len -= bucket.len();
+        bucket
+    }
+
     /// Pours buckets into the current bucket until the current bucket's earliest event is before
     /// the horizon (so it precedes every bucketed event) or no bucket is left.
     #[inline]
@@ -301,7 +369,7 @@ impl<E> Scheduler<E> {
     fn advance(&mut self) {
         loop {
             let ring_next = self.next_ring_slot();
-            if let Some((&lap, _)) = self.far.first_key_value() {
+            if let Some(lap) = self.first_lap() {
                 // Its events were pushed at least a ring's length ahead, so
                 // the slot before the lap is not behind the clock.
                 let before = (lap << RING_BITS) - 1;
@@ -309,7 +377,7 @@ impl<E> Scheduler<E> {
                 if ring_next.is_none_or(|n| n > before) {
                     self.cur = before;
                     self.horizon = (before + 1) << BUCKET_SHIFT;
-                    let bucket = self.far.pop_first().expect("just seen").1;
+                    let bucket = self.take_lap(lap);
                     self.far_len -= bucket.len();
                     for e in bucket {
                         let slot = e.time >> BUCKET_SHIFT;
@@ -564,7 +632,7 @@ mod tests {
         }
     }
 
-    /// The three tiers (heap, ring, far map) against a reference: random
+    /// The tiers (current bucket, ring, lap ring, far map) against a reference: random
     /// delays from nanoseconds to hours, scheduled from inside handlers as
     /// a model would, with ties, over many laps of the ring.
     #[test]
@@ -582,7 +650,15 @@ mod tests {
                 let n = self.rng.random_range(0..3u32).min(self.left);
                 for _ in 0..n {
                     self.left -= 1;
-                    let scale = [1u64, 1_000, 1 << 21, 50_000_000, 70_000_000_000, 3_600_000_000_000];
+                    let scale = [
+                        1u64,
+                        1_000,
+                        1 << 21,
+                        50_000_000,
+                        70_000_000_000,
+                        3_600_000_000_000,
+                        36_000_000_000_000,
+                    ];
                     let k = self.rng.random_range(0..scale.len());
                     let d = self.rng.random_range(0..scale[k]);
                     // Round some delays so that events tie.
