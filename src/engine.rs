@@ -88,8 +88,12 @@ const LAP_BITS: u32 = 10;
 const LAP_LEN: u64 = 1 << LAP_BITS;
 const LAP_MASK: u64 = LAP_LEN - 1;
 
-/// Below this many current-bucket entries every event goes straight to it: a
-/// model with a handful of pending events never pays for buckets.
+/// Below this many current-bucket entries, and while nothing is bucketed,
+/// every event goes straight to it: a model with a handful of pending
+/// events never pays for buckets. Not once buckets hold events: a far
+/// event pushed while the current bucket runs low (the end of every
+/// bucket) would sit in it, sorted again with every bucket poured in
+/// until its time comes (2.5 % of a 150k run's instructions).
 const SMALL_HEAP: usize = 16;
 
 /// The future-event list and the clock. Models schedule through it.
@@ -238,7 +242,7 @@ impl<E> Scheduler<E> {
                 _ => {}
             }
         }
-        if time < self.horizon || self.near.len() < SMALL_HEAP {
+        if time < self.horizon || (self.near.len() < SMALL_HEAP && self.ring_len + self.far_len == 0) {
             self.near.push(e);
             return;
         }
