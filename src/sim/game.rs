@@ -482,7 +482,7 @@ impl Game {
         // One fetch per consumer server for the whole batch.
         let mut fetched: SmallVec<[(u32, SimTime); 4]> = SmallVec::new();
         let mut done: SmallVec<[u32; 4]> = SmallVec::new();
-        for msg in ids {
+        for &msg in ids.iter() {
             let m = &mut msgs[msg as usize];
             let mut n = 0u32;
             for server in rooms[m.room as usize].remote_servers(m.server) {
