@@ -295,25 +295,7 @@ impl<E> Scheduler<E> {
         if self.ring_len == 0 {
             return None;
         }
-        let start = self.cur + 1;
-        let words = self.ring_bits.len();
-        let i0 = (start & RING_MASK) as usize;
-        // The first word, masked below `i0`, then whole words around the
-        // ring, then the first word's low bits again.
-        let first = self.ring_bits[i0 / 64] & (!0u64 << (i0 % 64));
-        if first != 0 {
-            let i = (i0 / 64) * 64 + first.trailing_zeros() as usize;
-            return Some(start + ((i as u64).wrapping_sub(i0 as u64) & RING_MASK));
-        }
-        for k in 1..=words {
-            let w = (i0 / 64 + k) % words;
-            let bits = self.ring_bits[w];
-            if bits != 0 {
-                let i = w * 64 + bits.trailing_zeros() as usize;
-                return Some(start + ((i as u64).wrapping_sub(i0 as u64) & RING_MASK));
-            }
-        }
-        None
+        circular_first(&self.ring_bits, self.cur + 1, RING_MASK)
     }
 
     /// The earliest lap with a coarse bucket, if any: the first in the
@@ -322,22 +304,8 @@ impl<E> Scheduler<E> {
         let mut first = self.far.first_key_value().map(|(&lap, _)| lap);
         if self.laps_len > 0 {
             // Laps in the ring are after the clock's lap and less than
-            // LAP_LEN ahead: the first set bit from the lap after it.
-            let base = (self.cur >> RING_BITS) + 1;
-            let words = self.lap_bits.len();
-            let i0 = (base & LAP_MASK) as usize;
-            let masked = self.lap_bits[i0 / 64] & (!0u64 << (i0 % 64));
-            let found = if masked != 0 {
-                Some((i0 / 64) * 64 + masked.trailing_zeros() as usize)
-            } else {
-                (1..=words).find_map(|k| {
-                    let w = (i0 / 64 + k) % words;
-                    let bits = self.lap_bits[w];
-                    (bits != 0).then(|| w * 64 + bits.trailing_zeros() as usize)
-                })
-            };
-            if let Some(i) = found {
-                let lap = base + ((i as u64).wrapping_sub(i0 as u64) & LAP_MASK);
+            // LAP_LEN ahead.
+            if let Some(lap) = circular_first(&self.lap_bits, (self.cur >> RING_BITS) + 1, LAP_MASK) {
                 first = Some(first.map_or(lap, |f| f.min(lap)));
             }
         }
@@ -423,6 +391,24 @@ impl<E> Scheduler<E> {
         self.refill();
         self.near.peek().map(|e| SimTime(e.time))
     }
+}
+
+/// The first position from `start` on (positions are indexes modulo the
+/// ring's length, `mask + 1`) whose bit is set in `bits`, as a position,
+/// not an index: the first word masked below `start`'s index, then whole
+/// words around the ring, then that first word's low bits again.
+fn circular_first(bits: &[u64], start: u64, mask: u64) -> Option<u64> {
+    let words = bits.len();
+    let i0 = (start & mask) as usize;
+    let at = |i: usize| start + ((i as u64).wrapping_sub(i0 as u64) & mask);
+    let first = bits[i0 / 64] & (!0u64 << (i0 % 64));
+    if first != 0 {
+        return Some(at((i0 / 64) * 64 + first.trailing_zeros() as usize));
+    }
+    (1..=words).find_map(|k| {
+        let w = (i0 / 64 + k) % words;
+        (bits[w] != 0).then(|| at(w * 64 + bits[w].trailing_zeros() as usize))
+    })
 }
 
 /// A simulated system: reacts to one event at a time.
