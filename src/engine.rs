@@ -312,7 +312,12 @@ impl<E> Scheduler<E> {
         first
     }
 
-    /// Takes lap `lap`'s coarse bucket (from the ring or the map).
+    /// Takes lap `lap`'s coarse bucket (from the ring or the map). A lap
+    /// can have events in both: pushed to the map while it was more than
+    /// `LAP_LEN` laps ahead, to the ring once it came closer. The map's
+    /// part is taken first; `advance` then finds the ring's part as the
+    /// first lap again and spreads it too, before any slot of the lap is
+    /// poured.
     fn take_lap(&mut self, lap: u64) -> Vec<Entry<E>> {
         if self.far.first_key_value().is_some_and(|(&l, _)| l == lap) {
             return self.far.pop_first().expect("just seen").1;
