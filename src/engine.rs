@@ -601,6 +601,42 @@ mod tests {
         assert_eq!((st.events, st.stop), (2, StopReason::EventLimit));
     }
 
+    /// A lap first pushed to the map (more than `LAP_LEN` laps ahead) and
+    /// later, once nearer, to the lap ring: both parts come out in order.
+    #[test]
+    fn a_lap_in_both_the_map_and_the_lap_ring_keeps_order() {
+        const LAP_NS: u64 = 1 << (BUCKET_SHIFT + RING_BITS);
+        let lap = 2 * LAP_LEN;
+        let (a, b, c) = (lap * LAP_NS + 100, lap * LAP_NS + 50, lap * LAP_NS + 100);
+        struct Steps(Vec<(u64, u32)>, [u64; 2]);
+        impl Model for Steps {
+            type Event = u32;
+            fn handle(&mut self, ev: u32, s: &mut Scheduler<u32>) {
+                self.0.push((s.now().0, ev));
+                if ev == 1 {
+                    // Now the lap is less than LAP_LEN laps ahead: the ring.
+                    s.at(SimTime(self.1[0]), 2);
+                    s.at(SimTime(self.1[1]), 3);
+                    assert_eq!((s.far.len(), s.laps_len), (1, 2), "the lap in both");
+                }
+            }
+        }
+        let mut s = Scheduler::new();
+        // Enough near events (one takes the front slot) that the far ones
+        // are bucketed.
+        for i in 0..=SMALL_HEAP as u64 {
+            s.at(SimTime(i + 1), 100);
+        }
+        s.at(SimTime(a), 0); // the map: 2 LAP_LEN laps ahead
+        s.at(SimTime((LAP_LEN + 5) * LAP_NS), 1);
+        assert_eq!((s.far.len(), s.laps_len), (2, 0), "both in the map");
+        let mut m = Steps(Vec::new(), [b, c]);
+        run(&mut m, &mut s, SimTime::MAX, 100).unwrap();
+        m.0.retain(|&(_, ev)| ev != 100);
+        assert_eq!(m.0, vec![((LAP_LEN + 5) * LAP_NS, 1), (b, 2), (a, 0), (c, 3)]);
+        assert!(s.far.is_empty() && s.laps_len == 0);
+    }
+
     #[test]
     fn far_events_keep_exact_order() {
         // Times spread over many buckets, with ties, inserted out of order.
