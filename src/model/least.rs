@@ -4,30 +4,42 @@
 
 /// Servers `0..n`, each in the heap at most once, ordered by key (smallest
 /// first). Keys must be distinct (leastconn makes them so with a touch
-/// counter), so the top is a pure function of the keys.
+/// counter), so the top is a pure function of the keys. Each heap entry
+/// carries its key (one 128-bit compare, no lookup through the server), and
+/// `pos` finds a server's entry.
 #[derive(Clone, Debug, Default)]
 pub struct LeastHeap {
-    heap: Vec<u32>,
+    heap: Vec<Entry>,
     /// `pos[s]`: index of server `s` in `heap`, or `ABSENT`.
     pos: Vec<u32>,
-    key: Vec<(u64, u64)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    /// The key `(hi, lo)` as `hi << 64 | lo`: ordered as the pair.
+    key: u128,
+    server: u32,
 }
 
 const ABSENT: u32 = u32::MAX;
+
+#[inline]
+fn pack((hi, lo): (u64, u64)) -> u128 {
+    ((hi as u128) << 64) | lo as u128
+}
 
 impl LeastHeap {
     pub fn with_capacity(n: usize) -> Self {
         LeastHeap {
             heap: Vec::with_capacity(n),
             pos: vec![ABSENT; n],
-            key: vec![(0, 0); n],
         }
     }
 
     /// The server with the smallest key.
     #[inline]
     pub fn peek(&self) -> Option<u32> {
-        self.heap.first().copied()
+        self.heap.first().map(|e| e.server)
     }
 
     /// Inserts `s` or changes its key.
@@ -35,18 +47,20 @@ impl LeastHeap {
         let si = s as usize;
         if si >= self.pos.len() {
             self.pos.resize(si + 1, ABSENT);
-            self.key.resize(si + 1, (0, 0));
         }
-        let old = self.key[si];
-        self.key[si] = key;
+        let key = pack(key);
         match self.pos[si] {
             ABSENT => {
-                self.heap.push(s);
+                self.heap.push(Entry { key, server: s });
                 self.pos[si] = (self.heap.len() - 1) as u32;
                 self.up(self.heap.len() - 1);
             }
-            i if key < old => self.up(i as usize),
-            i => self.down(i as usize),
+            i => {
+                let i = i as usize;
+                let old = self.heap[i].key;
+                self.heap[i].key = key;
+                if key < old { self.up(i) } else { self.down(i) }
+            }
         }
     }
 
@@ -62,50 +76,56 @@ impl LeastHeap {
         self.heap.pop();
         self.pos[s as usize] = ABSENT;
         if i < self.heap.len() {
-            self.pos[self.heap[i] as usize] = i as u32;
+            self.pos[self.heap[i].server as usize] = i as u32;
             self.down(i);
             self.up(i);
         }
     }
 
-    #[inline]
-    fn less(&self, a: usize, b: usize) -> bool {
-        self.key[self.heap[a] as usize] < self.key[self.heap[b] as usize]
-    }
-
-    fn swap(&mut self, a: usize, b: usize) {
-        self.heap.swap(a, b);
-        self.pos[self.heap[a] as usize] = a as u32;
-        self.pos[self.heap[b] as usize] = b as u32;
-    }
-
+    /// Moves the entry at `i` up to its place, shifting parents down
+    /// (one write per level, the entry written once at the end).
     fn up(&mut self, mut i: usize) {
+        let e = self.heap[i];
         while i > 0 {
             let parent = (i - 1) / 2;
-            if !self.less(i, parent) {
+            let p = self.heap[parent];
+            if e.key >= p.key {
                 break;
             }
-            self.swap(i, parent);
+            self.heap[i] = p;
+            self.pos[p.server as usize] = i as u32;
             i = parent;
         }
+        self.heap[i] = e;
+        self.pos[e.server as usize] = i as u32;
     }
 
+    /// Moves the entry at `i` down to its place, shifting the smaller
+    /// child up at each level.
     fn down(&mut self, mut i: usize) {
+        let e = self.heap[i];
+        let n = self.heap.len();
         loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut m = i;
-            if l < self.heap.len() && self.less(l, m) {
-                m = l;
+            let l = 2 * i + 1;
+            if l >= n {
+                break;
             }
-            if r < self.heap.len() && self.less(r, m) {
-                m = r;
+            let r = l + 1;
+            let c = if r < n && self.heap[r].key < self.heap[l].key {
+                r
+            } else {
+                l
+            };
+            let ce = self.heap[c];
+            if ce.key >= e.key {
+                break;
             }
-            if m == i {
-                return;
-            }
-            self.swap(i, m);
-            i = m;
+            self.heap[i] = ce;
+            self.pos[ce.server as usize] = i as u32;
+            i = c;
         }
+        self.heap[i] = e;
+        self.pos[e.server as usize] = i as u32;
     }
 }
 
