@@ -291,60 +291,145 @@ impl Status {
     }
 }
 
-/// The process allocator: the system's, asking Linux to back large blocks
-/// with transparent huge pages (`madvise(MADV_HUGEPAGE)`, honoured when
-/// `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` or `always`).
-/// At the headline scale the client slots, rooms and event buckets span
-/// tens of megabytes read at random, and 4 KiB pages make nearly every
-/// such read a TLB miss too. Placement only: no output depends on it.
+/// The process allocator. Blocks of 4 MiB and more (the client slots,
+/// rooms, event buckets at the headline scale) are mappings of their own
+/// (`mmap`), advised to be backed by transparent huge pages
+/// (`madvise(MADV_HUGEPAGE)`, honoured when
+/// `/sys/kernel/mm/transparent_hugepage/enabled` is `madvise` or `always`),
+/// and grow with `mremap`, which moves page tables instead of copying:
+/// the system allocator copies a growing arena below its 32 MiB mapping
+/// threshold, touching every page twice. Huge pages matter because those
+/// blocks are read at random, and with 4 KiB pages nearly every such read
+/// is a TLB miss too. Smaller blocks are the system's. Placement only: no
+/// output depends on it.
 struct HugePages;
 
-/// Blocks at least this large are advised.
+/// Blocks at least this large are mappings of their own.
 const HUGE_FROM: usize = 4 << 20;
-const HUGE_PAGE: usize = 2 << 20;
+/// Alignment a mapping always has.
+const MAP_ALIGN: usize = 4096;
 
-fn advise_huge(p: *mut u8, size: usize) {
-    #[cfg(target_os = "linux")]
-    if size >= HUGE_FROM && !p.is_null() {
-        let start = (p as usize).next_multiple_of(HUGE_PAGE);
-        let end = (p as usize + size) & !(HUGE_PAGE - 1);
-        if end > start {
-            // SAFETY: the range lies inside a block just allocated for
-            // the caller; the advice changes how it is backed, not its
-            // contents. A refusal (no THP) is harmless and ignored.
-            let _ = unsafe { rustix::mm::madvise(start as *mut _, end - start, rustix::mm::Advice::LinuxHugepage) };
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (p, size);
+/// Whether blocks of `layout` are mappings of their own (on Linux).
+#[inline]
+fn mapped(size: usize, align: usize) -> bool {
+    cfg!(target_os = "linux") && size >= HUGE_FROM && align <= MAP_ALIGN
 }
 
-// SAFETY: every call is forwarded to `System` unchanged; `advise_huge`
-// only gives advice on the block returned.
+/// Advises a whole mapping of ours (`size` bytes at `p`) to be backed by
+/// huge pages. The whole of it: advising part of a mapping splits it, and
+/// `mremap` cannot grow a range that spans several mappings.
+#[cfg(target_os = "linux")]
+fn advise_huge(p: *mut u8, size: usize) {
+    // SAFETY: the range is a mapping just made or moved for the caller;
+    // the advice changes how it is backed, not its contents. A refusal
+    // (no THP) is harmless and ignored.
+    let _ = unsafe { rustix::mm::madvise(p.cast(), size, rustix::mm::Advice::LinuxHugepage) };
+}
+
+/// A fresh zeroed mapping of `size` bytes, advised; null if refused.
+#[cfg(target_os = "linux")]
+fn map(size: usize) -> *mut u8 {
+    use rustix::mm::{MapFlags, ProtFlags, mmap_anonymous};
+    // SAFETY: a new private anonymous mapping aliases nothing.
+    match unsafe {
+        mmap_anonymous(
+            std::ptr::null_mut(),
+            size,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE,
+        )
+    } {
+        Ok(p) => {
+            let p = p.cast::<u8>();
+            advise_huge(p, size);
+            p
+        }
+        Err(_) => std::ptr::null_mut(),
+    }
+}
+
+/// Unmaps a block `map` returned (`size` as asked then).
+#[cfg(target_os = "linux")]
+unsafe fn unmap(p: *mut u8, size: usize) {
+    // SAFETY: the caller passes a live mapping of `size` bytes it owns.
+    let _ = unsafe { rustix::mm::munmap(p.cast(), size) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn map(_: usize) -> *mut u8 {
+    unreachable!("blocks are mapped on Linux only")
+}
+
+#[cfg(not(target_os = "linux"))]
+unsafe fn unmap(_: *mut u8, _: usize) {
+    unreachable!("blocks are mapped on Linux only")
+}
+
+// SAFETY: a block is either the system allocator's (forwarded unchanged)
+// or a mapping of its own, decided by its layout alone (`mapped`), which
+// the caller passes back unchanged to `dealloc` and `realloc`; a mapping is
+// page-aligned (≥ the layouts `mapped` accepts), zeroed when new, and at
+// least `size` bytes.
 unsafe impl std::alloc::GlobalAlloc for HugePages {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if mapped(layout.size(), layout.align()) {
+            return map(layout.size());
+        }
         // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { std::alloc::System.alloc(layout) };
-        advise_huge(p, layout.size());
-        p
+        unsafe { std::alloc::System.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if mapped(layout.size(), layout.align()) {
+            return map(layout.size());
+        }
         // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
-        advise_huge(p, layout.size());
-        p
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: std::alloc::Layout) {
+        if mapped(layout.size(), layout.align()) {
+            // SAFETY: `alloc` mapped this block for this layout.
+            unsafe { unmap(p, layout.size()) };
+            return;
+        }
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { std::alloc::System.dealloc(p, layout) }
     }
 
     unsafe fn realloc(&self, p: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let q = unsafe { std::alloc::System.realloc(p, layout, new_size) };
-        advise_huge(q, new_size);
+        let (old, new) = (mapped(layout.size(), layout.align()), mapped(new_size, layout.align()));
+        #[cfg(target_os = "linux")]
+        if old && new {
+            use rustix::mm::{MremapFlags, mremap};
+            // SAFETY: `p` is a live mapping of `layout.size()` bytes; the
+            // caller holds no reference into it across the call.
+            return match unsafe { mremap(p.cast(), layout.size(), new_size, MremapFlags::MAYMOVE) } {
+                Ok(q) => {
+                    let q = q.cast::<u8>();
+                    advise_huge(q, new_size);
+                    q
+                }
+                Err(_) => std::ptr::null_mut(),
+            };
+        }
+        if !old && !new {
+            // SAFETY: forwarded with the caller's guarantees.
+            return unsafe { std::alloc::System.realloc(p, layout, new_size) };
+        }
+        // Across the threshold: a new block, the common prefix copied.
+        // SAFETY: `new_size` is non-zero and, with the caller's alignment,
+        // a valid layout (the caller guarantees it for `realloc`).
+        let new_layout = unsafe { std::alloc::Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: as `alloc`, with a valid layout.
+        let q = unsafe { self.alloc(new_layout) };
+        if !q.is_null() {
+            // SAFETY: both blocks are live, distinct and at least this long.
+            unsafe {
+                std::ptr::copy_nonoverlapping(p, q, layout.size().min(new_size));
+                self.dealloc(p, layout);
+            }
+        }
         q
     }
 }
@@ -1473,4 +1558,33 @@ fn peak_memory() -> Option<String> {
         .parse()
         .ok()?;
     Some(format!("{:.1} MiB", kb as f64 / 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    /// A vector grown from the system's blocks past `HUGE_FROM` (a copy
+    /// into a mapping), then by `mremap` several times, then shrunk back
+    /// below it (a copy out), keeps its contents; a zeroed mapping reads
+    /// as zeros. Advising only part of a mapping made the first `mremap`
+    /// fail (EFAULT: the range spanned two mappings) and this test abort.
+    #[test]
+    fn blocks_keep_their_bytes_across_the_mapping_threshold() {
+        // 144-byte items, as a client slot: capacities are then not whole
+        // huge pages, and the kernel does not align the mappings to them.
+        let item = |i: usize| [(i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15); 18];
+        let mut v: Vec<[u64; 18]> = Vec::new();
+        for i in 0..300_000 {
+            v.push(item(i));
+        }
+        assert!(
+            v.capacity() * 144 >= 8 * super::HUGE_FROM,
+            "grew through several mappings"
+        );
+        assert!(v.iter().enumerate().all(|(i, x)| *x == item(i)));
+        v.truncate(1000);
+        v.shrink_to_fit();
+        assert!(v.iter().enumerate().all(|(i, x)| *x == item(i)));
+        let z = vec![0u8; 2 * super::HUGE_FROM];
+        assert!(z.iter().all(|&b| b == 0));
+    }
 }
