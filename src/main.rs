@@ -1103,17 +1103,22 @@ fn run(args: RunArgs) -> Result<Status> {
         sc.replications
     );
     let verdicts = study::plan::verdicts(&slos, &outcome);
-    let files = report::write_run(
-        &out,
-        &sc,
-        &outcome,
-        &RunInfo {
-            scenario_file: &args.file,
-            command,
-            slo: &verdicts,
-        },
-    )
-    .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    // The outputs are written on `--threads` workers too (charts in parallel).
+    let pool = wscap::experiment::thread_pool(args.threads).context("cannot write outputs")?;
+    let files = pool
+        .install(|| {
+            report::write_run(
+                &out,
+                &sc,
+                &outcome,
+                &RunInfo {
+                    scenario_file: &args.file,
+                    command,
+                    slo: &verdicts,
+                },
+            )
+        })
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     exec.finish()?;
     if !args.quiet {
         print_summary(&sc, &outcome, wall, &out, files.len());

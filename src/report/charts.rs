@@ -130,8 +130,7 @@ pub fn write_charts(
         let panels = closeup_charts(rep, &marks, &fault, interval);
         figures.push((fault.stem, panels));
     }
-    let mut written = Vec::with_capacity(2 * figures.len());
-    for (stem, panels) in &figures {
+    let draw = |(stem, panels): &(String, Vec<ChartSpec>)| -> Result<[PathBuf; 2], ChartError> {
         let draw_err = |file: &Path| {
             let file = file.to_path_buf();
             move |message| ChartError::Draw { file, message }
@@ -144,12 +143,23 @@ pub fn write_charts(
         let png = dir.join(format!("{stem}.png"));
         let root = BitMapBackend::new(&png, (WIDTH, height)).into_drawing_area();
         render_panels(root, panels, &marks, &time).map_err(draw_err(&png))?;
-        written.push(png);
-
         let svg = dir.join(format!("{stem}.svg"));
         let root = SVGBackend::new(&svg, (WIDTH, height)).into_drawing_area();
         render_panels(root, panels, &marks, &time).map_err(draw_err(&svg))?;
-        written.push(svg);
+        Ok([png, svg])
+    };
+    // Each figure is a file of its own, drawn the same on any thread: on
+    // the caller's worker pool (`--threads`) when it runs in one, else in
+    // turn. Never on rayon's global pool, which would ignore `--threads`.
+    let drawn: Vec<Result<[PathBuf; 2], ChartError>> = if rayon::current_thread_index().is_some() {
+        use rayon::prelude::*;
+        figures.par_iter().map(draw).collect()
+    } else {
+        figures.iter().map(draw).collect()
+    };
+    let mut written = Vec::with_capacity(2 * figures.len());
+    for files in drawn {
+        written.extend(files?);
     }
     Ok(written)
 }
