@@ -92,12 +92,10 @@ impl LeastHeap {
             if e.key >= p.key {
                 break;
             }
-            self.heap[i] = p;
-            self.pos[p.server as usize] = i as u32;
+            self.place(i, p);
             i = parent;
         }
-        self.heap[i] = e;
-        self.pos[e.server as usize] = i as u32;
+        self.place(i, e);
     }
 
     /// Moves the entry at `i` down to its place, shifting the smaller
@@ -120,10 +118,15 @@ impl LeastHeap {
             if ce.key >= e.key {
                 break;
             }
-            self.heap[i] = ce;
-            self.pos[ce.server as usize] = i as u32;
+            self.place(i, ce);
             i = c;
         }
+        self.place(i, e);
+    }
+
+    /// Writes `e` at index `i` and records where its server is.
+    #[inline(always)]
+    fn place(&mut self, i: usize, e: Entry) {
         self.heap[i] = e;
         self.pos[e.server as usize] = i as u32;
     }
