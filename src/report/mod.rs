@@ -70,25 +70,43 @@ pub struct RunInfo<'a> {
 /// Returns the files written, relative to `out`.
 pub fn write_run(out: &Path, sc: &Scenario, outcome: &Outcome, info: &RunInfo) -> Result<Vec<PathBuf>, ReportError> {
     replace_dir(out, |dir| {
-        let mut files = vec![
-            write_summary_csv(&dir.join("summary.csv"), outcome)?,
-            write_summary_json(&dir.join("summary.json"), sc, outcome)?,
-            write_timeseries_csv(&dir.join("timeseries.csv"), outcome)?,
-            write_events_csv(&dir.join("events.csv"), outcome)?,
-            files::write_columns_csv(&dir.join("summary_columns.csv"))?,
-        ];
-        if !sc.faults.is_empty() {
-            files.push(files::write_faults_csv(&dir.join("faults.csv"), sc, outcome)?);
-        }
-        if let Some(first) = outcome.replications.first() {
-            files.extend(charts::write_charts(
-                dir,
-                first,
-                &sc.faults,
-                sc.sample_interval.as_secs_f64(),
-                sc.warmup.as_secs_f64(),
-            )?);
-        }
+        let tables = || -> Result<Vec<PathBuf>, ReportError> {
+            let mut files = vec![
+                write_summary_csv(&dir.join("summary.csv"), outcome)?,
+                write_summary_json(&dir.join("summary.json"), sc, outcome)?,
+                write_timeseries_csv(&dir.join("timeseries.csv"), outcome)?,
+                write_events_csv(&dir.join("events.csv"), outcome)?,
+                files::write_columns_csv(&dir.join("summary_columns.csv"))?,
+            ];
+            if !sc.faults.is_empty() {
+                files.push(files::write_faults_csv(&dir.join("faults.csv"), sc, outcome)?);
+            }
+            Ok(files)
+        };
+        let figures = || -> Result<Vec<PathBuf>, ReportError> {
+            match outcome.replications.first() {
+                Some(first) => charts::write_charts(
+                    dir,
+                    first,
+                    &sc.faults,
+                    sc.sample_interval.as_secs_f64(),
+                    sc.warmup.as_secs_f64(),
+                )
+                .map_err(ReportError::from),
+                None => Ok(Vec::new()),
+            }
+        };
+        // On the `--threads` workers the tables are written while the
+        // charts are drawn (each to its own files); outside a pool, in turn.
+        // A table's error is reported before a chart's, as in turn.
+        let (tables, figures) = if rayon::current_thread_index().is_some() {
+            rayon::join(tables, figures)
+        } else {
+            let t = tables()?;
+            (Ok(t), figures())
+        };
+        let mut files = tables?;
+        files.extend(figures?);
         files.push(files::write_report_md(&dir.join("report.md"), sc, outcome, info)?);
         files.push(html::write_html_from_md(
             &dir.join("report.md"),
