@@ -290,6 +290,11 @@ mod tests {
                 let c = w.servers.list[s].conns[0];
                 w.servers.list[s].conns.push(c);
             }),
+            ("each entry right", |w| {
+                // A client connected that no server lists (and not counted).
+                let c = client_in(w, ClientState::Left);
+                w.clients.list[c].state = ClientState::Connected;
+            }),
             // seams::rooms_list_connected_members
             (" elsewhere", |w| {
                 // A room listing a client that left.
