@@ -179,25 +179,24 @@ pub const STATE_NAMES: [&str; N_STATES] = [
 ];
 
 /// One client.
+///
+/// Laid out in declaration order (`repr(C)`), the fields a move reads
+/// first: a move reaching its server reads only `generation`, `server` and
+/// `state`, which share the first 16 bytes. A slot is 144 bytes, so it
+/// starts 0, 16, 32 or 48 bytes into a cache line and those 16 bytes are
+/// always in one line: the engine prefetches that line alone for a move
+/// (`sim::World::prefetch`), not the slot's three.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Client {
-    /// Which arrival this is (0-based, over the run): slots are reused,
-    /// arrivals are not.
-    pub arrival: u64,
     pub generation: u32,
-    pub state: ClientState,
-    pub pop: u16,
-    /// Holds one of the balancer's slots on `server`.
-    pub holds_slot: bool,
-    /// Consecutive failed attempts (resets on success).
-    pub failures: u32,
-    /// Failed connections to a server within this attempt (HAProxy retries).
-    pub backend_tries: u32,
     pub server: u32,
     /// Index in its server's connection list while connected.
     pub slot: u32,
-    /// Which queue it waits in (a server id or `BACKEND`).
-    pub queue: u32,
+    pub state: ClientState,
+    /// Holds one of the balancer's slots on `server`.
+    pub holds_slot: bool,
+    pub pop: u16,
     pub rtt: SimDuration,
     pub session: SimDuration,
     pub source: u64,
@@ -206,7 +205,24 @@ pub struct Client {
     /// When the session ends; `SimTime::MAX` until first connected.
     pub depart_at: SimTime,
     pub prev_backoff: SimDuration,
-    pub ever_attempted: bool,
+    pub mark: SimTime,
+    /// Which arrival this is (0-based, over the run): slots are reused,
+    /// arrivals are not.
+    pub arrival: u64,
+    /// Consecutive failed attempts (resets on success).
+    pub failures: u32,
+    /// Failed connections to a server within this attempt (HAProxy retries).
+    pub backend_tries: u32,
+    /// Which queue it waits in (a server id or `BACKEND`).
+    pub queue: u32,
+    /// Index in `World::rooms`, or `NONE`.
+    pub room_idx: u32,
+    /// Group and slot in the room while connected.
+    pub group: u32,
+    pub gslot: u32,
+    /// Where the current attempt's time went (µs; see `Part`), and when
+    /// the part under way (`mark`) began.
+    pub parts: [u32; 5],
     /// The phase (steady stretch or fault window) of the current attempt's
     /// start, or of the drop it is noticing; where its outcome is counted.
     pub attempt_phase: Phase,
@@ -214,15 +230,6 @@ pub struct Client {
     /// (`NOT_COUNTED` until the first counted attempt, refusal).
     pub seen_phase: Phase,
     pub refused_phase: Phase,
-    /// Where the current attempt's time went (µs; see `Part`), and when
-    /// the part under way began.
-    pub parts: [u32; 5],
-    pub mark: SimTime,
-    /// Index in `World::rooms`, or `NONE`.
-    pub room_idx: u32,
-    /// Group and slot in the room while connected.
-    pub group: u32,
-    pub gslot: u32,
     /// The balancer VIP it resolved (DNS, cached for the client's life).
     pub vip: u8,
     /// The balancer node of the current attempt or connection (`NO_NODE`
@@ -232,9 +239,15 @@ pub struct Client {
     pub tls_node: u8,
     /// SYNs sent in this attempt to an unowned VIP.
     pub syn_tries: u8,
+    pub ever_attempted: bool,
     /// The pending handshake is a resumption.
     pub tls_resumed: bool,
 }
+
+// The layout the prefetch relies on: 144 bytes (a multiple of 16), and
+// what a move reads within the first 16.
+const _: () = assert!(std::mem::size_of::<Client>() == 144);
+const _: () = assert!(std::mem::offset_of!(Client, state) < 16);
 
 /// The parts of a connect attempt's time that are not the network
 /// (`metrics::CONNECT_PARTS` after its first).

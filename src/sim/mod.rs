@@ -261,8 +261,9 @@ impl Model for World<'_> {
                 if let Some(r) = self.game.rooms.get(room as usize) {
                     crate::engine::prefetch_all(r);
                 }
+                // The line with what `move_at_server` reads (`Client`'s layout).
                 if let Some(c) = self.clients.list.get(mover as usize) {
-                    crate::engine::prefetch_all(c);
+                    crate::engine::prefetch(c);
                 }
             }
             Event::Game(GameEvent::RelayDeliver { msg, server }) => {
