@@ -264,7 +264,7 @@ mod tests {
             // game
             ("moves not conserved", |w| w.game.tally.moves_sent += 1),
             ("server copies not conserved", |w| w.game.tally.copies_created += 1),
-            // seams::node_holds_its_clients
+            // seams::NodeHoldsItsClients
             ("which is down or does not exist", |w| {
                 let c = w.clients.list.iter().position(|c| c.holds_slot).unwrap();
                 w.clients.list[c].node = 200;
@@ -279,7 +279,7 @@ mod tests {
                 move_client(w, c, ClientState::Queued);
                 w.clients.list[c].node = 0;
             }),
-            // seams::servers_list_connected_clients
+            // seams::ServersListConnectedClients
             ("clients connected but servers list", |w| {
                 let s = w.servers.list.iter().position(|s| !s.conns.is_empty()).unwrap();
                 w.servers.list[s].conns.pop();
@@ -295,7 +295,7 @@ mod tests {
                 let c = client_in(w, ClientState::Left);
                 w.clients.list[c].state = ClientState::Connected;
             }),
-            // seams::rooms_list_connected_members
+            // seams::RoomsListConnectedMembers
             (" elsewhere", |w| {
                 // A room listing a client that left.
                 let gone = client_in(w, ClientState::Left) as u32;

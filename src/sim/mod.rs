@@ -141,9 +141,13 @@ impl<'a> World<'a> {
     /// (`seams`).
     pub fn check(&self) -> Vec<String> {
         let mut bad: Vec<String> = self.tiers().iter().flat_map(|t| t.check(&self.ctx)).collect();
-        bad.extend(seams::node_holds_its_clients(&self.clients, &self.cluster, self.ctx.sc));
-        bad.extend(seams::servers_list_connected_clients(&self.clients, &self.servers));
-        bad.extend(seams::rooms_list_connected_members(&self.clients, &self.game));
+        bad.extend(seams::clients_are_listed(
+            &self.clients,
+            &self.cluster,
+            &self.servers,
+            &self.game,
+            self.ctx.sc,
+        ));
         bad.extend(seams::rehydrations_wait_for_connecting_clients(
             &self.clients,
             &self.storage,

@@ -8,8 +8,8 @@
 
 use super::web::{WEB_HANDSHAKE, WebDbCall, WebTier};
 use super::{
-    ClientState, Clients, Cluster, Ctx, Event, Game, Job, NONE, STATE_NAMES, ServerEvent, Servers, storage::DbCaller,
-    storage::Storage,
+    Client, ClientState, Clients, Cluster, Ctx, Event, Game, Job, NONE, STATE_NAMES, ServerEvent, Servers,
+    storage::DbCaller, storage::Storage,
 };
 use crate::engine::Scheduler;
 use crate::model::room::Member;
@@ -372,111 +372,170 @@ pub fn relay_deliver(
 // ---------------------------------------------------------------------
 // Invariants
 
+/// The invariants between the clients and the tiers that list them,
+/// checked in one pass over the clients (a million at the 1M game: each
+/// pass read 144 MB): [`NodeHoldsItsClients`], [`ServersListConnectedClients`]
+/// and [`RoomsListConnectedMembers`], in that order.
+pub fn clients_are_listed(
+    clients: &Clients,
+    cluster: &Cluster,
+    servers: &Servers,
+    game: &Game,
+    sc: &Scenario,
+) -> Vec<String> {
+    let mut nodes = NodeHoldsItsClients::new(cluster, sc);
+    let mut conns = ServersListConnectedClients::default();
+    let mut rooms = RoomsListConnectedMembers::default();
+    for (c, cl) in clients.list.iter().enumerate() {
+        nodes.visit(c, cl, cluster);
+        conns.visit(c, cl, servers);
+        rooms.visit(c, cl, clients, game);
+    }
+    let mut bad = nodes.finish(cluster);
+    bad.extend(conns.finish(clients, servers));
+    bad.extend(rooms.finish(game));
+    bad
+}
+
 /// Clients × balancer: for every live node, its per-server slot counts equal
 /// the clients holding a slot through it and its queues hold exactly the
 /// clients queued at it; no client holds a slot at, or waits in, a dead node.
-pub fn node_holds_its_clients(clients: &Clients, cluster: &Cluster, sc: &Scenario) -> Vec<String> {
-    let mut bad = Vec::new();
-    let n_srv = sc.max_servers() as usize;
-    let n_nodes = cluster.nodes.len();
-    // Slots held per (node, server), and queued clients per node.
-    let mut slots = vec![0u32; n_srv * n_nodes];
-    let mut queued_at = vec![0u64; n_nodes];
-    for (c, cl) in clients.list.iter().enumerate() {
+struct NodeHoldsItsClients {
+    bad: Vec<String>,
+    n_srv: usize,
+    /// Slots held per (node, server), and queued clients per node.
+    slots: Vec<u32>,
+    queued_at: Vec<u64>,
+}
+
+impl NodeHoldsItsClients {
+    fn new(cluster: &Cluster, sc: &Scenario) -> Self {
+        let n_srv = sc.max_servers() as usize;
+        let n_nodes = cluster.nodes.len();
+        NodeHoldsItsClients {
+            bad: Vec::new(),
+            n_srv,
+            slots: vec![0; n_srv * n_nodes],
+            queued_at: vec![0; n_nodes],
+        }
+    }
+
+    #[inline]
+    fn visit(&mut self, c: usize, cl: &Client, cluster: &Cluster) {
         if cl.holds_slot || cl.state == ClientState::Queued {
             let node = cl.node as usize;
-            if node >= n_nodes || !cluster.nodes[node].up {
-                bad.push(format!(
+            if node >= cluster.nodes.len() || !cluster.nodes[node].up {
+                self.bad.push(format!(
                     "client {c} holds a slot or waits at balancer node {node}, which is down or does not exist"
                 ));
-                continue;
+                return;
             }
             if cl.holds_slot {
-                slots[node * n_srv + cl.server as usize] += 1;
+                self.slots[node * self.n_srv + cl.server as usize] += 1;
             }
             if cl.state == ClientState::Queued {
-                queued_at[node] += 1;
+                self.queued_at[node] += 1;
             }
         }
     }
-    for i in 0..n_srv {
+
+    fn finish(mut self, cluster: &Cluster) -> Vec<String> {
+        let n_srv = self.n_srv;
+        for i in 0..n_srv {
+            for (k, node) in cluster.nodes.iter().enumerate().filter(|(_, n)| n.up) {
+                let b = node.lb.conns(i as u32);
+                let held = self.slots[k * n_srv + i];
+                if b != held {
+                    self.bad.push(format!(
+                        "balancer node {k} counts {b} sessions on server {i} but {held} clients hold a slot there"
+                    ));
+                }
+            }
+        }
         for (k, node) in cluster.nodes.iter().enumerate().filter(|(_, n)| n.up) {
-            let b = node.lb.conns(i as u32);
-            let held = slots[k * n_srv + i];
-            if b != held {
-                bad.push(format!(
-                    "balancer node {k} counts {b} sessions on server {i} but {held} clients hold a slot there"
+            let in_queues: u64 =
+                (0..n_srv as u32).map(|s| node.lb.queued(s) as u64).sum::<u64>() + node.lb.backend_queued() as u64;
+            if self.queued_at[k] != in_queues {
+                self.bad.push(format!(
+                    "{} clients queued at balancer node {k} but its queues hold {in_queues}",
+                    self.queued_at[k]
                 ));
             }
         }
+        self.bad
     }
-    for (k, node) in cluster.nodes.iter().enumerate().filter(|(_, n)| n.up) {
-        let in_queues: u64 =
-            (0..n_srv as u32).map(|s| node.lb.queued(s) as u64).sum::<u64>() + node.lb.backend_queued() as u64;
-        if queued_at[k] != in_queues {
-            bad.push(format!(
-                "{} clients queued at balancer node {k} but its queues hold {in_queues}",
-                queued_at[k]
-            ));
-        }
-    }
-    bad
 }
 
 /// Clients × servers: the servers' connection lists hold exactly the
 /// connected clients, each in the slot it believes it has.
 ///
-/// Checked from the clients' side, reading them in order (as
-/// [`rooms_list_connected_members`]; reading a million clients in the
-/// lists' order cost 2.6 % of the 1M game): each connected client is in its
-/// slot of its server's list, and the lists hold as many entries as there
-/// are connected clients, both as seen in the pass and as tracked.
-/// Distinct clients hold distinct slots, so with equal counts every listed
-/// entry is one of them. Only when that fails are the lists walked entry
-/// by entry, to name the first wrong one per server.
-pub fn servers_list_connected_clients(clients: &Clients, servers: &Servers) -> Vec<String> {
-    let connected = clients.state_counts[ClientState::Connected as usize];
-    let listed: u64 = servers.list.iter().map(|s| s.conns.len() as u64).sum();
-    // Connected clients, counted here (the tracked count is the clients
-    // tier's to check), and whether each is in its slot.
-    let (mut seen, mut in_slots) = (0u64, true);
-    for (c, cl) in clients.list.iter().enumerate() {
+/// Checked from the clients' side, in their order (reading a million
+/// clients in the lists' order cost 2.6 % of the 1M game): each connected
+/// client is in its slot of its server's list, and the lists hold as many
+/// entries as there are connected clients, both as seen in the pass and
+/// as tracked. Distinct clients hold distinct slots, so with equal counts
+/// every listed entry is one of them. Only when that fails are the lists
+/// walked entry by entry, to name the first wrong one per server.
+struct ServersListConnectedClients {
+    /// Connected clients seen, and whether each was in its slot.
+    seen: u64,
+    in_slots: bool,
+}
+
+impl Default for ServersListConnectedClients {
+    fn default() -> Self {
+        ServersListConnectedClients {
+            seen: 0,
+            in_slots: true,
+        }
+    }
+}
+
+impl ServersListConnectedClients {
+    #[inline]
+    fn visit(&mut self, c: usize, cl: &Client, servers: &Servers) {
         if cl.state == ClientState::Connected {
-            seen += 1;
-            in_slots &= servers
+            self.seen += 1;
+            self.in_slots &= servers
                 .list
                 .get(cl.server as usize)
                 .and_then(|s| s.conns.get(cl.slot as usize))
                 .is_some_and(|&x| x as usize == c);
         }
     }
-    if in_slots && seen == listed && connected == listed {
-        return Vec::new();
-    }
-    let mut bad = Vec::new();
-    if connected != listed {
-        bad.push(format!("{connected} clients connected but servers list {listed}"));
-    }
-    for (i, s) in servers.list.iter().enumerate() {
-        for (slot, &c) in s.conns.iter().enumerate() {
-            let cl = &clients.list[c as usize];
-            if cl.state != ClientState::Connected || cl.server as usize != i || cl.slot as usize != slot {
-                bad.push(format!(
-                    "server {i} lists client {c} which is {} on server {}",
-                    STATE_NAMES[cl.state as usize], cl.server
-                ));
-                break;
+
+    fn finish(self, clients: &Clients, servers: &Servers) -> Vec<String> {
+        let connected = clients.state_counts[ClientState::Connected as usize];
+        let listed: u64 = servers.list.iter().map(|s| s.conns.len() as u64).sum();
+        if self.in_slots && self.seen == listed && connected == listed {
+            return Vec::new();
+        }
+        let mut bad = Vec::new();
+        if connected != listed {
+            bad.push(format!("{connected} clients connected but servers list {listed}"));
+        }
+        for (i, s) in servers.list.iter().enumerate() {
+            for (slot, &c) in s.conns.iter().enumerate() {
+                let cl = &clients.list[c as usize];
+                if cl.state != ClientState::Connected || cl.server as usize != i || cl.slot as usize != slot {
+                    bad.push(format!(
+                        "server {i} lists client {c} which is {} on server {}",
+                        STATE_NAMES[cl.state as usize], cl.server
+                    ));
+                    break;
+                }
             }
         }
+        if bad.is_empty() {
+            // Every entry is a connected client in its slot, yet some
+            // connected client is not listed: more are connected than counted.
+            bad.push(format!(
+                "{} clients are connected but servers list {listed}, each entry right",
+                self.seen
+            ));
+        }
+        bad
     }
-    if bad.is_empty() {
-        // Every entry is a connected client in its slot, yet some connected
-        // client is not listed: more clients are connected than counted.
-        bad.push(format!(
-            "{seen} clients are connected but servers list {listed}, each entry right"
-        ));
-    }
-    bad
 }
 
 /// Clients × game: every connected member of a room is listed once, in the
@@ -488,20 +547,19 @@ pub fn servers_list_connected_clients(clients: &Clients, servers: &Servers) -> V
 /// Distinct clients hold distinct slots, so with equal counts every listed
 /// member is one of them: the same as checking each member's client, without
 /// reading a million clients at random.
-pub fn rooms_list_connected_members(clients: &Clients, game: &Game) -> Vec<String> {
-    let mut bad = Vec::new();
-    let in_rooms: u64 = game
-        .rooms
-        .iter()
-        .flat_map(|r| r.groups.iter())
-        .map(|g| g.members.len() as u64)
-        .sum();
-    let mut with_room = 0u64;
-    for (c, cl) in clients.list.iter().enumerate() {
+#[derive(Default)]
+struct RoomsListConnectedMembers {
+    bad: Vec<String>,
+    with_room: u64,
+}
+
+impl RoomsListConnectedMembers {
+    #[inline]
+    fn visit(&mut self, c: usize, cl: &Client, clients: &Clients, game: &Game) {
         if cl.state != ClientState::Connected || cl.room_idx == NONE {
-            continue;
+            return;
         }
-        with_room += 1;
+        self.with_room += 1;
         let r = cl.room_idx;
         let slot = game
             .rooms
@@ -515,25 +573,35 @@ pub fn rooms_list_connected_members(clients: &Clients, game: &Game) -> Vec<Strin
                     .list
                     .get(m.client as usize)
                     .map_or("unknown", |o| STATE_NAMES[o.state as usize]);
-                bad.push(format!(
+                self.bad.push(format!(
                     "room {r} lists client {} in the slot of connected client {c}; client {} is {other} elsewhere",
                     m.client, m.client
                 ));
             }
-            Some(_) => bad.push(format!(
+            Some(_) => self.bad.push(format!(
                 "room {r} lists client {c} with another generation or server than the client's"
             )),
-            None => bad.push(format!(
+            None => self.bad.push(format!(
                 "client {c} is connected in room {r} but the room does not list it"
             )),
         }
     }
-    if in_rooms != with_room {
-        bad.push(format!(
-            "{with_room} connected clients have a room but rooms list {in_rooms}"
-        ));
+
+    fn finish(mut self, game: &Game) -> Vec<String> {
+        let in_rooms: u64 = game
+            .rooms
+            .iter()
+            .flat_map(|r| r.groups.iter())
+            .map(|g| g.members.len() as u64)
+            .sum();
+        if in_rooms != self.with_room {
+            self.bad.push(format!(
+                "{} connected clients have a room but rooms list {in_rooms}",
+                self.with_room
+            ));
+        }
+        self.bad
     }
-    bad
 }
 
 /// Clients × storage: a client waiting for its room's history is still

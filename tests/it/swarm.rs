@@ -673,7 +673,7 @@ fn swarm_checks_fire_at_the_broken_event() {
 /// (they had not yet noticed, heartbeat 7 s) and still held a slot there;
 /// `World::node_crash` released only connecting, queued and connected
 /// clients, so after event 1094 clients held a slot at a dead node
-/// (`seams::node_holds_its_clients`). Now the node's crash takes the slot
+/// (`seams::NodeHoldsItsClients`). Now the node's crash takes the slot
 /// from an orphaned client too (seeds 102245, 102661, 102946, 103294,
 /// 103467 and 103603 failed the same way and pass).
 #[test]
