@@ -343,9 +343,8 @@ impl World<'_> {
         cl.state = st;
         cl.generation = cl.generation.wrapping_add(1);
         if cl.group != NONE {
-            // A member's generation mirrors its client's.
-            let m = &mut self.game.rooms[cl.room_idx as usize].groups[cl.group as usize].members[cl.gslot as usize];
-            m.generation = cl.generation;
+            // A member player's generation is mirrored in its room.
+            self.game.rooms[cl.room_idx as usize].mirror_generation(c, cl.generation);
         }
         if matches!(st, ClientState::Left | ClientState::GaveUp) {
             if cl.room_idx != NONE {

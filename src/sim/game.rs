@@ -267,14 +267,18 @@ impl Game {
         let room = &mut self.rooms[r as usize];
         room.token = room.token.wrapping_add(1);
         let Some(p) = room.to_move() else { return };
-        let (generation, half) = match mover {
-            // The entry's half RTT is the client's unless it was clipped.
-            Some(m) if m.client == p && m.half_rtt_ns < u32::MAX => (m.generation, m.half_rtt_ns as u64),
-            _ => {
-                let cl = &clients.list[p as usize];
-                (cl.generation, cl.rtt.0 / 2)
+        // The entry's half RTT is the client's unless it was clipped; a
+        // member player's generation is mirrored in the room.
+        let mirrored = match mover {
+            Some(m) if m.client == p && m.half_rtt_ns < u32::MAX => {
+                room.player_generation(p).map(|g| (g, m.half_rtt_ns as u64))
             }
+            _ => None,
         };
+        let (generation, half) = mirrored.unwrap_or_else(|| {
+            let cl = &clients.list[p as usize];
+            (cl.generation, cl.rtt.0 / 2)
+        });
         room.mover_generation = generation;
         let sent = from + think;
         let half = ctx.net.delay(Link::Clients, sent, SimDuration(half), Packet::Data);

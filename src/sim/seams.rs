@@ -249,8 +249,8 @@ pub fn join_room(game: &mut Game, clients: &mut Clients, ctx: &mut Ctx, c: u32, 
         Member {
             client: c,
             half_rtt_ns: half,
-            generation: cl.generation,
         },
+        cl.generation,
     );
     let (active, synced, to_move) = (room.active, room.moves_made > 0, room.to_move());
     let cl = &mut clients.list[c as usize];
@@ -561,13 +561,17 @@ impl RoomsListConnectedMembers {
         }
         self.with_room += 1;
         let r = cl.room_idx;
-        let slot = game
-            .rooms
-            .get(r as usize)
+        let room = game.rooms.get(r as usize);
+        let slot = room
             .and_then(|room| room.groups.get(cl.group as usize))
             .and_then(|g| Some((g.server, g.members.get(cl.gslot as usize)?)));
+        // A player's generation is mirrored in its room; a spectator's is
+        // not kept.
+        let generation_ok = room
+            .and_then(|room| room.player_generation(c as u32))
+            .is_none_or(|g| g == cl.generation);
         match slot {
-            Some((server, m)) if m.client as usize == c && m.generation == cl.generation && server == cl.server => {}
+            Some((server, m)) if m.client as usize == c && generation_ok && server == cl.server => {}
             Some((_, m)) if m.client as usize != c => {
                 let other = clients
                     .list
