@@ -182,10 +182,12 @@ pub const STATE_NAMES: [&str; N_STATES] = [
 ///
 /// Laid out in declaration order (`repr(C)`), the fields a move reads
 /// first: a move reaching its server reads only `generation`, `server` and
-/// `state`, which share the first 16 bytes. A slot is 144 bytes, so it
-/// starts 0, 16, 32 or 48 bytes into a cache line and those 16 bytes are
-/// always in one line: the engine prefetches that line alone for a move
-/// (`sim::World::prefetch`), not the slot's three.
+/// `state`, which share the first 16 bytes. A slot is 144 bytes and the
+/// arena 16-byte aligned (glibc's blocks, or page-aligned mappings), so a
+/// slot starts 0, 16, 32 or 48 bytes into a cache line and those 16 bytes
+/// are always in one line: the engine prefetches that line alone for a
+/// move (`sim::World::prefetch`), not the slot's three. A misaligned arena
+/// would cost a miss, never a wrong result.
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct Client {
