@@ -248,16 +248,9 @@ impl Balancer {
 
     #[inline]
     fn lc_key(&self, s: usize) -> u64 {
-        let load = (self.conns[s] as u64 + 1) << 20;
-        let w = self.eweight[s].max(1);
         // Equal weights (the default 1 × `WEIGHT_SCALE`, out of slow start)
-        // are powers of two: a shift, not a 64-bit division per connect and
-        // per release. The same quotient either way.
-        if w.is_power_of_two() {
-            load >> w.trailing_zeros()
-        } else {
-            load / w as u64
-        }
+        // are powers of two: a shift per connect and release.
+        super::div_fast((self.conns[s] as u64 + 1) << 20, self.eweight[s].max(1) as u64)
     }
 
     fn lc_update(&mut self, s: usize) {

@@ -408,7 +408,7 @@ impl World<'_> {
         }
         let room = match p.role {
             Role::Player | Role::Web => {
-                let r = ps.matched / p.room_size as u64;
+                let r = crate::model::div_fast(ps.matched, p.room_size as u64);
                 ps.matched += 1;
                 ((pop as u64) << 32) | r
             }

@@ -388,7 +388,7 @@ impl Game {
         let room = &mut self.rooms[r as usize];
         if room.active && room.game == game && room.moves_made == seq {
             room.moves_made += 1;
-            room.turn = (room.turn + 1) % room.players.len().max(1) as u32;
+            room.turn = crate::model::rem_fast(room.turn as u64 + 1, room.players.len().max(1) as u64) as u32;
             if room.moves_made >= room.moves_total {
                 room.active = false;
                 let started = room.started_at;
