@@ -166,11 +166,18 @@ impl Room {
             .map(|g| g.server)
     }
 
+    /// Where `client`'s generation is mirrored, if it is one of the first
+    /// players.
+    #[inline]
+    fn mirror_slot(&self, client: u32) -> Option<usize> {
+        self.players.iter().take(MIRRORED).position(|&p| p == client)
+    }
+
     /// A member's client is now at `generation`: mirrored if it is one of
     /// the first players.
     #[inline]
     pub fn mirror_generation(&mut self, client: u32, generation: u32) {
-        if let Some(i) = self.players.iter().take(MIRRORED).position(|&p| p == client) {
+        if let Some(i) = self.mirror_slot(client) {
             self.mirrored[i] = generation;
         }
     }
@@ -179,8 +186,7 @@ impl Room {
     /// players (whose generations are mirrored here).
     #[inline]
     pub fn player_generation(&self, client: u32) -> Option<u32> {
-        let i = self.players.iter().take(MIRRORED).position(|&p| p == client)?;
-        Some(self.mirrored[i])
+        self.mirror_slot(client).map(|i| self.mirrored[i])
     }
 
     /// The player whose turn it is.
