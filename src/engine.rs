@@ -43,6 +43,11 @@ impl<E> Near<E> {
     fn peek(&self) -> Option<&Entry<E>> {
         self.0.last()
     }
+    /// The entry `k` places behind the earliest (`k = 0`: the earliest).
+    #[inline]
+    fn peek_behind(&self, k: usize) -> Option<&Entry<E>> {
+        self.0.len().checked_sub(k + 1).map(|i| &self.0[i])
+    }
     #[inline]
     fn pop(&mut self) -> Option<Entry<E>> {
         self.0.pop()
@@ -421,10 +426,10 @@ pub trait Model {
     type Event;
     fn handle(&mut self, event: Self::Event, sched: &mut Scheduler<Self::Event>);
 
-    /// A hint: `event` is likely the next one handled. A model may ask
+    /// A hint: `event` is likely to be handled soon. A model may ask
     /// the CPU to bring the state it will touch into cache (see
     /// [`prefetch`]); it must not change anything. Called before each
-    /// `handle` with the queue's earliest remaining event.
+    /// `handle` with a pending event a few places behind the earliest.
     #[inline]
     fn prefetch(&self, _event: &Self::Event) {}
 }
@@ -466,6 +471,11 @@ fn prefetch_address(p: *const u8) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
+
+/// The run loop asks the model to prefetch the event this many places
+/// behind the next one, so that a cache or TLB miss has more than one
+/// event's time to resolve (measured below).
+const PREFETCH_AHEAD: usize = 1;
 
 /// Why a run stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -541,8 +551,8 @@ pub fn run_observed<M: Model>(
             });
         }
         sched.now = SimTime(e.time);
-        if let Some(next) = sched.near.peek() {
-            model.prefetch(&next.event);
+        if let Some(later) = sched.near.peek_behind(PREFETCH_AHEAD) {
+            model.prefetch(&later.event);
         }
         model.handle(e.event, sched);
         events += 1;

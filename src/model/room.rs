@@ -21,6 +21,9 @@ pub struct Member {
     pub half_rtt_ns: u32,
 }
 
+// A room's `size` is a u16.
+const _: () = assert!(crate::scenario::limits::MAX_ROOM_SIZE <= u16::MAX as u32);
+
 /// Players whose generations a room mirrors (chess has two; a bigger
 /// room's further players are read from their clients).
 const MIRRORED: usize = 2;
@@ -63,14 +66,16 @@ pub struct Room {
     pub turn: u32,
     /// When the current game started.
     pub started_at: SimTime,
-    /// Players a game needs.
-    pub size: u32,
+    /// Players a game needs (at most `MAX_ROOM_SIZE`, 10 000).
+    pub size: u16,
     /// A game should start as soon as every player is connected.
     pub want_game: bool,
     /// A player left for good: no more games here.
     pub closed: bool,
-    /// Changes each time a move is scheduled: older moves in flight are stale.
-    pub token: u32,
+    /// Changes each time a move is scheduled: older moves in flight are
+    /// stale (a move carries it; a room reschedules far fewer than 2^16
+    /// times while one move is in flight).
+    pub token: u16,
     /// The mover's generation when its move was scheduled: if it changed
     /// (disconnected), the move was not sent as scheduled.
     pub mover_generation: u32,
@@ -81,13 +86,19 @@ pub struct Room {
     /// (kept equal to its client's), so that a fan-out schedules the next
     /// move without reading the client.
     mirrored: [u32; MIRRORED],
+    /// The group + 1 of each of the first players while it is a member
+    /// (0: not a member, or a group index beyond `u16`), so that a move's
+    /// arrival knows its sender's server and connection without reading
+    /// the client ([`Room::member_player`]).
+    mirrored_group: [u16; MIRRORED],
 }
 
 impl Room {
     pub fn new(key: u64, size: u32) -> Self {
         Room {
             key,
-            size,
+            // The scenario's checks keep `room_size` ≤ `MAX_ROOM_SIZE`.
+            size: size.min(u16::MAX as u32) as u16,
             ..Default::default()
         }
     }
@@ -138,6 +149,9 @@ impl Room {
     pub fn join(&mut self, server: u32, m: Member, generation: u32) -> (u32, u32) {
         self.mirror_generation(m.client, generation);
         let g = self.group_of(server);
+        if let Some(i) = self.mirror_slot(m.client) {
+            self.mirrored_group[i] = u16::try_from(g + 1).unwrap_or(0);
+        }
         let members = &mut self.groups[g].members;
         members.push(m);
         (g as u32, (members.len() - 1) as u32)
@@ -146,6 +160,10 @@ impl Room {
     /// Removes the member at (group, slot); returns the client moved into
     /// that slot, whose slot the caller must update.
     pub fn leave(&mut self, group: u32, slot: u32) -> Option<u32> {
+        let gone = self.groups[group as usize].members[slot as usize].client;
+        if let Some(i) = self.mirror_slot(gone) {
+            self.mirrored_group[i] = 0;
+        }
         let members = &mut self.groups[group as usize].members;
         members.swap_remove(slot as usize);
         members.get(slot as usize).map(|m| m.client)
@@ -187,6 +205,17 @@ impl Room {
     #[inline]
     pub fn player_generation(&self, client: u32) -> Option<u32> {
         self.mirror_slot(client).map(|i| self.mirrored[i])
+    }
+
+    /// Where `client`, one of the first players, is a member now: its
+    /// server and its client's generation (members are exactly the
+    /// connected clients, so it is connected). `None` when it is not a
+    /// member, or not one of the first players: then only its client knows.
+    #[inline]
+    pub fn member_player(&self, client: u32) -> Option<(u32, u32)> {
+        let i = self.mirror_slot(client)?;
+        let g = self.mirrored_group[i].checked_sub(1)?;
+        Some((self.groups[g as usize].server, self.mirrored[i]))
     }
 
     /// The player whose turn it is.
@@ -278,5 +307,38 @@ mod tests {
         assert_eq!(r.player_generation(10), Some(7));
         assert_eq!(std::mem::size_of::<Member>(), 8);
         assert!(std::mem::size_of::<Room>() <= 168, "{}", std::mem::size_of::<Room>());
+    }
+
+    /// A first player's server is known while it is a member, and only
+    /// then: leaving (its own slot, or another member's swapped into it)
+    /// and joining again on another server are followed.
+    #[test]
+    fn member_players_are_located() {
+        let mut r = Room::new(1, 3);
+        r.players.extend([10, 11, 12]);
+        assert_eq!(r.member_player(10), None, "not a member yet");
+        let (g10, s10) = r.join(5, m(10), 7);
+        r.join(5, m(20), 1);
+        let (g11, s11) = r.join(6, m(11), 8);
+        r.join(6, m(12), 9);
+        assert_eq!(r.member_player(10), Some((5, 7)));
+        assert_eq!(r.member_player(11), Some((6, 8)));
+        assert_eq!(r.member_player(12), None, "a third player is read from its client");
+        assert_eq!(r.member_player(20), None, "a spectator never moves");
+        r.mirror_generation(11, 9);
+        assert_eq!(r.member_player(11), Some((6, 9)));
+        // 11 leaves; 12 is swapped into its slot and stays where it is.
+        assert_eq!(r.leave(g11, s11), Some(12));
+        assert_eq!(
+            r.member_player(11),
+            None,
+            "gone, though its generation is still mirrored"
+        );
+        assert_eq!(r.player_generation(11), Some(9));
+        // 10 leaves and comes back on the other server.
+        assert_eq!(r.leave(g10, s10), Some(20));
+        assert_eq!(r.member_player(10), None);
+        r.join(6, m(10), 10);
+        assert_eq!(r.member_player(10), Some((6, 10)));
     }
 }

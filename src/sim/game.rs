@@ -74,11 +74,9 @@ pub enum GameEvent {
     /// A room's players start a game (after matching or a rematch pause).
     GameStart { room: u32, game: u32 },
     /// The move of the player to move reaches its server (sent after the
-    /// think time, half an RTT and a backend hop earlier). `mover` is the
-    /// player it was scheduled for (so that the engine can prefetch it);
-    /// `token` the low bits of the room's token then: a room reschedules
-    /// far fewer than 2^16 times while one move is in flight.
-    MoveAtServer { room: u32, mover: u32, token: u16 },
+    /// think time, half an RTT and a backend hop earlier); `token` is the
+    /// room's token then.
+    MoveAtServer { room: u32, token: u16 },
     /// A Kafka producer batch's linger expired.
     BatchClose { batch: u32 },
     /// A relayed copy of a message reaches a subscribing server.
@@ -169,7 +167,7 @@ impl Game {
         if role == Role::Player {
             let room = &mut self.rooms[idx as usize];
             room.players.push(client);
-            if room.players.len() as u32 == room.size {
+            if room.players.len() == room.size as usize {
                 room.want_game = true;
             }
         }
@@ -290,8 +288,7 @@ impl Game {
             sent + half + hop,
             Event::Game(GameEvent::MoveAtServer {
                 room: r,
-                mover: p,
-                token: room.token as u16,
+                token: room.token,
             }),
         );
     }
@@ -319,23 +316,42 @@ impl Game {
         now: SimTime,
     ) -> Option<(u32, u32)> {
         let room = &mut self.rooms[r as usize];
-        if room.token as u16 != token || !room.active {
+        if room.token != token || !room.active {
             return None;
         }
         let p = room.to_move()?;
-        let cl = &clients.list[p as usize];
         let sent_at = room.move_sent_at;
-        let connected = cl.state == ClientState::Connected && cl.generation == room.mover_generation;
-        if !connected {
-            // It plays when it is back: joining its room reschedules it.
-            if cl.state == ClientState::Orphaned {
-                // Its server died under it and it has not noticed: the move
-                // went into a dead connection.
-                self.tally.moves_sent += 1;
-                self.tally.moves_lost += 1;
-                ctx.rec.move_sent(sent_at, true);
+        // A chess player's server and generation are in its room while it
+        // is connected (a member): no read of a client slot touched seconds
+        // ago. Otherwise its client says whether it is connected.
+        let (server, generation) = match room.member_player(p) {
+            Some(at) => {
+                debug_assert_eq!(clients.list[p as usize].state, ClientState::Connected);
+                debug_assert_eq!(
+                    at,
+                    (clients.list[p as usize].server, clients.list[p as usize].generation)
+                );
+                at
             }
-            // Otherwise it was not connected to send; it plays when back.
+            None => {
+                let cl = &clients.list[p as usize];
+                if cl.state != ClientState::Connected {
+                    // It plays when it is back: joining its room reschedules it.
+                    if cl.state == ClientState::Orphaned {
+                        // Its server died under it and it has not noticed:
+                        // the move went into a dead connection.
+                        self.tally.moves_sent += 1;
+                        self.tally.moves_lost += 1;
+                        ctx.rec.move_sent(sent_at, true);
+                    }
+                    return None;
+                }
+                (cl.server, cl.generation)
+            }
+        };
+        if generation != room.mover_generation {
+            // Its connection changed since the move was scheduled: that
+            // move was never sent (rejoining its room reschedules it).
             return None;
         }
         let m = Msg {
@@ -343,8 +359,8 @@ impl Game {
             game: room.game,
             seq: room.moves_made,
             sender: p,
-            sender_generation: cl.generation,
-            server: cl.server,
+            sender_generation: generation,
+            server,
             sent_at,
             arrived_at: now,
             validated_at: SimTime::ZERO,
@@ -356,11 +372,10 @@ impl Game {
             in_batch: false,
             fanned_out: 0,
         };
-        let srv = cl.server;
         let id = self.msgs.insert(m) as u32;
         self.tally.moves_sent += 1;
         ctx.rec.move_sent(sent_at, false);
-        Some((srv, id))
+        Some((server, id))
     }
 
     /// A move that never got validated (sender or its server gone).

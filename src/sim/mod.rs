@@ -261,13 +261,11 @@ impl Model for World<'_> {
     #[inline]
     fn prefetch(&self, ev: &Event) {
         match *ev {
-            Event::Game(GameEvent::MoveAtServer { room, mover, .. }) => {
+            // A connected chess player's move reads its room alone
+            // (`Room::member_player`), not its client.
+            Event::Game(GameEvent::MoveAtServer { room, .. }) => {
                 if let Some(r) = self.game.rooms.get(room as usize) {
                     crate::engine::prefetch_all(r);
-                }
-                // The line with what `move_at_server` reads (`Client`'s layout).
-                if let Some(c) = self.clients.list.get(mover as usize) {
-                    crate::engine::prefetch(c);
                 }
             }
             Event::Game(GameEvent::RelayDeliver { msg, server }) => {
