@@ -307,6 +307,21 @@ mod tests {
                 let group = room.unwrap().groups.iter_mut().find(|g| !g.members.is_empty()).unwrap();
                 group.members[0].client = gone;
             }),
+            ("places player", |w| {
+                // A player its room still places on a server, though it
+                // is no longer connected.
+                let c = (0..w.clients.list.len())
+                    .find(|&c| {
+                        let cl = &w.clients.list[c];
+                        cl.state == ClientState::Connected
+                            && w.game
+                                .rooms
+                                .get(cl.room_idx as usize)
+                                .is_some_and(|r| r.member_player(c as u32).is_some())
+                    })
+                    .expect("a connected chess player");
+                move_client(w, c, ClientState::Orphaned);
+            }),
             ("connected clients have a room but rooms list", |w| {
                 // A member removed from its room.
                 let room = w

@@ -474,7 +474,8 @@ fn prefetch_address(p: *const u8) {
 
 /// The run loop asks the model to prefetch the event this many places
 /// behind the next one, so that a cache or TLB miss has more than one
-/// event's time to resolve (measured below).
+/// event's time to resolve: the 150k hour ran about 5 % faster than with
+/// the next event's own (0); two places (2) was no faster than one.
 const PREFETCH_AHEAD: usize = 1;
 
 /// Why a run stopped.

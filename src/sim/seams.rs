@@ -556,7 +556,22 @@ struct RoomsListConnectedMembers {
 impl RoomsListConnectedMembers {
     #[inline]
     fn visit(&mut self, c: usize, cl: &Client, clients: &Clients, game: &Game) {
-        if cl.state != ClientState::Connected || cl.room_idx == NONE {
+        if cl.room_idx == NONE {
+            return;
+        }
+        if cl.state != ClientState::Connected {
+            // A move's arrival trusts the room's word that a player is
+            // connected (`Room::member_player`).
+            if let Some((server, _)) = game
+                .rooms
+                .get(cl.room_idx as usize)
+                .and_then(|r| r.member_player(c as u32))
+            {
+                self.bad.push(format!(
+                    "room {} places player {c} on server {server}, but it is {}",
+                    cl.room_idx, STATE_NAMES[cl.state as usize]
+                ));
+            }
             return;
         }
         self.with_room += 1;
@@ -569,7 +584,10 @@ impl RoomsListConnectedMembers {
         // not kept.
         let generation_ok = room
             .and_then(|room| room.player_generation(c as u32))
-            .is_none_or(|g| g == cl.generation);
+            .is_none_or(|g| g == cl.generation)
+            && room
+                .and_then(|room| room.member_player(c as u32))
+                .is_none_or(|at| at == (cl.server, cl.generation));
         match slot {
             Some((server, m)) if m.client as usize == c && generation_ok && server == cl.server => {}
             Some((_, m)) if m.client as usize != c => {
