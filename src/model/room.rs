@@ -147,9 +147,9 @@ impl Room {
     /// Adds a member on `server`, its client at `generation`; returns
     /// (group, slot).
     pub fn join(&mut self, server: u32, m: Member, generation: u32) -> (u32, u32) {
-        self.mirror_generation(m.client, generation);
         let g = self.group_of(server);
         if let Some(i) = self.mirror_slot(m.client) {
+            self.mirrored[i] = generation;
             self.mirrored_group[i] = u16::try_from(g + 1).unwrap_or(0);
         }
         let members = &mut self.groups[g].members;

@@ -181,13 +181,15 @@ pub const STATE_NAMES: [&str; N_STATES] = [
 /// One client.
 ///
 /// Laid out in declaration order (`repr(C)`), the fields a move reads
-/// first: a move reaching its server reads only `generation`, `server` and
-/// `state`, which share the first 16 bytes. A slot is 144 bytes and the
-/// arena 16-byte aligned (glibc's blocks, or page-aligned mappings), so a
-/// slot starts 0, 16, 32 or 48 bytes into a cache line and those 16 bytes
-/// are always in one line: the engine prefetches that line alone for a
-/// move (`sim::World::prefetch`), not the slot's three. A misaligned arena
-/// would cost a miss, never a wrong result.
+/// first: a move whose room cannot place its sender (a player not
+/// connected, or past the first two: `Room::member_player`) reads only
+/// `generation`, `server` and `state`, which share the first 16 bytes. A
+/// slot is 144 bytes and the arena 16-byte aligned (glibc's blocks, or
+/// page-aligned mappings), so a slot starts 0, 16, 32 or 48 bytes into a
+/// cache line and those 16 bytes are always in one line. A connected
+/// chess player's move reads no client at all, and the engine no longer
+/// prefetches one for a move. A misaligned arena would cost a miss, never
+/// a wrong result.
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct Client {
@@ -246,8 +248,8 @@ pub struct Client {
     pub tls_resumed: bool,
 }
 
-// The layout the prefetch relies on: 144 bytes (a multiple of 16), and
-// what a move reads within the first 16.
+// The layout above: 144 bytes (a multiple of 16), and what a move reads
+// of a client within the first 16.
 const _: () = assert!(std::mem::size_of::<Client>() == 144);
 const _: () = assert!(std::mem::offset_of!(Client, state) < 16);
 

@@ -326,11 +326,10 @@ impl Game {
         // ago. Otherwise its client says whether it is connected.
         let (server, generation) = match room.member_player(p) {
             Some(at) => {
-                debug_assert_eq!(clients.list[p as usize].state, ClientState::Connected);
-                debug_assert_eq!(
-                    at,
-                    (clients.list[p as usize].server, clients.list[p as usize].generation)
-                );
+                debug_assert!({
+                    let cl = &clients.list[p as usize];
+                    cl.state == ClientState::Connected && at == (cl.server, cl.generation)
+                });
                 at
             }
             None => {
